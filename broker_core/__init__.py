@@ -1,0 +1,1 @@
+"""Broker-neutral domain: models, the Broker protocol, errors, clock, calendars, market rules."""

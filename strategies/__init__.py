@@ -1,0 +1,1 @@
+"""Strategy processes and their SDK."""
