@@ -11,6 +11,7 @@ Without ``anchor`` a process anchors at its own start, so a launcher sets it onc
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from datetime import datetime, timedelta, timezone
@@ -55,7 +56,7 @@ class RealClock:
         await asyncio.sleep(max(0.0, seconds))
 
     async def sleep_until(self, when: datetime) -> None:
-        await self.sleep((when - self.now()).total_seconds())
+        await self.sleep(_seconds_between(self.now(), when))
 
     def spec(self) -> str:
         return "real"
@@ -66,25 +67,39 @@ class VirtualClock:
 
     def __init__(self, start: datetime, speed: float = 1.0, anchor: float | None = None,
                  tz: ZoneInfo = KST) -> None:
-        if start.tzinfo is None:
-            raise ClockSpecError("start must carry a UTC offset, e.g. 2026-02-27T08:50:00+09:00")
-        if speed <= 0:
-            raise ClockSpecError(f"speed must be > 0, got {speed}")
+        if start.tzinfo is None or start.utcoffset() is None:
+            raise ClockSpecError(f"start={start.isoformat()} must carry a UTC offset, "
+                                 "e.g. 2026-02-27T08:50:00+09:00")
+        speed = float(speed)
+        if not math.isfinite(speed) or speed <= 0:
+            raise ClockSpecError(f"speed must be a finite number > 0, got {speed}")
+        anchor = time.time() if anchor is None else float(anchor)
+        if not math.isfinite(anchor):
+            raise ClockSpecError(f"anchor must be a finite UNIX time, got {anchor}")
         self.start = start.astimezone(tz)
-        self._speed = float(speed)
-        self.anchor = time.time() if anchor is None else float(anchor)
+        self._start_utc = start.astimezone(timezone.utc)
+        self._speed = speed
+        self.anchor = anchor
         self._tz = tz
 
     @property
     def speed(self) -> float:
         return self._speed
 
+    def at(self, wall: float) -> datetime:
+        """Virtual time shown at UNIX wall time ``wall`` (a pure function of start, speed, anchor).
+
+        Computed in UTC, so the result is exact elapsed time even in a zone with DST.
+        """
+        utc_now = self._start_utc + timedelta(seconds=(wall - self.anchor) * self._speed)
+        return utc_now.astimezone(self._tz)
+
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=(time.time() - self.anchor) * self._speed)
+        return self.at(time.time())
 
     def wall_time_of(self, when: datetime) -> float:
         """The UNIX wall time at which this clock shows ``when``."""
-        return self.anchor + (when - self.start).total_seconds() / self._speed
+        return self.anchor + _seconds_between(self._start_utc, when) / self._speed
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds / self._speed))
@@ -93,7 +108,7 @@ class VirtualClock:
         await asyncio.sleep(max(0.0, self.wall_time_of(when) - time.time()))
 
     def spec(self) -> str:
-        return f"sim start={self.start.isoformat()} speed={self._speed:g} anchor={self.anchor!r}"
+        return sim_spec(self.start, self._speed, self.anchor)
 
 
 class ManualClock:
@@ -114,6 +129,8 @@ class ManualClock:
         return self._now
 
     def set(self, when: datetime) -> None:
+        if when.tzinfo is None or when.utcoffset() is None:
+            raise ValueError("ManualClock.set needs a timezone-aware datetime")
         if when > self._now:
             self._now = when
             if self._changed is not None:
@@ -121,16 +138,33 @@ class ManualClock:
                 self._changed = asyncio.Event()
 
     def advance(self, seconds: float) -> None:
-        self.set(self._now + timedelta(seconds=seconds))
+        self.set(_add_seconds(self._now, seconds))
 
     async def sleep(self, seconds: float) -> None:
-        await self.sleep_until(self._now + timedelta(seconds=seconds))
+        await self.sleep_until(_add_seconds(self._now, seconds))
 
     async def sleep_until(self, when: datetime) -> None:
         while self._now < when:
             if self._changed is None:
                 self._changed = asyncio.Event()
             await self._changed.wait()
+
+
+def _seconds_between(a: datetime, b: datetime) -> float:
+    """``b - a`` in real elapsed seconds (via UTC: same-tzinfo subtraction ignores DST changes)."""
+    return (b.astimezone(timezone.utc) - a.astimezone(timezone.utc)).total_seconds()
+
+
+def _add_seconds(dt: datetime, seconds: float) -> datetime:
+    """``dt`` plus ``seconds`` of real elapsed time, kept in ``dt``'s timezone."""
+    return (dt.astimezone(timezone.utc) + timedelta(seconds=seconds)).astimezone(dt.tzinfo)
+
+
+def _fmt_number(x: float) -> str:
+    """Shortest text that parses back to exactly ``x`` (``60`` rather than ``60.0``)."""
+    x = float(x)
+    short = f"{x:g}"
+    return short if float(short) == x else repr(x)
 
 
 def _has_loop() -> bool:
@@ -154,6 +188,8 @@ def parse_clock(spec: str | None, tz: ZoneInfo = KST) -> RealClock | VirtualCloc
         key, sep, value = part.partition("=")
         if not sep or key not in ("start", "speed", "anchor"):
             raise ClockSpecError(f"{ENV_VAR}: unknown or malformed part {part!r} (use start=, speed=, anchor=)")
+        if key in fields:
+            raise ClockSpecError(f"{ENV_VAR}: {key}= given more than once")
         fields[key] = value
     if "start" not in fields:
         raise ClockSpecError(f"{ENV_VAR}: 'start=' is required for a sim clock")
@@ -161,12 +197,22 @@ def parse_clock(spec: str | None, tz: ZoneInfo = KST) -> RealClock | VirtualCloc
         start = datetime.fromisoformat(fields["start"])
     except ValueError as exc:
         raise ClockSpecError(f"{ENV_VAR}: start={fields['start']!r} is not an ISO datetime") from exc
-    try:
-        speed = float(fields.get("speed", "1"))
-        anchor = float(fields["anchor"]) if "anchor" in fields else None
-    except ValueError as exc:
-        raise ClockSpecError(f"{ENV_VAR}: speed and anchor must be numbers ({exc})") from exc
-    return VirtualClock(start, speed, anchor, tz)
+    if start.tzinfo is None or start.utcoffset() is None:
+        raise ClockSpecError(f"{ENV_VAR}: start={fields['start']!r} must carry a UTC offset, "
+                             "e.g. 2026-02-27T08:50:00+09:00")
+    numbers: dict[str, float] = {}
+    for key in ("speed", "anchor"):
+        if key not in fields:
+            continue
+        try:
+            value = float(fields[key])
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or (key == "speed" and value <= 0):
+            what = "a finite number > 0" if key == "speed" else "a finite UNIX time in seconds"
+            raise ClockSpecError(f"{ENV_VAR}: {key}={fields[key]!r} is not {what}")
+        numbers[key] = value
+    return VirtualClock(start, numbers.get("speed", 1.0), numbers.get("anchor"), tz)
 
 
 def clock_from_env(tz: ZoneInfo = KST) -> RealClock | VirtualClock:
@@ -175,8 +221,10 @@ def clock_from_env(tz: ZoneInfo = KST) -> RealClock | VirtualClock:
 
 def sim_spec(start: datetime, speed: float, anchor: float | None = None) -> str:
     """Build the TRADER_CLOCK value a launcher hands to every process of one run."""
+    if start.tzinfo is None or start.utcoffset() is None:
+        raise ClockSpecError(f"start={start.isoformat()} must carry a UTC offset")
     anchor = time.time() if anchor is None else anchor
-    return f"sim start={start.isoformat()} speed={speed:g} anchor={anchor!r}"
+    return f"sim start={start.isoformat()} speed={_fmt_number(speed)} anchor={float(anchor)!r}"
 
 
 def utc(dt: datetime) -> datetime:

@@ -1,0 +1,1 @@
+"""The paper exchange: market feeds (parquet replay, synthetic), matching engine, PaperBroker."""

@@ -1,0 +1,155 @@
+"""``PaperBroker``: the Broker protocol over an in-process PaperExchange.
+
+Running the replay is the owner's job (``exchange.start()`` or ``await exchange.run()``);
+``connect`` does not start it. Intraday bars are built from the prints the exchange has seen up
+to ``clock.now()``; daily bars come from an optional ``daily_source(symbol, start, end)``.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime
+from typing import Any, Generic, TypeVar
+
+from broker_core.errors import SubscriptionCapacityExceeded
+from broker_core.models import Account, Bar, BrokerOrder, Fill, OrderRequest, OrderUpdate, Position, Quote, Tick
+from broker_core.paper.exchange import PaperExchange
+
+DailySource = Callable[[str, date, date], list[Bar]]
+T = TypeVar("T")
+_END = object()
+
+
+class _QueueStream(AsyncIterator[T], Generic[T]):
+    """Async iterator over a subscriber queue; ends when the broker closes or on ``aclose``."""
+
+    def __init__(self, queue: asyncio.Queue[Any], on_close: Callable[[], None]) -> None:
+        self._queue = queue
+        self._on_close = on_close
+        self._closed = False
+
+    def __aiter__(self) -> _QueueStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._closed:
+            raise StopAsyncIteration
+        item = await self._queue.get()
+        if item is _END:
+            await self.aclose()
+            raise StopAsyncIteration
+        return item
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._on_close()
+
+    def end(self) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+        self._queue.put_nowait(_END)
+
+
+class PaperBroker:
+    name = "paper"
+
+    def __init__(self, exchange: PaperExchange, subscription_capacity: int = 40,
+                 daily_source: DailySource | None = None) -> None:
+        self.exchange = exchange
+        self.engine = exchange.engine
+        self.clock = exchange.clock
+        self.subscription_capacity = subscription_capacity
+        self._daily_source = daily_source
+        self._subscribed: set[str] = set()
+        self._streams: list[_QueueStream[Any]] = []
+        self.connected = False
+
+    async def connect(self) -> None:
+        self.connected = True
+
+    async def close(self) -> None:
+        self.connected = False
+        for stream in list(self._streams):
+            stream.end()
+
+    # -- orders ------------------------------------------------------------------------------
+
+    async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        return self.exchange.submit(request)
+
+    async def cancel_order(self, client_order_id: str) -> BrokerOrder:
+        return self.exchange.cancel(client_order_id)
+
+    async def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        return self.engine.get_order(client_order_id)
+
+    async def list_open_orders(self) -> list[BrokerOrder]:
+        return self.engine.open_orders()
+
+    async def list_fills(self, since: datetime | None = None) -> list[Fill]:
+        return self.engine.fills(since)
+
+    async def get_positions(self) -> list[Position]:
+        return self.engine.positions()
+
+    async def get_account(self) -> Account:
+        return self.engine.account()
+
+    def order_updates(self) -> AsyncIterator[OrderUpdate]:
+        """A new subscriber, registered now: it sees every update from this call on."""
+        queue = self.exchange.subscribe_order_updates()
+        stream: _QueueStream[OrderUpdate] = _QueueStream(queue, lambda: self._drop(stream, queue))
+        self._streams.append(stream)
+        return stream
+
+    def inject_position(self, symbol: str, qty: int, avg_price: float) -> None:
+        """Drift for tests: the account now holds ``qty`` shares that no order of ours bought."""
+        self.engine.set_position(symbol, qty, avg_price)
+
+    def inject_cash(self, delta: float) -> None:
+        self.engine.adjust_cash(delta)
+
+    # -- market data -------------------------------------------------------------------------
+
+    async def get_quote(self, symbol: str) -> Quote:
+        return self.engine.quote(symbol, self.clock.now())
+
+    async def get_bars(self, symbol: str, start: datetime, end: datetime, interval: str = "1m") -> list[Bar]:
+        return self.exchange.tape.bars(symbol, start, end, interval, now=self.clock.now())
+
+    async def get_daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
+        return list(self._daily_source(symbol, start, end)) if self._daily_source else []
+
+    async def subscribe_ticks(self, symbols: list[str]) -> None:
+        """All or nothing: raises SubscriptionCapacityExceeded if the new total would pass capacity."""
+        wanted = self._subscribed | set(symbols)
+        if len(wanted) > self.subscription_capacity:
+            raise SubscriptionCapacityExceeded(
+                f"subscribing {len(wanted - self._subscribed)} more symbol(s) would hold {len(wanted)} "
+                f"subscriptions; capacity is {self.subscription_capacity}")
+        self._subscribed |= wanted
+
+    async def unsubscribe_ticks(self, symbols: list[str]) -> None:
+        self._subscribed -= set(symbols)
+
+    @property
+    def subscribed(self) -> frozenset[str]:
+        return frozenset(self._subscribed)
+
+    def ticks(self) -> AsyncIterator[Tick]:
+        """A new reader of the prints of the currently subscribed symbols (the set may change live)."""
+        sub = self.exchange.subscribe_ticks(self._subscribed)
+        stream: _QueueStream[Tick] = _QueueStream(sub.queue, lambda: self._drop_ticks(stream, sub))
+        self._streams.append(stream)
+        return stream
+
+    def _drop(self, stream: _QueueStream[Any], queue: asyncio.Queue[Any]) -> None:
+        self.exchange.unsubscribe_order_updates(queue)
+        if stream in self._streams:
+            self._streams.remove(stream)
+
+    def _drop_ticks(self, stream: _QueueStream[Any], sub: Any) -> None:
+        self.exchange.unsubscribe_ticks(sub)
+        if stream in self._streams:
+            self._streams.remove(stream)

@@ -1,0 +1,225 @@
+"""The paper exchange: walks a TickFeed on a clock, matches through a MatchingEngine, fans out.
+
+``run()`` replays the feed. With ``pace`` it waits for each print's time on the clock (a
+ManualClock is instead *set* to the print's time, so the feed drives a test's time); without
+``pace`` it goes as fast as it can. Prints earlier than the clock at start are recorded (last
+price, volume, VI state, bars) but neither matched nor published, so an exchange can join a
+session that is already under way. Working orders expire at 15:30 KST if the tape goes past the
+close, else when the feed ends; then ``done`` is set.
+
+Every subscriber owns an asyncio.Queue: order updates are never dropped (unbounded); a tick
+queue is bounded and drops its oldest tick when a slow reader lets it fill.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Collection
+from datetime import datetime, timedelta
+from typing import Any
+
+from broker_core.clock import KST, Clock, ManualClock
+from broker_core.errors import BrokerError
+from broker_core.market_rules import CLOSE
+from broker_core.models import Bar, BrokerOrder, OrderRequest, OrderUpdate, Tick
+from broker_core.paper.feed import TickFeed
+from broker_core.paper.matching import MatchingEngine
+
+DEFAULT_TICK_QUEUE = 10_000
+
+
+class TickSubscription:
+    """A reader of the tape; ``symbols`` None means every symbol (the set may be changed live)."""
+
+    def __init__(self, symbols: Collection[str] | None, maxsize: int = DEFAULT_TICK_QUEUE) -> None:
+        self.symbols = symbols
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self.dropped = 0
+
+    def wants(self, symbol: str) -> bool:
+        return self.symbols is None or symbol in self.symbols
+
+    def offer(self, item: Any) -> None:
+        if self.queue.full():
+            self.queue.get_nowait()
+            self.dropped += 1
+        self.queue.put_nowait(item)
+
+
+class Tape:
+    """Every print the exchange has seen, per symbol, and bars built from them on demand."""
+
+    def __init__(self) -> None:
+        self._ticks: dict[str, list[Tick]] = {}
+
+    def add(self, tick: Tick) -> None:
+        self._ticks.setdefault(tick.symbol, []).append(tick)
+
+    def bars(self, symbol: str, start: datetime, end: datetime, interval: str = "1m",
+             now: datetime | None = None) -> list[Bar]:
+        """Bars whose start lies in [start, end], from prints at or before ``now`` (no look-ahead)."""
+        minutes = parse_interval(interval)
+        ticks = self._ticks.get(symbol, [])
+        lo = bisect_left(ticks, start - timedelta(minutes=minutes), key=lambda t: t.ts)
+        upto = end + timedelta(minutes=minutes)
+        if now is not None:
+            upto = min(upto, now)
+        hi = bisect_right(ticks, upto, key=lambda t: t.ts)
+        bars: list[Bar] = []
+        for tick in ticks[lo:hi]:
+            bucket = _bucket(tick.ts, minutes)
+            if not start <= bucket <= end:
+                continue
+            price = float(tick.price)
+            if bars and bars[-1].ts == bucket:
+                b = bars[-1]
+                bars[-1] = Bar(symbol, bucket, b.open, max(b.high, price), min(b.low, price), price,
+                               b.volume + tick.qty, interval)
+            else:
+                bars.append(Bar(symbol, bucket, price, price, price, price, tick.qty, interval))
+        return bars
+
+
+def parse_interval(interval: str) -> int:
+    """Minutes in "1m", "5m", "1h" …; BrokerError(INVALID_INTERVAL) otherwise."""
+    match = re.fullmatch(r"(\d+)([mh])", interval.strip())
+    minutes = int(match.group(1)) * (60 if match.group(2) == "h" else 1) if match else 0
+    if not 0 < minutes <= 24 * 60:
+        raise BrokerError(f"unsupported bar interval {interval!r} (use e.g. 1m, 5m, 1h)", code="INVALID_INTERVAL")
+    return minutes
+
+
+def _bucket(ts: datetime, minutes: int) -> datetime:
+    local = ts.astimezone(KST)
+    of_day = local.hour * 60 + local.minute
+    of_day -= of_day % minutes
+    return local.replace(hour=of_day // 60, minute=of_day % 60, second=0, microsecond=0)
+
+
+class PaperExchange:
+    def __init__(self, feed: TickFeed, clock: Clock, engine: MatchingEngine | None = None, *,
+                 pace: bool = True, tick_queue_size: int = DEFAULT_TICK_QUEUE) -> None:
+        self.feed = feed
+        self.clock = clock
+        self.engine = engine if engine is not None else MatchingEngine()
+        for symbol in feed.symbols:
+            if not self.engine.has_symbol(symbol):
+                self.engine.add_instrument(symbol, feed.prev_close(symbol))
+        self.pace = pace
+        self.tape = Tape()
+        self.done = asyncio.Event()
+        self.ticks_processed = 0
+        self.ticks_skipped = 0
+        self.fills = 0
+        self.close_at = datetime.combine(feed.session_date, CLOSE, KST)
+        self._tick_queue_size = tick_queue_size
+        self._tick_subs: list[TickSubscription] = []
+        self._order_subs: list[asyncio.Queue[Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._running = False
+
+    # -- subscribers -------------------------------------------------------------------------
+
+    def subscribe_ticks(self, symbols: Collection[str] | None = None) -> TickSubscription:
+        sub = TickSubscription(symbols, self._tick_queue_size)
+        self._tick_subs.append(sub)
+        return sub
+
+    def unsubscribe_ticks(self, sub: TickSubscription) -> None:
+        if sub in self._tick_subs:
+            self._tick_subs.remove(sub)
+
+    def subscribe_order_updates(self) -> asyncio.Queue[Any]:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._order_subs.append(queue)
+        return queue
+
+    def unsubscribe_order_updates(self, queue: asyncio.Queue[Any]) -> None:
+        if queue in self._order_subs:
+            self._order_subs.remove(queue)
+
+    # -- orders (synchronous: asyncio is single-threaded, so each call is atomic) ------------
+
+    def submit(self, request: OrderRequest) -> BrokerOrder:
+        try:
+            return self.engine.submit(request, self.clock.now())
+        finally:
+            self._publish_updates()
+
+    def cancel(self, client_order_id: str) -> BrokerOrder:
+        try:
+            return self.engine.cancel(client_order_id, self.clock.now())
+        finally:
+            self._publish_updates()
+
+    def expire_day(self, now: datetime | None = None) -> list[OrderUpdate]:
+        updates = self.engine.expire_day(now or self.clock.now())
+        self._publish_updates()
+        return updates
+
+    # -- the replay --------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the replay in a background task (idempotent)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="paper-exchange")
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    async def run(self) -> None:
+        if self._running:
+            raise RuntimeError("the paper exchange is already running")
+        self._running = True
+        try:
+            started = self.clock.now()
+            last_ts: datetime | None = None
+            for tick in self.feed:
+                last_ts = tick.ts
+                if tick.ts < started:
+                    self.tape.add(tick)
+                    self.engine.observe(tick)
+                    self.ticks_skipped += 1
+                    continue
+                if tick.ts > self.close_at and not self.engine.closed:
+                    await self._advance(self.close_at)
+                    self.expire_day(self.close_at)
+                await self._advance(tick.ts)
+                self._process(tick)
+                await asyncio.sleep(0)
+            if not self.engine.closed:
+                now = self.clock.now()
+                self.expire_day(max(now, last_ts) if last_ts and not self.pace else now)
+        finally:
+            self.done.set()
+
+    async def _advance(self, when: datetime) -> None:
+        if not self.pace:
+            return
+        if isinstance(self.clock, ManualClock):
+            self.clock.set(when)
+        else:
+            await self.clock.sleep_until(when)
+
+    def _process(self, tick: Tick) -> None:
+        self.tape.add(tick)
+        self.engine.on_tick(tick)
+        self.ticks_processed += 1
+        for sub in self._tick_subs:
+            if sub.wants(tick.symbol):
+                sub.offer(tick)
+        self._publish_updates()
+
+    def _publish_updates(self) -> None:
+        for update in self.engine.drain_updates():
+            if update.fill is not None:
+                self.fills += 1
+            for queue in self._order_subs:
+                queue.put_nowait(update)

@@ -1,0 +1,526 @@
+"""The paper exchange's matching engine: pure, synchronous and deterministic.
+
+Orders are matched against the tape (replayed trades), not against each other:
+
+- a buy fills when the tape trades at or below its limit (a sell: at or above); MARKET orders fill
+  on any print. The fill price is the tape price.
+- only prints strictly later than the order's submission time can fill it (no look-ahead).
+- each print can fill at most ``floor(print qty × participation)`` shares of our orders (at least 1
+  when the print has volume), shared by the crossing orders of that symbol in time priority.
+- while a symbol is in a volatility interruption nothing of it matches (see ``vi.py``).
+
+Cash and shares are reserved for working orders: a buy reserves ``leaves × price + commission``
+(price = limit; MARKET = the upper daily limit), a sell reserves its leaves from the position, so
+no order can overdraw cash or sell short. Realized P&L is net of every fee: buy commissions are
+charged to it when paid (they are not capitalised into the average price), so a closed round trip
+changes cash by exactly its realized P&L. Settlement (T+2) is not modelled.
+
+Rejected orders are stored with status REJECTED (no reservation) so ``get_order`` answers for them;
+resubmitting any known client order id returns a copy of the stored order and changes nothing.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from broker_core.clock import KST
+from broker_core.errors import BrokerError, OrderNotFound, OrderRejected
+from broker_core.market_rules import (
+    SessionPhase,
+    down,
+    is_on_tick,
+    marketable_limit,
+    price_limits,
+    session_phase,
+    tick_size,
+    up,
+)
+from broker_core.models import (
+    Account,
+    BrokerOrder,
+    Fill,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    Quote,
+    Side,
+    Tick,
+)
+from broker_core.paper.fees import FeeSchedule
+from broker_core.paper.vi import ViEvent, ViMonitor
+
+DEFAULT_CASH = 100_000_000.0
+DEFAULT_PARTICIPATION = 0.25
+MARKET_RESERVE_PCT = 0.30
+"""A MARKET buy on a symbol with no known base price reserves cash at last × (1 + this)."""
+_EPS = 1e-9
+
+
+class RejectCode(StrEnum):
+    INVALID_ORDER = "INVALID_ORDER"
+    INVALID_QTY = "INVALID_QTY"
+    UNKNOWN_SYMBOL = "UNKNOWN_SYMBOL"
+    INVALID_PRICE = "INVALID_PRICE"
+    OFF_TICK = "OFF_TICK"
+    OUTSIDE_PRICE_LIMIT = "OUTSIDE_PRICE_LIMIT"
+    NO_REFERENCE_PRICE = "NO_REFERENCE_PRICE"
+    INSUFFICIENT_CASH = "INSUFFICIENT_CASH"
+    INSUFFICIENT_SHARES = "INSUFFICIENT_SHARES"
+    MARKET_CLOSED = "MARKET_CLOSED"
+    ALREADY_FINAL = "ALREADY_FINAL"
+
+
+class EndReason(StrEnum):
+    CANCELLED = "CANCELLED"
+    DAY_END = "DAY_END"
+
+
+ORDER_ENTRY_PHASES = frozenset({SessionPhase.PRE_OPEN_AUCTION, SessionPhase.CONTINUOUS,
+                                SessionPhase.CLOSING_AUCTION})
+
+
+def regular_session(now: datetime) -> bool:
+    """Default order window: the opening auction, the continuous session and the closing auction."""
+    return session_phase(now) in ORDER_ENTRY_PHASES
+
+
+@dataclass(slots=True)
+class Instrument:
+    symbol: str
+    prev_close: float | None
+    base_price: float | None
+    """Base of the daily limits: the previous close, else the day's first trade."""
+
+    @property
+    def limits(self) -> tuple[int, int] | None:
+        return price_limits(self.base_price) if self.base_price else None
+
+
+@dataclass(slots=True)
+class _Working:
+    order: BrokerOrder
+    submitted_at: datetime
+    reserve_price: float
+
+
+@dataclass(slots=True)
+class _Holding:
+    qty: int
+    avg_price: float
+
+
+class MatchingEngine:
+    def __init__(
+        self,
+        base_prices: Mapping[str, float | None] | None = None,
+        *,
+        cash: float = DEFAULT_CASH,
+        fees: FeeSchedule | None = None,
+        participation: float = DEFAULT_PARTICIPATION,
+        order_window: Callable[[datetime], bool] | None = regular_session,
+        simulate_vi: bool = True,
+        kospi200: Collection[str] = (),
+        currency: str = "KRW",
+        id_prefix: str = "P",
+    ) -> None:
+        """``order_window(now)`` says whether orders are accepted (None: always);
+        ``participation`` is the share of each print's volume our orders may take (0 < p ≤ 1)."""
+        if not 0 < participation <= 1:
+            raise ValueError(f"participation must be in (0, 1], got {participation}")
+        self.fees = fees or FeeSchedule()
+        self.participation = participation
+        self.currency = currency
+        self.vi: ViMonitor | None = ViMonitor(kospi200) if simulate_vi else None
+        self._order_window = order_window
+        self._id_prefix = id_prefix
+        self._instruments: dict[str, Instrument] = {}
+        self._last: dict[str, float] = {}
+        self._volume: dict[str, int] = {}
+        self._cash = float(cash)
+        self._realized = 0.0
+        self._holdings: dict[str, _Holding] = {}
+        self._orders: dict[str, BrokerOrder] = {}
+        self._book: dict[str, dict[str, _Working]] = {}
+        self._fills: list[Fill] = []
+        self._pending: list[OrderUpdate] = []
+        self._order_seq = 0
+        self._exec_seq = 0
+        self._closed = False
+        for symbol, base in (base_prices or {}).items():
+            self.add_instrument(symbol, base)
+
+    # -- instruments and market data -------------------------------------------------------
+
+    def add_instrument(self, symbol: str, prev_close: float | None) -> None:
+        """Make ``symbol`` tradable; ``prev_close`` is the day's base price (None: first trade)."""
+        prev_close = float(prev_close) if prev_close is not None else None
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            self._instruments[symbol] = Instrument(symbol, prev_close, prev_close)
+        elif prev_close is not None:
+            inst.prev_close = inst.base_price = prev_close
+        if self.vi is not None:
+            self.vi.set_base(symbol, prev_close)
+
+    def has_symbol(self, symbol: str) -> bool:
+        return symbol in self._instruments
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self._instruments)
+
+    def last_price(self, symbol: str) -> float | None:
+        return self._last.get(symbol)
+
+    @property
+    def vi_events(self) -> list[ViEvent]:
+        return list(self.vi.events) if self.vi is not None else []
+
+    def is_halted(self, symbol: str, now: datetime) -> bool:
+        return self.vi is not None and self.vi.is_halted(symbol, now)
+
+    def quote(self, symbol: str, now: datetime) -> Quote:
+        inst = self._instruments.get(symbol)
+        if inst is None:
+            raise BrokerError(f"unknown symbol {symbol!r}", code=RejectCode.UNKNOWN_SYMBOL)
+        last = self._last.get(symbol, inst.base_price)
+        if last is None:
+            raise BrokerError(f"no price yet for {symbol}", code=RejectCode.NO_REFERENCE_PRICE)
+        limits = inst.limits
+        lower, upper = limits if limits else (None, None)
+        bid, ask = float(down(last)), float(up(last))
+        if lower is not None and upper is not None:
+            bid, ask = float(max(bid, lower)), float(min(ask, upper))
+        return Quote(
+            symbol=symbol, ts=now, last=last, bid=bid, ask=ask, prev_close=inst.prev_close,
+            upper_limit=float(upper) if upper is not None else None,
+            lower_limit=float(lower) if lower is not None else None,
+            volume=self._volume.get(symbol, 0), halted=self.is_halted(symbol, now),
+            vi_ref_price=self.vi.static_ref(symbol) if self.vi is not None else None,
+        )
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def submit(self, req: OrderRequest, now: datetime) -> BrokerOrder:
+        """Accept or reject ``req``; idempotent on ``client_order_id``.
+
+        Raises OrderRejected (reason in ``.code``, a ``RejectCode``); the rejected order is stored.
+        """
+        if not req.client_order_id:
+            raise OrderRejected("client_order_id is required", code=RejectCode.INVALID_ORDER)
+        existing = self._orders.get(req.client_order_id)
+        if existing is not None:
+            return existing.copy()
+        req = _normalized(req)
+        self._order_seq += 1
+        broker_order_id = f"{self._id_prefix}-{now.astimezone(KST):%Y%m%d}-{self._order_seq:06d}"
+        try:
+            limit, reserve_price = self._check(req, now)
+        except OrderRejected as exc:
+            shown = req.limit_price if isinstance(req.limit_price, (int, float)) else None
+            order = _new_order(req, broker_order_id, shown, now, OrderStatus.REJECTED, exc.code)
+            self._orders[order.client_order_id] = order
+            self._emit(order, now)
+            raise
+        order = _new_order(req, broker_order_id, limit, now, OrderStatus.NEW, None)
+        self._orders[order.client_order_id] = order
+        self._book.setdefault(order.symbol, {})[order.client_order_id] = _Working(order, now, reserve_price)
+        self._emit(order, now)
+        return order.copy()
+
+    def cancel(self, client_order_id: str, now: datetime) -> BrokerOrder:
+        order = self._orders.get(client_order_id)
+        if order is None:
+            raise OrderNotFound(f"no order with client_order_id {client_order_id!r}")
+        if order.status.is_terminal:
+            raise OrderRejected(f"order {client_order_id} is already {order.status.value}; nothing to cancel",
+                                code=RejectCode.ALREADY_FINAL)
+        self._finish(order, OrderStatus.CANCELLED, EndReason.CANCELLED, now)
+        return order.copy()
+
+    def expire_day(self, now: datetime) -> list[OrderUpdate]:
+        """Expire every working order (DAY orders at the close); later submissions are MARKET_CLOSED."""
+        self._closed = True
+        working = [w.order for book in self._book.values() for w in book.values()]
+        working.sort(key=lambda o: o.broker_order_id)
+        return [self._finish(order, OrderStatus.EXPIRED, EndReason.DAY_END, now) for order in working]
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def get_order(self, client_order_id: str) -> BrokerOrder | None:
+        order = self._orders.get(client_order_id)
+        return order.copy() if order is not None else None
+
+    def orders(self) -> list[BrokerOrder]:
+        return [o.copy() for o in self._orders.values()]
+
+    def open_orders(self) -> list[BrokerOrder]:
+        working = [w.order.copy() for book in self._book.values() for w in book.values()]
+        return sorted(working, key=lambda o: o.broker_order_id)
+
+    def fills(self, since: datetime | None = None) -> list[Fill]:
+        return [f for f in self._fills if since is None or f.ts >= since]
+
+    def drain_updates(self) -> list[OrderUpdate]:
+        """Every OrderUpdate produced since the last drain, in order (for the exchange to publish)."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    # -- the tape ----------------------------------------------------------------------------
+
+    def on_tick(self, tick: Tick) -> list[OrderUpdate]:
+        """Record a print and match working orders of its symbol against it."""
+        self.observe(tick)
+        book = self._book.get(tick.symbol)
+        if not book or tick.qty <= 0 or self.is_halted(tick.symbol, tick.ts):
+            return []
+        cap = max(1, math.floor(tick.qty * self.participation + _EPS))
+        updates: list[OrderUpdate] = []
+        for working in list(book.values()):
+            if cap <= 0:
+                break
+            order = working.order
+            if working.submitted_at >= tick.ts or not _crosses(order, tick.price):
+                continue
+            qty = min(order.qty - order.filled_qty, cap, self._executable(order, tick.price))
+            if qty > 0:
+                updates.append(self._execute(order, qty, tick))
+                cap -= qty
+        return updates
+
+    def observe(self, tick: Tick) -> None:
+        """Record a print (last price, volume, VI state) without matching anything."""
+        price = float(tick.price)
+        inst = self._instruments.get(tick.symbol)
+        if inst is None:
+            self.add_instrument(tick.symbol, None)
+            inst = self._instruments[tick.symbol]
+        if inst.base_price is None:
+            inst.base_price = price
+            if self.vi is not None:
+                self.vi.set_base(tick.symbol, price)
+        self._last[tick.symbol] = price
+        self._volume[tick.symbol] = self._volume.get(tick.symbol, 0) + max(tick.qty, 0)
+        if self.vi is not None:
+            self.vi.on_trade(tick.symbol, price, tick.ts)
+
+    # -- account -----------------------------------------------------------------------------
+
+    def positions(self) -> list[Position]:
+        return [Position(s, h.qty, h.avg_price) for s, h in sorted(self._holdings.items()) if h.qty > 0]
+
+    def position(self, symbol: str) -> Position | None:
+        h = self._holdings.get(symbol)
+        return Position(symbol, h.qty, h.avg_price) if h and h.qty > 0 else None
+
+    def account(self) -> Account:
+        market_value = sum(h.qty * self._mark(s, h) for s, h in self._holdings.items())
+        return Account(
+            currency=self.currency, cash=self._cash,
+            buyable_cash=max(0.0, self._cash - self.reserved_cash()),
+            equity=self._cash + market_value, market_value=market_value, realized_pnl=self._realized,
+        )
+
+    def reserved_cash(self) -> float:
+        return sum(self._reservation(w.order.qty - w.order.filled_qty, w.reserve_price)
+                   for book in self._book.values() for w in book.values() if w.order.side is Side.BUY)
+
+    def reserved_shares(self, symbol: str) -> int:
+        return sum(w.order.qty - w.order.filled_qty for w in self._book.get(symbol, {}).values()
+                   if w.order.side is Side.SELL)
+
+    def set_position(self, symbol: str, qty: int, avg_price: float) -> None:
+        """Admin/test injection: the position becomes ``qty`` at ``avg_price`` (shares nobody bought)."""
+        if qty < 0:
+            raise ValueError("the paper exchange holds no short positions")
+        if qty == 0:
+            self._holdings.pop(symbol, None)
+        else:
+            self._holdings[symbol] = _Holding(qty, float(avg_price))
+
+    def adjust_cash(self, delta: float) -> None:
+        """Admin/test injection: add (or remove) cash."""
+        self._cash += delta
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _check(self, req: OrderRequest, now: datetime) -> tuple[float | None, float]:
+        """Validate ``req``; return (limit price to store, per-share price the buy reserves at)."""
+        if self._closed:
+            raise OrderRejected("the trading day is over; working orders have expired",
+                                code=RejectCode.MARKET_CLOSED)
+        if isinstance(req.qty, bool) or not isinstance(req.qty, int) or req.qty <= 0:
+            raise OrderRejected(f"qty must be a positive whole number of shares, got {req.qty!r}",
+                                code=RejectCode.INVALID_QTY)
+        inst = self._instruments.get(req.symbol)
+        if inst is None:
+            raise OrderRejected(f"unknown symbol {req.symbol!r}: not traded on this exchange today",
+                                code=RejectCode.UNKNOWN_SYMBOL)
+        limit = self._limit_price(req, inst)
+        if self._order_window is not None and not self._order_window(now):
+            raise OrderRejected(f"market closed at {now.astimezone(KST):%H:%M:%S} KST "
+                                f"({session_phase(now).value})", code=RejectCode.MARKET_CLOSED)
+        if req.side is Side.BUY:
+            reserve_price = limit if limit is not None else self._market_reserve_price(inst)
+            need = self._reservation(req.qty, reserve_price)
+            buyable = self._cash - self.reserved_cash()
+            if need > buyable + _EPS:
+                raise OrderRejected(f"insufficient cash: buying {req.qty} {req.symbol} needs {need:,.0f} "
+                                    f"{self.currency}, buyable {buyable:,.0f}", code=RejectCode.INSUFFICIENT_CASH)
+        else:
+            held = self._holdings[req.symbol].qty if req.symbol in self._holdings else 0
+            available = held - self.reserved_shares(req.symbol)
+            if req.qty > available:
+                raise OrderRejected(f"insufficient shares: selling {req.qty} {req.symbol}, holding {held}, "
+                                    f"available {available} (short selling is not allowed)",
+                                    code=RejectCode.INSUFFICIENT_SHARES)
+            reserve_price = 0.0
+        return limit, reserve_price
+
+    def _limit_price(self, req: OrderRequest, inst: Instrument) -> float | None:
+        limits = inst.limits
+        if req.order_type is OrderType.MARKET:
+            return None
+        if req.order_type is OrderType.MARKETABLE_LIMIT:
+            ref = self._last.get(inst.symbol, inst.base_price)
+            if ref is None:
+                raise OrderRejected(f"no reference price for {inst.symbol} yet",
+                                    code=RejectCode.NO_REFERENCE_PRICE)
+            if req.band_bps is not None and req.band_bps < 0:
+                raise OrderRejected(f"band_bps must be >= 0, got {req.band_bps}", code=RejectCode.INVALID_PRICE)
+            band = req.band_bps / 10_000 if req.band_bps is not None else None
+            price = marketable_limit(ref, req.side is Side.BUY, band)
+            if limits:
+                price = min(price, limits[1]) if req.side is Side.BUY else max(price, limits[0])
+            return float(price)
+        price = req.limit_price
+        if price is None or isinstance(price, bool) or not isinstance(price, (int, float)) or not price > 0:
+            raise OrderRejected(f"a LIMIT order needs a positive limit_price, got {price!r}",
+                                code=RejectCode.INVALID_PRICE)
+        if not is_on_tick(price):
+            raise OrderRejected(f"limit {price:g} is off the tick grid (tick {tick_size(price):,} at this price)",
+                                code=RejectCode.OFF_TICK)
+        if limits and not limits[0] <= price <= limits[1]:
+            raise OrderRejected(f"limit {price:,.0f} is outside today's price limits "
+                                f"{limits[0]:,}–{limits[1]:,} for {inst.symbol}",
+                                code=RejectCode.OUTSIDE_PRICE_LIMIT)
+        return float(price)
+
+    def _market_reserve_price(self, inst: Instrument) -> float:
+        limits = inst.limits
+        if limits:
+            return float(limits[1])
+        last = self._last.get(inst.symbol)
+        if last is None:
+            raise OrderRejected(f"no reference price for {inst.symbol} yet", code=RejectCode.NO_REFERENCE_PRICE)
+        return last * (1 + MARKET_RESERVE_PCT)
+
+    def _reservation(self, qty: int, price: float) -> float:
+        notional = qty * price
+        return notional + self.fees.commission(notional)
+
+    def _executable(self, order: BrokerOrder, price: float) -> int:
+        """Shares the account can actually trade now; only admin drift makes this bind."""
+        leaves = order.qty - order.filled_qty
+        if order.side is Side.SELL:
+            held = self._holdings.get(order.symbol)
+            return min(leaves, held.qty if held else 0)
+        if self._reservation(leaves, price) <= self._cash + _EPS:
+            return leaves
+        qty = max(0, min(leaves, math.floor(self._cash / (price * (1 + self.fees.commission_rate)))))
+        while qty > 0 and self._reservation(qty, price) > self._cash + _EPS:
+            qty -= 1
+        return qty
+
+    def _execute(self, order: BrokerOrder, qty: int, tick: Tick) -> OrderUpdate:
+        price = float(tick.price)
+        notional = price * qty
+        commission = self.fees.commission(notional)
+        tax = self.fees.tax(order.side, notional)
+        holding = self._holdings.setdefault(order.symbol, _Holding(0, 0.0))
+        if order.side is Side.BUY:
+            self._cash -= notional + commission
+            holding.avg_price = (holding.qty * holding.avg_price + notional) / (holding.qty + qty)
+            holding.qty += qty
+            self._realized -= commission
+        else:
+            self._cash += notional - commission - tax
+            self._realized += (price - holding.avg_price) * qty - commission - tax
+            holding.qty -= qty
+        if holding.qty == 0:
+            del self._holdings[order.symbol]
+        order.avg_fill_price = (order.avg_fill_price * order.filled_qty + notional) / (order.filled_qty + qty)
+        order.filled_qty += qty
+        order.updated_at = tick.ts
+        if order.filled_qty == order.qty:
+            order.status = OrderStatus.FILLED
+            self._unbook(order)
+        else:
+            order.status = OrderStatus.PARTIALLY_FILLED
+        self._exec_seq += 1
+        fill = Fill(
+            execution_id=f"{self._id_prefix}-{tick.ts.astimezone(KST):%Y%m%d}-X{self._exec_seq:06d}",
+            client_order_id=order.client_order_id, broker_order_id=order.broker_order_id,
+            symbol=order.symbol, side=order.side, qty=qty, price=price, ts=tick.ts,
+            commission=commission, tax=tax,
+        )
+        self._fills.append(fill)
+        return self._emit(order, tick.ts, fill)
+
+    def _finish(self, order: BrokerOrder, status: OrderStatus, reason: str, now: datetime) -> OrderUpdate:
+        order.status = status
+        order.reason = reason
+        order.updated_at = now
+        self._unbook(order)
+        return self._emit(order, now)
+
+    def _unbook(self, order: BrokerOrder) -> None:
+        book = self._book.get(order.symbol)
+        if book is not None:
+            book.pop(order.client_order_id, None)
+            if not book:
+                del self._book[order.symbol]
+
+    def _emit(self, order: BrokerOrder, ts: datetime, fill: Fill | None = None) -> OrderUpdate:
+        update = OrderUpdate(order=order.copy(), ts=ts, fill=fill)
+        self._pending.append(update)
+        return update
+
+    def _mark(self, symbol: str, holding: _Holding) -> float:
+        last = self._last.get(symbol)
+        if last is not None:
+            return last
+        inst = self._instruments.get(symbol)
+        return inst.base_price if inst and inst.base_price else holding.avg_price
+
+
+def _normalized(req: OrderRequest) -> OrderRequest:
+    """Coerce plain strings ("BUY", "LIMIT") to the enums; anything else is INVALID_ORDER (not stored)."""
+    try:
+        return replace(req, side=Side(req.side), order_type=OrderType(req.order_type))
+    except ValueError as exc:
+        raise OrderRejected(f"invalid order: {exc}", code=RejectCode.INVALID_ORDER) from exc
+
+
+def _crosses(order: BrokerOrder, price: float) -> bool:
+    if order.limit_price is None:
+        return True
+    if order.side is Side.BUY:
+        return price <= order.limit_price + _EPS
+    return price >= order.limit_price - _EPS
+
+
+def _new_order(req: OrderRequest, broker_order_id: str, limit: float | None, now: datetime,
+               status: OrderStatus, reason: str | None) -> BrokerOrder:
+    return BrokerOrder(
+        client_order_id=req.client_order_id, broker_order_id=broker_order_id, symbol=req.symbol,
+        side=req.side, qty=req.qty, order_type=req.order_type, limit_price=limit, status=status,
+        created_at=now, updated_at=now, reason=reason,
+    )

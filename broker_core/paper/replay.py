@@ -1,0 +1,202 @@
+"""Replay of recorded 1-minute bars as a tape of trades.
+
+Each bar becomes a few trade prints that reproduce it exactly: the first print is the open, the
+last the close, the highest the high, the lowest the low, and the quantities add up to the
+volume. The path inside the minute follows the usual OHLC heuristic (an up bar visits the low
+first, a down bar the high first), with intermediate prints on the KRX tick grid.
+"""
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from operator import attrgetter
+
+from broker_core.clock import KST
+from broker_core.market_rules import CLOSE, round_to_tick, tick_size
+from broker_core.models import Bar, Side, Tick
+from broker_core.paper.data import DataNotFound, KrxData
+
+MAX_TICKS_PER_BAR = 8
+_BAR_SECONDS = 60
+
+
+def is_closing_auction(bar: Bar) -> bool:
+    """A 15:30 bar with a single price: the closing call auction, one print of the whole volume.
+
+    A 15:30 bar with a range is continuous trading (e.g. 2025-11-13, when the market closed
+    late and the data stops at 15:30) and is replayed like any other minute.
+    """
+    return bar.ts.astimezone(KST).time() == CLOSE and bar.high == bar.low
+
+
+@lru_cache(maxsize=MAX_TICKS_PER_BAR + 1)
+def _offsets(n: int) -> tuple[timedelta, ...]:
+    """``n`` instants spread evenly inside the minute, strictly after its start and before its end."""
+    return tuple(timedelta(microseconds=round((i + 0.5) * _BAR_SECONDS * 1_000_000 / n)) for i in range(n))
+
+
+def _key_points(bar: Bar) -> list[float]:
+    o, h, lo, c = bar.open, bar.high, bar.low, bar.close
+    raw = [o, lo, h, c] if c >= o else [o, h, lo, c]
+    points = [raw[0]]
+    for p in raw[1:]:
+        if p != points[-1]:
+            points.append(p)
+    return points
+
+
+def _ticks_between(a: float, b: float) -> int:
+    """Approximate number of tick steps between two prices."""
+    return int(abs(b - a) // tick_size(min(a, b)))
+
+
+def _intermediate(a: float, b: float, m: int) -> list[float]:
+    """Up to ``m`` grid prices strictly between ``a`` and ``b``, monotone from ``a`` to ``b``."""
+    out: list[float] = []
+    lo, hi = min(a, b), max(a, b)
+    for k in range(1, m + 1):
+        p = float(round_to_tick(a + (b - a) * k / (m + 1)))
+        if lo < p < hi and (not out or p != out[-1]):
+            out.append(p)
+    return out
+
+
+def _price_path(bar: Bar, budget: int) -> list[float]:
+    """Distinct-step price path O → … → C with at most ``budget`` points (``budget`` ≥ 1)."""
+    keys = _key_points(bar)
+    if len(keys) > budget:
+        # Only reachable when volume < number of key prices (never in the KRX data): keep open and
+        # close, then whichever extreme fits; a single share keeps the close.
+        if budget == 1:
+            return [bar.close]
+        return keys[: budget - 1] + [keys[-1]]
+    spare = budget - len(keys)
+    segments = list(zip(keys, keys[1:]))
+    room = [max(0, _ticks_between(a, b) - 1) for a, b in segments]
+    alloc = [0] * len(segments)
+    while spare > 0:
+        best = max(range(len(segments)), key=lambda j: (room[j] - alloc[j]) / (alloc[j] + 1), default=None)
+        if best is None or alloc[best] >= room[best]:
+            break
+        alloc[best] += 1
+        spare -= 1
+    path = [keys[0]]
+    for (a, b), m in zip(segments, alloc):
+        path.extend(_intermediate(a, b, m))
+        path.append(b)
+    return path
+
+
+def _split(total: int, n: int) -> list[int]:
+    base, rest = divmod(total, n)
+    return [base + 1 if i < rest else base for i in range(n)]
+
+
+def bar_to_ticks(bar: Bar, prev_price: float | None = None) -> list[Tick]:
+    """Trade prints reproducing ``bar`` exactly (first = open, max = high, min = low, last = close,
+    sum of quantities = volume), at increasing times inside ``[bar.ts, bar.ts + 60s)``.
+
+    At most ``MAX_TICKS_PER_BAR`` prints, and never more than the volume. A bar of volume 0 yields
+    no prints. The closing auction (see ``is_closing_auction``) is one print at the bar's start.
+    The aggressor follows the tick rule against the previous print (``prev_price`` for the first);
+    the auction print and an unchanged first print without history have no aggressor.
+    """
+    volume = int(bar.volume)
+    if volume <= 0:
+        return []
+    if is_closing_auction(bar):
+        return [Tick(bar.symbol, bar.ts, bar.close, volume, None)]
+    n = min(volume, MAX_TICKS_PER_BAR)
+    path = _price_path(bar, n)
+    repeats = _split(n, len(path))
+    prices = [p for p, r in zip(path, repeats) for _ in range(r)]
+    qtys = _split(volume, n)
+    ticks: list[Tick] = []
+    last, side = prev_price, None
+    for offset, price, qty in zip(_offsets(n), prices, qtys):
+        if last is not None and price != last:
+            side = Side.BUY if price > last else Side.SELL
+        ticks.append(Tick(bar.symbol, bar.ts + offset, price, qty, side))
+        last = price
+    return ticks
+
+
+def _minute_start(ts: datetime) -> datetime:
+    return ts.replace(second=0, microsecond=0)
+
+
+def ticks_to_bars(ticks: Iterable[Tick], interval: str = "1m") -> list[Bar]:
+    """1-minute OHLCV bars (labelled by their start minute) rebuilt from ticks, per symbol, in order
+    of each bar's first tick."""
+    acc: dict[tuple[str, datetime], list[float]] = {}
+    for t in ticks:
+        key = (t.symbol, _minute_start(t.ts))
+        row = acc.get(key)
+        if row is None:
+            acc[key] = [t.price, t.price, t.price, t.price, t.qty]
+        else:
+            row[1] = max(row[1], t.price)
+            row[2] = min(row[2], t.price)
+            row[3] = t.price
+            row[4] += t.qty
+    return [Bar(sym, ts, o, h, lo, c, int(v), interval) for (sym, ts), (o, h, lo, c, v) in acc.items()]
+
+
+class BarTapeFeed:
+    """A TickFeed over per-symbol 1-minute bars, expanded into ticks lazily while iterating."""
+
+    def __init__(self, session_date: date, bars: dict[str, list[Bar]], prev_closes: dict[str, float | None]) -> None:
+        self.session_date = session_date
+        self.symbols = list(bars)
+        self._bars = bars
+        self._prev = prev_closes
+
+    def prev_close(self, symbol: str) -> float | None:
+        return self._prev.get(symbol)
+
+    def bars(self, symbol: str) -> list[Bar]:
+        """The source bars of ``symbol`` (a copy)."""
+        return list(self._bars[symbol])
+
+    def count_bars(self) -> int:
+        return sum(len(b) for b in self._bars.values())
+
+    def ticks(self, symbol: str) -> Iterator[Tick]:
+        """The tape of one symbol."""
+        prev = self._prev.get(symbol)
+        for bar in self._bars[symbol]:
+            yield from bar_to_ticks(bar, prev)
+            prev = bar.close
+
+    def __iter__(self) -> Iterator[Tick]:
+        """All symbols' ticks in time order; simultaneous ticks follow ``symbols`` order."""
+        return heapq.merge(*(self.ticks(s) for s in self.symbols), key=attrgetter("ts"))
+
+
+class ReplayFeed(BarTapeFeed):
+    """Replay of one real KRX session from the minute files.
+
+    ``symbols`` defaults to every ticker with minute bars that day. Bars are loaded up front (so
+    loading and iterating can be timed apart); ticks are generated while iterating.
+    """
+
+    def __init__(self, data: KrxData, day: date, symbols: list[str] | None = None) -> None:
+        if symbols is None:
+            candidates = data.minute_symbols()
+        else:
+            candidates = list(dict.fromkeys(symbols))
+            known = set(data.minute_symbols())
+            missing = [s for s in candidates if s not in known]
+            if missing:
+                raise DataNotFound(f"no minute file for {', '.join(missing)} under {data.data_dir / 'minute'}")
+        bars = {s: data.minute_bars(s, day) for s in candidates}
+        if symbols is None:
+            bars = {s: b for s, b in bars.items() if b}
+        if not any(bars.values()):
+            sessions = data.sessions()
+            span = f"{sessions[0]} … {sessions[-1]}" if sessions else "none"
+            raise ValueError(f"no minute bars on {day} for {', '.join(candidates) or 'any symbol'} "
+                             f"(sessions in {data.data_dir}: {span})")
+        super().__init__(day, bars, {s: data.prev_close(s, day) for s in bars})

@@ -1,0 +1,76 @@
+"""The one auth dependency: ``Authorization: Bearer <key>`` → a principal with a role.
+
+Admin may call everything, read may call GETs, a strategy key acts only as its own strategy.
+Keys are compared in constant time and never logged.
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Depends, HTTPException, Request, status
+
+Role = Literal["admin", "read", "strategy"]
+
+
+@dataclass(frozen=True)
+class Principal:
+    role: Role
+    strategy_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.strategy_id if self.role == "strategy" and self.strategy_id else self.role
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    admin: str | None
+    read: str | None
+    strategies: dict[str, str]
+    """key → strategy_id"""
+
+    def lookup(self, key: str) -> Principal | None:
+        if self.admin and hmac.compare_digest(key, self.admin):
+            return Principal("admin")
+        if self.read and hmac.compare_digest(key, self.read):
+            return Principal("read")
+        for candidate, sid in self.strategies.items():
+            if hmac.compare_digest(key, candidate):
+                return Principal("strategy", sid)
+        return None
+
+
+def principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    found = request.app.state.keys.lookup(key.strip())
+    if found is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def require_admin(p: Principal = Depends(principal)) -> Principal:
+    if p.role != "admin":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "admin key required")
+    return p
+
+
+def require_reader(p: Principal = Depends(principal)) -> Principal:
+    return p
+
+
+def require_writer(p: Principal = Depends(principal)) -> Principal:
+    if p.role == "read":
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "the read key may only call GET endpoints")
+    return p
+
+
+def check_strategy(p: Principal, strategy_id: str) -> None:
+    if p.role == "strategy" and p.strategy_id != strategy_id.upper():
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"strategy key of {p.strategy_id} may not act as {strategy_id.upper()}")

@@ -1,0 +1,45 @@
+"""Liveness, metrics and the market clock (no auth on /health and /metrics)."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from broker_core.calendars import is_trading_day, next_trading_day, session_open_close
+from broker_core.market_rules import session_phase
+from oms.api.auth import Principal, require_reader
+from oms.api.deps import runtime
+from oms.runtime import OmsRuntime
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    rt: OmsRuntime | None = getattr(request.app.state, "runtime", None)
+    if rt is None:
+        return {"status": "starting", "uptime_sec": 0, "positions_count": 0, "kis_circuit_breaker": "CLOSED",
+                "recon_status": "OK"}
+    return rt.health()
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    rt: OmsRuntime | None = getattr(request.app.state, "runtime", None)
+    if rt is None:
+        return Response(b"", media_type="text/plain; version=0.0.4")
+    rt.health()
+    return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@router.get("/api/v1/clock")
+async def clock(rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> dict[str, Any]:
+    now = rt.clock.now()
+    trading = is_trading_day(now)
+    day = now.date() if trading else next_trading_day(now)
+    open_, close = session_open_close(day)
+    if trading and now >= close:
+        open_, close = session_open_close(next_trading_day(now))
+    return {"now": now.isoformat(), "speed": rt.clock.speed, "trading_day": trading,
+            "session_phase": session_phase(now, trading).value,
+            "next_open": open_.astimezone(now.tzinfo).isoformat(), "next_close": close.astimezone(now.tzinfo).isoformat()}

@@ -1,0 +1,126 @@
+"""The ``trader`` command line."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+
+from oms.config_errors import ConfigError
+
+app = typer.Typer(help="Trading platform: OMS, strategies, paper exchange and tools.", no_args_is_help=True,
+                  add_completion=False)
+console = Console()
+err = Console(stderr=True)
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    from oms.logging_setup import configure
+    configure(level)
+
+
+@app.command()
+def replay(date: Optional[str] = typer.Option(None, help="Session YYYY-MM-DD (default: latest in the data)"),
+           speed: float = typer.Option(0, help="Virtual-clock speed; 0 = as fast as possible"),
+           symbols: Optional[str] = typer.Option(None, help="Comma-separated tickers (default: all)"),
+           data_dir: Optional[str] = typer.Option(None, help="KRX data directory (default: TRADER_DATA_DIR or ../shared/data/krx)"),
+           until: Optional[str] = typer.Option(None, help="Stop at HH:MM (KST)"),
+           json_report: Optional[str] = typer.Option(None, help="Write the summary as JSON to this path")) -> None:
+    """Replay one KRX session through the paper exchange and print what traded."""
+    from oms.replay_cmd import run_replay
+    code = run_replay(date=date, speed=speed, symbols=symbols.split(",") if symbols else None, data_dir=data_dir,
+                      until=until, json_report=json_report, console=console)
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(date: Optional[str] = typer.Option(None, help="Session YYYY-MM-DD (default: latest in the data)"),
+         speed: float = typer.Option(0, help="Virtual-clock speed; 0 = as fast as possible"),
+         until: Optional[str] = typer.Option(None, help="Stop at HH:MM (KST)"),
+         data_dir: Optional[str] = typer.Option(None, help="KRX data directory"),
+         json_report: Optional[str] = typer.Option(None, help="Write the session report as JSON")) -> None:
+    """The main job: a simulated KRX session on the paper exchange (OMS + strategies come with [3/6])."""
+    from oms.replay_cmd import run_replay
+    raise typer.Exit(run_replay(date=date, speed=speed, symbols=None, data_dir=data_dir, until=until,
+                                json_report=json_report, console=console))
+
+
+@app.command()
+def oms(host: str = typer.Option("127.0.0.1", help="Bind address"), port: int = typer.Option(8000, help="Port"),
+        log_level: str = typer.Option("INFO", help="Log level")) -> None:
+    """Run the OMS service (settings from env, behaviour from config/oms.yaml)."""
+    import uvicorn
+
+    from oms.app import create_app
+    _setup_logging(log_level)
+    try:
+        application = create_app()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error[/red]\n{exc}")
+        raise typer.Exit(2) from exc
+    uvicorn.run(application, host=host, port=port, log_level=log_level.lower(), log_config=None)
+
+
+def _api(method: str, path: str, body: dict[str, Any] | None = None, url: str | None = None,
+         key: str | None = None) -> tuple[int, Any]:
+    import httpx
+    base = url or os.environ.get("OMS_URL", "http://127.0.0.1:8000")
+    token = key or os.environ.get("OMS_API_KEY") or os.environ.get("OMS_ADMIN_KEY", "")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        resp = httpx.request(method, base.rstrip("/") + path, json=body, headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]cannot reach the OMS at {base}: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    try:
+        return resp.status_code, resp.json()
+    except ValueError:
+        return resp.status_code, resp.text
+
+
+@app.command()
+def health(url: Optional[str] = typer.Option(None, help="OMS base URL (default OMS_URL or http://127.0.0.1:8000)")) -> None:
+    """Exit 0 only when the OMS reports status ok (used by container health checks)."""
+    code, body = _api("GET", "/health", url=url)
+    console.print_json(json.dumps(body))
+    raise typer.Exit(0 if code == 200 and isinstance(body, dict) and body.get("status") == "ok" else 1)
+
+
+@app.command()
+def status() -> None:
+    """Health and account state of the OMS at OMS_URL."""
+    for path in ("/health", "/api/v1/state/account"):
+        code, body = _api("GET", path)
+        console.print(f"[bold]{path}[/bold] ({code})")
+        console.print_json(json.dumps(body))
+
+
+@app.command()
+def positions() -> None:
+    """Positions with per-strategy allocations."""
+    code, body = _api("GET", "/api/v1/positions")
+    console.print_json(json.dumps(body))
+    raise typer.Exit(0 if code == 200 else 1)
+
+
+@app.command("safe-mode")
+def safe_mode(state: str = typer.Argument(..., help="on or off")) -> None:
+    """Switch safe mode (entries blocked, exits allowed); needs the admin key in OMS_API_KEY."""
+    if state not in ("on", "off"):
+        err.print("state must be 'on' or 'off'")
+        raise typer.Exit(2)
+    code, body = _api("POST", "/api/v1/risk/safe-mode", {"enabled": state == "on"})
+    console.print_json(json.dumps(body))
+    raise typer.Exit(0 if code == 200 else 1)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"[red]configuration error[/red]\n{exc}")
+        sys.exit(2)

@@ -1,0 +1,1 @@
+"""OMS domain logic, free of FastAPI, SQLAlchemy and httpx."""

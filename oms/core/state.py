@@ -1,0 +1,75 @@
+"""The OMS's in-memory state, rebuilt from stored rows on start."""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Protocol
+
+from broker_core.models import Account
+from oms.core.arbitration import EntryLocks
+from oms.core.ledger import Ledger
+from oms.core.types import (
+    IntentRecord, OmsStateRecord, RiskPayload, OrderRecord, OrderState, RiskDailyPortfolioRecord,
+    RiskDailyStrategyRecord, StrategyStateRecord, TradingState,
+)
+
+
+class Recorder(Protocol):
+    """Where state changes are written first (the local journal)."""
+
+    def append(self, records: list) -> int: ...
+
+
+@dataclass
+class OmsState:
+    instance_id: str
+    ledger: Ledger = field(default_factory=Ledger)
+    orders: dict[str, OrderRecord] = field(default_factory=dict)
+    broker_ids: dict[str, str] = field(default_factory=dict)
+    seen_executions: set[str] = field(default_factory=set)
+    intents_by_key: dict[str, IntentRecord] = field(default_factory=dict)
+    flags: OmsStateRecord = field(default_factory=lambda: OmsStateRecord(key="state"))
+    strategies: dict[str, StrategyStateRecord] = field(default_factory=dict)
+    entry_locks: EntryLocks = field(default_factory=EntryLocks)
+    intent_times: dict[str, deque[datetime]] = field(default_factory=dict)
+    last_prices: dict[str, float] = field(default_factory=dict)
+    account: Account | None = None
+    cash_estimate: float | None = None
+    trading_day: date | None = None
+    daily_portfolio: RiskDailyPortfolioRecord | None = None
+    daily_strategy: dict[str, RiskDailyStrategyRecord] = field(default_factory=dict)
+    ready: bool = False
+    recon_status: str = "OK"
+    frozen_symbols: dict[str, str] = field(default_factory=dict)
+    order_meta: dict[str, RiskPayload] = field(default_factory=dict)
+    """Risk payload of the intent behind each entry order (initial stop, entry px for R)."""
+
+    def working_orders(self, strategy_id: str | None = None, symbol: str | None = None) -> list[OrderRecord]:
+        return [o for o in self.orders.values()
+                if not o.state.is_terminal
+                and (strategy_id is None or o.strategy_id == strategy_id)
+                and (symbol is None or o.symbol == symbol)]
+
+    def working_qty(self, strategy_id: str, symbol: str, side: str) -> int:
+        return sum(o.leaves_qty for o in self.working_orders(strategy_id, symbol) if o.side == side)
+
+    def trading_state(self) -> TradingState:
+        if self.flags.halt_new_entries:
+            return TradingState.HALTED
+        if self.flags.safe_mode:
+            return TradingState.REDUCING
+        return TradingState.ACTIVE
+
+    def strategy(self, strategy_id: str) -> StrategyStateRecord:
+        rec = self.strategies.get(strategy_id)
+        if rec is None:
+            rec = StrategyStateRecord(strategy_id=strategy_id)
+            self.strategies[strategy_id] = rec
+        return rec
+
+    def open_order_count(self) -> int:
+        return sum(1 for o in self.orders.values() if not o.state.is_terminal)
+
+    def in_flight_orders(self) -> list[OrderRecord]:
+        return [o for o in self.orders.values() if o.state in (OrderState.PENDING_SUBMIT, OrderState.PENDING_CANCEL)]

@@ -1,0 +1,29 @@
+"""Prometheus metrics of one OMS instance (own registry, so tests can build many apps)."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class OmsMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.intents = Counter("oms_intents", "Intents decided, by strategy and status", ["strategy", "status"], registry=r)
+        self.intent_latency = Histogram("oms_intent_latency_seconds", "Intent processing time (receive to reply)",
+                                        buckets=LATENCY_BUCKETS, registry=r)
+        self.rejections = Counter("oms_intent_rejections", "Rejected/deferred intents by reason code", ["reason"], registry=r)
+        self.orders = Counter("oms_orders", "Orders created, by strategy", ["strategy"], registry=r)
+        self.fills = Counter("oms_fills", "Fills applied, by strategy", ["strategy"], registry=r)
+        self.duplicate_fills = Counter("oms_duplicate_fills", "Fills seen again and ignored", registry=r)
+        self.open_orders = Gauge("oms_open_orders", "Working orders", registry=r)
+        self.journal_backlog = Gauge("oms_journal_backlog", "Journal rows not yet copied to the database", registry=r)
+        self.db_ok = Gauge("oms_database_up", "1 when the last copy to the database succeeded", registry=r)
+        self.recon_duration = Histogram("oms_reconcile_duration_seconds", "Reconciliation cycle duration", registry=r)
+        self.recon_drift = Counter("oms_reconcile_drift", "Drifts found by reconciliation, by kind", ["kind"], registry=r)
+        self.recon_failures = Counter("oms_reconcile_failures", "Failed reconciliation cycles", registry=r)
+        self.breaker = Gauge("oms_circuit_breaker_state", "Broker circuit breaker: 0 CLOSED, 1 HALF_OPEN, 2 OPEN", registry=r)
+        self.positions = Gauge("oms_positions", "Symbols with a non-zero position", registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

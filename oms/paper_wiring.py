@@ -1,0 +1,54 @@
+"""The embedded default broker: the paper exchange replaying a KRX session on the OMS's clock."""
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from broker_core.clock import Clock
+from broker_core.paper.broker import PaperBroker
+from broker_core.paper.data import DataNotFound, KrxData
+from broker_core.paper.exchange import PaperExchange
+from broker_core.paper.matching import MatchingEngine
+from broker_core.paper.replay import ReplayFeed
+from broker_core.paper.synthetic import SyntheticFeed
+from oms.config_errors import ConfigError
+from oms.settings import OmsConfig, OmsSettings
+
+log = logging.getLogger("oms.paper")
+
+
+def choose_feed(day: date, symbols: list[str] | None, data_dir: str | None) -> tuple[Any, KrxData | None]:
+    """A replay of ``day`` from the KRX data, or a synthetic session (with a notice) when none exists."""
+    try:
+        data = KrxData(data_dir)
+    except DataNotFound as exc:
+        log.warning("no KRX data (%s); using the synthetic feed", exc)
+        return SyntheticFeed(day, symbols), None
+    if day not in set(data.sessions()):
+        log.warning("no KRX minute data for %s in %s; using the synthetic feed", day, data.data_dir)
+        return SyntheticFeed(day, symbols, base_prices=_closes(data, day, symbols)), data
+    try:
+        return ReplayFeed(data, day, symbols), data
+    except DataNotFound as exc:
+        raise ConfigError(f"config/oms.yaml: paper.symbols: {exc}") from exc
+
+
+def _closes(data: KrxData, day: date, symbols: list[str] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for sym in symbols or []:
+        close = data.prev_close(sym, day)
+        if close:
+            out[sym] = close
+    return out
+
+
+def build_paper_broker(settings: OmsSettings, config: OmsConfig, clock: Clock) -> tuple[PaperBroker, PaperExchange, list[str], dict[str, str]]:
+    day = date.fromisoformat(settings.oms_paper_date) if settings.oms_paper_date else clock.now().date()
+    feed, data = choose_feed(day, config.paper.symbols or None, settings.trader_data_dir)
+    engine = MatchingEngine(cash=config.paper.cash, participation=config.paper.participation)
+    exchange = PaperExchange(feed, clock, engine)
+    daily = (lambda sym, start, end: data.daily_bars(sym, start, end)) if data is not None else None
+    broker = PaperBroker(exchange, subscription_capacity=config.paper.subscription_capacity, daily_source=daily)
+    sectors = data.sector_map() if data is not None else {}
+    return broker, exchange, list(feed.symbols), sectors

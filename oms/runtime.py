@@ -1,0 +1,231 @@
+"""Builds and runs one OMS instance: broker, journal, database copy, state rebuild, loops.
+
+Start order (the durability rule): migrate the database, open the journal, rebuild state from
+database + journal, connect the broker, reconcile once (orders, fills, positions), and only then
+accept entries. Until then ``/health`` says ``starting``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+
+from pathlib import Path
+from typing import Any
+
+from broker_core.broker import Broker
+from broker_core.clock import Clock, clock_from_env
+from oms.config_errors import ConfigError
+from oms.core.admin import Admin
+from oms.core.circuit import CircuitBreaker
+from oms.core.events import EventBus
+from oms.core.execution import Execution
+from oms.core.intents import IntentService
+from oms.core.reconciler import Reconciler
+from oms.core.risk import LossLevel
+from oms.core.state import OmsState
+from oms.core.types import (
+    AllocationRecord, FillRecord, IntentRecord, OmsStateRecord, OrderRecord, PositionRecord,
+    RiskDailyPortfolioRecord, RiskDailyStrategyRecord, StrategyStateRecord,
+)
+from oms.metrics import OmsMetrics
+from oms.settings import OmsConfig, OmsSettings
+from oms.store.drain import Drainer
+from oms.store.journal import Journal
+from oms.store.migrate import make_engine, migrate
+from oms.store.repository import MergedReader, Repository
+
+log = logging.getLogger("oms.runtime")
+VERSION = "0.1.0"
+
+
+class OmsRuntime:
+    def __init__(self, settings: OmsSettings, config: OmsConfig, *, broker: Broker | None = None,
+                 clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.config = config
+        self.clock: Clock = clock or clock_from_env()
+        self.metrics = OmsMetrics()
+        self.bus = EventBus()
+        self.state = OmsState(instance_id=settings.oms_instance_id)
+        self.exchange: Any = None
+        self.known_symbols: set[str] | None = None
+        self.sector_of: dict[str, str] = dict(config.sector_map)
+        self.broker = broker or self._build_broker()
+        self.breaker = CircuitBreaker(failure_threshold=config.reconcile.breaker_failure_threshold,
+                                      reset_timeout_s=config.reconcile.breaker_reset_s, clock=self.clock)
+        self.db_url = settings.resolved_database_url()
+        self.journal_path = settings.resolved_journal_path()
+        self.journal: Journal | None = None
+        self.drainer: Drainer | None = None
+        self.reader: MergedReader | None = None
+        self.execution: Execution | None = None
+        self.intents: IntentService | None = None
+        self.reconciler: Reconciler | None = None
+        self.admin: Admin | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._started_mono = time.monotonic()
+        self.status = "starting"
+
+    # ---- wiring -----------------------------------------------------------------------------
+    def _build_broker(self) -> Broker:
+        kind = self.settings.oms_broker
+        if kind == "paper":
+            from oms.paper_wiring import build_paper_broker
+            broker, exchange, symbols, sectors = build_paper_broker(self.settings, self.config, self.clock)
+            self.exchange = exchange
+            self.known_symbols = set(symbols)
+            for sym, sector in sectors.items():
+                self.sector_of.setdefault(sym, sector)
+            return broker
+        raise ConfigError(f"OMS_BROKER={kind}: this broker adapter is not available in this build yet (use paper)")
+
+    async def start(self) -> None:
+        Path(self.journal_path).parent.mkdir(parents=True, exist_ok=True)
+        if self.db_url.startswith("sqlite"):
+            Path(self.db_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        await migrate(self.db_url)
+        self.journal = Journal(self.journal_path)
+        engine = make_engine(self.db_url)
+        self.reader = MergedReader(Repository(engine, self.state.instance_id), self.journal)
+        self.drainer = Drainer(self.journal, engine, self.state.instance_id,
+                               batch_size=self.config.journal.drain_batch,
+                               interval_s=self.config.journal.drain_interval_s)
+        self.execution = Execution(self.state, self.broker, self.journal, self.bus, self.clock, self.breaker,
+                                   self.metrics)
+        self.intents = IntentService(
+            self.state, self.execution, self.journal, self.broker, self.clock, self.config.risk, self.metrics,
+            sector_of=self.sector_of, known_symbols=lambda: self.known_symbols,
+            intent_rate_per_min=lambda sid: self.config.strategy(sid).max_intents_per_min)
+        rc = self.config.reconcile
+        self.reconciler = Reconciler(self.state, self.execution, self.broker, self.journal, self.clock, self.breaker,
+                                     self.metrics, min_interval_s=rc.min_interval_s, max_interval_s=rc.max_interval_s,
+                                     safe_mode_after=rc.safe_mode_after_failed_cycles)
+        self.admin = Admin(self.state, self.intents, self.execution, self.journal, self.clock,
+                           self.config.risk.vi_cooldown_sec)
+        await self._rebuild()
+        self._tasks.append(asyncio.create_task(self.drainer.run(), name="drainer"))
+        await self.broker.connect()
+        if self.exchange is not None:
+            self._tasks.append(asyncio.create_task(self.exchange.run(), name="paper-exchange"))
+        self._tasks.append(asyncio.create_task(self.execution.run_updates(), name="order-updates"))
+        self._tasks.append(asyncio.create_task(self._ticks(), name="ticks"))
+        await self.reconciler.run_cycle()
+        self.state.ready = True
+        self.status = "ok"
+        self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
+        log.info("OMS %s ready: broker=%s db=%s journal=%s", self.state.instance_id, self.broker.name,
+                 _mask_url(self.db_url), self.journal_path)
+
+    async def _rebuild(self) -> None:
+        assert self.reader is not None
+        rows = await self.reader.load_state()
+        st = self.state
+        positions = [r for r in rows.get(PositionRecord.TABLE, [])]
+        allocations = [r for r in rows.get(AllocationRecord.TABLE, [])]
+        st.ledger.load(positions, allocations)
+        for p in positions:
+            if p.frozen:
+                st.frozen_symbols[p.symbol] = p.freeze_reason or "FROZEN"
+        for o in rows.get(OrderRecord.TABLE, []):
+            st.orders[o.order_id] = o
+            if o.broker_order_id:
+                st.broker_ids[o.broker_order_id] = o.order_id
+        for f in rows.get(FillRecord.TABLE, []):
+            st.seen_executions.add(f.execution_id)
+        for rec in rows.get(IntentRecord.TABLE, []):
+            st.intents_by_key[rec.intent.idempotency_key] = rec
+            if rec.result.order_id and rec.intent.intent_type.value == "ENTER":
+                st.order_meta[rec.result.order_id] = rec.intent.risk_payload
+        for s in rows.get(StrategyStateRecord.TABLE, []):
+            st.strategies[s.strategy_id] = s
+        for f in rows.get(OmsStateRecord.TABLE, []):
+            st.flags = f
+        today = str(self.clock.now().date())
+        for d in rows.get(RiskDailyPortfolioRecord.TABLE, []):
+            if d.trading_day == today:
+                st.daily_portfolio = d
+                if d.halted and self.intents is not None:
+                    self.intents.loss_latch.restore(self.clock.now().date(), LossLevel.HALT)
+        for d in rows.get(RiskDailyStrategyRecord.TABLE, []):
+            if d.trading_day == today:
+                st.daily_strategy[d.strategy_id] = d
+        st.trading_day = self.clock.now().date()
+        log.info("state rebuilt: %d positions, %d allocations, %d orders, %d fills, %d intents",
+                 len(positions), len(allocations), len(st.orders), len(st.seen_executions), len(st.intents_by_key))
+
+    async def _ticks(self) -> None:
+        assert self.execution is not None
+        async for tick in self.broker.ticks():
+            self.execution.on_tick(tick)
+            self.bus.publish_market(tick.symbol, "trades", {
+                "type": "trade", "symbol": tick.symbol, "price": tick.price, "qty": tick.qty,
+                "ts": tick.ts.isoformat(), "side": tick.aggressor.value if tick.aggressor else None})
+
+    async def subscribe_market(self, symbols: list[str]) -> tuple[list[str], dict[str, str]]:
+        """Subscribe ticks for a stream client (until the market-data hub owns slot leases)."""
+        known = self.known_symbols
+        denied = {s: "UNKNOWN_SYMBOL" for s in symbols if known is not None and s not in known}
+        wanted = [s for s in symbols if s not in denied]
+        if wanted:
+            try:
+                await self.broker.subscribe_ticks(wanted)
+            except Exception as exc:  # capacity exhausted: deny with the reason
+                return [], {**denied, **{s: f"CAPACITY: {exc}" for s in wanted}}
+        return wanted, denied
+
+    async def stop(self) -> None:
+        self.status = "down"
+        for task in reversed(self._tasks):
+            task.cancel()
+        for task in self._tasks:
+            with suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.execution is not None:
+            await self.execution.drain_tasks()
+        if self.drainer is not None:
+            with suppress(Exception):
+                await self.drainer.drain_once()
+        with suppress(Exception):
+            await self.broker.close()
+        if self.drainer is not None:
+            with suppress(Exception):
+                await self.drainer.engine.dispose()
+        if self.journal is not None:
+            self.journal.close()
+
+    # ---- views ------------------------------------------------------------------------------
+    def uptime(self) -> float:
+        return time.monotonic() - self._started_mono
+
+    def health(self) -> dict[str, Any]:
+        backlog = self.journal.backlog() if self.journal else 0
+        db_ok = bool(self.drainer and self.drainer.db_ok)
+        status = self.status
+        if status == "ok" and (self.breaker.state.value != "CLOSED" or self.state.recon_status == "FAIL" or not db_ok):
+            status = "degraded"
+        self.metrics.journal_backlog.set(backlog)
+        self.metrics.db_ok.set(1 if db_ok else 0)
+        self.metrics.open_orders.set(self.state.open_order_count())
+        positions = sum(1 for p in self.state.ledger.positions().values() if p.real_qty)
+        self.metrics.positions.set(positions)
+        return {
+            "status": status, "uptime_sec": round(self.uptime(), 3), "positions_count": positions,
+            "kis_circuit_breaker": self.breaker.state.value, "recon_status": self.state.recon_status,
+            "broker": self.broker.name, "db": "ok" if db_ok else "unavailable", "journal_backlog": backlog,
+            "trading_state": self.state.trading_state().value, "open_orders": self.state.open_order_count(),
+            "instance_id": self.state.instance_id, "version": VERSION, "now": self.clock.now().isoformat(),
+        }
+
+
+def _mask_url(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
