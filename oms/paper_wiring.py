@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from broker_core.clock import Clock
@@ -10,12 +11,14 @@ from broker_core.paper.broker import PaperBroker
 from broker_core.paper.data import DataNotFound, KrxData
 from broker_core.paper.exchange import PaperExchange
 from broker_core.paper.matching import MatchingEngine
+from broker_core.paper.persistence import PaperStateStore
 from broker_core.paper.replay import ReplayFeed
 from broker_core.paper.synthetic import SyntheticFeed
 from oms.config_errors import ConfigError
 from oms.settings import OmsConfig, OmsSettings
 
 log = logging.getLogger("oms.paper")
+PAPER_ACCOUNT_FILE = "paper_account.db"
 
 
 def choose_feed(day: date, symbols: list[str] | None, data_dir: str | None) -> tuple[Any, KrxData | None]:
@@ -46,8 +49,15 @@ def _closes(data: KrxData, day: date, symbols: list[str] | None) -> dict[str, fl
 def build_paper_broker(settings: OmsSettings, config: OmsConfig, clock: Clock) -> tuple[PaperBroker, PaperExchange, list[str], dict[str, str]]:
     day = date.fromisoformat(settings.oms_paper_date) if settings.oms_paper_date else clock.now().date()
     feed, data = choose_feed(day, config.paper.symbols or None, settings.trader_data_dir)
-    engine = MatchingEngine(cash=config.paper.cash, participation=config.paper.participation)
-    exchange = PaperExchange(feed, clock, engine)
+    engine = MatchingEngine(cash=config.paper.cash, participation=config.paper.participation,
+                            session_date=feed.session_date)
+    store = None
+    if config.paper.persist and settings.oms_data_dir:
+        store = PaperStateStore(Path(settings.oms_data_dir) / PAPER_ACCOUNT_FILE)
+    exchange = PaperExchange(feed, clock, engine, state_store=store)
+    if store is not None:
+        log.info("paper account %s: %s", store.path,
+                 "restored" if exchange.restored else f"new session {feed.session_date}")
     daily = (lambda sym, start, end: data.daily_bars(sym, start, end)) if data is not None else None
     broker = PaperBroker(exchange, subscription_capacity=config.paper.subscription_capacity, daily_source=daily)
     sectors = data.sector_map() if data is not None else {}

@@ -10,12 +10,14 @@ import asyncio
 import logging
 import time
 from contextlib import suppress
-
+from datetime import datetime, time as dtime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from broker_core.broker import Broker
-from broker_core.clock import Clock, clock_from_env
+from broker_core.clock import KST, Clock, clock_from_env
 from oms.config_errors import ConfigError
 from oms.core.admin import Admin
 from oms.core.circuit import CircuitBreaker
@@ -58,6 +60,7 @@ class OmsRuntime:
         self.db_url = settings.resolved_database_url()
         self.journal_path = settings.resolved_journal_path()
         self.journal: Journal | None = None
+        self.engine: AsyncEngine | None = None
         self.drainer: Drainer | None = None
         self.reader: MergedReader | None = None
         self.execution: Execution | None = None
@@ -87,11 +90,13 @@ class OmsRuntime:
             Path(self.db_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         await migrate(self.db_url)
         self.journal = Journal(self.journal_path)
-        engine = make_engine(self.db_url)
-        self.reader = MergedReader(Repository(engine, self.state.instance_id), self.journal)
-        self.drainer = Drainer(self.journal, engine, self.state.instance_id,
+        self.engine = make_engine(self.db_url)
+        self.drainer = Drainer(self.journal, self.engine, self.state.instance_id,
                                batch_size=self.config.journal.drain_batch,
                                interval_s=self.config.journal.drain_interval_s)
+        drainer = self.drainer
+        self.reader = MergedReader(Repository(self.engine, self.state.instance_id), self.journal,
+                                   db_ok=lambda: drainer.db_ok)
         self.execution = Execution(self.state, self.broker, self.journal, self.bus, self.clock, self.breaker,
                                    self.metrics)
         self.intents = IntentService(
@@ -105,7 +110,7 @@ class OmsRuntime:
         self.admin = Admin(self.state, self.intents, self.execution, self.journal, self.clock,
                            self.config.risk.vi_cooldown_sec)
         await self._rebuild()
-        self._tasks.append(asyncio.create_task(self.drainer.run(), name="drainer"))
+        self.drainer.start()
         await self.broker.connect()
         if self.exchange is not None:
             self._tasks.append(asyncio.create_task(self.exchange.run(), name="paper-exchange"))
@@ -120,7 +125,11 @@ class OmsRuntime:
 
     async def _rebuild(self) -> None:
         assert self.reader is not None
-        rows = await self.reader.load_state()
+        day = self.clock.now().date()
+        day_start = datetime.combine(day, dtime(0, 0), KST)
+        rows = await self.reader.load_state(str(day), intents_since=day_start)
+        if self.reader.degraded:
+            log.warning("state rebuilt from the journal alone (database unavailable) reason=DB_UNAVAILABLE")
         st = self.state
         positions = [r for r in rows.get(PositionRecord.TABLE, [])]
         allocations = [r for r in rows.get(AllocationRecord.TABLE, [])]
@@ -187,12 +196,12 @@ class OmsRuntime:
             await self.execution.drain_tasks()
         if self.drainer is not None:
             with suppress(Exception):
-                await self.drainer.drain_once()
+                await self.drainer.stop(flush=True)
         with suppress(Exception):
             await self.broker.close()
-        if self.drainer is not None:
+        if self.engine is not None:
             with suppress(Exception):
-                await self.drainer.engine.dispose()
+                await self.engine.dispose()
         if self.journal is not None:
             self.journal.close()
 

@@ -49,6 +49,9 @@ class PaperConfig(BaseModel):
     subscription_capacity: int = Field(40, gt=0)
     symbols: list[str] = Field(default_factory=list)
     """Symbols the paper exchange replays; empty = every ticker with minute data."""
+    persist: bool = True
+    """Keep the paper account (cash, positions, orders, fills) in ``<OMS_DATA_DIR>/paper_account.db``
+    so it survives an OMS restart; false: every start opens a fresh account."""
 
 
 class OmsConfig(BaseModel):

@@ -1,7 +1,9 @@
 """``PaperBroker``: the Broker protocol over an in-process PaperExchange.
 
 Running the replay is the owner's job (``exchange.start()`` or ``await exchange.run()``);
-``connect`` does not start it. Intraday bars are built from the prints the exchange has seen up
+``connect`` does not start it. With a ``state_store`` the paper account survives restarts (see
+``persistence.py``): it is handed to the exchange, which loads the stored session and saves every
+change before answering. Intraday bars are built from the prints the exchange has seen up
 to ``clock.now()``; daily bars come from an optional ``daily_source(symbol, start, end)``.
 """
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from broker_core.errors import SubscriptionCapacityExceeded
 from broker_core.models import Account, Bar, BrokerOrder, Fill, OrderRequest, OrderUpdate, Position, Quote, Tick
 from broker_core.paper.exchange import PaperExchange
+from broker_core.paper.persistence import PaperStateStore
 
 DailySource = Callable[[str, date, date], list[Bar]]
 T = TypeVar("T")
@@ -55,7 +58,9 @@ class PaperBroker:
     name = "paper"
 
     def __init__(self, exchange: PaperExchange, subscription_capacity: int = 40,
-                 daily_source: DailySource | None = None) -> None:
+                 daily_source: DailySource | None = None, *, state_store: PaperStateStore | None = None) -> None:
+        if state_store is not None:
+            exchange.attach_state_store(state_store)
         self.exchange = exchange
         self.engine = exchange.engine
         self.clock = exchange.clock
@@ -106,9 +111,11 @@ class PaperBroker:
     def inject_position(self, symbol: str, qty: int, avg_price: float) -> None:
         """Drift for tests: the account now holds ``qty`` shares that no order of ours bought."""
         self.engine.set_position(symbol, qty, avg_price)
+        self.exchange.persist()
 
     def inject_cash(self, delta: float) -> None:
         self.engine.adjust_cash(delta)
+        self.exchange.persist()
 
     # -- market data -------------------------------------------------------------------------
 

@@ -7,6 +7,12 @@ price, volume, VI state, bars) but neither matched nor published, so an exchange
 session that is already under way. Working orders expire at 15:30 KST if the tape goes past the
 close, else when the feed ends; then ``done`` is set.
 
+With a ``state_store`` (``persistence.PaperStateStore``) the account survives restarts: the
+stored session is loaded on construction, and every change of the account (submit — accepted or
+rejected —, cancel, the fills of a print, the close) is saved *before* the result is returned or
+the update published. A resumed exchange only observes the prints up to the engine's
+``matched_through`` mark as well as those before the clock's start, so no print is matched twice.
+
 Every subscriber owns an asyncio.Queue: order updates are never dropped (unbounded); a tick
 queue is bounded and drops its oldest tick when a slow reader lets it fill.
 """
@@ -20,11 +26,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from broker_core.clock import KST, Clock, ManualClock
-from broker_core.errors import BrokerError
+from broker_core.errors import BrokerError, OutcomeUnknown
 from broker_core.market_rules import CLOSE
 from broker_core.models import Bar, BrokerOrder, OrderRequest, OrderUpdate, Tick
 from broker_core.paper.feed import TickFeed
 from broker_core.paper.matching import MatchingEngine
+from broker_core.paper.persistence import PaperStateError, PaperStateStore
 
 DEFAULT_TICK_QUEUE = 10_000
 
@@ -99,7 +106,8 @@ def _bucket(ts: datetime, minutes: int) -> datetime:
 
 class PaperExchange:
     def __init__(self, feed: TickFeed, clock: Clock, engine: MatchingEngine | None = None, *,
-                 pace: bool = True, tick_queue_size: int = DEFAULT_TICK_QUEUE) -> None:
+                 pace: bool = True, tick_queue_size: int = DEFAULT_TICK_QUEUE,
+                 state_store: PaperStateStore | None = None) -> None:
         self.feed = feed
         self.clock = clock
         self.engine = engine if engine is not None else MatchingEngine()
@@ -118,6 +126,34 @@ class PaperExchange:
         self._order_subs: list[asyncio.Queue[Any]] = []
         self._task: asyncio.Task[None] | None = None
         self._running = False
+        if self.engine.session_date is None:
+            self.engine.session_date = feed.session_date
+        self.state_store: PaperStateStore | None = None
+        self.restored = False
+        """True when the account was restored from the state store's file (same session)."""
+        if state_store is not None:
+            self.attach_state_store(state_store)
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def attach_state_store(self, store: PaperStateStore) -> bool:
+        """Load the account from ``store`` into the (fresh) engine, save it, and save every later
+        change there. Returns whether the stored session was restored (see ``PaperStateStore.load``)."""
+        if self.state_store is store:
+            return self.restored
+        if self.state_store is not None:
+            raise ValueError("this exchange already has a state store")
+        if self._running:
+            raise RuntimeError("attach the state store before the replay runs")
+        self.restored = store.load(self.engine)
+        self.state_store = store
+        store.save(self.engine)
+        return self.restored
+
+    def persist(self) -> None:
+        """Save the account if it changed (no-op without a state store)."""
+        if self.state_store is not None and self.engine.dirty:
+            self.state_store.save(self.engine)
 
     # -- subscribers -------------------------------------------------------------------------
 
@@ -145,18 +181,30 @@ class PaperExchange:
         try:
             return self.engine.submit(request, self.clock.now())
         finally:
+            self._persist_for(getattr(request, "client_order_id", ""))
             self._publish_updates()
 
     def cancel(self, client_order_id: str) -> BrokerOrder:
         try:
             return self.engine.cancel(client_order_id, self.clock.now())
         finally:
+            self._persist_for(client_order_id)
             self._publish_updates()
 
     def expire_day(self, now: datetime | None = None) -> list[OrderUpdate]:
         updates = self.engine.expire_day(now or self.clock.now())
+        self.persist()
         self._publish_updates()
         return updates
+
+    def _persist_for(self, client_order_id: str) -> None:
+        """Save before answering; a failed save makes the answer unknown (the order may exist in
+        memory but not in the file), so the caller must look the order up, as after a timeout."""
+        try:
+            self.persist()
+        except PaperStateError as exc:
+            raise OutcomeUnknown(f"the paper account could not be saved: {exc.message}",
+                                 client_order_id=client_order_id) from exc
 
     # -- the replay --------------------------------------------------------------------------
 
@@ -180,10 +228,19 @@ class PaperExchange:
         self._running = True
         try:
             started = self.clock.now()
+            mark = self.engine.matched_through
+            seen_at_mark = 0
             last_ts: datetime | None = None
             for tick in self.feed:
                 last_ts = tick.ts
-                if tick.ts < started:
+                matched_before = False
+                if mark is not None and tick.ts <= mark[0]:
+                    if tick.ts == mark[0]:
+                        seen_at_mark += 1
+                        matched_before = seen_at_mark <= mark[1]
+                    else:
+                        matched_before = True
+                if tick.ts < started or matched_before:
                     self.tape.add(tick)
                     self.engine.observe(tick)
                     self.ticks_skipped += 1
@@ -211,6 +268,7 @@ class PaperExchange:
     def _process(self, tick: Tick) -> None:
         self.tape.add(tick)
         self.engine.on_tick(tick)
+        self.persist()
         self.ticks_processed += 1
         for sub in self._tick_subs:
             if sub.wants(tick.symbol):

@@ -17,13 +17,20 @@ changes cash by exactly its realized P&L. Settlement (T+2) is not modelled.
 
 Rejected orders are stored with status REJECTED (no reservation) so ``get_order`` answers for them;
 resubmitting any known client order id returns a copy of the stored order and changes nothing.
+
+Persistence hooks (``persistence.py`` uses them; nothing here does I/O): every change of the
+account — an order created or changed, a fill, the close, an admin injection — bumps
+``state_version`` and sets ``dirty``; ``export_state`` hands out the account as plain data (only
+what changed since the last ``mark_saved``, or everything), and ``restore_state`` puts it back
+into a freshly constructed engine. ``matched_through`` records how far ``on_tick`` has got through
+the tape, so an exchange resuming from a saved state never matches the same print twice.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from enum import StrEnum
 
 from broker_core.clock import KST
@@ -34,6 +41,8 @@ from broker_core.market_rules import (
     is_on_tick,
     marketable_limit,
     price_limits,
+    round_down,
+    round_up,
     session_phase,
     tick_size,
     up,
@@ -114,6 +123,53 @@ class _Holding:
     avg_price: float
 
 
+@dataclass(slots=True)
+class StoredOrder:
+    """An order as the account keeps it: the broker's view plus what matching it needs."""
+
+    order: BrokerOrder
+    reserve_price: float | None
+    """Per-share price a working buy reserves cash at (0 for a sell); None once the order is final.
+    The order's ``created_at`` is its submission time (only later prints can fill it)."""
+
+
+@dataclass(slots=True)
+class InstrumentState:
+    symbol: str
+    prev_close: float | None
+    base_price: float | None
+    last: float | None
+
+
+@dataclass(slots=True)
+class EngineState:
+    """The paper account as plain data (see ``MatchingEngine.export_state``).
+
+    ``complete``: ``orders``/``fills``/``instruments`` hold everything; otherwise only the orders
+    created or changed, the fills made and the instruments traded since the last ``mark_saved``
+    (positions and the scalars are always whole). Volume and VI state are not part of it: an
+    exchange resuming a session rebuilds both by observing the tape from the start.
+    """
+
+    session_date: date | None
+    cash: float
+    realized_pnl: float
+    order_seq: int
+    exec_seq: int
+    closed: bool
+    matched_through: tuple[datetime, int] | None
+    positions: list[Position]
+    orders: list[StoredOrder]
+    fills: list[Fill]
+    instruments: list[InstrumentState]
+    complete: bool = True
+    version: int = 0
+    fills_end: int = 0
+    """How many fills the engine held when exported (for ``mark_saved``)."""
+    order_ids: list[str] = field(default_factory=list)
+    """The client order ids exported (for ``mark_saved``)."""
+
+
 class MatchingEngine:
     def __init__(
         self,
@@ -127,9 +183,12 @@ class MatchingEngine:
         kospi200: Collection[str] = (),
         currency: str = "KRW",
         id_prefix: str = "P",
+        session_date: date | None = None,
     ) -> None:
         """``order_window(now)`` says whether orders are accepted (None: always);
-        ``participation`` is the share of each print's volume our orders may take (0 < p ≤ 1)."""
+        ``participation`` is the share of each print's volume our orders may take (0 < p ≤ 1);
+        ``session_date`` is the trading day the account's orders belong to (an exchange sets it
+        from its feed when None; a state store needs it)."""
         if not 0 < participation <= 1:
             raise ValueError(f"participation must be in (0, 1], got {participation}")
         self.fees = fees or FeeSchedule()
@@ -151,6 +210,13 @@ class MatchingEngine:
         self._order_seq = 0
         self._exec_seq = 0
         self._closed = False
+        self.session_date = session_date
+        self._matched_through: tuple[datetime, int] | None = None
+        self._version = 1
+        self._saved_version = 0
+        self._dirty_orders: dict[str, None] = {}
+        self._touched: set[str] = set()
+        self._saved_fills = 0
         for symbol, base in (base_prices or {}).items():
             self.add_instrument(symbol, base)
 
@@ -164,6 +230,7 @@ class MatchingEngine:
             self._instruments[symbol] = Instrument(symbol, prev_close, prev_close)
         elif prev_close is not None:
             inst.prev_close = inst.base_price = prev_close
+        self._touched.add(symbol)
         if self.vi is not None:
             self.vi.set_base(symbol, prev_close)
 
@@ -193,7 +260,7 @@ class MatchingEngine:
             raise BrokerError(f"no price yet for {symbol}", code=RejectCode.NO_REFERENCE_PRICE)
         limits = inst.limits
         lower, upper = limits if limits else (None, None)
-        bid, ask = float(down(last)), float(up(last))
+        bid, ask = _one_tick_market(last)
         if lower is not None and upper is not None:
             bid, ask = float(max(bid, lower)), float(min(ask, upper))
         return Quote(
@@ -245,7 +312,9 @@ class MatchingEngine:
 
     def expire_day(self, now: datetime) -> list[OrderUpdate]:
         """Expire every working order (DAY orders at the close); later submissions are MARKET_CLOSED."""
-        self._closed = True
+        if not self._closed:
+            self._closed = True
+            self._version += 1
         working = [w.order for book in self._book.values() for w in book.values()]
         working.sort(key=lambda o: o.broker_order_id)
         return [self._finish(order, OrderStatus.EXPIRED, EndReason.DAY_END, now) for order in working]
@@ -278,6 +347,8 @@ class MatchingEngine:
     def on_tick(self, tick: Tick) -> list[OrderUpdate]:
         """Record a print and match working orders of its symbol against it."""
         self.observe(tick)
+        mark = self._matched_through
+        self._matched_through = (tick.ts, mark[1] + 1 if mark is not None and mark[0] == tick.ts else 1)
         book = self._book.get(tick.symbol)
         if not book or tick.qty <= 0 or self.is_halted(tick.symbol, tick.ts):
             return []
@@ -307,6 +378,7 @@ class MatchingEngine:
             if self.vi is not None:
                 self.vi.set_base(tick.symbol, price)
         self._last[tick.symbol] = price
+        self._touched.add(tick.symbol)
         self._volume[tick.symbol] = self._volume.get(tick.symbol, 0) + max(tick.qty, 0)
         if self.vi is not None:
             self.vi.on_trade(tick.symbol, price, tick.ts)
@@ -344,10 +416,115 @@ class MatchingEngine:
             self._holdings.pop(symbol, None)
         else:
             self._holdings[symbol] = _Holding(qty, float(avg_price))
+        self._version += 1
 
     def adjust_cash(self, delta: float) -> None:
         """Admin/test injection: add (or remove) cash."""
         self._cash += delta
+        self._version += 1
+
+    # -- persistence hooks (no I/O here; see persistence.py) ---------------------------------
+
+    @property
+    def state_version(self) -> int:
+        """Bumped by every change of the account (orders, fills, cash, positions, the close)."""
+        return self._version
+
+    @property
+    def dirty(self) -> bool:
+        """True when the account changed since the last ``mark_saved`` (a new engine is dirty)."""
+        return self._version != self._saved_version
+
+    @property
+    def matched_through(self) -> tuple[datetime, int] | None:
+        """(time of the last print ``on_tick`` matched against, how many prints of that time it
+        has seen): an exchange resuming this state only observes the feed up to there. Not a change
+        of the account by itself (it is saved with the next change; re-matching prints that filled
+        nothing changes nothing)."""
+        return self._matched_through
+
+    def export_state(self, *, complete: bool = False) -> EngineState:
+        """The account as plain data: with ``complete`` everything, else what changed since the
+        last ``mark_saved`` (cheap: proportional to the change, plus the positions)."""
+        if complete:
+            order_ids = list(self._orders)
+            fills = list(self._fills)
+            symbols: Collection[str] = self._instruments
+        else:
+            order_ids = list(self._dirty_orders)
+            fills = self._fills[self._saved_fills:]
+            symbols = sorted(self._touched)
+        orders = [StoredOrder(self._orders[cid].copy(), self._reserve_price_of(self._orders[cid]))
+                  for cid in order_ids]
+        instruments = [InstrumentState(s, i.prev_close, i.base_price, self._last.get(s))
+                       for s in symbols if (i := self._instruments.get(s)) is not None]
+        return EngineState(
+            session_date=self.session_date, cash=self._cash, realized_pnl=self._realized,
+            order_seq=self._order_seq, exec_seq=self._exec_seq, closed=self._closed,
+            matched_through=self._matched_through, positions=self.positions(), orders=orders,
+            fills=fills, instruments=instruments, complete=complete, version=self._version,
+            fills_end=len(self._fills), order_ids=order_ids,
+        )
+
+    def mark_saved(self, state: EngineState) -> None:
+        """``state`` (from ``export_state``) is stored: forget the changes it carried."""
+        for cid in state.order_ids:
+            self._dirty_orders.pop(cid, None)
+        if state.complete:
+            self._dirty_orders.clear()
+            self._touched.clear()
+        else:
+            self._touched.difference_update(i.symbol for i in state.instruments)
+        self._saved_fills = max(self._saved_fills, state.fills_end)
+        self._saved_version = state.version
+
+    def restore_state(self, state: EngineState) -> None:
+        """Put a stored account into this freshly constructed engine (no orders or fills yet).
+
+        Working orders go back on the book in their time priority with their reservations (the
+        reservations are recomputed from them, not stored); instruments unknown to the engine are
+        added; a stored base price is used only where the engine has none. The engine is clean
+        afterwards.
+        """
+        if self._orders or self._fills:
+            raise RuntimeError("restore_state needs a fresh engine (this one already has orders or fills)")
+        if state.session_date is not None:
+            self.session_date = state.session_date
+        self._cash = float(state.cash)
+        self._realized = float(state.realized_pnl)
+        self._order_seq = state.order_seq
+        self._exec_seq = state.exec_seq
+        self._closed = state.closed
+        self._matched_through = state.matched_through
+        self._holdings = {p.symbol: _Holding(p.qty, float(p.avg_price)) for p in state.positions if p.qty > 0}
+        for inst_state in state.instruments:
+            if inst_state.symbol not in self._instruments:
+                self.add_instrument(inst_state.symbol, inst_state.prev_close)
+            inst = self._instruments[inst_state.symbol]
+            if inst.base_price is None and inst_state.base_price is not None:
+                inst.base_price = inst_state.base_price
+                if self.vi is not None:
+                    self.vi.set_base(inst.symbol, inst.base_price)
+            if inst_state.last is not None:
+                self._last[inst.symbol] = inst_state.last
+        for stored in state.orders:
+            order = stored.order.copy()
+            self._orders[order.client_order_id] = order
+            if not order.status.is_terminal:
+                reserve = stored.reserve_price if stored.reserve_price is not None else (order.limit_price or 0.0)
+                self._book.setdefault(order.symbol, {})[order.client_order_id] = _Working(
+                    order, order.created_at, float(reserve))
+        self._fills = list(state.fills)
+        self._pending = []
+        self._dirty_orders = {}
+        self._touched = set()
+        self._saved_fills = len(self._fills)
+        self._version += 1
+        self._saved_version = self._version
+
+    def _reserve_price_of(self, order: BrokerOrder) -> float | None:
+        working = self._book.get(order.symbol, {}).get(order.client_order_id)
+        return working.reserve_price if working is not None else None
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -489,6 +666,9 @@ class MatchingEngine:
                 del self._book[order.symbol]
 
     def _emit(self, order: BrokerOrder, ts: datetime, fill: Fill | None = None) -> OrderUpdate:
+        """Every change of an order passes here: it is published and marks the account changed."""
+        self._dirty_orders[order.client_order_id] = None
+        self._version += 1
         update = OrderUpdate(order=order.copy(), ts=ts, fill=fill)
         self._pending.append(update)
         return update
@@ -524,3 +704,13 @@ def _new_order(req: OrderRequest, broker_order_id: str, limit: float | None, now
         side=req.side, qty=req.qty, order_type=req.order_type, limit_price=limit, status=status,
         created_at=now, updated_at=now, reason=reason,
     )
+
+
+def _one_tick_market(last: float) -> tuple[float, float]:
+    """A one-tick-wide synthetic book around the last print (the usual KRX spread of a liquid name).
+
+    On the grid the last print is taken as the bid; off the grid (adjusted data) the book brackets it.
+    """
+    if is_on_tick(last):
+        return float(last), float(up(last))
+    return float(round_down(last)), float(round_up(last))

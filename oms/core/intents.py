@@ -59,6 +59,8 @@ class IntentService:
         self.gate = SymbolGate()
         self.loss_latch = DailyLossLatch()
         self._inflight: dict[str, asyncio.Future[IntentResult]] = {}
+        self._transient_ids: dict[str, str] = {}
+        """Key → intent id of a transient refusal, so a retry updates the same intent row."""
 
     # ---- entry point -------------------------------------------------------------------------
     async def handle(self, intent: Intent) -> IntentResult:
@@ -68,6 +70,9 @@ class IntentService:
         existing = self.state.intents_by_key.get(key)
         if existing is not None and not self._reopens(existing):
             return replace(existing.result)
+        known_id = existing.intent.intent_id if existing is not None else self._transient_ids.get(key)
+        if known_id is not None:
+            intent = replace(intent, intent_id=known_id)
         pending = self._inflight.get(key)
         if pending is not None:
             return replace(await asyncio.shield(pending))
@@ -109,6 +114,9 @@ class IntentService:
         record = IntentRecord(intent=intent, result=result, decided_at=self.clock.now())
         if reason not in TRANSIENT_REASONS:
             self.state.intents_by_key[intent.idempotency_key] = record
+            self._transient_ids.pop(intent.idempotency_key, None)
+        else:
+            self._transient_ids[intent.idempotency_key] = intent.intent_id
         self.recorder.append([record, *(extra or [])])
         self.metrics.intents.labels(intent.strategy_id, status.value).inc()
         if status in (IntentStatus.REJECTED, IntentStatus.DEFERRED) and reason:

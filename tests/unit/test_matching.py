@@ -386,7 +386,7 @@ def test_quote_synthesizes_a_one_tick_spread_around_the_last_print() -> None:
     engine.add_instrument("035720", 5_200)
     engine.on_tick(tick(5_000, 1, qty=7, symbol="035720"))
     q = engine.quote("035720", at(2))
-    assert (q.last, q.bid, q.ask) == (5_000, 4_995, 5_010)
+    assert (q.last, q.bid, q.ask) == (5_000, 5_000, 5_010)
     assert (q.lower_limit, q.upper_limit, q.volume, q.halted) == (3_640, 6_760, 7, False)
 
 
