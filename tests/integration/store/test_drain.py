@@ -160,7 +160,7 @@ async def test_live_postgres_outage_through_a_proxy(postgres_database: str, jour
 
     from oms.store.migrate import make_engine
 
-    from .proxy import SwitchableProxy
+    from tests.support.proxy import SwitchableProxy
 
     proxy = await SwitchableProxy().start()
     url = make_url(postgres_database).set(host="127.0.0.1", port=proxy.port)
