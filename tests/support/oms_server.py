@@ -70,8 +70,8 @@ class Oms:
 
 @asynccontextmanager
 async def running_oms(settings: OmsSettings, config: OmsConfig | None = None,
-                      clock: Clock | None = None) -> AsyncIterator[Oms]:
-    runtime = OmsRuntime(settings, config or load_config(), clock=clock or sim_clock())
+                      clock: Clock | None = None, runtime: OmsRuntime | None = None) -> AsyncIterator[Oms]:
+    runtime = runtime or OmsRuntime(settings, config or load_config(), clock=clock or sim_clock())
     app = create_app(runtime=runtime)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
