@@ -51,7 +51,8 @@ class PaperConfig(BaseModel):
     """Symbols the paper exchange replays; empty = every ticker with minute data."""
     persist: bool = True
     """Keep the paper account (cash, positions, orders, fills) in ``<OMS_DATA_DIR>/paper_account.db``
-    so it survives an OMS restart; false: every start opens a fresh account."""
+    so it survives an OMS restart (``cash`` then only seeds a new account; a new session date
+    carries cash and positions over); false: every start opens a fresh account."""
 
 
 class OmsConfig(BaseModel):
