@@ -37,7 +37,6 @@ from broker_core.clock import KST
 from broker_core.errors import BrokerError, OrderNotFound, OrderRejected
 from broker_core.market_rules import (
     SessionPhase,
-    down,
     is_on_tick,
     marketable_limit,
     price_limits,
