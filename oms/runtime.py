@@ -28,6 +28,7 @@ from oms.core.reconciler import Reconciler
 from oms.core.risk import LossLevel
 from oms.core.state import OmsState
 from oms.core.types import (
+    OrderState,
     AllocationRecord, FillRecord, IntentRecord, OmsStateRecord, OrderRecord, PositionRecord,
     RiskDailyPortfolioRecord, RiskDailyStrategyRecord, StrategyStateRecord,
 )
@@ -116,6 +117,9 @@ class OmsRuntime:
             self._tasks.append(asyncio.create_task(self.exchange.run(), name="paper-exchange"))
         self._tasks.append(asyncio.create_task(self.execution.run_updates(), name="order-updates"))
         self._tasks.append(asyncio.create_task(self._ticks(), name="ticks"))
+        for order in list(self.state.orders.values()):
+            if order.state is OrderState.HELD:
+                await self.execution.watch(order.symbol)
         await self.reconciler.run_cycle()
         self.state.ready = True
         self.status = "ok"

@@ -59,6 +59,7 @@ class Execution:
         self.breaker = breaker
         self.metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watched: set[str] = set()
 
     def record(self, records: list) -> None:
         self.recorder.append(records)
@@ -233,6 +234,8 @@ class Execution:
 
     def on_tick(self, tick: Tick) -> None:
         self.state.last_prices[tick.symbol] = tick.price
+        if tick.symbol not in self._watched and tick.qty:
+            return
         for order in [o for o in self.state.orders.values() if o.state is OrderState.HELD and o.symbol == tick.symbol]:
             if stop_triggered(order, tick.price):
                 event = fsm.transition(order, OrderState.PENDING_SUBMIT, self.clock.now(), reason="STOP_TRIGGERED",
@@ -240,6 +243,28 @@ class Execution:
                 self.record([order, event])
                 self._publish_order(order)
                 self.spawn(self.submit(order))
+
+    async def watch(self, symbol: str) -> None:
+        """Subscribe the symbol's trades so a held stop entry sees its trigger."""
+        if symbol in self._watched:
+            return
+        try:
+            await self.broker.subscribe_ticks([symbol])
+        except BrokerError as exc:
+            log.warning("cannot watch %s for held stops (%s); triggers fall back to reconciliation quotes",
+                        symbol, exc.code)
+            return
+        self._watched.add(symbol)
+
+    async def check_held(self) -> None:
+        """Trigger check for held stop entries from a quote (safety net for missed ticks)."""
+        for symbol in {o.symbol for o in self.state.orders.values() if o.state is OrderState.HELD}:
+            try:
+                quote = await self.broker.get_quote(symbol)
+            except BrokerError:
+                continue
+            if quote.last:
+                self.on_tick(Tick(symbol=symbol, ts=quote.ts, price=quote.last, qty=0))
 
     async def enforce_timeouts(self, now: datetime) -> int:
         due = [o for o in self.state.orders.values()

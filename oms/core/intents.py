@@ -312,6 +312,7 @@ class IntentService:
         self._decide(intent, status, modify_reason if modified else None, message, order_id=order.order_id,
                      modified_qty=qty if modified else None, extra=[order])
         if plan.held:
+            await self.execution.watch(intent.symbol)
             return self.state.intents_by_key[intent.idempotency_key].result
         await self.execution.submit(order)
         if order.state is OrderState.REJECTED:

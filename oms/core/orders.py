@@ -150,7 +150,8 @@ def apply_broker_snapshot(order: OrderRecord, broker: BrokerOrder, now: datetime
 
     if status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED):
         target = S.CANCELLED if state is S.HELD else OrderState(status.value)
-        events.append(transition(order, target, now, broker.reason or status.value, detail))
+        reason = order.reason if state is S.PENDING_CANCEL and order.reason else (broker.reason or status.value)
+        events.append(transition(order, target, now, reason, detail))
         return events
 
     if status is OrderStatus.REJECTED:

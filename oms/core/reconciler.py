@@ -60,6 +60,7 @@ class Reconciler:
             for fill in await self.broker.list_fills():
                 self.execution.apply_fill(fill)
             await self.execution.enforce_timeouts(self.clock.now())
+            await self.execution.check_held()
             mark = len(self.state.seen_executions)
             broker_positions = await self.broker.get_positions()
             for fill in await self.broker.list_fills():

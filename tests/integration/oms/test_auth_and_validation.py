@@ -75,7 +75,7 @@ async def test_admin_actions_are_audited(tmp_path: Path) -> None:
         assert (await oms.admin("/api/v1/admin/symbols/005930/disable")).status_code == 200
         disabled = (await oms.intent(KMP, **{**GOOD, "idempotency_key": "k2"})).json()
         assert disabled["reason_code"] == "SYMBOL_DISABLED"
-        audit = oms.runtime.journal.latest_rows(table="audit_log").get("audit_log", {})
+        audit = oms.runtime.journal.latest_rows(after_seq=0, table="audit_log").get("audit_log", {})
         actions = sorted(r["action"] for r in audit.values())
         assert actions == ["pause_strategy", "resume_strategy", "symbol_disable"]
         assert all(r["actor"] == "admin" for r in audit.values())
