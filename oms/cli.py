@@ -65,6 +65,15 @@ def oms(host: str = typer.Option("127.0.0.1", help="Bind address"), port: int = 
     uvicorn.run(application, host=host, port=port, log_level=log_level.lower(), log_config=None)
 
 
+@app.command()
+def strategy(name: str = typer.Argument(..., help="Strategy name: kmp, kpr, nulrimok, pcim, swing_ml"),
+             log_level: str = typer.Option("INFO", help="Log level")) -> None:
+    """Run one strategy process from config/NAME.yaml (env OMS_URL, OMS_API_KEY, TRADER_CLOCK)."""
+    from strategies.sdk.runner import run_strategy
+    _setup_logging(log_level)
+    raise typer.Exit(run_strategy(name))
+
+
 def _api(method: str, path: str, body: dict[str, Any] | None = None, url: str | None = None,
          key: str | None = None) -> tuple[int, Any]:
     import httpx

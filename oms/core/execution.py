@@ -36,10 +36,15 @@ _BROKER_TYPE = {
 
 
 def order_event(order: OrderRecord) -> dict[str, Any]:
+    """The stream's order event: the REST order shape plus ``type`` and ``ts``."""
     return {"type": "order", "order_id": order.order_id, "intent_id": order.intent_id,
             "strategy_id": order.strategy_id, "symbol": order.symbol, "side": order.side, "qty": order.qty,
-            "filled_qty": order.filled_qty, "avg_fill_price": order.avg_fill_price, "state": order.state.value,
-            "limit_price": order.limit_price, "reason": order.reason, "ts": order.updated_at.isoformat()}
+            "order_type": order.order_type.value, "limit_price": order.limit_price, "stop_price": order.stop_price,
+            "filled_qty": order.filled_qty, "leaves_qty": order.leaves_qty, "avg_fill_price": order.avg_fill_price,
+            "state": order.state.value, "broker_order_id": order.broker_order_id, "reason": order.reason,
+            "created_at": order.created_at.isoformat(),
+            "cancel_after_ts": order.cancel_after_ts.isoformat() if order.cancel_after_ts else None,
+            "ts": order.updated_at.isoformat()}
 
 
 def fill_event(fill: FillRecord) -> dict[str, Any]:

@@ -1,0 +1,78 @@
+"""Strategy base without a server: decisions log, hook order, failing hooks (the rest runs against a real
+OMS in tests/integration/sdk)."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from broker_core.clock import KST, ManualClock
+from strategies.sdk import Bar, OmsClient, Strategy
+
+
+class Probe(Strategy):
+    def __init__(self, oms: OmsClient, clock: ManualClock) -> None:
+        super().__init__("kmp", oms, clock)
+        self.calls: list[str] = []
+
+    async def on_bar(self, bar: Bar) -> None:
+        self.calls.append(f"bar {bar.start:%H:%M}")
+
+    async def on_trade(self, event: dict[str, Any]) -> None:
+        self.calls.append(f"trade {event['ts'][11:19]}")
+        if event["price"] < 0:
+            raise ValueError("bad tick")
+
+    async def on_order(self, event: dict[str, Any]) -> None:
+        self.calls.append(f"order {event['state']}")
+
+
+def oms() -> OmsClient:
+    return OmsClient("http://oms.test", "k1", "KMP",
+                     transport=httpx.MockTransport(lambda r: httpx.Response(200, json={})))
+
+
+def trade(hms: str, price: float = 100.0) -> dict[str, Any]:
+    return {"type": "trade", "symbol": "005930", "price": price, "qty": 1, "ts": f"2026-02-27T{hms}+09:00"}
+
+
+def order(state: str) -> dict[str, Any]:
+    return {"type": "order", "order_id": "o1", "intent_id": "i1", "strategy_id": "KMP", "symbol": "005930",
+            "side": "BUY", "qty": 1, "filled_qty": 0, "avg_fill_price": 0.0, "state": state, "limit_price": 100.0,
+            "reason": None, "ts": "2026-02-27T09:01:00+09:00"}
+
+
+async def test_decision_logs_one_structured_line_and_counts(caplog: pytest.LogCaptureFixture) -> None:
+    s = Probe(oms(), ManualClock(datetime(2026, 2, 27, 9, tzinfo=KST)))
+    with caplog.at_level(logging.INFO, logger="strategy.KMP"):
+        s.decision("KMP_OR_RANGE", "005930", or_pct=0.0612345, note="too wide")
+        s.decision("KMP_OR_RANGE", "000660", or_pct=0.07)
+    lines = [r.getMessage() for r in caplog.records if r.name == "strategy.KMP"]
+    assert lines[0] == "decision code=KMP_OR_RANGE symbol=005930 or_pct=0.0612345 note='too wide'"
+    assert caplog.records[0].decision == {"code": "KMP_OR_RANGE", "symbol": "005930", "or_pct": 0.0612345,
+                                          "note": "too wide"}
+    assert s.decision_counts == {"KMP_OR_RANGE": 2}
+    assert s.status()["decisions"] == {"KMP_OR_RANGE": 2}
+    await s.oms.aclose()
+
+
+async def test_bar_before_trade_failing_hook_logged_and_orders_tracked(caplog: pytest.LogCaptureFixture) -> None:
+    s = Probe(oms(), ManualClock(datetime(2026, 2, 27, 9, tzinfo=KST)))
+    dispatch = s.stream.on_event  # what the stream calls for each event
+    with caplog.at_level(logging.ERROR, logger="strategy.KMP"):
+        await dispatch(trade("09:00:10"))
+        await dispatch(trade("09:00:20", price=-1))
+        await dispatch(trade("09:01:00"))
+    assert s.calls == ["trade 09:00:10", "trade 09:00:20", "bar 09:00", "trade 09:01:00"]
+    assert any("on_trade raised" in r.getMessage() for r in caplog.records)
+    await dispatch(order("SUBMITTED"))
+    assert list(s.open_orders) == ["o1"]
+    await dispatch(order("FILLED"))
+    assert s.open_orders == {}
+    s.stopping = True
+    await dispatch(trade("09:02:00"))
+    assert s.calls[-1] == "order FILLED"
+    await s.oms.aclose()
