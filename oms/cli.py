@@ -39,14 +39,14 @@ def replay(date: Optional[str] = typer.Option(None, help="Session YYYY-MM-DD (de
 
 @app.command()
 def demo(date: Optional[str] = typer.Option(None, help="Session YYYY-MM-DD (default: latest in the data)"),
-         speed: float = typer.Option(0, help="Virtual-clock speed; 0 = as fast as possible"),
-         until: Optional[str] = typer.Option(None, help="Stop at HH:MM (KST)"),
-         data_dir: Optional[str] = typer.Option(None, help="KRX data directory"),
-         json_report: Optional[str] = typer.Option(None, help="Write the session report as JSON")) -> None:
-    """The main job: a simulated KRX session on the paper exchange (OMS + strategies come with [3/6])."""
-    from oms.replay_cmd import run_replay
-    raise typer.Exit(run_replay(date=date, speed=speed, symbols=None, data_dir=data_dir, until=until,
-                                json_report=json_report, console=console))
+         speed: float = typer.Option(120.0, help="Virtual-clock speed (120: a full session in about 3.5 minutes)"),
+         until: Optional[str] = typer.Option(None, help="Stop at HH:MM KST (default 15:35, after the close)"),
+         data_dir: Optional[str] = typer.Option(None, help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx)"),
+         json_report: Optional[str] = typer.Option(None, help="Write the session report as JSON to this path")) -> None:
+    """The main job: OMS + strategies as separate processes trading a simulated KRX session."""
+    from oms.demo import run_demo
+    raise typer.Exit(run_demo(day=date, speed=speed, until=until, data_dir=data_dir, json_report=json_report,
+                              console=console))
 
 
 @app.command()

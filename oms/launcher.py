@@ -1,0 +1,69 @@
+"""Start and stop the platform's processes locally (``trader demo``, ``trader up``)."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILES: dict[str, list[str]] = {"vps1": ["kmp", "nulrimok"], "vps2": ["kpr", "pcim"]}
+"""The strategy set of each compose file (the OMS runs on both hosts)."""
+ALL_STRATEGIES = ["kmp", "nulrimok", "kpr", "pcim", "swing_ml"]
+
+
+def available_strategies(names: list[str] | None = None) -> list[str]:
+    """Strategies of ``names`` (default: all) whose wiring module exists in this build."""
+    return [n for n in (names or ALL_STRATEGIES)
+            if importlib.util.find_spec(f"strategies.{n}") is not None
+            and importlib.util.find_spec(f"strategies.{n}.strategy") is not None]
+
+
+@dataclass
+class ProcessGroup:
+    """Child processes with their own log files; stopped in reverse start order."""
+
+    log_dir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "oms", *args], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def dead(self) -> dict[str, int]:
+        return {n: p.returncode for n, p in self.procs.items() if p.poll() is not None}
+
+    def stop(self, names: list[str] | None = None, timeout: float = 30.0) -> dict[str, int]:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL; returns exit codes."""
+        targets = [n for n in reversed(list(self.procs)) if names is None or n in names]
+        for name in targets:
+            if self.procs[name].poll() is None:
+                self.procs[name].send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        codes: dict[str, int] = {}
+        for name in targets:
+            proc = self.procs[name]
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            codes[name] = proc.returncode
+        return codes
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.log_dir / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def base_env() -> dict[str, str]:
+    """The parent's environment without OMS/strategy wiring that the launcher sets itself."""
+    drop = ("OMS_", "TRADER_CLOCK", "DATABASE_URL", "STRATEGY_ID")
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
