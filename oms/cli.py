@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any, Optional
 
 import typer
@@ -72,6 +73,25 @@ def strategy(name: str = typer.Argument(..., help="Strategy name: kmp, kpr, nulr
     from strategies.sdk.runner import run_strategy
     _setup_logging(log_level)
     raise typer.Exit(run_strategy(name))
+
+
+config_app = typer.Typer(help="Configuration tools.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(env_file: Optional[Path] = typer.Option(None, help="The host's .env to validate"),
+                 config_dir: Path = typer.Option(Path("config"), help="Directory of the YAML configs"),
+                 profile: list[str] = typer.Option([], help="Compose profile(s) in use (default: COMPOSE_PROFILES)"),
+                 compose_file: list[str] = typer.Option([], help="Compose file(s) (default: COMPOSE_FILE)")) -> None:
+    """Validate a .env and the YAML configs; name every missing or malformed setting."""
+    from oms.config_check import check
+    problems = check(env_file, config_dir, compose_files=compose_file or None, profiles=profile or None)
+    for problem in problems:
+        console.print(f"[red]✗[/red] {problem}")
+    if not problems:
+        console.print("[green]configuration OK[/green]")
+    raise typer.Exit(1 if problems else 0)
 
 
 def _api(method: str, path: str, body: dict[str, Any] | None = None, url: str | None = None,

@@ -12,8 +12,8 @@ variable or key); an empty list means OK.
   ``OMS_STRATEGY_KEYS``), passwords inside a database URL (URL-safe), the Metabase encryption key,
   and each OMS service's resulting environment through :class:`oms.settings.OmsSettings`.
 * YAML: ``config/oms.yaml`` through :func:`oms.settings.load_config` (the compose files point the
-  OMS at it); ``config/<name>.yaml`` through ``strategies.<name>.config.load_<name>_config`` (or
-  ``load_config``) when that module exists, otherwise for YAML syntax only.
+  OMS at it); ``config/<name>.yaml`` through the config model of strategy ``<name>`` (as
+  ``trader strategy <name>`` loads it) when that strategy exists, otherwise for YAML syntax only.
 
 With ``env_file=None`` only the YAML configuration is checked.
 """
@@ -72,17 +72,28 @@ def check(env_file: Path | None, config_dir: Path, *, compose_dir: Path | None =
 
 # ---- YAML configuration ---------------------------------------------------------------------------
 def _strategy_loader(name: str) -> Callable[[Path], Any] | None:
-    module_name = f"strategies.{name}.config"
+    """How ``config/<name>.yaml`` is validated, if a strategy of that name exists: the SDK's way
+    (``strategies.<name>.strategy``'s config model, as ``trader strategy`` loads it), else a
+    ``load_<name>_config`` / ``load_config`` in ``strategies.<name>.config``."""
     try:
-        if importlib.util.find_spec(f"strategies.{name}") is None or importlib.util.find_spec(module_name) is None:
+        if importlib.util.find_spec(f"strategies.{name}") is None:
             return None
+        has_strategy = importlib.util.find_spec(f"strategies.{name}.strategy") is not None
+        has_config = importlib.util.find_spec(f"strategies.{name}.config") is not None
     except (ImportError, ValueError):
         return None
-    module = importlib.import_module(module_name)
-    for attr in (f"load_{name}_config", "load_config"):
-        fn = getattr(module, attr, None)
-        if callable(fn):
-            return fn
+    if has_strategy:
+        from strategies.sdk.config import load_strategy_config
+        from strategies.sdk.runner import config_model, resolve
+
+        model = config_model(resolve(name))
+        return lambda path: load_strategy_config(name, model, path)
+    if has_config:
+        module = importlib.import_module(f"strategies.{name}.config")
+        for attr in (f"load_{name}_config", "load_config"):
+            fn = getattr(module, attr, None)
+            if callable(fn):
+                return fn
     return None
 
 
@@ -113,7 +124,7 @@ def check_configs(config_dir: Path) -> list[str]:
         try:
             loader = _strategy_loader(path.stem)
         except Exception as exc:  # noqa: BLE001 - a broken validator module is itself a problem
-            problems.append(f"{path}: cannot load the validator strategies.{path.stem}.config ({type(exc).__name__}: {exc})")
+            problems.append(f"{path}: cannot load the config model of strategy {path.stem!r} ({type(exc).__name__}: {exc})")
             continue
         if loader is None:
             continue

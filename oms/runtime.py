@@ -34,7 +34,7 @@ from oms.core.types import (
 )
 from oms.metrics import OmsMetrics
 from oms.settings import OmsConfig, OmsSettings
-from oms.store.drain import Drainer
+from oms.store.drain import Drainer, is_connectivity_error
 from oms.store.journal import Journal
 from oms.store.migrate import make_engine, migrate
 from oms.store.repository import MergedReader, Repository
@@ -69,6 +69,7 @@ class OmsRuntime:
         self.reconciler: Reconciler | None = None
         self.admin: Admin | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.migrated = False
         self._started_mono = time.monotonic()
         self.status = "starting"
 
@@ -89,7 +90,7 @@ class OmsRuntime:
         Path(self.journal_path).parent.mkdir(parents=True, exist_ok=True)
         if self.db_url.startswith("sqlite"):
             Path(self.db_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        await migrate(self.db_url)
+        migrated = self.migrated = await self._try_migrate()
         self.journal = Journal(self.journal_path)
         self.engine = make_engine(self.db_url)
         self.drainer = Drainer(self.journal, self.engine, self.state.instance_id,
@@ -97,7 +98,7 @@ class OmsRuntime:
                                interval_s=self.config.journal.drain_interval_s)
         drainer = self.drainer
         self.reader = MergedReader(Repository(self.engine, self.state.instance_id), self.journal,
-                                   db_ok=lambda: drainer.db_ok)
+                                   db_ok=lambda: self.migrated and drainer.db_ok)
         self.execution = Execution(self.state, self.broker, self.journal, self.bus, self.clock, self.breaker,
                                    self.metrics)
         self.intents = IntentService(
@@ -111,7 +112,10 @@ class OmsRuntime:
         self.admin = Admin(self.state, self.intents, self.execution, self.journal, self.clock,
                            self.config.risk.vi_cooldown_sec)
         await self._rebuild()
-        self.drainer.start()
+        if migrated:
+            self.drainer.start()
+        else:
+            self._tasks.append(asyncio.create_task(self._migrate_then_drain(), name="migrate-retry"))
         await self.broker.connect()
         if self.exchange is not None:
             self._tasks.append(asyncio.create_task(self.exchange.run(), name="paper-exchange"))
@@ -126,6 +130,28 @@ class OmsRuntime:
         self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
         log.info("OMS %s ready: broker=%s db=%s journal=%s", self.state.instance_id, self.broker.name,
                  _mask_url(self.db_url), self.journal_path)
+
+    async def _try_migrate(self) -> bool:
+        """Run migrations; when the database is unreachable, start anyway on the journal alone."""
+        try:
+            await migrate(self.db_url)
+            return True
+        except Exception as exc:
+            if not is_connectivity_error(exc):
+                raise
+            log.error("database unreachable at start reason=DB_UNAVAILABLE (%s); trading on the journal, "
+                      "migrations and the copy to the database resume when it returns", type(exc).__name__)
+            return False
+
+    async def _migrate_then_drain(self) -> None:
+        delay = 1.0
+        while not await self._try_migrate():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+        self.migrated = True
+        log.info("database reachable again reason=DB_RECOVERED: migrations done, draining the journal")
+        assert self.drainer is not None
+        self.drainer.start()
 
     async def _rebuild(self) -> None:
         assert self.reader is not None
@@ -215,7 +241,7 @@ class OmsRuntime:
 
     def health(self) -> dict[str, Any]:
         backlog = self.journal.backlog() if self.journal else 0
-        db_ok = bool(self.drainer and self.drainer.db_ok)
+        db_ok = bool(self.migrated and self.drainer and self.drainer.db_ok)
         status = self.status
         if status == "ok" and (self.breaker.state.value != "CLOSED" or self.state.recon_status == "FAIL" or not db_ok):
             status = "degraded"

@@ -70,7 +70,8 @@ class Oms:
 
 @asynccontextmanager
 async def running_oms(settings: OmsSettings, config: OmsConfig | None = None,
-                      clock: Clock | None = None, runtime: OmsRuntime | None = None) -> AsyncIterator[Oms]:
+                      clock: Clock | None = None, runtime: OmsRuntime | None = None,
+                      healthy: tuple[str, ...] = ("ok",)) -> AsyncIterator[Oms]:
     runtime = runtime or OmsRuntime(settings, config or load_config(), clock=clock or sim_clock())
     app = create_app(runtime=runtime)
     port = free_port()
@@ -78,14 +79,14 @@ async def running_oms(settings: OmsSettings, config: OmsConfig | None = None,
     task = asyncio.create_task(server.serve())
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-        async def healthy() -> bool:
+        async def is_up() -> bool:
             if task.done():
                 task.result()
             try:
-                return (await http.get("/health")).json().get("status") == "ok"
+                return (await http.get("/health")).json().get("status") in healthy
             except httpx.HTTPError:
                 return False
-        await until(healthy, timeout=60, what="OMS /health ok")
+        await until(is_up, timeout=60, what=f"OMS /health in {healthy}")
         try:
             yield Oms(url, runtime, http)
         finally:

@@ -63,3 +63,29 @@ async def test_postgres_outage_during_500_intents(tmp_path: Path) -> None:
     finally:
         await proxy.close()
         drop_database(name)
+
+
+async def test_oms_starts_and_trades_while_its_database_is_down(tmp_path: Path) -> None:
+    name, _ = create_database()
+    proxy = await SwitchableProxy().start()
+    proxy.go_down()
+    url = pg_url(name, port=proxy.port)
+    from oms.runtime import OmsRuntime
+    from tests.support.oms_server import sim_clock
+    settings = oms_settings(tmp_path, url)
+    runtime = OmsRuntime(settings, load_config(), clock=sim_clock())
+    try:
+        async with running_oms(settings, runtime=runtime, healthy=("ok", "degraded")) as oms:
+            health = (await oms.http.get("/health")).json()
+            assert health["db"] == "unavailable" and health["status"] == "degraded", health
+            reply = (await oms.intent(STRATEGY_KEYS["KMP"], **body(0))).json()
+            assert reply["status"] == "ACCEPTED", reply
+            proxy.go_up()
+            drainer = oms.runtime.drainer
+            await until(lambda: drainer.db_ok and drainer.backlog == 0, timeout=60, what="migrated and drained")
+            assert (await oms.http.get("/health")).json()["status"] == "ok"
+        assert await fetch_value(url, "SELECT count(*) FROM intents") == 1
+        assert await fetch_value(url, "SELECT count(*) FROM orders") == 1
+    finally:
+        await proxy.close()
+        drop_database(name)
