@@ -6,64 +6,23 @@ missing the tests FAIL with a message saying so — they never skip.
 """
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
-import os
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from oms.store.journal import Journal
 from oms.store.migrate import make_engine, migrate
+from tests.support.pg import PG_ADMIN_DSN, create_database, drop_database, pg_url, run_sync  # noqa: F401
 
-PG_ADMIN_DSN = os.environ.get("TRADER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DOWN_URL = "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
 """A Postgres URL nothing listens on: connections are refused at once."""
 
 BACKENDS = ["sqlite", "postgres"]
-T = TypeVar("T")
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to completion from sync code, on a private loop in a worker thread
-    (safe even when called while a test's event loop is running)."""
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-async def _admin(sql: str) -> None:
-    try:
-        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
-    except Exception as exc:  # noqa: BLE001
-        pytest.fail(
-            f"Postgres is required for the store integration tests and is not reachable at "
-            f"{PG_ADMIN_DSN!r} ({type(exc).__name__}: {exc}). Start it (the machine runs one on "
-            f"127.0.0.1:5432) or set TRADER_TEST_PG_DSN.", pytrace=False)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def pg_url(dbname: str) -> str:
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    return f"{base.replace('postgresql://', 'postgresql+asyncpg://', 1)}/{dbname}"
-
-
-def create_pg_database() -> tuple[str, str]:
-    """``(name, url)`` of a new empty database."""
-    name = f"trader_test_{uuid.uuid4().hex[:12]}"
-    run_sync(_admin(f'CREATE DATABASE "{name}"'))
-    return name, pg_url(name)
-
-
-def drop_pg_database(name: str) -> None:
-    run_sync(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+create_pg_database = create_database
+drop_pg_database = drop_database
 
 
 @pytest.fixture(scope="session")
