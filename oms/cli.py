@@ -75,6 +75,15 @@ def strategy(name: str = typer.Argument(..., help="Strategy name: kmp, kpr, nulr
     raise typer.Exit(run_strategy(name))
 
 
+@app.command()
+def up(profile: str = typer.Option(..., help="vps1 (OMS + KMP + Nulrimok) or vps2 (OMS + KPR + PCIM)"),
+       port: int = typer.Option(8000, help="OMS port")) -> None:
+    """Run a host's process set locally (as its compose file does), against the configured broker."""
+    from oms.launcher import run_up
+    _setup_logging("INFO")
+    raise typer.Exit(run_up(profile, port, console))
+
+
 config_app = typer.Typer(help="Configuration tools.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

@@ -9,6 +9,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 PROFILES: dict[str, list[str]] = {"vps1": ["kmp", "nulrimok"], "vps2": ["kpr", "pcim"]}
 """The strategy set of each compose file (the OMS runs on both hosts)."""
@@ -67,3 +71,62 @@ def base_env() -> dict[str, str]:
     """The parent's environment without OMS/strategy wiring that the launcher sets itself."""
     drop = ("OMS_", "TRADER_CLOCK", "DATABASE_URL", "STRATEGY_ID")
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+
+
+def run_up(profile: str, port: int, console: Console) -> int:
+    """Start the OMS and the profile's strategies from this environment; stop all on Ctrl-C/SIGTERM.
+
+    Strategy keys come from ``OMS_KEY_<STRATEGY>`` (as in the compose files and ``.env``).
+    """
+    import httpx
+
+    if profile not in PROFILES:
+        console.print(f"[red]--profile must be one of {', '.join(PROFILES)}[/red]")
+        return 2
+    env = {k: v for k, v in os.environ.items()}
+    strategies = available_strategies(PROFILES[profile])
+    missing = [f"OMS_KEY_{s.upper()}" for s in strategies if not env.get(f"OMS_KEY_{s.upper()}")]
+    if not env.get("OMS_ADMIN_KEY"):
+        missing.insert(0, "OMS_ADMIN_KEY")
+    if missing:
+        console.print(f"[red]not set: {', '.join(missing)}[/red]")
+        return 2
+    env.setdefault("OMS_STRATEGY_KEYS", ",".join(f"{s.upper()}:{env[f'OMS_KEY_{s.upper()}']}" for s in strategies))
+    url = f"http://127.0.0.1:{port}"
+    group = ProcessGroup(Path(env.get("OMS_DATA_DIR", "var")) / "logs")
+    stop = {"now": False}
+
+    def _on_signal(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    group.start("oms", ["oms", "--port", str(port)], env)
+    console.print(f"OMS starting on {url} (logs in {group.log_dir})")
+    deadline = time.monotonic() + 120
+    while not stop["now"]:
+        if group.dead():
+            console.print(f"[red]the OMS exited:[/red]\n{group.log_tail('oms', 30)}")
+            return 1
+        try:
+            if httpx.get(f"{url}/health", timeout=2).json().get("status") in ("ok", "degraded"):
+                break
+        except (httpx.HTTPError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            console.print(f"[red]the OMS did not become healthy in 120 s[/red]\n{group.log_tail('oms', 30)}")
+            group.stop()
+            return 1
+        time.sleep(0.5)
+    for name in strategies:
+        group.start(name, ["strategy", name], {**env, "OMS_URL": url, "OMS_API_KEY": env[f"OMS_KEY_{name.upper()}"]})
+    console.print(f"profile {profile}: OMS + {', '.join(strategies) or 'no strategies in this build'}; Ctrl-C stops")
+    while not stop["now"]:
+        dead = group.dead()
+        if dead:
+            console.print(f"[red]exited: {dead}[/red]")
+            break
+        time.sleep(0.5)
+    codes = group.stop()
+    console.print(f"stopped: {codes}")
+    return 0 if all(c in (0, -15) for c in codes.values()) else 1
