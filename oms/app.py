@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from oms.api import control, health, intents, orders, positions, stream
+from oms.api import control, health, intents, marketdata, orders, positions, stream
 from oms.api.auth import KeyRing
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings, load_config, load_settings
@@ -49,6 +49,6 @@ def create_app(settings: OmsSettings | None = None, config: OmsConfig | None = N
                   for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    for module in (health, intents, orders, positions, control, stream):
+    for module in (health, intents, orders, positions, control, marketdata, stream):
         app.include_router(module.router)
     return app

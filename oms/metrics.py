@@ -24,6 +24,24 @@ class OmsMetrics:
         self.recon_failures = Counter("oms_reconcile_failures", "Failed reconciliation cycles", registry=r)
         self.breaker = Gauge("oms_circuit_breaker_state", "Broker circuit breaker: 0 CLOSED, 1 HALF_OPEN, 2 OPEN", registry=r)
         self.positions = Gauge("oms_positions", "Symbols with a non-zero position", registry=r)
+        # market data (oms/marketdata)
+        self.md_slot_events = Counter("oms_marketdata_slot_events",
+                                      "Slot lease decisions: event grant/deny/evict/expire/release, by reason and strategy",
+                                      ["event", "reason", "strategy"], registry=r)
+        self.md_slots_used = Gauge("oms_marketdata_slots_used", "Subscription slots in use", registry=r)
+        self.md_slot_capacity = Gauge("oms_marketdata_slot_capacity", "Subscription slot budget of the account",
+                                      registry=r)
+        self.md_consumers = Gauge("oms_marketdata_stream_consumers", "Open stream consumers", registry=r)
+        self.md_ticks = Counter("oms_marketdata_ticks", "Trades read from the broker feed", registry=r)
+        self.md_fanout = Counter("oms_marketdata_fanout", "Market events offered to stream consumers", registry=r)
+        self.md_conflated = Counter("oms_marketdata_conflated",
+                                    "Market events replaced by a newer one for a lagging consumer (latest wins)",
+                                    registry=r)
+        self.md_reconnects = Counter("oms_marketdata_upstream_reconnects", "Upstream feed reconnects, by reason",
+                                     ["reason"], registry=r)
+        self.md_rest = Counter("oms_marketdata_rest_requests",
+                               "REST market-data requests by kind and result (upstream/cache/shared/error)",
+                               ["kind", "result"], registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

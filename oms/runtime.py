@@ -17,21 +17,23 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker_core.broker import Broker
+from broker_core.calendars import is_trading_day
 from broker_core.clock import KST, Clock, clock_from_env
+from broker_core.ratelimit import RateLimiter
 from oms.config_errors import ConfigError
 from oms.core.admin import Admin
 from oms.core.circuit import CircuitBreaker
-from oms.core.events import EventBus
 from oms.core.execution import Execution
 from oms.core.intents import IntentService
 from oms.core.reconciler import Reconciler
 from oms.core.risk import LossLevel
-from oms.core.state import OmsState
+from oms.core.state import OmsState, StateRecorder
 from oms.core.types import (
     OrderState,
     AllocationRecord, FillRecord, IntentRecord, OmsStateRecord, OrderRecord, PositionRecord,
     RiskDailyPortfolioRecord, RiskDailyStrategyRecord, StrategyStateRecord,
 )
+from oms.marketdata import HubBrokerView, MarketDataHub, MarketDataProxy, StreamBus
 from oms.metrics import OmsMetrics
 from oms.settings import OmsConfig, OmsSettings
 from oms.store.drain import Drainer, is_connectivity_error
@@ -50,7 +52,14 @@ class OmsRuntime:
         self.config = config
         self.clock: Clock = clock or clock_from_env()
         self.metrics = OmsMetrics()
-        self.bus = EventBus()
+        md = config.marketdata
+        self.bus = StreamBus(market_backlog=md.consumer_backlog)
+        self.rate_limiter = RateLimiter(md.rest_budget.rate_per_sec, md.rest_budget.burst)
+        """The account's broker REST budget (priorities ORDER > RECONCILE > MARKET_DATA); built before the
+        broker so an adapter can share it. The market-data proxy spends it at MARKET_DATA priority."""
+        self.hub: MarketDataHub | None = None
+        self.md_proxy: MarketDataProxy | None = None
+        self.krx_data: Any = None
         self.state = OmsState(instance_id=settings.oms_instance_id)
         self.exchange: Any = None
         self.known_symbols: set[str] | None = None
@@ -81,6 +90,7 @@ class OmsRuntime:
             broker, exchange, symbols, sectors = build_paper_broker(self.settings, self.config, self.clock)
             self.exchange = exchange
             self.known_symbols = set(symbols)
+            self.krx_data = _krx_data(self.settings.trader_data_dir)
             for sym, sector in sectors.items():
                 self.sector_of.setdefault(sym, sector)
             return broker
@@ -99,18 +109,23 @@ class OmsRuntime:
         drainer = self.drainer
         self.reader = MergedReader(Repository(self.engine, self.state.instance_id), self.journal,
                                    db_ok=lambda: self.migrated and drainer.db_ok)
-        self.execution = Execution(self.state, self.broker, self.journal, self.bus, self.clock, self.breaker,
-                                   self.metrics)
+        self.recorder = StateRecorder(self.journal, self.state)
+        self._build_marketdata()
+        assert self.hub is not None
+        self.execution = Execution(self.state, HubBrokerView(self.broker, self.hub), self.recorder, self.bus,
+                                   self.clock, self.breaker, self.metrics)
+        self.hub.add_tick_hook(self.execution.on_tick)
         self.intents = IntentService(
-            self.state, self.execution, self.journal, self.broker, self.clock, self.config.risk, self.metrics,
+            self.state, self.execution, self.recorder, self.broker, self.clock, self.config.risk, self.metrics,
             sector_of=self.sector_of, known_symbols=lambda: self.known_symbols,
             intent_rate_per_min=lambda sid: self.config.strategy(sid).max_intents_per_min)
         rc = self.config.reconcile
-        self.reconciler = Reconciler(self.state, self.execution, self.broker, self.journal, self.clock, self.breaker,
+        self.reconciler = Reconciler(self.state, self.execution, self.broker, self.recorder, self.clock, self.breaker,
                                      self.metrics, min_interval_s=rc.min_interval_s, max_interval_s=rc.max_interval_s,
                                      safe_mode_after=rc.safe_mode_after_failed_cycles)
-        self.admin = Admin(self.state, self.intents, self.execution, self.journal, self.clock,
+        self.admin = Admin(self.state, self.intents, self.execution, self.recorder, self.clock,
                            self.config.risk.vi_cooldown_sec)
+        is_trading_day(self.clock.now())  # build the exchange calendar now, not inside the first intent
         await self._rebuild()
         if migrated:
             self.drainer.start()
@@ -120,8 +135,8 @@ class OmsRuntime:
         if self.exchange is not None:
             self._tasks.append(asyncio.create_task(self.exchange.run(), name="paper-exchange"))
         self._tasks.append(asyncio.create_task(self.execution.run_updates(), name="order-updates"))
-        self._tasks.append(asyncio.create_task(self._ticks(), name="ticks"))
-        for order in list(self.state.orders.values()):
+        await self.hub.start()
+        for order in list(self.state.working.values()):
             if order.state is OrderState.HELD:
                 await self.execution.watch(order.symbol)
         await self.reconciler.run_cycle()
@@ -168,7 +183,7 @@ class OmsRuntime:
             if p.frozen:
                 st.frozen_symbols[p.symbol] = p.freeze_reason or "FROZEN"
         for o in rows.get(OrderRecord.TABLE, []):
-            st.orders[o.order_id] = o
+            st.track(o)
             if o.broker_order_id:
                 st.broker_ids[o.broker_order_id] = o.order_id
         for f in rows.get(FillRecord.TABLE, []):
@@ -194,28 +209,37 @@ class OmsRuntime:
         log.info("state rebuilt: %d positions, %d allocations, %d orders, %d fills, %d intents",
                  len(positions), len(allocations), len(st.orders), len(st.seen_executions), len(st.intents_by_key))
 
-    async def _ticks(self) -> None:
-        assert self.execution is not None
-        async for tick in self.broker.ticks():
-            self.execution.on_tick(tick)
-            self.bus.publish_market(tick.symbol, "trades", {
-                "type": "trade", "symbol": tick.symbol, "price": tick.price, "qty": tick.qty,
-                "ts": tick.ts.isoformat(), "side": tick.aggressor.value if tick.aggressor else None})
+    def _build_marketdata(self) -> None:
+        """The slot budget + fan-out hub and the REST proxy, over the broker as it is at start."""
+        md = self.config.marketdata
+        state = self.state
+        self.hub = MarketDataHub(
+            self.broker, self.clock, self.bus, config=md, metrics=self.metrics,
+            known_symbols=lambda: self.known_symbols,
+            position_holders=state.ledger.holders,
+            working_owners=lambda symbol: {o.strategy_id for o in state.working_orders(symbol=symbol)})
+        data = self.krx_data
+        daily_symbols: set[str] = set()
 
-    async def subscribe_market(self, symbols: list[str]) -> tuple[list[str], dict[str, str]]:
-        """Subscribe ticks for a stream client (until the market-data hub owns slot leases)."""
-        known = self.known_symbols
-        denied = {s: "UNKNOWN_SYMBOL" for s in symbols if known is not None and s not in known}
-        wanted = [s for s in symbols if s not in denied]
-        if wanted:
-            try:
-                await self.broker.subscribe_ticks(wanted)
-            except Exception as exc:  # capacity exhausted: deny with the reason
-                return [], {**denied, **{s: f"CAPACITY: {exc}" for s in wanted}}
-        return wanted, denied
+        def known_daily() -> set[str] | None:
+            if data is None:
+                return self.known_symbols
+            if not daily_symbols:
+                try:
+                    daily_symbols.update(data.daily_symbols())
+                except Exception:
+                    log.warning("KRX daily data unreadable; daily/investor-flow symbols limited to the feed")
+            return daily_symbols | (self.known_symbols or set())
+
+        self.md_proxy = MarketDataProxy(
+            self.broker, self.clock, self.rate_limiter, cache=md.cache, metrics=self.metrics,
+            flow_source=data.investor_flow if data is not None else None,
+            known_intraday=lambda: self.known_symbols, known_daily=known_daily)
 
     async def stop(self) -> None:
         self.status = "down"
+        if self.hub is not None:
+            await self.hub.stop()
         for task in reversed(self._tasks):
             task.cancel()
         for task in self._tasks:
@@ -257,6 +281,15 @@ class OmsRuntime:
             "trading_state": self.state.trading_state().value, "open_orders": self.state.open_order_count(),
             "instance_id": self.state.instance_id, "version": VERSION, "now": self.clock.now().isoformat(),
         }
+
+
+def _krx_data(data_dir: str | None) -> Any:
+    """The KRX data directory (investor flow, daily symbols for the REST proxy), or None without one."""
+    from broker_core.paper.data import DataNotFound, KrxData
+    try:
+        return KrxData(data_dir)
+    except DataNotFound:
+        return None
 
 
 def _mask_url(url: str) -> str:

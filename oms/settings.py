@@ -6,12 +6,14 @@ start and a bad value stops the start with a message naming the variable or the 
 from __future__ import annotations
 
 import os
+import re
 import socket
+from datetime import time as dtime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from oms.config_errors import ConfigError, describe
@@ -55,6 +57,94 @@ class PaperConfig(BaseModel):
     carries cash and positions over); false: every start opens a fresh account."""
 
 
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _parse_hhmm(value: Any) -> dtime | None:
+    """``"HH:MM"`` (KST) → time. Unquoted YAML ``09:15`` is read as a base-60 integer, so only strings pass."""
+    if value is None or isinstance(value, dtime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be a quoted \"HH:MM\" string (KST), got {value!r} — quote it in YAML: \"09:15\"")
+    m = _HHMM.match(value.strip())
+    if not m:
+        raise ValueError(f"must be \"HH:MM\" (KST, 00:00–23:59), got {value!r}")
+    return dtime(int(m.group(1)), int(m.group(2)))
+
+
+class LeaseConfig(BaseModel):
+    """A strategy's slot lease: how many WebSocket subscriptions it may hold, when, and how hard it holds them.
+
+    ``max_slots`` None = no own limit (only the account capacity); 0 = no stream subscriptions at all
+    (REST only). ``start``/``end`` (KST, ``"HH:MM"``, end exclusive) bound when the lease may take new
+    symbols; at ``end`` its slots are released except symbols the strategy holds a position or a working
+    order in. A request may evict an idle lease of strictly lower ``priority``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    priority: int = Field(0, ge=0, le=999)
+    max_slots: int | None = Field(None, ge=0)
+    start: dtime | None = None
+    end: dtime | None = None
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _hhmm(cls, v: Any) -> dtime | None:
+        return _parse_hhmm(v)
+
+    @model_validator(mode="after")
+    def _window(self) -> LeaseConfig:
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError(f"end ({self.end:%H:%M}) must be after start ({self.start:%H:%M})")
+        return self
+
+
+class RestBudgetConfig(BaseModel):
+    """The account's broker REST budget (token bucket). The market-data proxy spends it at the lowest
+    priority; a broker adapter shares the same limiter (``OmsRuntime.rate_limiter``) for orders and
+    reconciliation, which are served first."""
+
+    model_config = ConfigDict(extra="forbid")
+    rate_per_sec: float = Field(15.0, gt=0)
+    burst: float = Field(15.0, ge=1)
+
+
+class MarketDataCacheConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    quote_ttl_s: float = Field(1.0, ge=0)
+    """Quotes are served from cache for this long (clock time)."""
+    bars_max_ttl_s: float = Field(60.0, ge=0)
+    """Minute bars are cached until the next minute boundary, at most this long."""
+    daily_max_ttl_s: float = Field(86_400.0, ge=0)
+    """Daily bars and investor flow are cached for the day (until the close, then until midnight), at most this long."""
+    max_entries: int = Field(10_000, gt=0)
+
+
+class MarketDataConfig(BaseModel):
+    """``marketdata:`` — slot budget (leases), fan-out hub and REST proxy."""
+
+    model_config = ConfigDict(extra="forbid")
+    capacity: int | None = Field(None, gt=0)
+    """Slot budget of the account; None = what the broker adapter declares (KIS 40). A value above the
+    adapter's capacity is lowered to it."""
+    leases: dict[str, LeaseConfig] = Field(default_factory=dict)
+    """Strategy → lease. Strategies not listed get ``default_lease``."""
+    default_lease: LeaseConfig = Field(default_factory=LeaseConfig)
+    rest_budget: RestBudgetConfig = Field(default_factory=RestBudgetConfig)
+    cache: MarketDataCacheConfig = Field(default_factory=MarketDataCacheConfig)
+    stale_after_s: float = Field(60.0, gt=0)
+    """Watchdog: no tick on any subscribed symbol for this long (clock time, market open) → reconnect."""
+    check_interval_s: float = Field(5.0, gt=0)
+    """How often (clock time) lease windows and the watchdog are evaluated (window edges are exact)."""
+    consumer_backlog: int = Field(10_000, gt=0)
+    """Market events queued per stream consumer before quotes/trades are conflated (latest wins)."""
+
+    @field_validator("leases")
+    @classmethod
+    def _upper(cls, v: dict[str, LeaseConfig]) -> dict[str, LeaseConfig]:
+        return {k.upper(): lease for k, lease in v.items()}
+
+
 class OmsConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     risk: RiskLimits = Field(default_factory=RiskLimits)
@@ -62,6 +152,7 @@ class OmsConfig(BaseModel):
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     journal: JournalConfig = Field(default_factory=JournalConfig)
     paper: PaperConfig = Field(default_factory=PaperConfig)
+    marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
     sector_map: dict[str, str] = Field(default_factory=dict)
     """Symbol → sector overrides; the rest comes from the KRX data's sector_map.parquet."""
 

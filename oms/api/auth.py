@@ -42,7 +42,7 @@ class KeyRing:
         return None
 
 
-def principal(request: Request) -> Principal:
+async def principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
@@ -54,17 +54,17 @@ def principal(request: Request) -> Principal:
     return found
 
 
-def require_admin(p: Principal = Depends(principal)) -> Principal:
+async def require_admin(p: Principal = Depends(principal)) -> Principal:
     if p.role != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admin key required")
     return p
 
 
-def require_reader(p: Principal = Depends(principal)) -> Principal:
+async def require_reader(p: Principal = Depends(principal)) -> Principal:
     return p
 
 
-def require_writer(p: Principal = Depends(principal)) -> Principal:
+async def require_writer(p: Principal = Depends(principal)) -> Principal:
     if p.role == "read":
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the read key may only call GET endpoints")
     return p

@@ -6,7 +6,7 @@ from fastapi import HTTPException, Request, status
 from oms.runtime import OmsRuntime
 
 
-def runtime(request: Request) -> OmsRuntime:
+async def runtime(request: Request) -> OmsRuntime:
     rt: OmsRuntime | None = getattr(request.app.state, "runtime", None)
     if rt is None or rt.intents is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "OMS is starting")

@@ -1,8 +1,26 @@
 """WS /api/v1/stream: per-strategy order/fill events and subscribed market data.
 
-Client → server: ``{"op":"subscribe","symbols":[...],"channels":["trades","quotes"]}`` or
-``{"op":"unsubscribe","symbols":[...]}``; server → client: ``{"type":"subscribed","granted":[...],
-"denied":{symbol: reason}}`` then ``trade``/``quote``/``order``/``fill`` events as JSON.
+Client → server::
+
+    {"op": "subscribe", "symbols": [...], "channels": ["trades", "quotes"], "keep": [...]}
+    {"op": "unsubscribe", "symbols": [...]}
+
+``channels`` defaults to both; ``keep`` (optional) *replaces* the strategy's keep set — symbols in an
+active setup that another strategy may not evict (``"symbols": []`` with ``keep`` only updates it).
+
+Server → client (one JSON object per message)::
+
+    {"type": "subscribed", "granted": [...], "denied": {symbol: CODE}}      (+ "detail": {symbol: text} when denied)
+    {"type": "unsubscribed", "symbols": [...]}
+    {"type": "evicted", "symbols": [...], "reason": "PREEMPTED"|"WINDOW_END"|"UPSTREAM_ERROR", "detail": "..."}
+    {"type": "gap", "symbols": [...], "since": iso, "until": iso, "reason": "UPSTREAM_STALE"|"UPSTREAM_ENDED"}
+    {"type": "trade", "symbol", "price", "qty", "ts", "side"}   and  order / fill events
+    {"type": "error", "detail": "..."}
+
+Denial codes: UNKNOWN_SYMBOL, NO_LEASE, OUTSIDE_WINDOW, LEASE_FULL, CAPACITY_FULL, UPSTREAM_ERROR
+(see :mod:`oms.marketdata.slots`). Order/fill/control events are never dropped; trades are conflated
+(latest per symbol wins) only for a consumer that lags by more than ``marketdata.consumer_backlog``.
+Closing the socket releases every slot lease this connection alone held.
 Auth: ``Authorization: Bearer <key>`` on the handshake (or ``?api_key=`` for tools that cannot set it).
 """
 from __future__ import annotations
@@ -10,12 +28,18 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import suppress
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 
+from oms.marketdata.hub import CHANNELS
 from oms.runtime import OmsRuntime
 
 router = APIRouter()
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(s, str) and s for s in value)
 
 
 @router.websocket("/api/v1/stream")
@@ -24,15 +48,22 @@ async def stream(ws: WebSocket) -> None:
     key = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else ws.query_params.get("api_key", "")
     who = ws.app.state.keys.lookup(key) if key else None
     rt: OmsRuntime | None = getattr(ws.app.state, "runtime", None)
-    if who is None or rt is None:
-        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="invalid API key" if rt else "starting")
+    hub = rt.hub if rt is not None else None
+    if who is None or rt is None or hub is None:
+        await ws.close(code=status.WS_1008_POLICY_VIOLATION, reason="invalid API key" if who is None else "starting")
         return
     await ws.accept()
-    sub = rt.bus.subscribe(who.strategy_id if who.role == "strategy" and who.strategy_id else "*")
+    is_strategy = who.role == "strategy" and who.strategy_id
+    consumer = hub.connect(who.strategy_id if is_strategy else "*", who.name.upper())
+
+    def send(payload: dict[str, Any]) -> None:
+        """Answers go through the consumer's critical queue: one writer per socket, ahead of market data."""
+        consumer.put_critical(payload)
 
     async def pump() -> None:
         while True:
-            await ws.send_text(json.dumps(await sub.get(), default=str))
+            item = await consumer.get()
+            await ws.send_text(item if isinstance(item, str) else json.dumps(item, default=str))
 
     writer = asyncio.create_task(pump())
     try:
@@ -40,28 +71,36 @@ async def stream(ws: WebSocket) -> None:
             try:
                 msg = json.loads(await ws.receive_text())
             except json.JSONDecodeError:
-                await ws.send_text(json.dumps({"type": "error", "detail": "message is not JSON"}))
+                send({"type": "error", "detail": "message is not JSON"})
                 continue
             op = msg.get("op") if isinstance(msg, dict) else None
             symbols = msg.get("symbols", []) if isinstance(msg, dict) else []
-            if op not in ("subscribe", "unsubscribe") or not isinstance(symbols, list) \
-                    or not all(isinstance(s, str) for s in symbols):
-                await ws.send_text(json.dumps({"type": "error",
-                                               "detail": "op must be subscribe/unsubscribe and symbols a list of strings"}))
+            if op not in ("subscribe", "unsubscribe") or not _strings(symbols):
+                send({"type": "error",
+                            "detail": "op must be subscribe/unsubscribe and symbols a list of strings"})
                 continue
             if op == "subscribe":
                 channels = msg.get("channels") or ["trades", "quotes"]
-                granted, denied = await rt.subscribe_market(symbols)
-                sub.symbols |= set(granted)
-                sub.channels = set(channels)
-                await ws.send_text(json.dumps({"type": "subscribed", "granted": granted, "denied": denied}))
+                keep = msg.get("keep")
+                if not _strings(channels) or not set(channels) <= CHANNELS:
+                    send({"type": "error", "detail": f"channels must be a list drawn from {sorted(CHANNELS)}"})
+                    continue
+                if keep is not None and not _strings(keep):
+                    send({"type": "error", "detail": "keep must be a list of symbols"})
+                    continue
+                granted, denied = await hub.subscribe(consumer, symbols, channels, keep)
+                answer: dict[str, Any] = {"type": "subscribed", "granted": granted,
+                                          "denied": {s: code for s, (code, _) in denied.items()}}
+                if denied:
+                    answer["detail"] = {s: text for s, (_, text) in denied.items()}
+                send(answer)
             else:
-                sub.symbols -= set(symbols)
-                await ws.send_text(json.dumps({"type": "unsubscribed", "symbols": symbols}))
+                await hub.unsubscribe(consumer, symbols)
+                send({"type": "unsubscribed", "symbols": symbols})
     except WebSocketDisconnect:
         pass
     finally:
         writer.cancel()
         with suppress(asyncio.CancelledError, Exception):
             await writer
-        rt.bus.unsubscribe(sub)
+        await hub.disconnect(consumer)

@@ -241,7 +241,7 @@ class Execution:
         self.state.last_prices[tick.symbol] = tick.price
         if tick.symbol not in self._watched and tick.qty:
             return
-        for order in [o for o in self.state.orders.values() if o.state is OrderState.HELD and o.symbol == tick.symbol]:
+        for order in [o for o in self.state.working.values() if o.state is OrderState.HELD and o.symbol == tick.symbol]:
             if stop_triggered(order, tick.price):
                 event = fsm.transition(order, OrderState.PENDING_SUBMIT, self.clock.now(), reason="STOP_TRIGGERED",
                                        detail=f"traded {tick.price:g} through stop {order.stop_price:g}")
@@ -263,7 +263,7 @@ class Execution:
 
     async def check_held(self) -> None:
         """Trigger check for held stop entries from a quote (safety net for missed ticks)."""
-        for symbol in {o.symbol for o in self.state.orders.values() if o.state is OrderState.HELD}:
+        for symbol in {o.symbol for o in self.state.working.values() if o.state is OrderState.HELD}:
             try:
                 quote = await self.broker.get_quote(symbol)
             except BrokerError:
@@ -272,7 +272,7 @@ class Execution:
                 self.on_tick(Tick(symbol=symbol, ts=quote.ts, price=quote.last, qty=0))
 
     async def enforce_timeouts(self, now: datetime) -> int:
-        due = [o for o in self.state.orders.values()
+        due = [o for o in self.state.working.values()
                if o.cancel_after_ts is not None and o.cancel_after_ts <= now
                and o.state in (OrderState.HELD, OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)]
         for order in due:

@@ -220,8 +220,8 @@ class IntentService:
         equity = cash + market_value
         working_buy: dict[str, float] = {}
         strategy_notional: dict[str, float] = {}
-        for o in st.orders.values():
-            if o.side == "BUY" and not o.state.is_terminal:
+        for o in st.working.values():
+            if o.side == "BUY":
                 px = o.limit_price or st.last_prices.get(o.symbol) or 0.0
                 working_buy[o.symbol] = working_buy.get(o.symbol, 0.0) + o.leaves_qty * px
                 strategy_notional[o.strategy_id] = strategy_notional.get(o.strategy_id, 0.0) + o.leaves_qty * px
@@ -260,7 +260,7 @@ class IntentService:
         if decision.action is RiskAction.DEFER:
             return self._decide(intent, IntentStatus.DEFERRED, decision.reason_code, decision.message,
                                 cooldown_until=decision.retry_at)
-        lock = self.state.entry_locks.acquire(sym, sid, now, self.limits.entry_lock_sec.get(sid, 60.0))
+        lock = self.state.entry_locks.acquire(sym, sid, now, self.limits.entry_lock_for(sid))
         if not lock.granted:
             return self._decide(intent, IntentStatus.DEFERRED, "ENTRY_LOCKED",
                                 f"{sym} entry-locked by {lock.owner}", cooldown_until=lock.until)
@@ -300,7 +300,7 @@ class IntentService:
                             created_at=now, updated_at=now, limit_price=plan.limit_price, stop_price=plan.stop_price,
                             cancel_after_ts=plan.cancel_after_ts,
                             reason=intent.risk_payload.rationale_code if side == "SELL" else None)
-        self.state.orders[order.order_id] = order
+        self.state.track(order)
         self.metrics.orders.labels(intent.strategy_id).inc()
         if side == "BUY":
             self.state.order_meta[order.order_id] = intent.risk_payload

@@ -54,9 +54,13 @@ class Reconciler:
             return False, False
         seen_before = len(self.state.seen_executions)
         try:
-            for order in [o for o in self.state.orders.values()
-                          if not o.state.is_terminal and o.state is not OrderState.HELD]:
-                await self.execution.resolve(order)
+            at_broker = {o.client_order_id: o for o in await self.broker.list_open_orders()}
+            for order in [o for o in self.state.working.values() if o.state is not OrderState.HELD]:
+                snapshot = at_broker.get(order.order_id)
+                if snapshot is not None:
+                    self.execution.apply_snapshot(order, snapshot)
+                else:
+                    await self.execution.resolve(order)
             for fill in await self.broker.list_fills():
                 self.execution.apply_fill(fill)
             await self.execution.enforce_timeouts(self.clock.now())

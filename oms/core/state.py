@@ -21,6 +21,21 @@ class Recorder(Protocol):
     def append(self, records: list) -> int: ...
 
 
+class StateRecorder:
+    """The journal as the OMS core sees it: every order row written also updates the state's
+    working-order index, so the index can never drift from what was journaled."""
+
+    def __init__(self, journal: Recorder, state: OmsState) -> None:
+        self.journal = journal
+        self.state = state
+
+    def append(self, records: list) -> int:
+        for rec in records:
+            if isinstance(rec, OrderRecord):
+                self.state.track(rec)
+        return self.journal.append(records)
+
+
 @dataclass
 class OmsState:
     instance_id: str
@@ -42,13 +57,22 @@ class OmsState:
     ready: bool = False
     recon_status: str = "OK"
     frozen_symbols: dict[str, str] = field(default_factory=dict)
+    working: dict[str, OrderRecord] = field(default_factory=dict)
+    """Index of the non-terminal orders (kept by ``track``), so per-intent work never scans the day."""
     order_meta: dict[str, RiskPayload] = field(default_factory=dict)
     """Risk payload of the intent behind each entry order (initial stop, entry px for R)."""
 
+    def track(self, order: OrderRecord) -> None:
+        """Keep the working-order index in step with an order that was created or changed."""
+        self.orders[order.order_id] = order
+        if order.state.is_terminal:
+            self.working.pop(order.order_id, None)
+        else:
+            self.working[order.order_id] = order
+
     def working_orders(self, strategy_id: str | None = None, symbol: str | None = None) -> list[OrderRecord]:
-        return [o for o in self.orders.values()
-                if not o.state.is_terminal
-                and (strategy_id is None or o.strategy_id == strategy_id)
+        return [o for o in self.working.values()
+                if (strategy_id is None or o.strategy_id == strategy_id)
                 and (symbol is None or o.symbol == symbol)]
 
     def working_qty(self, strategy_id: str, symbol: str, side: str) -> int:
@@ -69,7 +93,7 @@ class OmsState:
         return rec
 
     def open_order_count(self) -> int:
-        return sum(1 for o in self.orders.values() if not o.state.is_terminal)
+        return len(self.working)
 
     def in_flight_orders(self) -> list[OrderRecord]:
-        return [o for o in self.orders.values() if o.state in (OrderState.PENDING_SUBMIT, OrderState.PENDING_CANCEL)]
+        return [o for o in self.working.values() if o.state.in_flight]

@@ -75,11 +75,15 @@ class OrderState(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in (OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED)
+        return self in _TERMINAL_ORDER_STATES
 
     @property
     def in_flight(self) -> bool:
-        return self in (OrderState.PENDING_SUBMIT, OrderState.PENDING_CANCEL)
+        return self in _IN_FLIGHT_ORDER_STATES
+
+
+_TERMINAL_ORDER_STATES = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED})
+_IN_FLIGHT_ORDER_STATES = frozenset({OrderState.PENDING_SUBMIT, OrderState.PENDING_CANCEL})
 
 
 class TradingState(StrEnum):

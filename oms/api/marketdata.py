@@ -1,0 +1,140 @@
+"""REST market data through the OMS proxy (rate-budgeted, de-duplicated, cached) and the slot budget.
+
+GET /api/v1/marketdata/quote/{symbol}
+GET /api/v1/marketdata/bars/{symbol}?interval=1m&start=ISO&end=ISO
+GET /api/v1/marketdata/daily/{symbol}?start=YYYY-MM-DD&end=YYYY-MM-DD
+GET /api/v1/marketdata/investor-flow/{symbol}?start=YYYY-MM-DD&end=YYYY-MM-DD
+GET /api/v1/marketdata/slots
+
+Any valid key may read. Bad parameters → 422 naming the parameter; unknown symbol → 404; a broker
+adapter without the data → 501; broker rate limit → 429 (Retry-After); broker unreachable → 503.
+Naive datetimes are KST.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Awaitable
+from datetime import date, datetime, time, timedelta
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi.responses import JSONResponse
+
+from broker_core.clock import KST
+from broker_core.errors import BrokerError, BrokerUnavailable, RateLimited
+from oms.api.auth import Principal, require_reader
+from oms.api.deps import runtime
+from oms.marketdata.proxy import MarketDataProxy, NotSupported, UnknownSymbol
+from oms.runtime import OmsRuntime
+
+router = APIRouter(prefix="/api/v1/marketdata", tags=["marketdata"])
+
+SYMBOL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$"
+INTERVAL = re.compile(r"^([1-9]\d{0,3})([mh])$")
+NOT_FOUND_CODES = {"UNKNOWN_SYMBOL", "NOT_FOUND", "NO_REFERENCE_PRICE", "NO_DATA"}
+T = TypeVar("T")
+
+
+def _invalid(param: str, msg: str, value: Any = None) -> HTTPException:
+    """422 in the shape of the app's schema errors, naming the query parameter."""
+    return HTTPException(422, [{"field": f"query.{param}", "msg": msg, "type": "value_error", "input": value}])
+
+
+def _proxy(rt: OmsRuntime) -> MarketDataProxy:
+    if rt.md_proxy is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "OMS is starting")
+    return rt.md_proxy
+
+
+def _kst(dt: datetime) -> datetime:
+    return dt.replace(tzinfo=KST) if dt.tzinfo is None or dt.utcoffset() is None else dt
+
+
+async def _call(coro: Awaitable[T], symbol: str) -> T:
+    try:
+        return await coro
+    except UnknownSymbol as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown symbol {symbol}") from exc
+    except NotSupported as exc:
+        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, str(exc)) from exc
+    except NotImplementedError as exc:
+        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED,
+                            f"the broker adapter does not support this market-data call ({exc})") from exc
+    except RateLimited as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, f"broker rate limit: {exc.message}",
+                            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))}) from exc
+    except BrokerUnavailable as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"broker unavailable: {exc.message}") from exc
+    except BrokerError as exc:
+        if exc.code in NOT_FOUND_CODES:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{symbol}: {exc.message} ({exc.code})") from exc
+        if exc.code == "INVALID_INTERVAL":
+            raise _invalid("interval", exc.message) from exc
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"broker error {exc.code}: {exc.message}") from exc
+
+
+SymbolPath = Path(..., pattern=SYMBOL, description="ticker, e.g. 005930")
+
+
+@router.get("/quote/{symbol}")
+async def quote(symbol: str = SymbolPath, rt: OmsRuntime = Depends(runtime),
+                _: Principal = Depends(require_reader)) -> dict[str, Any]:
+    return await _call(_proxy(rt).quote(symbol), symbol)
+
+
+@router.get("/bars/{symbol}")
+async def bars(symbol: str = SymbolPath, interval: str = Query("1m", description="1m, 5m, 1h …"),
+               start: datetime | None = Query(None, description="ISO datetime (KST if naive); default today 09:00"),
+               end: datetime | None = Query(None, description="ISO datetime (KST if naive); default now"),
+               rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> dict[str, Any]:
+    m = INTERVAL.match(interval.strip())
+    if not m or not 0 < int(m.group(1)) * (60 if m.group(2) == "h" else 1) <= 24 * 60:
+        raise _invalid("interval", "must be minutes or hours up to one day, e.g. 1m, 5m, 1h", interval)
+    now = rt.clock.now().astimezone(KST)
+    start_ = _kst(start) if start is not None else datetime.combine(now.date(), time(9, 0), KST)
+    end_ = _kst(end) if end is not None else now
+    if start_ > end_:
+        raise _invalid("start", f"start ({start_.isoformat()}) is after end ({end_.isoformat()})", str(start))
+    if end_ - start_ > timedelta(days=31):
+        raise _invalid("start", "at most 31 days of intraday bars per request", str(start))
+    rows = await _call(_proxy(rt).bars(symbol, start_, end_, interval.strip()), symbol)
+    return {"symbol": symbol, "interval": interval.strip(), "bars": rows}
+
+
+def _date_range(rt: OmsRuntime, start: date | None, end: date | None, default_days: int) -> tuple[date, date]:
+    today = rt.clock.now().astimezone(KST).date()
+    end_ = end or today
+    start_ = start or end_ - timedelta(days=default_days)
+    if start_ > end_:
+        raise _invalid("start", f"start ({start_}) is after end ({end_})", str(start))
+    if (end_ - start_).days > 3660:
+        raise _invalid("start", "at most 10 years per request", str(start))
+    return start_, end_
+
+
+@router.get("/daily/{symbol}")
+async def daily(symbol: str = SymbolPath,
+                start: date | None = Query(None, description="YYYY-MM-DD; default end − 365 days"),
+                end: date | None = Query(None, description="YYYY-MM-DD; default today (rows of today only after the close)"),
+                rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> dict[str, Any]:
+    start_, end_ = _date_range(rt, start, end, 365)
+    rows = await _call(_proxy(rt).daily(symbol, start_, end_), symbol)
+    return {"symbol": symbol, "interval": "1d", "bars": rows}
+
+
+@router.get("/investor-flow/{symbol}")
+async def investor_flow(symbol: str = SymbolPath,
+                        start: date | None = Query(None, description="YYYY-MM-DD; default end − 30 days"),
+                        end: date | None = Query(None, description="YYYY-MM-DD; default today (after the close)"),
+                        rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> dict[str, Any]:
+    start_, end_ = _date_range(rt, start, end, 30)
+    rows = await _call(_proxy(rt).investor_flow(symbol, start_, end_), symbol)
+    return {"symbol": symbol, "rows": rows}
+
+
+@router.get("/slots")
+async def slots(rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> JSONResponse:
+    if rt.hub is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "OMS is starting")
+    return JSONResponse(rt.hub.snapshot())
