@@ -218,13 +218,8 @@ class IntentService:
         market_value = sum(q * px for q, px in positions.values())
         cash = st.cash_estimate if st.cash_estimate is not None else (st.account.cash if st.account else 0.0)
         equity = cash + market_value
-        working_buy: dict[str, float] = {}
-        strategy_notional: dict[str, float] = {}
-        for o in st.working.values():
-            if o.side == "BUY":
-                px = o.limit_price or st.last_prices.get(o.symbol) or 0.0
-                working_buy[o.symbol] = working_buy.get(o.symbol, 0.0) + o.leaves_qty * px
-                strategy_notional[o.strategy_id] = strategy_notional.get(o.strategy_id, 0.0) + o.leaves_qty * px
+        working_buy = {s: v for s, v in st.working_buy_by_symbol.items() if v > 0.5}
+        strategy_notional = {s: v for s, v in st.working_buy_by_strategy.items() if v > 0.5}
         for sym in positions:
             for sid, alloc in st.ledger.allocations_in(sym).items():
                 strategy_notional[sid] = strategy_notional.get(sid, 0.0) + alloc.qty * positions[sym][1]

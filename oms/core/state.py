@@ -59,18 +59,43 @@ class OmsState:
     frozen_symbols: dict[str, str] = field(default_factory=dict)
     working: dict[str, OrderRecord] = field(default_factory=dict)
     """Index of the non-terminal orders (kept by ``track``), so per-intent work never scans the day."""
+    working_buy_by_symbol: dict[str, float] = field(default_factory=dict)
+    working_buy_by_strategy: dict[str, float] = field(default_factory=dict)
+    _by_key: dict[tuple[str, str], dict[str, OrderRecord]] = field(default_factory=dict, repr=False)
+    _buy_contrib: dict[str, tuple[str, str, float]] = field(default_factory=dict, repr=False)
     order_meta: dict[str, RiskPayload] = field(default_factory=dict)
     """Risk payload of the intent behind each entry order (initial stop, entry px for R)."""
 
     def track(self, order: OrderRecord) -> None:
-        """Keep the working-order index in step with an order that was created or changed."""
-        self.orders[order.order_id] = order
+        """Keep the working-order indexes and working-buy totals in step with an order that was
+        created or changed (O(1), so per-intent risk work does not grow with the open orders)."""
+        oid = order.order_id
+        self.orders[oid] = order
+        old = self._buy_contrib.pop(oid, None)
+        if old is not None:
+            self.working_buy_by_symbol[old[0]] -= old[2]
+            self.working_buy_by_strategy[old[1]] -= old[2]
+        key = (order.strategy_id, order.symbol)
         if order.state.is_terminal:
-            self.working.pop(order.order_id, None)
-        else:
-            self.working[order.order_id] = order
+            self.working.pop(oid, None)
+            bucket = self._by_key.get(key)
+            if bucket is not None:
+                bucket.pop(oid, None)
+                if not bucket:
+                    del self._by_key[key]
+            return
+        self.working[oid] = order
+        self._by_key.setdefault(key, {})[oid] = order
+        if order.side == "BUY":
+            value = order.leaves_qty * (order.limit_price or self.last_prices.get(order.symbol) or 0.0)
+            self._buy_contrib[oid] = (order.symbol, order.strategy_id, value)
+            self.working_buy_by_symbol[order.symbol] = self.working_buy_by_symbol.get(order.symbol, 0.0) + value
+            self.working_buy_by_strategy[order.strategy_id] = \
+                self.working_buy_by_strategy.get(order.strategy_id, 0.0) + value
 
     def working_orders(self, strategy_id: str | None = None, symbol: str | None = None) -> list[OrderRecord]:
+        if strategy_id is not None and symbol is not None:
+            return list(self._by_key.get((strategy_id, symbol), {}).values())
         return [o for o in self.working.values()
                 if (strategy_id is None or o.strategy_id == strategy_id)
                 and (symbol is None or o.symbol == symbol)]
