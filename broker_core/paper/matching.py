@@ -204,6 +204,9 @@ class MatchingEngine:
         self._holdings: dict[str, _Holding] = {}
         self._orders: dict[str, BrokerOrder] = {}
         self._book: dict[str, dict[str, _Working]] = {}
+        self._reserved: dict[str, float] = {}
+        """Cash reserved per working buy (kept incrementally: a submit costs O(1), not O(open orders))."""
+        self._reserved_total = 0.0
         self._fills: list[Fill] = []
         self._pending: list[OrderUpdate] = []
         self._order_seq = 0
@@ -296,6 +299,7 @@ class MatchingEngine:
         order = _new_order(req, broker_order_id, limit, now, OrderStatus.NEW, None)
         self._orders[order.client_order_id] = order
         self._book.setdefault(order.symbol, {})[order.client_order_id] = _Working(order, now, reserve_price)
+        self._reserve(order, reserve_price)
         self._emit(order, now)
         return order.copy()
 
@@ -400,8 +404,7 @@ class MatchingEngine:
         )
 
     def reserved_cash(self) -> float:
-        return sum(self._reservation(w.order.qty - w.order.filled_qty, w.reserve_price)
-                   for book in self._book.values() for w in book.values() if w.order.side is Side.BUY)
+        return max(0.0, self._reserved_total)
 
     def reserved_shares(self, symbol: str) -> int:
         return sum(w.order.qty - w.order.filled_qty for w in self._book.get(symbol, {}).values()
@@ -513,6 +516,7 @@ class MatchingEngine:
                 reserve = stored.reserve_price if stored.reserve_price is not None else (order.limit_price or 0.0)
                 self._book.setdefault(order.symbol, {})[order.client_order_id] = _Working(
                     order, order.created_at, float(reserve))
+                self._reserve(order, float(reserve))
         self._fills = list(state.fills)
         self._pending = []
         self._dirty_orders = {}
@@ -640,6 +644,9 @@ class MatchingEngine:
             self._unbook(order)
         else:
             order.status = OrderStatus.PARTIALLY_FILLED
+            working = self._book.get(order.symbol, {}).get(order.client_order_id)
+            if working is not None:
+                self._reserve(order, working.reserve_price)
         self._exec_seq += 1
         fill = Fill(
             execution_id=f"{self._id_prefix}-{tick.ts.astimezone(KST):%Y%m%d}-X{self._exec_seq:06d}",
@@ -663,6 +670,17 @@ class MatchingEngine:
             book.pop(order.client_order_id, None)
             if not book:
                 del self._book[order.symbol]
+        self._reserved_total -= self._reserved.pop(order.client_order_id, 0.0)
+        if not self._reserved:
+            self._reserved_total = 0.0
+
+    def _reserve(self, order: BrokerOrder, reserve_price: float) -> None:
+        """Set the cash a working buy holds back (its leaves at its reserve price, with commission)."""
+        if order.side is not Side.BUY:
+            return
+        value = self._reservation(order.qty - order.filled_qty, reserve_price)
+        self._reserved_total += value - self._reserved.get(order.client_order_id, 0.0)
+        self._reserved[order.client_order_id] = value
 
     def _emit(self, order: BrokerOrder, ts: datetime, fill: Fill | None = None) -> OrderUpdate:
         """Every change of an order passes here: it is published and marks the account changed."""

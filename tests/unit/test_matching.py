@@ -418,3 +418,28 @@ def test_plain_string_enums_are_understood_and_garbage_is_invalid() -> None:
     with pytest.raises(OrderRejected) as err:
         engine.submit(OrderRequest("x", SYM, "SHORT", 1, "LIMIT", 10_000), at(0))  # type: ignore[arg-type]
     assert err.value.code == RejectCode.INVALID_ORDER and engine.get_order("x") is None
+
+
+def test_reserved_cash_kept_incrementally_equals_a_full_recount() -> None:
+    import random
+    rng = random.Random(11)
+    engine = make_engine(fees=FeeSchedule())
+    accepted = 0
+    for step in range(400):
+        roll = rng.random()
+        if roll < 0.5:
+            price = float(10_000 + 10 * rng.randint(-20, 20))
+            try:
+                engine.submit(buy(f"b{step}", rng.randint(1, 30), price), at(step))
+                accepted += 1
+            except OrderRejected:
+                pass
+        elif roll < 0.65 and engine.open_orders():
+            victim = rng.choice(engine.open_orders())
+            engine.cancel(victim.client_order_id, at(step))
+        else:
+            engine.on_tick(tick(float(10_000 + 10 * rng.randint(-20, 20)), step + 0.5, qty=rng.randint(1, 40)))
+        recount = sum(engine._reservation(o.qty - o.filled_qty, o.limit_price or 0.0)
+                      for o in engine.open_orders() if o.side is Side.BUY)
+        assert abs(engine.reserved_cash() - recount) < 1e-6, step
+    assert accepted > 100 and engine.fills() and engine.open_orders()
