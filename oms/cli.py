@@ -63,7 +63,8 @@ def oms(host: str = typer.Option("127.0.0.1", help="Bind address"), port: int = 
     except ConfigError as exc:
         err.print(f"[red]configuration error[/red]\n{exc}")
         raise typer.Exit(2) from exc
-    uvicorn.run(application, host=host, port=port, log_level=log_level.lower(), log_config=None)
+    uvicorn.run(application, host=host, port=port, log_level=log_level.lower(), log_config=None,
+                ws_per_message_deflate=False, access_log=False)
 
 
 @app.command()

@@ -54,9 +54,13 @@ class OmsRuntime:
         self.metrics = OmsMetrics()
         md = config.marketdata
         self.bus = StreamBus(market_backlog=md.consumer_backlog)
-        self.rate_limiter = RateLimiter(md.rest_budget.rate_per_sec, md.rest_budget.burst)
-        """The account's broker REST budget (priorities ORDER > RECONCILE > MARKET_DATA); built before the
-        broker so an adapter can share it. The market-data proxy spends it at MARKET_DATA priority."""
+        clock = self.clock
+        self.rate_limiter = RateLimiter(md.rest_budget.rate_per_sec, md.rest_budget.burst,
+                                        monotonic=lambda: clock.now().timestamp(), sleep=clock.sleep)
+        """The account's broker REST budget on the clock (priorities ORDER > RECONCILE > MARKET_DATA), from
+        ``marketdata.rest_budget``; built before the broker so an adapter builder can take it. An adapter that
+        brings its own limiter (``broker.limiter``, the KIS adapter) replaces it below: one budget per account.
+        The market-data proxy spends it at MARKET_DATA priority unless the adapter meters its own calls on it."""
         self.hub: MarketDataHub | None = None
         self.md_proxy: MarketDataProxy | None = None
         self.krx_data: Any = None
@@ -65,6 +69,11 @@ class OmsRuntime:
         self.known_symbols: set[str] | None = None
         self.sector_of: dict[str, str] = dict(config.sector_map)
         self.broker = broker or self._build_broker()
+        adapter_limiter = getattr(self.broker, "limiter", None)
+        if isinstance(adapter_limiter, RateLimiter):
+            # The adapter meters every REST request itself (KIS: its budget, 20/s real, 2/s paper): that is
+            # the account's one budget; the market-data proxy then queues on it instead of a second bucket.
+            self.rate_limiter = adapter_limiter
         self.breaker = CircuitBreaker(failure_threshold=config.reconcile.breaker_failure_threshold,
                                       reset_timeout_s=config.reconcile.breaker_reset_s, clock=self.clock)
         self.db_url = settings.resolved_database_url()
@@ -94,6 +103,9 @@ class OmsRuntime:
             for sym, sector in sectors.items():
                 self.sector_of.setdefault(sym, sector)
             return broker
+        if kind == "kis":
+            from oms.kis_wiring import build_kis_broker
+            return build_kis_broker(self.settings, self.config, self.clock)
         raise ConfigError(f"OMS_BROKER={kind}: this broker adapter is not available in this build yet (use paper)")
 
     async def start(self) -> None:

@@ -137,4 +137,7 @@ async def investor_flow(symbol: str = SymbolPath,
 async def slots(rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> JSONResponse:
     if rt.hub is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "OMS is starting")
-    return JSONResponse(rt.hub.snapshot())
+    snap = rt.hub.snapshot()
+    limiter = rt.rate_limiter
+    snap["rest_budget"] = {"rate_per_sec": limiter.rate, "burst": limiter.capacity, "granted": limiter.granted}
+    return JSONResponse(snap)

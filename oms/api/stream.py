@@ -17,6 +17,10 @@ Server → client (one JSON object per message)::
     {"type": "trade", "symbol", "price", "qty", "ts", "side"}   and  order / fill events
     {"type": "error", "detail": "..."}
 
+With ``?batch=1`` on the URL every frame is instead a JSON *array* of such objects — whatever is
+queued when the socket is free (up to 500), in the same order — which cuts the per-message cost of
+framing and decoding several times for high-rate consumers.
+
 Denial codes: UNKNOWN_SYMBOL, NO_LEASE, OUTSIDE_WINDOW, LEASE_FULL, CAPACITY_FULL, UPSTREAM_ERROR
 (see :mod:`oms.marketdata.slots`). Order/fill/control events are never dropped; trades are conflated
 (latest per symbol wins) only for a consumer that lags by more than ``marketdata.consumer_backlog``.
@@ -36,6 +40,7 @@ from oms.marketdata.hub import CHANNELS
 from oms.runtime import OmsRuntime
 
 router = APIRouter()
+MAX_BATCH = 500
 
 
 def _strings(value: Any) -> bool:
@@ -65,7 +70,17 @@ async def stream(ws: WebSocket) -> None:
             item = await consumer.get()
             await ws.send_text(item if isinstance(item, str) else json.dumps(item, default=str))
 
-    writer = asyncio.create_task(pump())
+    async def pump_batched() -> None:
+        """``?batch=1``: each frame is a JSON array of every event queued when the socket is free."""
+        while True:
+            items = [await consumer.get()]
+            while len(items) < MAX_BATCH and (item := consumer.get_nowait()) is not None:
+                items.append(item)
+            await ws.send_text("[" + ",".join(i if isinstance(i, str) else json.dumps(i, default=str)
+                                              for i in items) + "]")
+
+    batched = ws.query_params.get("batch", "").lower() in ("1", "true", "yes")
+    writer = asyncio.create_task(pump_batched() if batched else pump())
     try:
         while True:
             try:
@@ -76,8 +91,7 @@ async def stream(ws: WebSocket) -> None:
             op = msg.get("op") if isinstance(msg, dict) else None
             symbols = msg.get("symbols", []) if isinstance(msg, dict) else []
             if op not in ("subscribe", "unsubscribe") or not _strings(symbols):
-                send({"type": "error",
-                            "detail": "op must be subscribe/unsubscribe and symbols a list of strings"})
+                send({"type": "error", "detail": "op must be subscribe/unsubscribe and symbols a list of strings"})
                 continue
             if op == "subscribe":
                 channels = msg.get("channels") or ["trades", "quotes"]

@@ -408,7 +408,8 @@ class MarketDataHub:
             stream = self.broker.ticks()
             try:
                 if callable(hook):
-                    await hook()
+                    if await hook() is False:
+                        log.error("upstream reconnect: the adapter's session is not back yet; retried at the next check")
                 elif symbols:
                     await self.broker.unsubscribe_ticks(symbols)
                     self._note_call("unsubscribe", symbols)

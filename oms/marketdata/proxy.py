@@ -1,7 +1,9 @@
 """The REST market-data proxy: rate budget, in-flight de-duplication and a short-lived cache.
 
 Every upstream call takes one token of the account's :class:`~broker_core.ratelimit.RateLimiter`
-at ``Priority.MARKET_DATA`` (orders and reconciliation sharing the limiter are served first).
+at ``Priority.MARKET_DATA`` (orders and reconciliation sharing the limiter are served first) — unless
+the broker adapter already charges each of its REST requests to that same limiter (``broker.limiter
+is limiter``, the KIS adapter), in which case the proxy does not take a second token.
 Identical requests in flight share one upstream call (ten strategies asking the same quote = one
 call); answers are cached on the clock: quotes ``quote_ttl_s`` (1 s), minute bars until the next
 minute boundary, daily bars and investor flow for the day (until the close while the session runs —
@@ -203,14 +205,22 @@ class MarketDataProxy:
         if not task.cancelled():
             task.exception()  # retrieved: waiters got it; no "never retrieved" warning
 
+    @property
+    def adapter_meters(self) -> bool:
+        """True when the broker adapter charges each of its REST requests to this same limiter itself (the
+        KIS adapter built with ``limiter=``): the proxy must not take a second token for the same call."""
+        return getattr(self.broker, "limiter", None) is self.limiter
+
     async def _load(self, kind: str, key: tuple[Any, ...], call: Callable[[], Awaitable[Any]],
                     expires: Callable[[datetime], datetime]) -> Any:
-        await self.limiter.acquire(self.priority)
+        if not self.adapter_meters:
+            await self.limiter.acquire(self.priority)
         self.upstream_log.append((kind, key, self._limiter_time()))
         try:
             value = await call()
-        except Exception:
+        except Exception as exc:
             self._count(kind, "error")
+            log.warning("market data %s %s: upstream call failed (%s: %s)", kind, key[1], type(exc).__name__, exc)
             raise
         self._count(kind, "upstream")
         self._store(key, value, expires(self.clock.now()))

@@ -97,7 +97,7 @@ class OmsClient:
             except _RETRY_EXCEPTIONS as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
-                if resp.status_code != 429 and resp.status_code < 500:
+                if (resp.status_code != 429 and resp.status_code < 500) or resp.status_code == 501:
                     return _decode(method, path, resp)
                 last = f"HTTP {resp.status_code}: {describe_detail(_detail(resp))}"
                 retry_after = _retry_after(resp)
@@ -341,6 +341,12 @@ class OmsClient:
             raise MarketDataUnavailable(
                 f"market data GET {full}: 404 ({describe_detail(exc.detail)}) — the OMS has no such endpoint "
                 "or no data for this symbol", method="GET", path=full, status=404, detail=exc.detail) from exc
+        except OmsRejected as exc:
+            if exc.status != 501:
+                raise
+            raise MarketDataUnavailable(
+                f"market data GET {full}: not offered by this broker ({describe_detail(exc.detail)})",
+                method="GET", path=full, status=501, detail=exc.detail) from exc
 
 
 def _order_type(value: OrderType | str | None) -> OrderType | None:

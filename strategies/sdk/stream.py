@@ -29,7 +29,7 @@ log = logging.getLogger("strategies.sdk.stream")
 
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ConnectHandler = Callable[[int], Awaitable[None]]
-CONTROL_TYPES = frozenset({"subscribed", "unsubscribed", "error"})
+CONTROL_TYPES = frozenset({"subscribed", "unsubscribed", "error", "evicted"})
 
 
 class StreamClient:
@@ -52,6 +52,7 @@ class StreamClient:
         self._closing = False
         self._wake = asyncio.Event()
         self.granted: set[str] = set()
+        self._keep: set[str] = set()
         self.denied: dict[str, str] = {}
         self.last_answer: dict[str, Any] | None = None
         self.answers = 0
@@ -71,12 +72,24 @@ class StreamClient:
         return self._ws is not None
 
     # ---- subscriptions ------------------------------------------------------------------------
-    async def subscribe(self, symbols: Iterable[str]) -> None:
-        """Add symbols to the wanted set and ask the OMS for them now if connected."""
+    async def subscribe(self, symbols: Iterable[str], keep: Iterable[str] | None = None) -> None:
+        """Add symbols to the wanted set and ask the OMS for them now if connected.
+
+        ``keep`` (when given) replaces the set of symbols the OMS must not evict for this strategy
+        (positions are protected anyway; ``keep`` marks an active setup)."""
         new = [s for s in dict.fromkeys(symbols) if s not in self._wanted]
         self._wanted.update(new)
-        if new:
-            await self._send({"op": "subscribe", "symbols": new, "channels": list(self.channels)})
+        keep_changed = keep is not None and set(keep) != self._keep
+        if keep is not None:
+            self._keep = set(keep)
+        if new or keep_changed:
+            await self._send(self._subscribe_msg(new))
+
+    def _subscribe_msg(self, symbols: list[str]) -> dict[str, Any]:
+        msg: dict[str, Any] = {"op": "subscribe", "symbols": symbols, "channels": list(self.channels)}
+        if self._keep:
+            msg["keep"] = sorted(self._keep)
+        return msg
 
     async def unsubscribe(self, symbols: Iterable[str]) -> None:
         gone = [s for s in dict.fromkeys(symbols) if s in self._wanted]
@@ -125,15 +138,15 @@ class StreamClient:
 
     async def _session(self) -> None:
         async with connect(self.ws_url, additional_headers={"Authorization": f"Bearer {self._api_key}"},
-                           open_timeout=self.open_timeout, ping_interval=self.ping_interval) as ws:
+                           open_timeout=self.open_timeout, ping_interval=self.ping_interval,
+                           compression=None) as ws:
             self._ws = ws
             self.connects += 1
             self.granted.clear()
             self.denied.clear()
             try:
                 if self._wanted:
-                    await ws.send(json.dumps({"op": "subscribe", "symbols": sorted(self._wanted),
-                                              "channels": list(self.channels)}))
+                    await ws.send(json.dumps(self._subscribe_msg(sorted(self._wanted))))
                 log.info("stream connected (#%d) to %s, %d symbol(s)", self.connects, self.ws_url, len(self._wanted))
                 if self.on_connect is not None:
                     await _guarded(self.on_connect(self.connects), "on_connect")
@@ -171,6 +184,14 @@ class StreamClient:
             self.answers += 1
             if denied:
                 log.warning("stream: subscription denied: %s", denied)
+        elif kind == "evicted":
+            reason = str(msg.get("reason", "EVICTED"))
+            for s in msg.get("symbols", []):
+                self.granted.discard(s)
+                if s in self._wanted:
+                    self.denied[s] = reason
+            self.last_answer = msg
+            log.warning("stream: slots taken back (%s): %s", reason, msg.get("symbols"))
         elif kind == "error":
             self.last_error = str(msg.get("detail"))
             log.warning("stream: OMS error: %s", self.last_error)

@@ -82,8 +82,10 @@ async def test_reads_and_errors_against_the_real_api(oms_server: RunningOms) -> 
         assert (await oms.heartbeat({"state": "running", "ts": clock.now}))["strategy_id"] == "KPR"
         flatten = await oms.flatten()
         assert flatten.status in (IntentStatus.EXECUTED, IntentStatus.ACCEPTED)
-        with pytest.raises(MarketDataUnavailable, match="quote/005930"):
-            await oms.quote("005930")
+        quote = await oms.quote("005930")
+        assert quote["symbol"] == "005930" and quote["last"] > 0
+        with pytest.raises(MarketDataUnavailable, match="quote/999999"):
+            await oms.quote("999999")
     async with OmsClient(oms_server.url, KEYS["KPR"], "KMP") as other:
         with pytest.raises(OmsAuthError, match="may not act as KMP"):
             await other.enter("005930", 1)
