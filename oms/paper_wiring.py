@@ -59,6 +59,8 @@ def build_paper_broker(settings: OmsSettings, config: OmsConfig, clock: Clock) -
         log.info("paper account %s: %s", store.path,
                  "restored" if exchange.restored else f"new session {feed.session_date}")
     daily = (lambda sym, start, end: data.daily_bars(sym, start, end)) if data is not None else None
-    broker = PaperBroker(exchange, subscription_capacity=config.paper.subscription_capacity, daily_source=daily)
+    minutes = (lambda sym, day: data.minute_bars(sym, day)) if data is not None else None
+    broker = PaperBroker(exchange, subscription_capacity=config.paper.subscription_capacity, daily_source=daily,
+                         minute_source=minutes)
     sectors = data.sector_map() if data is not None else {}
     return broker, exchange, list(feed.symbols), sectors

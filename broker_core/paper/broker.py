@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+from broker_core.clock import KST
 from broker_core.errors import SubscriptionCapacityExceeded
 from broker_core.models import Account, Bar, BrokerOrder, Fill, OrderRequest, OrderUpdate, Position, Quote, Tick
 from broker_core.paper.exchange import PaperExchange
@@ -58,7 +59,11 @@ class PaperBroker:
     name = "paper"
 
     def __init__(self, exchange: PaperExchange, subscription_capacity: int = 40,
-                 daily_source: DailySource | None = None, *, state_store: PaperStateStore | None = None) -> None:
+                 daily_source: DailySource | None = None, *,
+                 minute_source: Callable[[str, date], list[Bar]] | None = None,
+                 state_store: PaperStateStore | None = None) -> None:
+        """``minute_source`` serves 1m history of days before the replayed session (KRX data);
+        the session itself is only what the tape has printed so far (no look-ahead)."""
         if state_store is not None:
             exchange.attach_state_store(state_store)
         self.exchange = exchange
@@ -66,6 +71,7 @@ class PaperBroker:
         self.clock = exchange.clock
         self.subscription_capacity = subscription_capacity
         self._daily_source = daily_source
+        self._minute_source = minute_source
         self._subscribed: set[str] = set()
         self._streams: list[_QueueStream[Any]] = []
         self.connected = False
@@ -123,7 +129,14 @@ class PaperBroker:
         return self.engine.quote(symbol, self.clock.now())
 
     async def get_bars(self, symbol: str, start: datetime, end: datetime, interval: str = "1m") -> list[Bar]:
-        return self.exchange.tape.bars(symbol, start, end, interval, now=self.clock.now())
+        history: list[Bar] = []
+        if self._minute_source is not None and interval == "1m":
+            day = start.astimezone(KST).date()
+            last = min(end.astimezone(KST).date(), self.exchange.feed.session_date - timedelta(days=1))
+            while day <= last:
+                history += [b for b in self._minute_source(symbol, day) if start <= b.ts <= end]
+                day += timedelta(days=1)
+        return history + self.exchange.tape.bars(symbol, start, end, interval, now=self.clock.now())
 
     async def get_daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
         return list(self._daily_source(symbol, start, end)) if self._daily_source else []

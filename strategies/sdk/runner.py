@@ -93,7 +93,7 @@ def run_strategy(name: str, *, package: str = "strategies") -> int:
     if not logging.getLogger().handlers:
         from oms.logging_setup import configure
         configure(os.environ.get("LOG_LEVEL", "INFO"))
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
     return asyncio.run(_main(module, config, url, key, strategy_id, clock))
 
 
