@@ -20,7 +20,7 @@ test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: install
-	$(BIN)/python bench/replay_throughput.py
+	$(BIN)/python bench/replay_throughput.py --resting 200
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
