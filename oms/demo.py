@@ -195,6 +195,7 @@ def _collect(http: httpx.Client, day: date, run_dir: Path, strategies: list[str]
         "rejections_by_reason": dict(reasons),
         "account": {k: account.get(k) for k in ("equity", "daily_pnl", "daily_pnl_pct", "realized_pnl")},
         "open_positions": {s: p["real_qty"] for s, p in positions.items() if p["real_qty"]},
+        "decisions": {s: (per_strategy.get(s, {}).get("status") or {}).get("decisions", {}) for s in names},
     }
 
 
@@ -217,6 +218,10 @@ def _print(report: dict[str, Any], console: Console) -> None:
         table.add_row(sid, str(sum(statuses.values())), ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
                       f"{pnl['realized']:,}", f"{pnl['unrealized']:,}")
     console.print(table)
+    for sid, codes in report.get("decisions", {}).items():
+        if codes:
+            top = ", ".join(f"{k} {v}" for k, v in sorted(codes.items(), key=lambda kv: -kv[1])[:8])
+            console.print(f"{sid} decisions (reason codes): {top}")
     console.print(f"orders {report['order_count']} {report['orders_by_state']} · fills {report['fill_count']}")
     if report["rejections_by_reason"]:
         console.print("risk/arbitration refusals: " + ", ".join(
