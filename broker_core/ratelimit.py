@@ -104,7 +104,8 @@ class RateLimiter:
             self._dispatch()
             if not self._waiters:
                 return
-            await self._sleep((1 - self._tokens) / self.rate)
+            # at least 1 µs: a datetime-based clock cannot advance by less, and would spin
+            await self._sleep(max((1 - self._tokens) / self.rate, 1e-6))
 
     async def __aenter__(self) -> RateLimiter:
         await self.acquire()

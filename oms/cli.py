@@ -104,6 +104,15 @@ def config_check(env_file: Optional[Path] = typer.Option(None, help="The host's 
     raise typer.Exit(1 if problems else 0)
 
 
+@app.command("fake-kis")
+def fake_kis(profile: str = typer.Option("paper", help="paper or real: rate limits, page sizes, TR ids"),
+             port: int = typer.Option(29443, help="Port for REST and WebSocket"),
+             host: str = typer.Option("127.0.0.1", help="Bind address")) -> None:
+    """A protocol-faithful fake KIS server backed by the paper exchange (for local development)."""
+    from broker_core.kis.fake.cli import run_fake_kis
+    run_fake_kis(profile=profile, port=port, host=host)
+
+
 def _api(method: str, path: str, body: dict[str, Any] | None = None, url: str | None = None,
          key: str | None = None) -> tuple[int, Any]:
     import httpx

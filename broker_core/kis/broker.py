@@ -48,6 +48,7 @@ from broker_core.market_rules import CLOSE, marketable_limit, price_limits
 from broker_core.models import (
     Account, Bar, BrokerOrder, Fill, OrderRequest, OrderStatus, OrderType, OrderUpdate, Position, Quote, Side, Tick,
 )
+from broker_core.paper.exchange import parse_interval
 from broker_core.paper.fees import FeeSchedule
 from broker_core.ratelimit import RateLimiter
 
@@ -564,8 +565,6 @@ class KisBroker:
             vi_ref_price=trade.vi_ref_price if trade else None)
 
     async def get_bars(self, symbol: str, start: datetime, end: datetime, interval: str = "1m") -> list[Bar]:
-        from broker_core.paper.exchange import parse_interval
-
         minutes = parse_interval(interval)
         s, e = start.astimezone(KST), end.astimezone(KST)
         if e < s:
@@ -584,6 +583,17 @@ class KisBroker:
 
     async def investor_flow(self, symbol: str) -> Any:
         return await self.api.investor_flow(symbol)
+
+    async def get_investor_flow(self, symbol: str, start: date, end: date) -> list[dict[str, Any]]:
+        """Daily net buying by investor type (the OMS proxy's shape: date, foreign_net, inst_net …)."""
+        rows = await self.api.investor_flow(symbol)
+        return [{"date": r.day, "foreign_net": r.foreign_net_qty, "inst_net": r.institution_net_qty,
+                 "individual_net": r.individual_net_qty, "close": r.close} for r in rows if start <= r.day <= end]
+
+    async def reconnect_market_data(self, timeout_s: float = 10.0) -> bool:
+        """Drop the WebSocket session; the client reconnects and restores every registration."""
+        await self.ws.reconnect(timeout_s)
+        return self.ws.connected.is_set()
 
     async def program_trading(self, symbol: str) -> Any:
         return await self.api.program_trading(symbol)

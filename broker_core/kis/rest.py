@@ -16,7 +16,8 @@ the request header ``tr_cont: N``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import math
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import httpx
@@ -37,9 +38,15 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 
 
 def clock_limiter(rate_per_sec: float, clock: Clock, *, headroom: float = RATE_HEADROOM) -> RateLimiter:
-    """A RateLimiter measuring time on ``clock`` (burst 1: never two requests in the same instant)."""
-    return RateLimiter(rate_per_sec * headroom, burst=1, monotonic=lambda: clock.now().timestamp(),
-                       sleep=clock.sleep)
+    """A RateLimiter measuring time on ``clock`` (burst 1: never two requests in the same instant).
+
+    Clock time is read from datetimes (microsecond resolution), so every wait is rounded up to a
+    whole microsecond: a shorter wait could not move a manual clock and the limiter would spin."""
+
+    def sleep(seconds: float) -> Awaitable[None]:
+        return clock.sleep(max(1e-6, math.ceil(seconds * 1e6) / 1e6))
+
+    return RateLimiter(rate_per_sec * headroom, burst=1, monotonic=lambda: clock.now().timestamp(), sleep=sleep)
 
 
 class KisRestClient:

@@ -105,6 +105,23 @@ class KisWebSocket:
         self._task = None
         self.connected.clear()
 
+    async def reconnect(self, wait_s: float | None = 10.0) -> bool:
+        """Close the current session; the loop reconnects and restores the registrations."""
+        ws = self._ws
+        before = self.connects
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        if wait_s is None:
+            return False
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while loop.time() < deadline:
+            if self.connects > before and self.connected.is_set():
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
     # -- registrations -----------------------------------------------------------------------
 
     @property
@@ -224,16 +241,22 @@ class KisWebSocket:
                 for key in list(self._desired):
                     if key not in self._desired or key in self._active:
                         continue
-                    try:
-                        self._settle(key, await self._register(ws, key, "1"))
-                    except SubscriptionCapacityExceeded as exc:
-                        self.dropped_on_resubscribe.append(key)
-                        log.error("KIS WebSocket: registration lost on reconnect: %s", exc)
-                    except BrokerError as exc:
-                        if isinstance(exc, BrokerUnavailable):
-                            raise
-                        self._refresh_key = True
-                        log.error("KIS WebSocket: registration refused on reconnect: %s", exc)
+                    for attempt in (1, 2):
+                        try:
+                            self._settle(key, await self._register(ws, key, "1"))
+                        except SubscriptionCapacityExceeded as exc:
+                            self.dropped_on_resubscribe.append(key)
+                            log.error("KIS WebSocket: registration lost on reconnect: %s", exc)
+                        except BrokerError as exc:
+                            if isinstance(exc, BrokerUnavailable):
+                                raise
+                            if attempt == 1:  # maybe a stale approval key: get a new one, try once more
+                                self._refresh_key = True
+                                self._desired[key] = None
+                                continue
+                            self.dropped_on_resubscribe.append(key)
+                            log.error("KIS WebSocket: registration refused on reconnect: %s", exc)
+                        break
             self.connected.set()
             if self.on_connect is not None:
                 self.on_connect()

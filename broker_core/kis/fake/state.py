@@ -22,8 +22,8 @@ from broker_core.clock import KST, Clock
 from broker_core.calendars import is_trading_day
 from broker_core.errors import OrderRejected
 from broker_core.kis import tr_ids as T
-from broker_core.kis.crypto import encrypt_notice, new_key_iv
-from broker_core.kis.parsers import H0STASP0_FIELDS, H0STCNI_FIELDS, H0STCNT0_FIELDS, fields_from, format_frame
+from broker_core.kis.crypto import new_key_iv
+from broker_core.kis.parsers import H0STASP0_FIELDS, H0STCNI_FIELDS, H0STCNT0_FIELDS, fields_from
 from broker_core.market_rules import (
     OPEN, SessionPhase, down, price_limits, session_phase, tick_size, up,
 )
@@ -577,10 +577,6 @@ class FakeKisState:
     def _emit_notice(self, record: str) -> None:
         if self.notice_sink is not None:
             self.notice_sink(self.profile.notice_tr_id, self.profile.hts_id, record)
-
-    @staticmethod
-    def encrypt(key: str, iv: str, record: str, tr_id: str) -> str:
-        return format_frame(tr_id, [[""]], encrypted_payload=encrypt_notice(key, iv, record))
 
     @staticmethod
     def new_key_iv() -> tuple[str, str]:
