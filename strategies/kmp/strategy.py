@@ -56,7 +56,7 @@ from strategies.kmp.decisions import (
     Action, CancelAction, Code, Decision, EnterAction, ExitAction, FlattenAction, ModifyRiskAction, Output,
 )
 from strategies.kmp.engine import KmpEngine
-from strategies.kmp.fsm import State
+from strategies.kmp.fsm import ACCEPTING, State
 from strategies.sdk.bars import Bar
 from strategies.sdk.client import OmsClient
 from strategies.sdk.errors import IntentsClosed, MarketDataUnavailable, OmsError
@@ -87,6 +87,7 @@ class KmpStrategy(Strategy):
     def __init__(self, config: KmpConfig, oms: OmsClient, clock: Clock, *, heartbeat_sec: float = 15.0,
                  sectors: dict[str, str] | None = None, quote_poll_sec: float = QUOTE_POLL_SEC) -> None:
         super().__init__(oms.strategy_id, oms, clock, channels=("trades",), heartbeat_sec=heartbeat_sec)
+        self._kept: set[str] = set()
         if config.strategy_id.upper() != self.strategy_id:
             self.log.warning("config strategy_id %s differs from the OMS key's %s; using %s", config.strategy_id,
                              self.strategy_id, self.strategy_id)
@@ -249,8 +250,10 @@ class KmpStrategy(Strategy):
         held = {s for s, a in self.allocations.items() if a.qty > 0} | {o.symbol for o in self.open_orders.values()}
         want = trades | held
         current = set(self.stream.symbols)
-        if want - current:
-            await self.subscribe(sorted(want - current))
+        keep = sorted(s for s in want if self.engine.state_of(s) in ACCEPTING)
+        if want - current or set(keep) != self._kept:
+            self._kept = set(keep)
+            await self.subscribe(sorted(want - current), keep=keep)
         if current - want:
             await self.unsubscribe(sorted(current - want))
         self._quote_syms = {s for s, ch in desired.items() if "quotes" in ch}

@@ -106,13 +106,17 @@ class Strategy:
                       extra={"decision": {"code": code, "symbol": symbol, **fields}})
 
     # ---- subscriptions ------------------------------------------------------------------------
-    async def subscribe(self, symbols: Iterable[str]) -> None:
-        """Stream trades of ``symbols`` (kept across reconnects); their first bar comes out ``partial``."""
+    async def subscribe(self, symbols: Iterable[str], keep: Iterable[str] | None = None) -> None:
+        """Stream trades of ``symbols`` (kept across reconnects); their first bar comes out ``partial``.
+
+        ``keep`` marks symbols in an active setup that the OMS must not evict for a higher-priority
+        lease (held positions are protected by the OMS anyway). The answer arrives asynchronously:
+        ``self.stream.granted`` / ``self.stream.denied``; evictions come as ``evicted`` events."""
         new = [s for s in symbols if s not in self.stream.symbols]
         now = self.clock.now()
         for symbol in new:
             self.bars.mark_gap(symbol, now)
-        await self.stream.subscribe(new)
+        await self.stream.subscribe(new, keep=keep)
 
     async def unsubscribe(self, symbols: Iterable[str]) -> None:
         await self.stream.unsubscribe(symbols)
