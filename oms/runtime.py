@@ -137,6 +137,7 @@ class OmsRuntime:
                                      safe_mode_after=rc.safe_mode_after_failed_cycles)
         self.admin = Admin(self.state, self.intents, self.execution, self.recorder, self.clock,
                            self.config.risk.vi_cooldown_sec)
+        self.intents.on_halt = self._on_daily_loss_halt
         is_trading_day(self.clock.now())  # build the exchange calendar now, not inside the first intent
         await self._rebuild()
         if migrated:
@@ -155,8 +156,29 @@ class OmsRuntime:
         self.state.ready = True
         self.status = "ok"
         self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
+        self._tasks.append(asyncio.create_task(self._risk_watch(), name="risk-watch"))
         log.info("OMS %s ready: broker=%s db=%s journal=%s", self.state.instance_id, self.broker.name,
                  _mask_url(self.db_url), self.journal_path)
+
+    def _on_daily_loss_halt(self) -> None:
+        if self.config.risk.flatten_on_halt and self.admin is not None and self.execution is not None:
+            log.error("flatten on halt reason=DAILY_LOSS_HALT: exiting every allocation")
+            self.execution.spawn(self.admin.flatten_all("system:DAILY_LOSS_HALT"))
+
+    async def _risk_watch(self) -> None:
+        """Account-level checks between intents: the day-loss latch (and flatten-on-halt), and
+        pruning of journal entries already copied to the database."""
+        assert self.intents is not None and self.journal is not None
+        last_prune = 0.0
+        while True:
+            await self.clock.sleep(self.config.reconcile.min_interval_s)
+            self.intents.flags(self.intents.portfolio())
+            if time.monotonic() - last_prune > 3600:
+                last_prune = time.monotonic()
+                pruned = self.journal.prune(self.config.journal.keep_drained_days)
+                if pruned:
+                    log.info("journal: pruned %d entries drained more than %g days ago", pruned,
+                             self.config.journal.keep_drained_days)
 
     async def _try_migrate(self) -> bool:
         """Run migrations; when the database is unreachable, start anyway on the journal alone."""

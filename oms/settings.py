@@ -42,6 +42,9 @@ class JournalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     drain_batch: int = Field(500, gt=0)
     drain_interval_s: float = Field(0.2, gt=0)
+    keep_drained_days: float = Field(7.0, gt=0)
+    """Journal entries already in the database are kept this long (the OMS can rebuild from the
+    journal alone while the database is away), then pruned."""
 
 
 class PaperConfig(BaseModel):

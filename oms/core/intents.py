@@ -58,6 +58,8 @@ class IntentService:
         self.check_market_hours = check_market_hours
         self.gate = SymbolGate()
         self.loss_latch = DailyLossLatch()
+        self.on_halt: Callable[[], None] | None = None
+        """Called once when the day-loss halt level is first reached (e.g. flatten-on-halt)."""
         self._inflight: dict[str, asyncio.Future[IntentResult]] = {}
         self._transient_ids: dict[str, str] = {}
         """Key → intent id of a transient refusal, so a retry updates the same intent row."""
@@ -206,6 +208,8 @@ class IntentService:
         """The day-loss halt level was reached: entries stop for the day (journaled)."""
         daily = self.state.daily_portfolio
         log.error("daily loss halt reached reason=DAILY_LOSS_HALT: entries blocked for the rest of the day")
+        if self.on_halt is not None:
+            self.on_halt()
         if daily is not None:
             daily.halted = True
             daily.updated_at = self.clock.now()

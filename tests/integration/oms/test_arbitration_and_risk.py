@@ -67,6 +67,29 @@ async def test_daily_loss_halt_blocks_entries_but_not_exits(tmp_path: Path) -> N
         assert exit_["status"] in ("ACCEPTED", "EXECUTED"), exit_
 
 
+async def test_flatten_on_halt_exits_every_allocation_without_any_new_intent(tmp_path: Path) -> None:
+    config = load_config()
+    config.reconcile = config.reconcile.model_copy(update={"min_interval_s": 1, "max_interval_s": 2})
+    config.risk = config.risk.model_copy(update={"flatten_on_halt": True, "entry_lock_sec": {"KMP": 1, "KPR": 1}})
+    async with running_oms(oms_settings(tmp_path), config) as oms:
+        assert (await oms.intent(KMP, **enter("KMP", "005930", 3))).json()["status"] == "ACCEPTED"
+        assert (await oms.intent(KPR, **enter("KPR", "000660", 1))).json()["status"] == "ACCEPTED"
+        await until(lambda: _both_filled(oms), timeout=30, what="both entries filled")
+        oms.runtime.broker.inject_cash(-4_000_000)
+
+        async def flat() -> bool:
+            pos = await oms.get("/api/v1/positions")
+            return not any(p["real_qty"] for p in pos.values())
+
+        await until(flat, timeout=60, what="flatten on halt")
+        audit = oms.runtime.journal.latest_rows(after_seq=0, table="audit_log").get("audit_log", {})
+        assert any(r["action"] == "flatten_all" and r["actor"] == "system:DAILY_LOSS_HALT" for r in audit.values())
+
+
+async def _both_filled(oms: Oms) -> bool:
+    return bool(await filled_qty(oms, "005930", "KMP") and await filled_qty(oms, "000660", "KPR"))
+
+
 async def _account_below(oms: Oms, pct: float) -> bool:
     account = await oms.get("/api/v1/state/account")
     return account["daily_pnl_pct"] <= pct
