@@ -110,7 +110,10 @@ class IntentService:
     # ---- decision helpers --------------------------------------------------------------------
     def _decide(self, intent: Intent, status: IntentStatus, reason: str | None, message: str, *,
                 order_id: str | None = None, modified_qty: int | None = None,
-                cooldown_until: datetime | None = None, extra: list | None = None) -> IntentResult:
+                cooldown_until: datetime | None = None, extra: list | None = None,
+                count: bool = True) -> IntentResult:
+        """Record a decision (journal first). ``count=False`` for the provisional ACCEPTED written
+        before a broker submit, so /metrics counts each intent once, by its final status."""
         result = IntentResult(intent_id=intent.intent_id, status=status, message=message, reason_code=reason,
                               modified_qty=modified_qty, order_id=order_id, cooldown_until=cooldown_until)
         record = IntentRecord(intent=intent, result=result, decided_at=self.clock.now())
@@ -120,12 +123,16 @@ class IntentService:
         else:
             self._transient_ids[intent.idempotency_key] = intent.intent_id
         self.recorder.append([record, *(extra or [])])
+        if count:
+            self._count(intent, status, reason, message)
+        return result
+
+    def _count(self, intent: Intent, status: IntentStatus, reason: str | None, message: str) -> None:
         self.metrics.intents.labels(intent.strategy_id, status.value).inc()
         if status in (IntentStatus.REJECTED, IntentStatus.DEFERRED) and reason:
             self.metrics.rejections.labels(reason).inc()
             log.info("intent %s %s %s %s reason=%s %s", intent.intent_id, intent.strategy_id, intent.intent_type.value,
                      intent.symbol, reason, message)
-        return result
 
     def _reject(self, intent: Intent, reason: str, message: str) -> IntentResult:
         return self._decide(intent, IntentStatus.REJECTED, reason, message)
@@ -308,9 +315,11 @@ class IntentService:
             f" @ {plan.limit_price:g}" if plan.limit_price else "") + (" (held until stop trades)" if plan.held else "")
         if modified:
             message += f"; qty reduced by risk ({modify_reason})"
-        self._decide(intent, status, modify_reason if modified else None, message, order_id=order.order_id,
-                     modified_qty=qty if modified else None, extra=[order])
+        provisional = self._decide(intent, status, modify_reason if modified else None, message,
+                                   order_id=order.order_id, modified_qty=qty if modified else None, extra=[order],
+                                   count=False)
         if plan.held:
+            self._count(intent, status, provisional.reason_code, message)
             await self.execution.watch(intent.symbol)
             return self.state.intents_by_key[intent.idempotency_key].result
         await self.execution.submit(order)
@@ -322,6 +331,7 @@ class IntentService:
         if order.state is OrderState.FILLED:
             return self._decide(intent, IntentStatus.EXECUTED, None, message + "; filled", order_id=order.order_id,
                                 modified_qty=qty if modified else None)
+        self._count(intent, status, provisional.reason_code, message)
         return self.state.intents_by_key[intent.idempotency_key].result
 
     async def _cancel_orders(self, intent: Intent) -> IntentResult:

@@ -79,3 +79,15 @@ async def test_admin_actions_are_audited(tmp_path: Path) -> None:
         actions = sorted(r["action"] for r in audit.values())
         assert actions == ["pause_strategy", "resume_strategy", "symbol_disable"]
         assert all(r["actor"] == "admin" for r in audit.values())
+
+
+async def test_metrics_count_each_intent_once_by_its_final_status(tmp_path: Path) -> None:
+    async with running_oms(oms_settings(tmp_path)) as oms:
+        for i in range(3):
+            reply = (await oms.intent(KMP, **{**GOOD, "symbol": ["005930", "000660", "000270"][i],
+                                              "idempotency_key": f"m{i}"})).json()
+            assert reply["status"] in ("ACCEPTED", "EXECUTED"), reply
+        text = (await oms.http.get("/metrics")).text
+        counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                      if line.startswith('oms_intents_total{') and 'strategy="KMP"' in line)
+        assert counted == 3, text
