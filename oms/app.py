@@ -13,6 +13,7 @@ from oms.api import control, health, intents, marketdata, orders, positions, str
 from oms.api.auth import KeyRing
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings, load_config, load_settings
+from oms.venue import Venue, VenueFactory
 
 log = logging.getLogger("oms.app")
 
@@ -24,11 +25,12 @@ def keyring(settings: OmsSettings) -> KeyRing:
 
 
 def create_app(settings: OmsSettings | None = None, config: OmsConfig | None = None,
-               runtime: OmsRuntime | None = None) -> FastAPI:
-    """Build the app. Settings/config come from env and ``config/oms.yaml`` unless given."""
+               runtime: OmsRuntime | None = None, venue: Venue | VenueFactory | None = None) -> FastAPI:
+    """Build the app around ``runtime``, or a new runtime on ``venue`` (the broker wiring the caller chose).
+    Settings/config come from env and ``config/oms.yaml`` unless given."""
     settings = settings or (runtime.settings if runtime else load_settings())
     config = config or (runtime.config if runtime else load_config(settings.oms_config))
-    rt = runtime or OmsRuntime(settings, config)
+    rt = runtime or OmsRuntime(settings, config, venue=venue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

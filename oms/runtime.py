@@ -10,7 +10,6 @@ import asyncio
 import logging
 import time
 from contextlib import suppress
-from datetime import datetime, time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -18,36 +17,35 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker_core.broker import Broker
 from broker_core.calendars import is_trading_day
-from broker_core.clock import KST, Clock, clock_from_env
+from broker_core.clock import Clock, clock_from_env
 from broker_core.ratelimit import RateLimiter
-from oms.config_errors import ConfigError
 from oms.core.admin import Admin
 from oms.core.circuit import CircuitBreaker
 from oms.core.execution import Execution
 from oms.core.intents import IntentService
 from oms.core.reconciler import Reconciler
-from oms.core.risk import LossLevel
 from oms.core.state import OmsState, StateRecorder
-from oms.core.types import (
-    OrderState,
-    AllocationRecord, FillRecord, IntentRecord, OmsStateRecord, OrderRecord, PositionRecord,
-    RiskDailyPortfolioRecord, RiskDailyStrategyRecord, StrategyStateRecord,
-)
+from oms.core.types import OrderState
+from oms.loops import migrate_then_drain, risk_watch, try_migrate
 from oms.marketdata import HubBrokerView, MarketDataHub, MarketDataProxy, StreamBus
 from oms.metrics import OmsMetrics
+from oms.rebuild import rebuild_state
 from oms.settings import OmsConfig, OmsSettings
-from oms.store.drain import Drainer, is_connectivity_error
+from oms.store.drain import Drainer
 from oms.store.journal import Journal
-from oms.store.migrate import make_engine, migrate
+from oms.store.migrate import make_engine
 from oms.store.repository import MergedReader, Repository
+from oms.venue import Venue, VenueFactory
 
 log = logging.getLogger("oms.runtime")
 VERSION = "0.1.0"
 
 
 class OmsRuntime:
-    def __init__(self, settings: OmsSettings, config: OmsConfig, *, broker: Broker | None = None,
-                 clock: Clock | None = None) -> None:
+    def __init__(self, settings: OmsSettings, config: OmsConfig, *, venue: Venue | VenueFactory | None = None,
+                 broker: Broker | None = None, clock: Clock | None = None) -> None:
+        """``venue`` is the broker wiring (or a factory of it, called with the runtime's clock); a bare
+        ``broker`` stands for a venue with nothing else."""
         self.settings = settings
         self.config = config
         self.clock: Clock = clock or clock_from_env()
@@ -63,12 +61,21 @@ class OmsRuntime:
         The market-data proxy spends it at MARKET_DATA priority unless the adapter meters its own calls on it."""
         self.hub: MarketDataHub | None = None
         self.md_proxy: MarketDataProxy | None = None
-        self.krx_data: Any = None
         self.state = OmsState(instance_id=settings.oms_instance_id)
-        self.exchange: Any = None
-        self.known_symbols: set[str] | None = None
         self.sector_of: dict[str, str] = dict(config.sector_map)
-        self.broker = broker or self._build_broker()
+        if venue is not None and not isinstance(venue, Venue):
+            venue = venue(settings, config, self.clock)
+        if venue is None:
+            if broker is None:
+                raise TypeError("OmsRuntime needs a venue (or a broker): the composition layer picks the adapter")
+            venue = Venue(broker=broker)
+        self.venue = venue
+        self.broker: Broker = venue.broker
+        self.exchange = venue.exchange
+        self.known_symbols = venue.known_symbols
+        self.krx_data = venue.reference
+        for sym, sector in venue.sector_of.items():
+            self.sector_of.setdefault(sym, sector)
         adapter_limiter = getattr(self.broker, "limiter", None)
         if isinstance(adapter_limiter, RateLimiter):
             # The adapter meters every REST request itself (KIS: its budget, 20/s real, 2/s paper): that is
@@ -87,32 +94,17 @@ class OmsRuntime:
         self.reconciler: Reconciler | None = None
         self.admin: Admin | None = None
         self._tasks: list[asyncio.Task[Any]] = []
-        self.migrated = False
+        self._migrated = asyncio.Event()
         self._started_mono = time.monotonic()
         self.status = "starting"
-
-    # ---- wiring -----------------------------------------------------------------------------
-    def _build_broker(self) -> Broker:
-        kind = self.settings.oms_broker
-        if kind == "paper":
-            from oms.paper_wiring import build_paper_broker
-            broker, exchange, symbols, sectors = build_paper_broker(self.settings, self.config, self.clock)
-            self.exchange = exchange
-            self.known_symbols = set(symbols)
-            self.krx_data = _krx_data(self.settings.trader_data_dir)
-            for sym, sector in sectors.items():
-                self.sector_of.setdefault(sym, sector)
-            return broker
-        if kind == "kis":
-            from oms.kis_wiring import build_kis_broker
-            return build_kis_broker(self.settings, self.config, self.clock)
-        raise ConfigError(f"OMS_BROKER={kind}: this broker adapter is not available in this build yet (use paper)")
 
     async def start(self) -> None:
         Path(self.journal_path).parent.mkdir(parents=True, exist_ok=True)
         if self.db_url.startswith("sqlite"):
             Path(self.db_url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        migrated = self.migrated = await self._try_migrate()
+        migrated = await try_migrate(self.db_url)
+        if migrated:
+            self._migrated.set()
         self.journal = Journal(self.journal_path)
         self.engine = make_engine(self.db_url)
         self.drainer = Drainer(self.journal, self.engine, self.state.instance_id,
@@ -139,11 +131,12 @@ class OmsRuntime:
                            self.config.risk.vi_cooldown_sec)
         self.intents.on_halt = self._on_daily_loss_halt
         is_trading_day(self.clock.now())  # build the exchange calendar now, not inside the first intent
-        await self._rebuild()
+        await rebuild_state(self.state, self.reader, self.clock, self.intents)
         if migrated:
             self.drainer.start()
         else:
-            self._tasks.append(asyncio.create_task(self._migrate_then_drain(), name="migrate-retry"))
+            self._tasks.append(asyncio.create_task(migrate_then_drain(self.db_url, self.drainer, self._migrated),
+                                                   name="migrate-retry"))
         await self.broker.connect()
         if self.exchange is not None:
             self._tasks.append(asyncio.create_task(self.exchange.run(), name="paper-exchange"))
@@ -156,7 +149,9 @@ class OmsRuntime:
         self.state.ready = True
         self.status = "ok"
         self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
-        self._tasks.append(asyncio.create_task(self._risk_watch(), name="risk-watch"))
+        self._tasks.append(asyncio.create_task(
+            risk_watch(self.intents, self.journal, self.clock, self.config.reconcile.min_interval_s,
+                       self.config.journal.keep_drained_days), name="risk-watch"))
         log.info("OMS %s ready: broker=%s db=%s journal=%s", self.state.instance_id, self.broker.name,
                  _mask_url(self.db_url), self.journal_path)
 
@@ -164,84 +159,6 @@ class OmsRuntime:
         if self.config.risk.flatten_on_halt and self.admin is not None and self.execution is not None:
             log.error("flatten on halt reason=DAILY_LOSS_HALT: exiting every allocation")
             self.execution.spawn(self.admin.flatten_all("system:DAILY_LOSS_HALT"))
-
-    async def _risk_watch(self) -> None:
-        """Account-level checks between intents: the day-loss latch (and flatten-on-halt), and
-        pruning of journal entries already copied to the database."""
-        assert self.intents is not None and self.journal is not None
-        last_prune = 0.0
-        while True:
-            await self.clock.sleep(self.config.reconcile.min_interval_s)
-            self.intents.flags(self.intents.portfolio())
-            if time.monotonic() - last_prune > 3600:
-                last_prune = time.monotonic()
-                pruned = self.journal.prune(self.config.journal.keep_drained_days)
-                if pruned:
-                    log.info("journal: pruned %d entries drained more than %g days ago", pruned,
-                             self.config.journal.keep_drained_days)
-
-    async def _try_migrate(self) -> bool:
-        """Run migrations; when the database is unreachable, start anyway on the journal alone."""
-        try:
-            await migrate(self.db_url)
-            return True
-        except Exception as exc:
-            if not is_connectivity_error(exc):
-                raise
-            log.error("database unreachable at start reason=DB_UNAVAILABLE (%s); trading on the journal, "
-                      "migrations and the copy to the database resume when it returns", type(exc).__name__)
-            return False
-
-    async def _migrate_then_drain(self) -> None:
-        delay = 1.0
-        while not await self._try_migrate():
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
-        self.migrated = True
-        log.info("database reachable again reason=DB_RECOVERED: migrations done, draining the journal")
-        assert self.drainer is not None
-        self.drainer.start()
-
-    async def _rebuild(self) -> None:
-        assert self.reader is not None
-        day = self.clock.now().date()
-        day_start = datetime.combine(day, dtime(0, 0), KST)
-        rows = await self.reader.load_state(str(day), intents_since=day_start)
-        if self.reader.degraded:
-            log.warning("state rebuilt from the journal alone (database unavailable) reason=DB_UNAVAILABLE")
-        st = self.state
-        positions = [r for r in rows.get(PositionRecord.TABLE, [])]
-        allocations = [r for r in rows.get(AllocationRecord.TABLE, [])]
-        st.ledger.load(positions, allocations)
-        for p in positions:
-            if p.frozen:
-                st.frozen_symbols[p.symbol] = p.freeze_reason or "FROZEN"
-        for o in rows.get(OrderRecord.TABLE, []):
-            st.track(o)
-            if o.broker_order_id:
-                st.broker_ids[o.broker_order_id] = o.order_id
-        for f in rows.get(FillRecord.TABLE, []):
-            st.seen_executions.add(f.execution_id)
-        for rec in rows.get(IntentRecord.TABLE, []):
-            st.intents_by_key[rec.intent.idempotency_key] = rec
-            if rec.result.order_id and rec.intent.intent_type.value == "ENTER":
-                st.order_meta[rec.result.order_id] = rec.intent.risk_payload
-        for s in rows.get(StrategyStateRecord.TABLE, []):
-            st.strategies[s.strategy_id] = s
-        for f in rows.get(OmsStateRecord.TABLE, []):
-            st.flags = f
-        today = str(self.clock.now().date())
-        for d in rows.get(RiskDailyPortfolioRecord.TABLE, []):
-            if d.trading_day == today:
-                st.daily_portfolio = d
-                if d.halted and self.intents is not None:
-                    self.intents.loss_latch.restore(self.clock.now().date(), LossLevel.HALT)
-        for d in rows.get(RiskDailyStrategyRecord.TABLE, []):
-            if d.trading_day == today:
-                st.daily_strategy[d.strategy_id] = d
-        st.trading_day = self.clock.now().date()
-        log.info("state rebuilt: %d positions, %d allocations, %d orders, %d fills, %d intents",
-                 len(positions), len(allocations), len(st.orders), len(st.seen_executions), len(st.intents_by_key))
 
     def _build_marketdata(self) -> None:
         """The slot budget + fan-out hub and the REST proxy, over the broker as it is at start."""
@@ -294,6 +211,10 @@ class OmsRuntime:
             self.journal.close()
 
     # ---- views ------------------------------------------------------------------------------
+    @property
+    def migrated(self) -> bool:
+        return self._migrated.is_set()
+
     def uptime(self) -> float:
         return time.monotonic() - self._started_mono
 
@@ -315,15 +236,6 @@ class OmsRuntime:
             "trading_state": self.state.trading_state().value, "open_orders": self.state.open_order_count(),
             "instance_id": self.state.instance_id, "version": VERSION, "now": self.clock.now().isoformat(),
         }
-
-
-def _krx_data(data_dir: str | None) -> Any:
-    """The KRX data directory (investor flow, daily symbols for the REST proxy), or None without one."""
-    from broker_core.paper.data import DataNotFound, KrxData
-    try:
-        return KrxData(data_dir)
-    except DataNotFound:
-        return None
 
 
 def _mask_url(url: str) -> str:

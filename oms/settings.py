@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from oms.config_errors import ConfigError, describe
+from broker_core.config_errors import ConfigError, describe
 from oms.core.risk import RiskLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from oms.api.auth import Principal, check_strategy, require_admin, require_reader, require_writer
 from oms.api.deps import runtime
 from oms.api.schemas import CorrectAllocationIn, HeartbeatIn, RegimeIn, SafeModeIn, ViCooldownIn
-from oms.config_errors import ConfigError
+from broker_core.config_errors import ConfigError
 from oms.core.admin import AdminError
 from oms.runtime import OmsRuntime
 from oms.settings import load_config

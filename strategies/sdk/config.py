@@ -1,7 +1,7 @@
 """Strategy configuration: ``config/<name>.yaml`` validated by the strategy's pydantic model.
 
 Errors name the file and the key, e.g. ``config/kmp.yaml: params.or_minutes: Input should be a
-valid integer``, and are raised as :class:`oms.config_errors.ConfigError` (the ``trader`` command
+valid integer``, and are raised as :class:`broker_core.config_errors.ConfigError` (the ``trader`` command
 prints them and exits 2). Models should derive from :class:`StrictModel` so unknown keys — usually
 typos — are rejected instead of silently ignored.
 """
@@ -14,7 +14,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from oms.config_errors import ConfigError, describe
+from broker_core.config_errors import ConfigError, describe
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR_ENV = "TRADER_CONFIG_DIR"

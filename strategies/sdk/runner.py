@@ -9,7 +9,7 @@ http://127.0.0.1:8000), ``OMS_API_KEY`` (required), ``TRADER_CLOCK`` (real or si
 
 Exit codes: 0 after a clean stop (SIGTERM/SIGINT); 1 when the OMS stays unreachable at start, the
 stream refuses the key or the strategy fails. Configuration problems raise
-:class:`oms.config_errors.ConfigError`, which ``trader`` prints before exiting 2.
+:class:`broker_core.config_errors.ConfigError`, which ``trader`` prints before exiting 2.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from broker_core.clock import Clock, ClockSpecError, clock_from_env
-from oms.config_errors import ConfigError
+from broker_core.config_errors import ConfigError
 from strategies.sdk.client import OmsClient
 from strategies.sdk.config import load_strategy_config
 from strategies.sdk.errors import OmsError
@@ -91,7 +91,7 @@ def run_strategy(name: str, *, package: str = "strategies") -> int:
         raise ConfigError(str(exc)) from exc
     strategy_id = (os.environ.get("STRATEGY_ID") or name).upper()
     if not logging.getLogger().handlers:
-        from oms.logging_setup import configure
+        from broker_core.logging_setup import configure
         configure(os.environ.get("LOG_LEVEL", "INFO"))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
     return asyncio.run(_main(module, config, url, key, strategy_id, clock))

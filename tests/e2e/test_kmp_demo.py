@@ -40,7 +40,7 @@ ENDING_CODES = {
 def test_demo_runs_kmp_over_the_first_90_minutes(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TRADER_CLOCK"))}
-    cmd = [sys.executable, "-m", "oms", "demo", "--date", SESSION, "--until", "10:30", "--speed", "120",
+    cmd = [sys.executable, "-m", "trader", "demo", "--date", SESSION, "--until", "10:30", "--speed", "120",
            "--data-dir", str(resolve_data_dir()), "--json-report", str(report_path)]
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen: set[int] = set()

@@ -1,6 +1,6 @@
 """KMP killed with SIGKILL while it holds a position, then restarted: it recovers and manages the exit.
 
-The OMS (``python -m oms oms``) and KMP (``python -m oms strategy kmp``) run as separate processes
+The OMS (``python -m trader oms``) and KMP (``python -m trader strategy kmp``) run as separate processes
 on one virtual clock (``TRADER_CLOCK`` anchored once, 60×) over the real session 2026-02-04 from
 08:55 (KMP loads its premarket caches in the first minutes). On that day KMP's default rules
 (vi_band 0.10) enter 005830 at about 09:19 and the stock reaches KMP's initial stop at about 09:22
@@ -32,7 +32,7 @@ import pytest
 
 from broker_core.clock import KST, parse_clock, sim_spec
 from broker_core.paper.data import resolve_data_dir
-from oms.launcher import ProcessGroup
+from trader.launcher import ProcessGroup
 from tests.e2e._support import (
     alive, codes, db_positions, decisions, intent_keys, paper_positions, processes_with_env, rows, wait_for,
 )

@@ -14,6 +14,7 @@ import httpx
 import uvicorn
 
 from broker_core.clock import KST, Clock, VirtualClock
+from trader.venues import build_venue
 from oms.app import create_app
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings, load_config
@@ -72,7 +73,7 @@ class Oms:
 async def running_oms(settings: OmsSettings, config: OmsConfig | None = None,
                       clock: Clock | None = None, runtime: OmsRuntime | None = None,
                       healthy: tuple[str, ...] = ("ok",)) -> AsyncIterator[Oms]:
-    runtime = runtime or OmsRuntime(settings, config or load_config(), clock=clock or sim_clock())
+    runtime = runtime or OmsRuntime(settings, config or load_config(), venue=build_venue, clock=clock or sim_clock())
     app = create_app(runtime=runtime)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))

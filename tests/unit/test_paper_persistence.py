@@ -27,7 +27,7 @@ from broker_core.paper.exchange import PaperExchange
 from broker_core.paper.feed import StaticFeed
 from broker_core.paper.matching import MatchingEngine
 from broker_core.paper.persistence import PaperStateStore
-from oms.paper_wiring import PAPER_ACCOUNT_FILE, build_paper_broker
+from trader.paper_wiring import PAPER_ACCOUNT_FILE, build_paper_broker
 from oms.settings import OmsConfig, OmsSettings, PaperConfig
 
 SYM, OTHER = "005930", "035720"  # bases 10,000 (tick 10) and 50,000 (tick 50)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from oms.config_errors import ConfigError
+from broker_core.config_errors import ConfigError
 from oms.settings import DEFAULT_CONFIG, OmsConfig, load_config, load_settings
 
 
@@ -60,7 +60,7 @@ def test_env_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict
 
 def test_trader_oms_refuses_to_start_without_admin_key(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMS_")}
-    proc = subprocess.run([sys.executable, "-m", "oms", "oms", "--port", "1"], env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "trader", "oms", "--port", "1"], env=env, capture_output=True,
                           text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 2
     assert "OMS_ADMIN_KEY" in proc.stderr + proc.stdout

@@ -14,7 +14,7 @@ from tests.support.oms_server import free_port
 
 
 def _trader(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "oms", *args], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "trader", *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def _wait_ok(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -36,7 +36,7 @@ def test_up_profile_then_thin_cli_calls(tmp_path: Path) -> None:
     env.update(OMS_ADMIN_KEY="up-admin-key-0000001", OMS_READ_KEY="up-read-key-00000001", OMS_KEY_KPR="up-kpr-key-000001",
                OMS_KEY_PCIM="up-pcim-key-00001", OMS_DATA_DIR=str(tmp_path / "var"), OMS_PAPER_DATE="2026-02-27",
                TRADER_CLOCK="sim start=2026-02-27T10:00:00+09:00 speed=1")
-    proc = subprocess.Popen([sys.executable, "-m", "oms", "up", "--profile", "vps2", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "trader", "up", "--profile", "vps2", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

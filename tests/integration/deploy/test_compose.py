@@ -7,7 +7,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from oms.config_check import interpolate
+from trader.config_check import interpolate
 from tests.integration.deploy.conftest import (
     COMPOSE_FILES, REPO, env_example, health_check_containers, load_compose, trader_command,
 )

@@ -1,4 +1,4 @@
-"""oms.config_check.check: a host's .env against the compose files, and the YAML configuration."""
+"""trader.config_check.check: a host's .env against the compose files, and the YAML configuration."""
 from __future__ import annotations
 
 import shutil
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from oms.config_check import check, compose_variables, interpolate, parse_env_file
+from trader.config_check import check, compose_variables, interpolate, parse_env_file
 from tests.integration.deploy.conftest import COMPOSE_FILES, ENV_EXAMPLE, REPO
 
 CONFIG = REPO / "config"

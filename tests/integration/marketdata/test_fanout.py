@@ -11,6 +11,7 @@ from typing import Any
 from broker_core.clock import KST
 from broker_core.models import Tick
 from broker_core.paper.broker import PaperBroker
+from trader.venues import build_venue
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, load_config
 from tests.integration.marketdata.wsclient import WsClient
@@ -220,7 +221,7 @@ class GoesSilentBroker(PaperBroker):
 async def test_a_silent_upstream_is_reconnected_with_its_subscriptions(tmp_path: Path) -> None:
     settings = oms_settings(tmp_path)
     cfg = config(stale_after_s=20, check_interval_s=2)
-    runtime = OmsRuntime(settings, cfg, clock=sim_clock(9, 30, speed=30))
+    runtime = OmsRuntime(settings, cfg, venue=build_venue, clock=sim_clock(9, 30, speed=30))
     old = runtime.broker
     assert isinstance(old, PaperBroker)
     broker = GoesSilentBroker(old.exchange, subscription_capacity=old.subscription_capacity)

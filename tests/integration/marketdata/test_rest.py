@@ -8,6 +8,7 @@ from typing import Any
 
 from broker_core.models import Quote
 from broker_core.paper.broker import PaperBroker
+from trader.venues import build_venue
 from oms.runtime import OmsRuntime
 from tests.integration.marketdata.test_fanout import config
 from tests.support.oms_server import READ_KEY, STRATEGY_KEYS, auth, oms_settings, running_oms, sim_clock
@@ -31,7 +32,7 @@ class CountingBroker(PaperBroker):
 
 def _runtime(tmp_path: Path, **marketdata: Any) -> tuple[OmsRuntime, CountingBroker]:
     settings = oms_settings(tmp_path)
-    runtime = OmsRuntime(settings, config(**marketdata), clock=sim_clock(9, 30, speed=30))
+    runtime = OmsRuntime(settings, config(**marketdata), venue=build_venue, clock=sim_clock(9, 30, speed=30))
     old = runtime.broker
     assert isinstance(old, PaperBroker)
     broker = CountingBroker(old.exchange, subscription_capacity=old.subscription_capacity,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from trader.venues import build_venue
 from oms.settings import StrategyConfig, load_config
 from tests.support.oms_server import STRATEGY_KEYS, oms_settings, running_oms
 from tests.support.pg import create_database, drop_database, fetch_value, pg_url
@@ -73,7 +74,7 @@ async def test_oms_starts_and_trades_while_its_database_is_down(tmp_path: Path) 
     from oms.runtime import OmsRuntime
     from tests.support.oms_server import sim_clock
     settings = oms_settings(tmp_path, url)
-    runtime = OmsRuntime(settings, load_config(), clock=sim_clock())
+    runtime = OmsRuntime(settings, load_config(), venue=build_venue, clock=sim_clock())
     try:
         async with running_oms(settings, runtime=runtime, healthy=("ok", "degraded")) as oms:
             health = (await oms.http.get("/health")).json()

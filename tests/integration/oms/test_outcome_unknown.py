@@ -9,6 +9,7 @@ import pytest
 from broker_core.errors import BrokerUnavailable, OutcomeUnknown
 from broker_core.models import BrokerOrder, OrderRequest
 from broker_core.paper.broker import PaperBroker
+from trader.venues import build_venue
 from oms.core.types import OrderState
 from oms.runtime import OmsRuntime
 from oms.settings import load_config
@@ -56,7 +57,7 @@ async def test_lost_submit_reply_is_resolved_without_a_second_order(tmp_path: Pa
     config = load_config()
     config.reconcile = config.reconcile.model_copy(update={"min_interval_s": 1, "max_interval_s": 2})
     settings = oms_settings(tmp_path)
-    runtime = OmsRuntime(settings, config, clock=sim_clock())
+    runtime = OmsRuntime(settings, config, venue=build_venue, clock=sim_clock())
     _swap(runtime, broker_cls)
     async with running_oms(settings, config, runtime=runtime) as oms:
         reply = (await oms.intent(STRATEGY_KEYS["KMP"], intent_type="ENTER", strategy_id="KMP", symbol="005930",
@@ -85,7 +86,7 @@ def _settled(oms: Oms, order_id: str) -> bool:
 async def test_unreachable_broker_rejects_with_reason_and_opens_the_breaker(tmp_path: Path) -> None:
     settings = oms_settings(tmp_path)
     config = load_config()
-    runtime = OmsRuntime(settings, config, clock=sim_clock())
+    runtime = OmsRuntime(settings, config, venue=build_venue, clock=sim_clock())
     _swap(runtime, DownBroker)
     async with running_oms(settings, config, runtime=runtime) as oms:
         for i in range(3):

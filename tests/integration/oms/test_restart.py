@@ -38,7 +38,7 @@ def _env(data_dir: Path, anchor: float) -> dict[str, str]:
 @contextmanager
 def oms_process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "oms", "oms", "--port", str(port), "--log-level", "WARNING"],
+        proc = subprocess.Popen([sys.executable, "-m", "trader", "oms", "--port", str(port), "--log-level", "WARNING"],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
         yield proc

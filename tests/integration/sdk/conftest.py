@@ -20,6 +20,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from broker_core.clock import KST, VirtualClock
+from trader.venues import build_venue
 from oms.app import create_app
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings, PaperConfig
@@ -125,7 +126,7 @@ async def oms_server(tmp_path: Path) -> AsyncIterator[RunningOms]:
                            oms_data_dir=str(tmp_path / "oms"), oms_paper_date="2026-02-27",
                            oms_instance_id="sdktest", database_url="", oms_journal_path="")
     config = OmsConfig(paper=PaperConfig.model_validate({"symbols": SYMBOLS}))
-    runtime = OmsRuntime(settings, config, clock=clock)
+    runtime = OmsRuntime(settings, config, venue=build_venue, clock=clock)
     switch = StreamKillSwitch(create_app(runtime=runtime))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from oms.config_errors import ConfigError
+from broker_core.config_errors import ConfigError
 from strategies.sdk.config import PROJECT_ROOT, StrictModel, display_path, load_strategy_config
 
 

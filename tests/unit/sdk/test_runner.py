@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from oms.config_errors import ConfigError
+from broker_core.config_errors import ConfigError
 from strategies.sdk.runner import config_model, resolve, run_strategy
 
 PKG = "tests.unit.sdk.fixtures"

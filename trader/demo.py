@@ -22,7 +22,7 @@ from rich.table import Table
 
 from broker_core.clock import KST, parse_clock, sim_spec
 from broker_core.paper.data import DataNotFound, KrxData
-from oms.launcher import ProcessGroup, available_strategies, base_env
+from trader.launcher import ProcessGroup, available_strategies, base_env
 from oms.settings import PROJECT_ROOT
 
 DEFAULT_SPEED = 120.0

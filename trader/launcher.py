@@ -36,7 +36,7 @@ class ProcessGroup:
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "oms", *args], env=env, stdout=log,
+            proc = subprocess.Popen([sys.executable, "-m", "trader", *args], env=env, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = proc
         return proc

@@ -99,7 +99,7 @@ def _strategy_loader(name: str) -> Callable[[Path], Any] | None:
 
 def check_configs(config_dir: Path) -> list[str]:
     """Problems with the YAML files in ``config_dir``."""
-    from oms.config_errors import ConfigError
+    from broker_core.config_errors import ConfigError
     from oms.settings import load_config
 
     if not config_dir.is_dir():
@@ -363,7 +363,7 @@ def check_env(env_file: Path, compose_dir: Path, *, compose_files: Sequence[str]
 def _oms_settings_problems(environment: dict[str, str]) -> list[str]:
     from pydantic import ValidationError
 
-    from oms.config_errors import ConfigError
+    from broker_core.config_errors import ConfigError
     from oms.settings import OmsSettings
 
     fields = set(OmsSettings.model_fields)

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import typer
 from rich.console import Console
 
-from oms.config_errors import ConfigError
+from broker_core.config_errors import ConfigError
 
 app = typer.Typer(help="Trading platform: OMS, strategies, paper exchange and tools.", no_args_is_help=True,
                   add_completion=False)
@@ -20,7 +20,7 @@ err = Console(stderr=True)
 
 
 def _setup_logging(level: str = "INFO") -> None:
-    from oms.logging_setup import configure
+    from broker_core.logging_setup import configure
     configure(level)
 
 
@@ -32,7 +32,7 @@ def replay(date: Optional[str] = typer.Option(None, help="Session YYYY-MM-DD (de
            until: Optional[str] = typer.Option(None, help="Stop at HH:MM (KST)"),
            json_report: Optional[str] = typer.Option(None, help="Write the summary as JSON to this path")) -> None:
     """Replay one KRX session through the paper exchange and print what traded."""
-    from oms.replay_cmd import run_replay
+    from trader.replay import run_replay
     code = run_replay(date=date, speed=speed, symbols=symbols.split(",") if symbols else None, data_dir=data_dir,
                       until=until, json_report=json_report, console=console)
     raise typer.Exit(code)
@@ -45,7 +45,7 @@ def demo(date: Optional[str] = typer.Option(None, help="Session YYYY-MM-DD (defa
          data_dir: Optional[str] = typer.Option(None, help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx)"),
          json_report: Optional[str] = typer.Option(None, help="Write the session report as JSON to this path")) -> None:
     """The main job: OMS + strategies as separate processes trading a simulated KRX session."""
-    from oms.demo import run_demo
+    from trader.demo import run_demo
     raise typer.Exit(run_demo(day=date, speed=speed, until=until, data_dir=data_dir, json_report=json_report,
                               console=console))
 
@@ -57,9 +57,10 @@ def oms(host: str = typer.Option("127.0.0.1", help="Bind address"), port: int = 
     import uvicorn
 
     from oms.app import create_app
+    from trader.venues import build_venue
     _setup_logging(log_level)
     try:
-        application = create_app()
+        application = create_app(venue=build_venue)
     except ConfigError as exc:
         err.print(f"[red]configuration error[/red]\n{exc}")
         raise typer.Exit(2) from exc
@@ -80,7 +81,7 @@ def strategy(name: str = typer.Argument(..., help="Strategy name: kmp, kpr, nulr
 def up(profile: str = typer.Option(..., help="vps1 (OMS + KMP + Nulrimok) or vps2 (OMS + KPR + PCIM)"),
        port: int = typer.Option(8000, help="OMS port")) -> None:
     """Run a host's process set locally (as its compose file does), against the configured broker."""
-    from oms.launcher import run_up
+    from trader.launcher import run_up
     _setup_logging("INFO")
     raise typer.Exit(run_up(profile, port, console))
 
@@ -95,7 +96,7 @@ def config_check(env_file: Optional[Path] = typer.Option(None, help="The host's 
                  profile: list[str] = typer.Option([], help="Compose profile(s) in use (default: COMPOSE_PROFILES)"),
                  compose_file: list[str] = typer.Option([], help="Compose file(s) (default: COMPOSE_FILE)")) -> None:
     """Validate a .env and the YAML configs; name every missing or malformed setting."""
-    from oms.config_check import check
+    from trader.config_check import check
     problems = check(env_file, config_dir, compose_files=compose_file or None, profiles=profile or None)
     for problem in problems:
         console.print(f"[red]✗[/red] {problem}")

@@ -14,10 +14,11 @@ from broker_core.paper.matching import MatchingEngine
 from broker_core.paper.persistence import PaperStateStore
 from broker_core.paper.replay import ReplayFeed
 from broker_core.paper.synthetic import SyntheticFeed
-from oms.config_errors import ConfigError
+from broker_core.config_errors import ConfigError
 from oms.settings import OmsConfig, OmsSettings
+from oms.venue import Venue
 
-log = logging.getLogger("oms.paper")
+log = logging.getLogger("trader.paper")
 PAPER_ACCOUNT_FILE = "paper_account.db"
 
 
@@ -64,3 +65,15 @@ def build_paper_broker(settings: OmsSettings, config: OmsConfig, clock: Clock) -
                          minute_source=minutes)
     sectors = data.sector_map() if data is not None else {}
     return broker, exchange, list(feed.symbols), sectors
+
+
+def build_paper_venue(settings: OmsSettings, config: OmsConfig, clock: Clock) -> Venue:
+    """The embedded default: the paper exchange in the OMS process, with the KRX data as reference data."""
+    broker, exchange, symbols, sectors = build_paper_broker(settings, config, clock)
+    reference: KrxData | None
+    try:
+        reference = KrxData(settings.trader_data_dir)
+    except DataNotFound:
+        reference = None
+    return Venue(broker=broker, exchange=exchange, known_symbols=set(symbols), sector_of=sectors,
+                 reference=reference)

@@ -16,7 +16,7 @@ from broker_core.clock import Clock
 from broker_core.kis.broker import KisBroker
 from broker_core.kis.settings import KisConfigError, KisSettings
 from broker_core.ratelimit import RateLimiter
-from oms.config_errors import ConfigError
+from broker_core.config_errors import ConfigError
 from oms.settings import OmsConfig, OmsSettings
 
 log = logging.getLogger("oms.kis")

@@ -1,3 +1,0 @@
-from oms.cli import main
-
-main()
