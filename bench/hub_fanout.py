@@ -30,6 +30,7 @@ Modes:
 
 Figures are printed, never asserted. CPU count and load matter: run on an idle machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -106,28 +107,50 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def report(label: str, seconds: float, sent: int, delivered: int, delays: list[float], conflated: int,
-           subscribers: int, rate: float, delivered_seconds: float) -> dict[str, Any]:
+def report(
+    label: str,
+    seconds: float,
+    sent: int,
+    delivered: int,
+    delays: list[float],
+    conflated: int,
+    subscribers: int,
+    rate: float,
+    delivered_seconds: float,
+) -> dict[str, Any]:
     """ticks/s over the emission window; messages/s over emission start → last receipt."""
     out = {
-        "run": label, "seconds": round(seconds, 3), "ticks_upstream": sent,
-        "ticks_per_s": round(sent / seconds), "messages_delivered": delivered,
-        "messages_per_s": round(delivered / delivered_seconds), "conflated": conflated,
-        "p50_ms": round(pct(delays, 0.50) * 1e3, 3), "p99_ms": round(pct(delays, 0.99) * 1e3, 3),
+        "run": label,
+        "seconds": round(seconds, 3),
+        "ticks_upstream": sent,
+        "ticks_per_s": round(sent / seconds),
+        "messages_delivered": delivered,
+        "messages_per_s": round(delivered / delivered_seconds),
+        "conflated": conflated,
+        "p50_ms": round(pct(delays, 0.50) * 1e3, 3),
+        "p99_ms": round(pct(delays, 0.99) * 1e3, 3),
         "max_ms": round(max(delays) * 1e3, 3) if delays else None,
         "target_ticks_per_s": rate or None,
     }
-    print(f"  {label:<22} ticks/s {out['ticks_per_s']:>9,}  delivered msgs/s {out['messages_per_s']:>9,} "
-          f"(to {subscribers})  conflated {conflated:>7,}  delay p50 {out['p50_ms']:.3f} ms  "
-          f"p99 {out['p99_ms']:.3f} ms  max {out['max_ms']} ms", flush=True)
+    print(
+        f"  {label:<22} ticks/s {out['ticks_per_s']:>9,}  delivered msgs/s {out['messages_per_s']:>9,} "
+        f"(to {subscribers})  conflated {conflated:>7,}  delay p50 {out['p50_ms']:.3f} ms  "
+        f"p99 {out['p99_ms']:.3f} ms  max {out['max_ms']} ms",
+        flush=True,
+    )
     return out
 
 
 def make_hub(symbols: list[str], batch: int, backlog: int) -> tuple[MarketDataHub, BenchBroker]:
     broker = BenchBroker(symbols, batch)
     config = MarketDataConfig(consumer_backlog=backlog, stale_after_s=3600)
-    hub = MarketDataHub(broker, RealClock(), StreamBus(backlog), config=config,  # type: ignore[arg-type]
-                        market_open=lambda now: False)
+    hub = MarketDataHub(
+        broker,
+        RealClock(),
+        StreamBus(backlog),
+        config=config,  # type: ignore[arg-type]
+        market_open=lambda now: False,
+    )
     return hub, broker
 
 
@@ -175,8 +198,19 @@ async def run_inproc(args: argparse.Namespace) -> list[dict[str, Any]]:
             await asyncio.sleep(0.001)
         elapsed = time.perf_counter() - t0  # until the last message reached its subscriber
         recording = False
-        results.append(report(label, send_elapsed, sent, sum(counts), delays,
-                              hub.conflated - conflated0, args.subscribers, rate, delivered_seconds=elapsed))
+        results.append(
+            report(
+                label,
+                send_elapsed,
+                sent,
+                sum(counts),
+                delays,
+                hub.conflated - conflated0,
+                args.subscribers,
+                rate,
+                delivered_seconds=elapsed,
+            )
+        )
         results[-1]["mode"] = "inproc"
         await asyncio.sleep(0.2)
     for r in readers:
@@ -197,8 +231,13 @@ def ws_clients(url: str, n: int, symbols: list[str], conn: Any, batched: bool, d
         state = {"recording": False}
 
         async def one(i: int, ready: asyncio.Event) -> None:
-            async with connect(url, additional_headers={"Authorization": f"Bearer {KEY}"}, ping_interval=None,
-                               max_size=None, compression="deflate" if deflate else None) as ws:
+            async with connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {KEY}"},
+                ping_interval=None,
+                max_size=None,
+                compression="deflate" if deflate else None,
+            ) as ws:
                 await ws.send(json.dumps({"op": "subscribe", "symbols": symbols, "channels": ["trades"]}))
                 async for raw in ws:
                     decoded = json.loads(raw)
@@ -259,9 +298,11 @@ async def run_ws(args: argparse.Namespace, batched: bool) -> list[dict[str, Any]
         await asyncio.sleep(0.01)
     parent, child = mp.Pipe()
     url = f"ws://127.0.0.1:{port}/api/v1/stream" + ("?batch=1" if batched else "")
-    proc = mp.get_context("spawn").Process(target=ws_clients, args=(url, args.subscribers, symbols, child, batched,
-                                                                     args.compression == "deflate"),
-                                           daemon=True)
+    proc = mp.get_context("spawn").Process(
+        target=ws_clients,
+        args=(url, args.subscribers, symbols, child, batched, args.compression == "deflate"),
+        daemon=True,
+    )
     proc.start()
     loop = asyncio.get_running_loop()
 
@@ -270,9 +311,12 @@ async def run_ws(args: argparse.Namespace, batched: bool) -> list[dict[str, Any]
         return await loop.run_in_executor(None, parent.recv)
 
     assert await loop.run_in_executor(None, parent.recv) == "ready"
-    print(f"websocket{' ?batch=1 (JSON array frames)' if batched else ' (one JSON object per frame)'}: uvicorn, "
-          f"loop={type(loop).__module__}; {args.subscribers} subscribers in another process × {args.symbols} "
-          f"symbols, upstream batch {args.batch}, compression {args.compression}", flush=True)
+    print(
+        f"websocket{' ?batch=1 (JSON array frames)' if batched else ' (one JSON object per frame)'}: uvicorn, "
+        f"loop={type(loop).__module__}; {args.subscribers} subscribers in another process × {args.symbols} "
+        f"symbols, upstream batch {args.batch}, compression {args.compression}",
+        flush=True,
+    )
     results = []
     for label, rate in (("max", 0.0), (f"paced {args.rate:,.0f} ticks/s", args.rate)):
         assert await ask("start") == "started"
@@ -291,8 +335,19 @@ async def run_ws(args: argparse.Namespace, batched: bool) -> list[dict[str, Any]
             await asyncio.sleep(0.001)
         elapsed = time.perf_counter() - t0  # until the last message reached its subscriber
         got = await ask("stop")
-        results.append(report(label, send_elapsed, sent, sum(got["counts"]), got["delays"],
-                              hub.conflated - conflated0, args.subscribers, rate, delivered_seconds=elapsed))
+        results.append(
+            report(
+                label,
+                send_elapsed,
+                sent,
+                sum(got["counts"]),
+                got["delays"],
+                hub.conflated - conflated0,
+                args.subscribers,
+                rate,
+                delivered_seconds=elapsed,
+            )
+        )
         results[-1]["mode"] = "ws-batch" if batched else "ws"
     parent.send("exit")
     proc.join(10)
@@ -311,12 +366,17 @@ def main() -> None:
     p.add_argument("--rate", type=float, default=10_000.0, help="paced run: upstream ticks per second")
     p.add_argument("--batch", type=int, default=10, help="ticks per upstream read")
     p.add_argument("--backlog", type=int, default=10_000, help="marketdata.consumer_backlog")
-    p.add_argument("--compression", choices=["deflate", "none"], default="deflate",
-                   help="ws clients: offer permessage-deflate (the websockets default, what the SDK does) or not")
+    p.add_argument(
+        "--compression",
+        choices=["deflate", "none"],
+        default="deflate",
+        help="ws clients: offer permessage-deflate (the websockets default, what the SDK does) or not",
+    )
     p.add_argument("--json-report", type=Path)
     args = p.parse_args()
     print(f"hub fan-out bench: python {sys.version.split()[0]}, {os.cpu_count()} CPU(s)", flush=True)
     import uvloop
+
     results: list[dict[str, Any]] = []
     if args.mode in ("inproc", "both"):
         results += uvloop.run(run_inproc(args))

@@ -66,7 +66,8 @@ journal write → paper-broker submit → reply:
   position, sector and order-notional caps far above what 1-share orders can reach, no regime caps,
   spread and limit-band checks wide, ``paper.cash`` 1e13, ``strategies.<id>.max_intents_per_min`` 10^9.
   Reconcile intervals, the journal drain and paper participation are left at the model defaults
-  (the same values as ``config/oms.yaml``); the paper account persistence stays on (its default). The reply counts by status and reason code are printed
+  (the same values as ``config/oms.yaml``); the paper account persistence stays on (its default).
+  The reply counts by status and reason code are printed
   per phase, so the reader sees which path was measured.
 
 Notes: client and server share this machine (client, server and whole-machine CPU are printed per
@@ -80,6 +81,7 @@ py-spy`` into the venv) and prints the top functions by own and inclusive share 
 ``--profile cprofile`` runs the OMS under ``python -m cProfile`` (slower; whole run). Profiled runs'
 figures are not the headline figures. Figures are printed, never asserted on time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,7 +100,8 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, time as dtime
+from datetime import date
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +126,7 @@ TARGET_SAT = 1500.0
 
 # ---- helpers ---------------------------------------------------------------------------------
 
+
 def pct(sorted_values: list[float], p: float) -> float:
     """Nearest-rank percentile of an ascending list (p in 0..100)."""
     if not sorted_values:
@@ -133,13 +137,21 @@ def pct(sorted_values: list[float], p: float) -> float:
 
 def lat_summary(values_s: list[float]) -> dict[str, float]:
     v = sorted(x * 1000.0 for x in values_s)
-    return {"n": len(v), "p50_ms": pct(v, 50), "p90_ms": pct(v, 90), "p99_ms": pct(v, 99),
-            "max_ms": v[-1] if v else float("nan"), "mean_ms": sum(v) / len(v) if v else float("nan")}
+    return {
+        "n": len(v),
+        "p50_ms": pct(v, 50),
+        "p90_ms": pct(v, 90),
+        "p99_ms": pct(v, 99),
+        "max_ms": v[-1] if v else float("nan"),
+        "mean_ms": sum(v) / len(v) if v else float("nan"),
+    }
 
 
 def fmt_lat(s: dict[str, float]) -> str:
-    return (f"p50 {s['p50_ms']:.2f} ms  p90 {s['p90_ms']:.2f} ms  p99 {s['p99_ms']:.2f} ms  "
-            f"max {s['max_ms']:.2f} ms  (mean {s['mean_ms']:.2f} ms, n={s['n']})")
+    return (
+        f"p50 {s['p50_ms']:.2f} ms  p90 {s['p90_ms']:.2f} ms  p99 {s['p99_ms']:.2f} ms  "
+        f"max {s['max_ms']:.2f} ms  (mean {s['mean_ms']:.2f} ms, n={s['n']})"
+    )
 
 
 def free_port() -> int:
@@ -190,20 +202,28 @@ class CpuMeter:
         server = proc_cpu_s(self.pid) - self.server
         client = time.process_time() - self.client
         machine = machine_busy_s() - self.machine
-        return {"wall_s": dt, "server_cores": server / dt, "client_cores": client / dt,
-                "machine_cores": machine / dt, "server_cpu_us_per_intent": 1e6 * server / max(n, 1),
-                "client_cpu_us_per_intent": 1e6 * client / max(n, 1)}
+        return {
+            "wall_s": dt,
+            "server_cores": server / dt,
+            "client_cores": client / dt,
+            "machine_cores": machine / dt,
+            "server_cpu_us_per_intent": 1e6 * server / max(n, 1),
+            "client_cpu_us_per_intent": 1e6 * client / max(n, 1),
+        }
 
 
 def fmt_cpu(c: dict[str, float], cores: int) -> str:
-    return (f"CPU: OMS {c['server_cores']:.2f} cores ({c['server_cpu_us_per_intent']:.0f} us/intent), "
-            f"client {c['client_cores']:.2f} cores ({c['client_cpu_us_per_intent']:.0f} us/intent), "
-            f"whole machine {c['machine_cores']:.2f} of {cores} cores busy (other processes "
-            f"{max(0.0, c['machine_cores'] - c['server_cores'] - c['client_cores']):.2f}: Postgres, a profiler, "
-            f"anything else running)")
+    return (
+        f"CPU: OMS {c['server_cores']:.2f} cores ({c['server_cpu_us_per_intent']:.0f} us/intent), "
+        f"client {c['client_cores']:.2f} cores ({c['client_cpu_us_per_intent']:.0f} us/intent), "
+        f"whole machine {c['machine_cores']:.2f} of {cores} cores busy (other processes "
+        f"{max(0.0, c['machine_cores'] - c['server_cores'] - c['client_cores']):.2f}: Postgres, a profiler, "
+        f"anything else running)"
+    )
 
 
 # ---- the workload ----------------------------------------------------------------------------
+
 
 def limit_prices() -> tuple[list[str], dict[str, float]]:
     """Symbols of the minute data and, per symbol, a buy limit 2% under the 09:59 close."""
@@ -261,9 +281,15 @@ class Workload:
         n = len(self.symbols)
         sid, key = self.strategies[k // n]
         sym = self.symbols[k % n]
-        body = {"intent_type": "ENTER", "strategy_id": sid, "symbol": sym, "desired_qty": 1,
-                "constraints": {"order_type": "LIMIT", "limit_price": self.limits[sym]},
-                "risk_payload": {"rationale_code": "BENCH"}, "idempotency_key": f"{self.run_id}-{k}"}
+        body = {
+            "intent_type": "ENTER",
+            "strategy_id": sid,
+            "symbol": sym,
+            "desired_qty": 1,
+            "constraints": {"order_type": "LIMIT", "limit_price": self.limits[sym]},
+            "risk_payload": {"rationale_code": "BENCH"},
+            "idempotency_key": f"{self.run_id}-{k}",
+        }
         return body, {"Authorization": f"Bearer {key}"}
 
     async def post(self, client: httpx.AsyncClient, k: int, due: float | None = None) -> Result:
@@ -280,8 +306,18 @@ class Workload:
         except httpx.HTTPError as exc:
             code, status, reason, iid = 0, "NO_REPLY", type(exc).__name__, None
         except asyncio.CancelledError:  # cut at a phase's hard deadline: the server may still decide it
-            self.results.append(Result(k, sent if due is None else due, sent, time.perf_counter(), 0, "NO_REPLY",
-                                       "cut at the phase deadline", None))
+            self.results.append(
+                Result(
+                    k,
+                    sent if due is None else due,
+                    sent,
+                    time.perf_counter(),
+                    0,
+                    "NO_REPLY",
+                    "cut at the phase deadline",
+                    None,
+                )
+            )
             raise
         res = Result(k, sent if due is None else due, sent, time.perf_counter(), code, status, reason, iid)
         self.results.append(res)
@@ -289,14 +325,16 @@ class Workload:
 
 
 def clients(base_url: str, n: int) -> list[httpx.AsyncClient]:
-    return [httpx.AsyncClient(base_url=base_url, timeout=30.0,
-                              limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
-            for _ in range(n)]
+    return [
+        httpx.AsyncClient(
+            base_url=base_url, timeout=30.0, limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        )
+        for _ in range(n)
+    ]
 
 
 def outcome_counts(results: list[Result]) -> Counter[str]:
-    return Counter(f"{r.status}" + (f" {r.reason}" if r.reason and r.status != "ACCEPTED" else "")
-                   for r in results)
+    return Counter(f"{r.status}" + (f" {r.reason}" if r.reason and r.status != "ACCEPTED" else "") for r in results)
 
 
 def fmt_counts(c: Counter[str]) -> str:
@@ -312,12 +350,14 @@ async def warmup(wl: Workload, cl: list[httpx.AsyncClient], n: int) -> list[Resu
             if k is None:
                 return
             await wl.post(c, k)
+
     await asyncio.wait_for(asyncio.gather(*(worker(c) for c in cl[:4])), 60 + n / 10)
     return wl.results[start:]
 
 
-async def phase_latency(wl: Workload, cl: list[httpx.AsyncClient], rate: float, duration: float,
-                        grace: float) -> dict[str, Any]:
+async def phase_latency(
+    wl: Workload, cl: list[httpx.AsyncClient], rate: float, duration: float, grace: float
+) -> dict[str, Any]:
     """Open loop; a request still queued ``grace`` s after the last one was due is dropped (not sent)
     so that a server that cannot keep up does not make the phase run without end."""
     n = int(round(rate * duration))
@@ -360,18 +400,27 @@ async def phase_latency(wl: Workload, cl: list[httpx.AsyncClient], rate: float, 
         t.result()
     res = wl.results[start:]
     last_done = max((r.done for r in res), default=t0)
-    out = {"target_rate": rate, "duration_s": duration, "requests": n, "sent": len(res), "dropped": len(dropped),
-           "drop_after_s": grace, "replies": sum(1 for r in res if r.code),
-           "achieved_rate": sum(1 for r in res if r.code) / max(1e-9, last_done - t0),
-           "send_span_s": max((r.due for r in res), default=t0) - t0,
-           "latency": lat_summary([r.done - r.due for r in res if r.code]),
-           "service": lat_summary([r.done - r.sent for r in res if r.code]),
-           "outcomes": dict(outcome_counts(res))}
+    out = {
+        "target_rate": rate,
+        "duration_s": duration,
+        "requests": n,
+        "sent": len(res),
+        "dropped": len(dropped),
+        "drop_after_s": grace,
+        "replies": sum(1 for r in res if r.code),
+        "achieved_rate": sum(1 for r in res if r.code) / max(1e-9, last_done - t0),
+        "send_span_s": max((r.due for r in res), default=t0) - t0,
+        "latency": lat_summary([r.done - r.due for r in res if r.code]),
+        "service": lat_summary([r.done - r.sent for r in res if r.code]),
+        "outcomes": dict(outcome_counts(res)),
+    }
     windows: dict[int, list[float]] = defaultdict(list)
     step = max(1.0, duration / 5)
     for r in (r for r in res if r.code):
         windows[int((r.due - t0) // step)].append(r.done - r.due)
-    out["windows"] = [{"from_s": w * step, "to_s": (w + 1) * step, **lat_summary(v)} for w, v in sorted(windows.items())]
+    out["windows"] = [
+        {"from_s": w * step, "to_s": (w + 1) * step, **lat_summary(v)} for w, v in sorted(windows.items())
+    ]
     return out
 
 
@@ -403,11 +452,20 @@ async def phase_saturation(wl: Workload, cl: list[httpx.AsyncClient], duration: 
     ok = [r for r in res if 200 <= r.code < 300]
     res = [r for r in res if r.code]
     per_s = Counter(int(r.done - t0) for r in res)
-    out = {"concurrency": len(cl), "duration_s": duration, "elapsed_s": elapsed, "replies": len(res),
-           "replies_2xx": len(ok), "rate": len(res) / max(elapsed, 1e-9), "rate_2xx": len(ok) / max(elapsed, 1e-9),
-           "pairs_exhausted": exhausted, "unfinished_clients": len(pending),
-           "latency": lat_summary([r.done - r.sent for r in res]), "outcomes": dict(outcome_counts(res)),
-           "per_second": [per_s.get(s, 0) for s in range(int(elapsed) + 1)]}
+    out = {
+        "concurrency": len(cl),
+        "duration_s": duration,
+        "elapsed_s": elapsed,
+        "replies": len(res),
+        "replies_2xx": len(ok),
+        "rate": len(res) / max(elapsed, 1e-9),
+        "rate_2xx": len(ok) / max(elapsed, 1e-9),
+        "pairs_exhausted": exhausted,
+        "unfinished_clients": len(pending),
+        "latency": lat_summary([r.done - r.sent for r in res]),
+        "outcomes": dict(outcome_counts(res)),
+        "per_second": [per_s.get(s, 0) for s in range(int(elapsed) + 1)],
+    }
     return out
 
 
@@ -439,21 +497,39 @@ async def phase_replay(wl: Workload, cl: list[httpx.AsyncClient], duration: floa
 
     await asyncio.wait_for(asyncio.gather(*(worker(c) for c in cl)), duration + 45)
     elapsed = time.perf_counter() - t0
-    return {"replies": len(lat), "rate": len(lat) / elapsed, "elapsed_s": elapsed, "latency": lat_summary(lat),
-            "codes": dict(codes), "intent_ids": len(ids), "same_intent": set(ids) == {first.intent_id}}
+    return {
+        "replies": len(lat),
+        "rate": len(lat) / elapsed,
+        "elapsed_s": elapsed,
+        "latency": lat_summary(lat),
+        "codes": dict(codes),
+        "intent_ids": len(ids),
+        "same_intent": set(ids) == {first.intent_id},
+    }
 
 
 # ---- the OMS process -------------------------------------------------------------------------
 
+
 def bench_yaml(strategy_ids: list[str]) -> str:
     cfg = {
         "risk": {
-            "daily_loss_warn_pct": 0.5, "daily_loss_halt_pct": 0.9, "flatten_on_halt": False,
-            "max_gross_exposure_pct": 1000.0, "max_net_exposure_pct": 1000.0, "max_position_pct": 1000.0,
-            "max_positions": 100000, "max_sector_pct": 1000.0, "max_spread_bps": 100000.0,
-            "vi_cooldown_sec": 600, "max_order_notional": 1e15, "limit_price_band_pct": 0.5,
-            "entry_lock_sec": {sid: 0.001 for sid in strategy_ids}, "default_entry_lock_sec": 0.001,
-            "strategy_budgets": {}, "regime_caps": {},
+            "daily_loss_warn_pct": 0.5,
+            "daily_loss_halt_pct": 0.9,
+            "flatten_on_halt": False,
+            "max_gross_exposure_pct": 1000.0,
+            "max_net_exposure_pct": 1000.0,
+            "max_position_pct": 1000.0,
+            "max_positions": 100000,
+            "max_sector_pct": 1000.0,
+            "max_spread_bps": 100000.0,
+            "vi_cooldown_sec": 600,
+            "max_order_notional": 1e15,
+            "limit_price_band_pct": 0.5,
+            "entry_lock_sec": {sid: 0.001 for sid in strategy_ids},
+            "default_entry_lock_sec": 0.001,
+            "strategy_budgets": {},
+            "regime_caps": {},
         },
         "strategies": {sid: {"max_intents_per_min": 1_000_000_000} for sid in strategy_ids},
         "paper": {"cash": 1e13},
@@ -480,21 +556,25 @@ class Oms:
             return "(no log)"
 
 
-def launch_oms(tmp: Path, db_url: str, strategies: list[tuple[str, str]], log_level: str,
-               profile: str) -> Oms:
+def launch_oms(tmp: Path, db_url: str, strategies: list[tuple[str, str]], log_level: str, profile: str) -> Oms:
     cfg_path = tmp / "oms.yaml"
     cfg_path.write_text(bench_yaml([sid for sid, _ in strategies]))
     admin, read = secrets.token_hex(24), secrets.token_hex(24)
-    env = {k: v for k, v in os.environ.items()
-           if not (k.startswith("OMS_") or k in ("DATABASE_URL", "TRADER_CLOCK"))}
-    env.update({
-        "OMS_BROKER": "paper", "OMS_PAPER_DATE": SESSION,
-        "TRADER_CLOCK": f"sim start={CLOCK_START} speed=1 anchor={time.time():.6f}",
-        "OMS_DATA_DIR": str(tmp / "oms"), "OMS_CONFIG": str(cfg_path), "OMS_INSTANCE_ID": INSTANCE_ID,
-        "OMS_ADMIN_KEY": admin, "OMS_READ_KEY": read,
-        "OMS_STRATEGY_KEYS": ",".join(f"{sid}:{key}" for sid, key in strategies),
-        "TRADER_DATA_DIR": str(resolve_data_dir()),
-    })
+    env = {k: v for k, v in os.environ.items() if not (k.startswith("OMS_") or k in ("DATABASE_URL", "TRADER_CLOCK"))}
+    env.update(
+        {
+            "OMS_BROKER": "paper",
+            "OMS_PAPER_DATE": SESSION,
+            "TRADER_CLOCK": f"sim start={CLOCK_START} speed=1 anchor={time.time():.6f}",
+            "OMS_DATA_DIR": str(tmp / "oms"),
+            "OMS_CONFIG": str(cfg_path),
+            "OMS_INSTANCE_ID": INSTANCE_ID,
+            "OMS_ADMIN_KEY": admin,
+            "OMS_READ_KEY": read,
+            "OMS_STRATEGY_KEYS": ",".join(f"{sid}:{key}" for sid, key in strategies),
+            "TRADER_DATA_DIR": str(resolve_data_dir()),
+        }
+    )
     if db_url:
         env["DATABASE_URL"] = db_url
     port = free_port()
@@ -519,7 +599,9 @@ async def wait_healthy(oms: Oms, deadline_s: float = 120.0) -> float:
     async with httpx.AsyncClient(base_url=oms.url, timeout=5.0) as c:
         while True:
             if oms.proc.poll() is not None:
-                raise RuntimeError(f"the OMS exited with code {oms.proc.returncode} before it was ready:\n{oms.log_tail()}")
+                raise RuntimeError(
+                    f"the OMS exited with code {oms.proc.returncode} before it was ready:\n{oms.log_tail()}"
+                )
             try:
                 body = (await c.get("/health")).json()
                 if body.get("status") == "ok":
@@ -554,6 +636,7 @@ def stop_oms(oms: Oms, timeout_s: float = 180.0) -> tuple[int | None, float]:
 
 # ---- profiling -------------------------------------------------------------------------------
 
+
 def start_pyspy(oms: Oms, duration: float) -> tuple[subprocess.Popen[bytes], Path] | None:
     exe = Path(sys.executable).parent / "py-spy"
     if not exe.exists():
@@ -563,8 +646,22 @@ def start_pyspy(oms: Oms, duration: float) -> tuple[subprocess.Popen[bytes], Pat
             return None
         exe = Path(exe_found)
     out = oms.tmp / "oms.pyspy.txt"
-    cmd = [str(exe), "record", "--pid", str(oms.pid), "--duration", str(int(duration + 0.999)), "--rate", "100",
-           "--nonblocking", "--format", "raw", "--threads", "--output", str(out)]
+    cmd = [
+        str(exe),
+        "record",
+        "--pid",
+        str(oms.pid),
+        "--duration",
+        str(int(duration + 0.999)),
+        "--rate",
+        "100",
+        "--nonblocking",
+        "--format",
+        "raw",
+        "--threads",
+        "--output",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(oms.tmp / "pyspy.log", "wb"))
     return proc, out
 
@@ -583,9 +680,14 @@ def _frame_name(frame: str) -> str:
     return frame
 
 
-IDLE_LEAVES = ("Condition.wait (threading.py)", "_worker (concurrent/futures/thread.py)",
-               "_connection_worker_thread (aiosqlite/core.py)", "Runner.run (asyncio/runners.py)",
-               "select (selectors.py)", "wait (threading.py)")
+IDLE_LEAVES = (
+    "Condition.wait (threading.py)",
+    "_worker (concurrent/futures/thread.py)",
+    "_connection_worker_thread (aiosqlite/core.py)",
+    "Runner.run (asyncio/runners.py)",
+    "select (selectors.py)",
+    "wait (threading.py)",
+)
 """Leaf frames of a thread waiting for work (py-spy does not always see these as idle)."""
 
 
@@ -618,14 +720,20 @@ def summarize_pyspy(path: Path, top: int = 25) -> dict[str, Any]:
         own[names[-1]] += n
         for name in set(names):
             incl[name] += n
-    return {"samples": total, "threads": dict(threads.most_common()), "idle_samples": dict(idle.most_common()),
-            "own": [(k, v / total) for k, v in own.most_common(top)] if total else [],
-            "inclusive": [(k, v / total) for k, v in incl.most_common(top * 3)] if total else []}
+    return {
+        "samples": total,
+        "threads": dict(threads.most_common()),
+        "idle_samples": dict(idle.most_common()),
+        "own": [(k, v / total) for k, v in own.most_common(top)] if total else [],
+        "inclusive": [(k, v / total) for k, v in incl.most_common(top * 3)] if total else [],
+    }
 
 
 def print_profile(summary: dict[str, Any]) -> None:
-    print(f"  py-spy: {summary['samples']} busy samples; busy samples by thread: {summary['threads']}; "
-          f"idle samples dropped: {summary['idle_samples']}")
+    print(
+        f"  py-spy: {summary['samples']} busy samples; busy samples by thread: {summary['threads']}; "
+        f"idle samples dropped: {summary['idle_samples']}"
+    )
     print("  top functions by OWN time (share of busy samples, all threads):")
     for name, share in summary["own"]:
         print(f"    {share * 100:5.1f}%  {name}")
@@ -637,6 +745,7 @@ def print_profile(summary: dict[str, Any]) -> None:
 def summarize_cprofile(path: Path, top: int = 30) -> None:
     import io
     import pstats
+
     buf = io.StringIO()
     st = pstats.Stats(str(path), stream=buf)
     st.sort_stats("tottime").print_stats(top)
@@ -646,8 +755,10 @@ def summarize_cprofile(path: Path, top: int = 30) -> None:
 
 # ---- the database check ----------------------------------------------------------------------
 
+
 async def pg_admin(sql: str) -> None:
     import asyncpg
+
     conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=10)
     try:
         await conn.execute(sql)
@@ -674,6 +785,7 @@ async def db_facts(oms: Oms, db: str, pg_name: str | None) -> dict[str, Any]:
             conn.close()
     else:
         import asyncpg
+
         conn = await asyncpg.connect(f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{pg_name}", timeout=10)
         try:
             for name, sql in queries.items():
@@ -685,7 +797,7 @@ async def db_facts(oms: Oms, db: str, pg_name: str | None) -> dict[str, Any]:
             await conn.close()
     j = sqlite3.connect(str(oms.tmp / "oms" / "journal.db"))
     try:
-        facts["journal_last_seq"] = (j.execute("SELECT MAX(seq) FROM journal").fetchone()[0] or 0)
+        facts["journal_last_seq"] = j.execute("SELECT MAX(seq) FROM journal").fetchone()[0] or 0
         facts["journal_cursor"] = j.execute("SELECT seq FROM drain_cursor WHERE id = 0").fetchone()[0]
         facts["journal_rejects"] = j.execute("SELECT COUNT(*) FROM journal_rejects").fetchone()[0]
     finally:
@@ -701,15 +813,19 @@ def count_check(results: list[Result], facts: dict[str, Any]) -> tuple[bool, lis
     no_reply = sum(1 for r in results if r.code == 0)
     replied_ids = [r.intent_id for r in ok_replies]
     problems: list[str] = []
-    lines = [f"2xx replies {len(ok_replies)} (non-2xx {sum(1 for r in results if r.code and not 200 <= r.code < 300)}, "
-             f"no reply {no_reply}); intents in the database {facts['intents']} "
-             f"(distinct ids {facts['distinct_ids']}, distinct idempotency keys {facts['distinct_keys']}); "
-             f"orders {facts['orders']}; journal seq {facts['journal_last_seq']} drained to {facts['journal_cursor']}, "
-             f"rejects {facts['journal_rejects']}"]
+    lines = [
+        f"2xx replies {len(ok_replies)} (non-2xx {sum(1 for r in results if r.code and not 200 <= r.code < 300)}, "
+        f"no reply {no_reply}); intents in the database {facts['intents']} "
+        f"(distinct ids {facts['distinct_ids']}, distinct idempotency keys {facts['distinct_keys']}); "
+        f"orders {facts['orders']}; journal seq {facts['journal_last_seq']} drained to {facts['journal_cursor']}, "
+        f"rejects {facts['journal_rejects']}"
+    ]
     surplus = facts["intents"] - len(ok_replies)
     if not 0 <= surplus <= no_reply:
-        problems.append(f"database holds {facts['intents']} intents, {len(ok_replies)} 2xx replies ({surplus:+d})"
-                        + (f", {no_reply} requests without reply" if no_reply else ""))
+        problems.append(
+            f"database holds {facts['intents']} intents, {len(ok_replies)} 2xx replies ({surplus:+d})"
+            + (f", {no_reply} requests without reply" if no_reply else "")
+        )
     if facts["distinct_ids"] != facts["intents"]:
         problems.append(f"{facts['intents'] - facts['distinct_ids']} duplicate intent ids in the database")
     if facts["distinct_keys"] != facts["intents"]:
@@ -726,8 +842,12 @@ def count_check(results: list[Result], facts: dict[str, Any]) -> tuple[bool, lis
     mismatched = [r.intent_id for r in ok_replies if facts["status"].get(r.intent_id, r.status) != r.status]
     if mismatched:
         problems.append(f"{len(mismatched)} stored statuses differ from the replies (e.g. {mismatched[:3]})")
-    with_order = sum(1 for r in ok_replies if r.status in ("ACCEPTED", "EXECUTED", "MODIFIED")
-                     or (r.status == "REJECTED" and (r.reason or "").startswith("BROKER")))
+    with_order = sum(
+        1
+        for r in ok_replies
+        if r.status in ("ACCEPTED", "EXECUTED", "MODIFIED")
+        or (r.status == "REJECTED" and (r.reason or "").startswith("BROKER"))
+    )
     if not 0 <= facts["orders"] - with_order <= len(extra):
         problems.append(f"{facts['orders']} orders stored, {with_order} replies that placed an order")
     if facts["journal_cursor"] < facts["journal_last_seq"]:
@@ -735,22 +855,32 @@ def count_check(results: list[Result], facts: dict[str, Any]) -> tuple[bool, lis
     if facts["journal_rejects"]:
         problems.append(f"{facts['journal_rejects']} journal rows refused by the database")
     if no_reply:
-        lines.append(f"note: {no_reply} requests got no reply (client timeout or cut at a phase deadline); "
-                     f"{len(extra)} of them were decided and stored by the OMS, which the check allows")
+        lines.append(
+            f"note: {no_reply} requests got no reply (client timeout or cut at a phase deadline); "
+            f"{len(extra)} of them were decided and stored by the OMS, which the check allows"
+        )
     return not problems, lines + problems
 
 
 # ---- one backend -----------------------------------------------------------------------------
 
-async def run_backend(db: str, args: argparse.Namespace, symbols: list[str], limits: dict[str, float]) -> dict[str, Any]:
+
+async def run_backend(
+    db: str, args: argparse.Namespace, symbols: list[str], limits: dict[str, float]
+) -> dict[str, Any]:
     print(f"\n=== backend: {db} ===", flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=f"oms-bench-{db}-"))
     strategies = [(f"B{i:03d}", secrets.token_hex(16)) for i in range(args.strategies)]
     wl = Workload(run_id=uuid.uuid4().hex[:10], strategies=strategies, symbols=symbols, limits=limits)
     pg_name = None
     db_url = ""
-    report: dict[str, Any] = {"db": db, "tmp": str(tmp), "strategies": args.strategies, "symbols": len(symbols),
-                              "pairs": wl.capacity}
+    report: dict[str, Any] = {
+        "db": db,
+        "tmp": str(tmp),
+        "strategies": args.strategies,
+        "symbols": len(symbols),
+        "pairs": wl.capacity,
+    }
     cores = os.cpu_count() or 1
     if db == "postgres":
         pg_name = f"bench_oms_{uuid.uuid4().hex[:10]}"
@@ -760,13 +890,18 @@ async def run_backend(db: str, args: argparse.Namespace, symbols: list[str], lim
     try:
         idle_busy = await background_load(args.wait_quiet)
         report["background_cores_before"] = idle_busy
-        print(f"background load before the run: {idle_busy:.2f} cores busy"
-              + (" (NOT quiet: other processes are running; figures are skewed)" if idle_busy >= 0.3 else ""))
+        print(
+            f"background load before the run: {idle_busy:.2f} cores busy"
+            + (" (NOT quiet: other processes are running; figures are skewed)" if idle_busy >= 0.3 else "")
+        )
         oms = launch_oms(tmp, db_url, strategies, args.oms_log_level, args.profile)
         ready_s = await wait_healthy(oms)
-        print(f"OMS pid {oms.pid} healthy after {ready_s:.1f} s at {oms.url}; db "
-              f"{'postgres ' + pg_name if pg_name else 'sqlite ' + str(tmp / 'oms' / 'oms.db')}; "
-              f"{args.strategies} strategies x {len(symbols)} symbols = {wl.capacity} fresh pairs", flush=True)
+        print(
+            f"OMS pid {oms.pid} healthy after {ready_s:.1f} s at {oms.url}; db "
+            f"{'postgres ' + pg_name if pg_name else 'sqlite ' + str(tmp / 'oms' / 'oms.db')}; "
+            f"{args.strategies} strategies x {len(symbols)} symbols = {wl.capacity} fresh pairs",
+            flush=True,
+        )
         cl = clients(oms.url, args.concurrency)
         try:
             if args.warmup:
@@ -774,36 +909,48 @@ async def run_backend(db: str, args: argparse.Namespace, symbols: list[str], lim
                 print(f"warm-up: {len(w)} intents ({fmt_counts(outcome_counts(w))})", flush=True)
             if "latency" in args.phases:
                 h = await health(oms)
-                print(f"\n-- phase 1 (latency): open loop at {args.rate:g} intents/s for {args.duration:g} s, "
-                      f"{args.concurrency} clients; open orders at start {h.get('open_orders')}", flush=True)
+                print(
+                    f"\n-- phase 1 (latency): open loop at {args.rate:g} intents/s for {args.duration:g} s, "
+                    f"{args.concurrency} clients; open orders at start {h.get('open_orders')}",
+                    flush=True,
+                )
                 meter = CpuMeter(oms.pid)
                 p1 = await phase_latency(wl, cl, args.rate, args.duration, args.drop_after)
                 p1["cpu"] = meter.stop(p1["replies"])
                 p1["open_orders_at_start"] = h.get("open_orders")
                 report["latency"] = p1
-                print(f"due {p1['requests']}, sent {p1['sent']}, replies {p1['replies']}, dropped {p1['dropped']} "
-                      f"(still queued {p1['drop_after_s']:g} s after the last was due: the OMS could not keep up); "
-                      f"achieved {p1['achieved_rate']:.1f} intents/s")
+                print(
+                    f"due {p1['requests']}, sent {p1['sent']}, replies {p1['replies']}, dropped {p1['dropped']} "
+                    f"(still queued {p1['drop_after_s']:g} s after the last was due: the OMS could not keep up); "
+                    f"achieved {p1['achieved_rate']:.1f} intents/s"
+                )
                 print(f"latency from due time: {fmt_lat(p1['latency'])}")
                 print(f"service time (from send): {fmt_lat(p1['service'])}")
                 print(f"replies: {fmt_counts(Counter(p1['outcomes']))}")
                 for wdw in p1["windows"]:
-                    print(f"  due {wdw['from_s']:4.1f}-{wdw['to_s']:4.1f} s: p50 {wdw['p50_ms']:.2f} ms  "
-                          f"p99 {wdw['p99_ms']:.2f} ms  max {wdw['max_ms']:.2f} ms  (n={wdw['n']})")
+                    print(
+                        f"  due {wdw['from_s']:4.1f}-{wdw['to_s']:4.1f} s: p50 {wdw['p50_ms']:.2f} ms  "
+                        f"p99 {wdw['p99_ms']:.2f} ms  max {wdw['max_ms']:.2f} ms  (n={wdw['n']})"
+                    )
                 print(fmt_cpu(p1["cpu"], cores), flush=True)
             if "saturation" in args.phases:
                 h = await health(oms)
-                print(f"\n-- phase 2 (saturation): closed loop, {args.concurrency} clients for {args.duration:g} s; "
-                      f"open orders at start {h.get('open_orders')}", flush=True)
+                print(
+                    f"\n-- phase 2 (saturation): closed loop, {args.concurrency} clients for {args.duration:g} s; "
+                    f"open orders at start {h.get('open_orders')}",
+                    flush=True,
+                )
                 spy = start_pyspy(oms, args.duration) if args.profile == "py-spy" else None
                 meter = CpuMeter(oms.pid)
                 p2 = await phase_saturation(wl, cl, args.duration)
                 p2["cpu"] = meter.stop(p2["replies"])
                 p2["open_orders_at_start"] = h.get("open_orders")
                 report["saturation"] = p2
-                print(f"replies {p2['replies']} ({p2['replies_2xx']} 2xx) in {p2['elapsed_s']:.2f} s: "
-                      f"sustained {p2['rate']:.1f} intents/s" + (" (STOPPED EARLY: pairs used up, raise --strategies)"
-                                                               if p2["pairs_exhausted"] else ""))
+                print(
+                    f"replies {p2['replies']} ({p2['replies_2xx']} 2xx) in {p2['elapsed_s']:.2f} s: "
+                    f"sustained {p2['rate']:.1f} intents/s"
+                    + (" (STOPPED EARLY: pairs used up, raise --strategies)" if p2["pairs_exhausted"] else "")
+                )
                 print(f"latency: {fmt_lat(p2['latency'])}")
                 print(f"replies: {fmt_counts(Counter(p2['outcomes']))}")
                 print(f"per second: {p2['per_second']}")
@@ -819,18 +966,27 @@ async def run_backend(db: str, args: argparse.Namespace, symbols: list[str], lim
                         report["profile"] = summary
                         print_profile(summary)
                     else:
-                        print(f"  py-spy wrote no profile: {(oms.tmp / 'pyspy.log').read_text(errors='replace')[-2000:]}")
+                        print(
+                            f"  py-spy wrote no profile: {(oms.tmp / 'pyspy.log').read_text(errors='replace')[-2000:]}"
+                        )
             if "replay" in args.phases:
-                print(f"\n-- phase 3 (replay): closed loop, {args.concurrency} clients for {args.duration:g} s "
-                      "re-sending one decided intent (same idempotency key)", flush=True)
+                print(
+                    f"\n-- phase 3 (replay): closed loop, {args.concurrency} clients for {args.duration:g} s "
+                    "re-sending one decided intent (same idempotency key)",
+                    flush=True,
+                )
                 meter = CpuMeter(oms.pid)
                 p3 = await phase_replay(wl, cl, args.duration)
                 p3["cpu"] = meter.stop(p3["replies"])
                 report["replay"] = p3
-                print(f"replays {p3['replies']} in {p3['elapsed_s']:.2f} s: {p3['rate']:.1f} req/s; "
-                      f"latency: {fmt_lat(p3['latency'])}")
-                print(f"HTTP codes {p3['codes']}; distinct intent ids in the replies: {p3['intent_ids']} "
-                      f"({'all = the first intent: idempotent' if p3['same_intent'] else 'NOT IDEMPOTENT'})")
+                print(
+                    f"replays {p3['replies']} in {p3['elapsed_s']:.2f} s: {p3['rate']:.1f} req/s; "
+                    f"latency: {fmt_lat(p3['latency'])}"
+                )
+                print(
+                    f"HTTP codes {p3['codes']}; distinct intent ids in the replies: {p3['intent_ids']} "
+                    f"({'all = the first intent: idempotent' if p3['same_intent'] else 'NOT IDEMPOTENT'})"
+                )
                 print(fmt_cpu(p3["cpu"], cores), flush=True)
             report["health_at_end"] = await health(oms)
         finally:
@@ -845,8 +1001,11 @@ async def run_backend(db: str, args: argparse.Namespace, symbols: list[str], lim
         for line in lines:
             print(("  " if lines.index(line) else "") + line)
         print("count check: OK" if ok else "count check: FAILED", flush=True)
-        report["count_check"] = {"ok": ok, "lines": lines,
-                                 **{k: v for k, v in facts.items() if k not in ("ids", "status")}}
+        report["count_check"] = {
+            "ok": ok,
+            "lines": lines,
+            **{k: v for k, v in facts.items() if k not in ("ids", "status")},
+        }
         report["all_outcomes"] = dict(outcome_counts(wl.results))
         return report
     finally:
@@ -869,43 +1028,69 @@ def print_summary(reports: list[dict[str, Any]]) -> None:
         parts = [f"{r['db']:8s}"]
         if "latency" in r:
             p1 = r["latency"]
-            met = (p1["latency"]["p99_ms"] <= TARGET_P99_MS and p1["achieved_rate"] >= 0.98 * p1["target_rate"]
-                   and not p1["dropped"] and p1["replies"] == p1["requests"])
-            parts.append(f"phase 1 @ {p1['target_rate']:g}/s: achieved {p1['achieved_rate']:.0f}/s"
-                         + (f" ({p1['dropped']} of {p1['requests']} dropped)" if p1["dropped"] else "") + ", "
-                         f"p50 {p1['latency']['p50_ms']:.2f} p99 {p1['latency']['p99_ms']:.2f} "
-                         f"max {p1['latency']['max_ms']:.1f} ms"
-                         + (f" [target p99 <= {TARGET_P99_MS:g} ms at {TARGET_RATE:g}/s: "
-                            f"{'MET' if met else 'NOT MET'}]" if p1["target_rate"] == TARGET_RATE else ""))
+            met = (
+                p1["latency"]["p99_ms"] <= TARGET_P99_MS
+                and p1["achieved_rate"] >= 0.98 * p1["target_rate"]
+                and not p1["dropped"]
+                and p1["replies"] == p1["requests"]
+            )
+            parts.append(
+                f"phase 1 @ {p1['target_rate']:g}/s: achieved {p1['achieved_rate']:.0f}/s"
+                + (f" ({p1['dropped']} of {p1['requests']} dropped)" if p1["dropped"] else "")
+                + ", "
+                f"p50 {p1['latency']['p50_ms']:.2f} p99 {p1['latency']['p99_ms']:.2f} "
+                f"max {p1['latency']['max_ms']:.1f} ms"
+                + (
+                    f" [target p99 <= {TARGET_P99_MS:g} ms at {TARGET_RATE:g}/s: {'MET' if met else 'NOT MET'}]"
+                    if p1["target_rate"] == TARGET_RATE
+                    else ""
+                )
+            )
         if "saturation" in r:
             p2 = r["saturation"]
-            parts.append(f"phase 2: {p2['rate']:.0f} intents/s (p50 {p2['latency']['p50_ms']:.1f} "
-                         f"p99 {p2['latency']['p99_ms']:.1f} ms) [target >= {TARGET_SAT:g}/s: "
-                         f"{'MET' if p2['rate'] >= TARGET_SAT else 'NOT MET'}]")
+            parts.append(
+                f"phase 2: {p2['rate']:.0f} intents/s (p50 {p2['latency']['p50_ms']:.1f} "
+                f"p99 {p2['latency']['p99_ms']:.1f} ms) [target >= {TARGET_SAT:g}/s: "
+                f"{'MET' if p2['rate'] >= TARGET_SAT else 'NOT MET'}]"
+            )
         if "replay" in r:
             p3 = r["replay"]
-            parts.append(f"replay (HTTP floor): {p3['rate']:.0f} req/s, OMS "
-                         f"{p3['cpu']['server_cpu_us_per_intent']:.0f} us/req, client "
-                         f"{p3['cpu']['client_cpu_us_per_intent']:.0f} us/req")
+            parts.append(
+                f"replay (HTTP floor): {p3['rate']:.0f} req/s, OMS "
+                f"{p3['cpu']['server_cpu_us_per_intent']:.0f} us/req, client "
+                f"{p3['cpu']['client_cpu_us_per_intent']:.0f} us/req"
+            )
         parts.append(f"count check {'OK' if r.get('count_check', {}).get('ok') else 'FAILED'}")
         print(" | ".join(parts))
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--db", choices=("sqlite", "postgres", "both"), default="sqlite")
     ap.add_argument("--rate", type=float, default=500.0, help="phase 1 target intents/s (default 500)")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per phase (default 10)")
     ap.add_argument("--concurrency", type=int, default=32, help="httpx clients (default 32)")
     ap.add_argument("--strategies", type=int, default=500, help="bench strategies B000.. (default 500)")
-    ap.add_argument("--drop-after", type=float, default=10.0,
-                    help="phase 1: drop requests still queued this many s after the last was due (default 10)")
-    ap.add_argument("--wait-quiet", type=float, default=0.0,
-                    help="wait up to this many s for the machine to be idle before each backend (default 0)")
+    ap.add_argument(
+        "--drop-after",
+        type=float,
+        default=10.0,
+        help="phase 1: drop requests still queued this many s after the last was due (default 10)",
+    )
+    ap.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        help="wait up to this many s for the machine to be idle before each backend (default 0)",
+    )
     ap.add_argument("--warmup", type=int, default=100, help="warm-up intents, not measured (default 100)")
-    ap.add_argument("--phases", default="latency,saturation",
-                    help="comma list of latency, saturation, replay (default latency,saturation)")
+    ap.add_argument(
+        "--phases",
+        default="latency,saturation",
+        help="comma list of latency, saturation, replay (default latency,saturation)",
+    )
     ap.add_argument("--profile", choices=("none", "py-spy", "cprofile"), default="none")
     ap.add_argument("--profile-top", type=int, default=25)
     ap.add_argument("--oms-log-level", default="INFO", help="the OMS's --log-level (default INFO, as deployed)")
@@ -915,22 +1100,31 @@ def main() -> int:
     args.phases = {p.strip() for p in args.phases.split(",") if p.strip()}
     if not args.phases <= {"latency", "saturation", "replay"}:
         ap.error("--phases: a comma list of latency, saturation, replay")
-    if not (0 < args.rate <= 20000 and 0 < args.duration <= 600 and 1 <= args.concurrency <= 512
-            and 1 <= args.strategies <= 5000 and 0 <= args.warmup <= 10000):
-        ap.error("out of range: 0<rate<=20000, 0<duration<=600, 1<=concurrency<=512, 1<=strategies<=5000, "
-                 "0<=warmup<=10000")
+    if not (
+        0 < args.rate <= 20000
+        and 0 < args.duration <= 600
+        and 1 <= args.concurrency <= 512
+        and 1 <= args.strategies <= 5000
+        and 0 <= args.warmup <= 10000
+    ):
+        ap.error(
+            "out of range: 0<rate<=20000, 0<duration<=600, 1<=concurrency<=512, 1<=strategies<=5000, 0<=warmup<=10000"
+        )
     symbols, limits = limit_prices()
-    print(f"intent round-trip bench: session {SESSION}, clock from {CLOCK_START} speed 1, {len(symbols)} symbols, "
-          f"LIMIT buys at round_down(09:59 close x 0.98); rate {args.rate:g}/s, duration {args.duration:g} s, "
-          f"concurrency {args.concurrency}, strategies {args.strategies}, cores {os.cpu_count()}")
+    print(
+        f"intent round-trip bench: session {SESSION}, clock from {CLOCK_START} speed 1, {len(symbols)} symbols, "
+        f"LIMIT buys at round_down(09:59 close x 0.98); rate {args.rate:g}/s, duration {args.duration:g} s, "
+        f"concurrency {args.concurrency}, strategies {args.strategies}, cores {os.cpu_count()}"
+    )
     try:
         import uvloop
+
         runner: Any = uvloop.run
     except ImportError:
         runner = asyncio.run
     reports = []
     ok = True
-    for db in (("sqlite", "postgres") if args.db == "both" else (args.db,)):
+    for db in ("sqlite", "postgres") if args.db == "both" else (args.db,):
         rep = runner(run_backend(db, args, symbols, limits))
         reports.append(rep)
         ok = ok and bool(rep.get("count_check", {}).get("ok")) and rep.get("replay", {}).get("same_intent", True)

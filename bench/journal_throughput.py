@@ -8,6 +8,7 @@ rows/s for draining the journal into SQLite and into Postgres. ``--pg-url`` defa
 temporary database created (and dropped) on the local server at 127.0.0.1:5432; ``--no-pg`` skips
 Postgres. Figures are printed, never asserted.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,27 +22,45 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from datetime import UTC, datetime, timedelta  # noqa: E402
+
 from oms.core.types import FillRecord, OrderRecord, OrderState, PlannedOrderType  # noqa: E402
 from oms.store.drain import Drainer  # noqa: E402
 from oms.store.journal import Journal  # noqa: E402
 from oms.store.migrate import make_engine, migrate  # noqa: E402
 
-from datetime import datetime, timedelta, timezone  # noqa: E402
-
-T0 = datetime(2026, 2, 27, 0, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 2, 27, 0, 0, tzinfo=UTC)
 
 
 def order(i: int) -> OrderRecord:
     t = T0 + timedelta(milliseconds=i)
-    return OrderRecord(order_id=f"o{i}", intent_id=f"i{i}", strategy_id="KMP", symbol="005930",
-                       side="BUY", qty=10, order_type=PlannedOrderType.LIMIT,
-                       state=OrderState.SUBMITTED, created_at=t, updated_at=t, limit_price=71200.0,
-                       broker_order_id=f"B{i}")
+    return OrderRecord(
+        order_id=f"o{i}",
+        intent_id=f"i{i}",
+        strategy_id="KMP",
+        symbol="005930",
+        side="BUY",
+        qty=10,
+        order_type=PlannedOrderType.LIMIT,
+        state=OrderState.SUBMITTED,
+        created_at=t,
+        updated_at=t,
+        limit_price=71200.0,
+        broker_order_id=f"B{i}",
+    )
 
 
 def fill(i: int) -> FillRecord:
-    return FillRecord(execution_id=f"x{i}", order_id=f"o{i}", strategy_id="KMP", symbol="005930",
-                      side="BUY", qty=10, price=71200.0, ts=T0 + timedelta(milliseconds=i))
+    return FillRecord(
+        execution_id=f"x{i}",
+        order_id=f"o{i}",
+        strategy_id="KMP",
+        symbol="005930",
+        side="BUY",
+        qty=10,
+        price=71200.0,
+        ts=T0 + timedelta(milliseconds=i),
+    )
 
 
 def pct(values: list[float], p: float) -> float:
@@ -58,9 +77,11 @@ def bench_appends(path: Path, n: int, batch: int) -> None:
         lat.append(time.perf_counter() - s)
     dt = time.perf_counter() - t0
     us = [x * 1e6 for x in lat]
-    print(f"append, 1 record/txn      : {n / dt:10,.0f} appends/s   "
-          f"p50 {pct(us, 50):6.1f} µs  p99 {pct(us, 99):6.1f} µs  p99.9 {pct(us, 99.9):7.1f} µs  "
-          f"max {max(us):7.1f} µs")
+    print(
+        f"append, 1 record/txn      : {n / dt:10,.0f} appends/s   "
+        f"p50 {pct(us, 50):6.1f} µs  p99 {pct(us, 99):6.1f} µs  p99.9 {pct(us, 99.9):7.1f} µs  "
+        f"max {max(us):7.1f} µs"
+    )
     t0 = time.perf_counter()
     lat = []
     for i in range(0, n, batch):
@@ -69,8 +90,10 @@ def bench_appends(path: Path, n: int, batch: int) -> None:
         lat.append(time.perf_counter() - s)
     dt = time.perf_counter() - t0
     us = [x * 1e6 for x in lat]
-    print(f"append, {batch} records/txn    : {n / dt:10,.0f} records/s   "
-          f"p50 {pct(us, 50):6.1f} µs/txn  p99 {pct(us, 99):6.1f} µs/txn")
+    print(
+        f"append, {batch} records/txn    : {n / dt:10,.0f} records/s   "
+        f"p50 {pct(us, 50):6.1f} µs/txn  p99 {pct(us, 99):6.1f} µs/txn"
+    )
     j.close()
 
 
@@ -79,12 +102,11 @@ async def bench_drain(journal_path: Path, url: str, label: str, drain_batch: int
     engine = make_engine(url)
     j = Journal(journal_path)
     j.rewind(0)
-    n = j.backlog()
+    instance_id = f"bench-{uuid.uuid4().hex[:6]}"
     try:
         for run in ("insert", "re-copy (upsert of existing rows)"):
             j.rewind(0)
-            d = Drainer(j, engine, f"bench-{uuid.uuid4().hex[:6]}" if run == "insert" else d.instance_id,  # type: ignore[has-type]
-                        batch_size=drain_batch)
+            d = Drainer(j, engine, instance_id, batch_size=drain_batch)
             t0 = time.perf_counter()
             copied = await d.drain_all()
             dt = time.perf_counter() - t0
@@ -110,8 +132,7 @@ async def main() -> None:
         jpath = Path(tmp) / "journal.sqlite"
         print(f"journal: {jpath} (WAL, synchronous=NORMAL); {args.n} records per run")
         bench_appends(jpath, args.n, args.batch)
-        await bench_drain(jpath, args.sqlite_url or f"sqlite+aiosqlite:///{tmp}/store.db", "sqlite",
-                          args.drain_batch)
+        await bench_drain(jpath, args.sqlite_url or f"sqlite+aiosqlite:///{tmp}/store.db", "sqlite", args.drain_batch)
         if args.no_pg:
             return
         if args.pg_url:

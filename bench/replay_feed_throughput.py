@@ -5,6 +5,7 @@
 Loading (parquet → bars, prev closes) is timed apart from iterating (bars → ticks, merged in time
 order). The synthetic feed over the same symbols is timed too, for comparison.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,15 +48,19 @@ def main(argv: list[str] | None = None) -> None:
     best = min(t for _, t in runs)
     print(f"session {day}  symbols {len(feed.symbols)}  bars {feed.count_bars():,}  ticks {ticks:,}")
     print(f"load     sessions index {t_sessions * 1e3:8.1f} ms   minute bars + prev closes {t_load * 1e3:8.1f} ms")
-    print(f"iterate  best of {len(runs)}: {best * 1e3:8.1f} ms   {ticks / best:12,.0f} ticks/s   "
-          f"(runs: {', '.join(f'{t * 1e3:.0f}' for _, t in runs)} ms)")
+    print(
+        f"iterate  best of {len(runs)}: {best * 1e3:8.1f} ms   {ticks / best:12,.0f} ticks/s   "
+        f"(runs: {', '.join(f'{t * 1e3:.0f}' for _, t in runs)} ms)"
+    )
 
     start = time.perf_counter()
     synthetic = SyntheticFeed(day, feed.symbols)
     t_synth_load = time.perf_counter() - start
     s_ticks, s_time = min((_iterate(synthetic) for _ in range(max(1, args.repeat))), key=lambda r: r[1])
-    print(f"synthetic  build {t_synth_load * 1e3:8.1f} ms   iterate {s_time * 1e3:8.1f} ms   "
-          f"{s_ticks / s_time:12,.0f} ticks/s   ticks {s_ticks:,}")
+    print(
+        f"synthetic  build {t_synth_load * 1e3:8.1f} ms   iterate {s_time * 1e3:8.1f} ms   "
+        f"{s_ticks / s_time:12,.0f} ticks/s   ticks {s_ticks:,}"
+    )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,15 @@ exchange (tape → ticks → matching engine → tick fan-out), as fast as the m
 open, so matching has work on every tick; ``--subscribers`` tick consumers drain their queues.
 Prints ticks/s; nothing is asserted.
 """
+
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
 import time
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -54,8 +56,14 @@ async def run(day: date, resting: int, subscribers: int, data_dir: str | None) -
     run_s = time.perf_counter() - t1
     for r in readers:
         r.cancel()
-    return {"ticks": exchange.ticks_processed, "load_s": load_s, "run_s": run_s,
-            "ticks_per_s": exchange.ticks_processed / run_s, "symbols": len(symbols), "received": min(received or [0])}
+    return {
+        "ticks": exchange.ticks_processed,
+        "load_s": load_s,
+        "run_s": run_s,
+        "ticks_per_s": exchange.ticks_processed / run_s,
+        "symbols": len(symbols),
+        "received": min(received or [0]),
+    }
 
 
 def main() -> None:
@@ -68,9 +76,11 @@ def main() -> None:
     day = date.fromisoformat(args.date) if args.date else KrxData(args.data_dir).latest_session()
     for resting in sorted({0, args.resting}):
         r = asyncio.run(run(day, resting, args.subscribers, args.data_dir))
-        print(f"session {day}: {r['symbols']:.0f} symbols, {r['ticks']:,.0f} ticks, resting orders {resting}, "
-              f"subscribers {args.subscribers}: load {r['load_s']:.2f} s, replay {r['run_s']:.2f} s "
-              f"→ {r['ticks_per_s']:,.0f} ticks/s")
+        print(
+            f"session {day}: {r['symbols']:.0f} symbols, {r['ticks']:,.0f} ticks, resting orders {resting}, "
+            f"subscribers {args.subscribers}: load {r['load_s']:.2f} s, replay {r['run_s']:.2f} s "
+            f"→ {r['ticks_per_s']:,.0f} ticks/s"
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The async ``Broker`` protocol every adapter (paper, KIS, Alpaca) implements."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

@@ -1,4 +1,5 @@
 """Trading calendars (XKRX, XNYS) from ``exchange_calendars``, loaded once per process."""
+
 from __future__ import annotations
 
 from datetime import date, datetime

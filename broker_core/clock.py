@@ -8,13 +8,14 @@ Every process of one simulated run derives the same virtual "now" from one envir
 Virtual time equals ``start`` at wall-clock UNIX time ``anchor`` and runs ``speed`` times faster.
 Without ``anchor`` a process anchors at its own start, so a launcher sets it once for all.
 """
+
 from __future__ import annotations
 
 import asyncio
 import math
 import os
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -65,11 +66,9 @@ class RealClock:
 class VirtualClock:
     """Virtual time = start + (wall - anchor) * speed."""
 
-    def __init__(self, start: datetime, speed: float = 1.0, anchor: float | None = None,
-                 tz: ZoneInfo = KST) -> None:
+    def __init__(self, start: datetime, speed: float = 1.0, anchor: float | None = None, tz: ZoneInfo = KST) -> None:
         if start.tzinfo is None or start.utcoffset() is None:
-            raise ClockSpecError(f"start={start.isoformat()} must carry a UTC offset, "
-                                 "e.g. 2026-02-27T08:50:00+09:00")
+            raise ClockSpecError(f"start={start.isoformat()} must carry a UTC offset, e.g. 2026-02-27T08:50:00+09:00")
         speed = float(speed)
         if not math.isfinite(speed) or speed <= 0:
             raise ClockSpecError(f"speed must be a finite number > 0, got {speed}")
@@ -77,7 +76,7 @@ class VirtualClock:
         if not math.isfinite(anchor):
             raise ClockSpecError(f"anchor must be a finite UNIX time, got {anchor}")
         self.start = start.astimezone(tz)
-        self._start_utc = start.astimezone(timezone.utc)
+        self._start_utc = start.astimezone(UTC)
         self._speed = speed
         self.anchor = anchor
         self._tz = tz
@@ -152,12 +151,12 @@ class ManualClock:
 
 def _seconds_between(a: datetime, b: datetime) -> float:
     """``b - a`` in real elapsed seconds (via UTC: same-tzinfo subtraction ignores DST changes)."""
-    return (b.astimezone(timezone.utc) - a.astimezone(timezone.utc)).total_seconds()
+    return (b.astimezone(UTC) - a.astimezone(UTC)).total_seconds()
 
 
 def _add_seconds(dt: datetime, seconds: float) -> datetime:
     """``dt`` plus ``seconds`` of real elapsed time, kept in ``dt``'s timezone."""
-    return (dt.astimezone(timezone.utc) + timedelta(seconds=seconds)).astimezone(dt.tzinfo)
+    return (dt.astimezone(UTC) + timedelta(seconds=seconds)).astimezone(dt.tzinfo)
 
 
 def _fmt_number(x: float) -> str:
@@ -198,8 +197,9 @@ def parse_clock(spec: str | None, tz: ZoneInfo = KST) -> RealClock | VirtualCloc
     except ValueError as exc:
         raise ClockSpecError(f"{ENV_VAR}: start={fields['start']!r} is not an ISO datetime") from exc
     if start.tzinfo is None or start.utcoffset() is None:
-        raise ClockSpecError(f"{ENV_VAR}: start={fields['start']!r} must carry a UTC offset, "
-                             "e.g. 2026-02-27T08:50:00+09:00")
+        raise ClockSpecError(
+            f"{ENV_VAR}: start={fields['start']!r} must carry a UTC offset, e.g. 2026-02-27T08:50:00+09:00"
+        )
     numbers: dict[str, float] = {}
     for key in ("speed", "anchor"):
         if key not in fields:
@@ -228,4 +228,4 @@ def sim_spec(start: datetime, speed: float, anchor: float | None = None) -> str:
 
 
 def utc(dt: datetime) -> datetime:
-    return dt.astimezone(timezone.utc)
+    return dt.astimezone(UTC)

@@ -1,4 +1,5 @@
 """Turn pydantic validation errors into messages that name the file (or env var) and the key."""
+
 from __future__ import annotations
 
 from pydantic import ValidationError

@@ -7,6 +7,7 @@
 - OutcomeUnknown: a submit (or cancel) whose result is unknown (timeout, disconnect, 5xx after
   send). The caller must look the order up by client order id before any retry.
 """
+
 from __future__ import annotations
 
 

@@ -1,13 +1,25 @@
 """Log format for every process, with secrets masked."""
+
 from __future__ import annotations
 
 import logging
 import os
 import re
 
-_SECRET_ENV = ("OMS_ADMIN_KEY", "OMS_READ_KEY", "OMS_API_KEY", "KIS_APP_KEY", "KIS_APP_SECRET",
-               "KIS_PAPER_APP_KEY", "KIS_PAPER_APP_SECRET", "ALPACA_API_KEY", "ALPACA_SECRET_KEY",
-               "POSTGRES_PASSWORD", "POSTGRES_WRITER_PASSWORD", "POSTGRES_READER_PASSWORD")
+_SECRET_ENV = (
+    "OMS_ADMIN_KEY",
+    "OMS_READ_KEY",
+    "OMS_API_KEY",
+    "KIS_APP_KEY",
+    "KIS_APP_SECRET",
+    "KIS_PAPER_APP_KEY",
+    "KIS_PAPER_APP_SECRET",
+    "ALPACA_API_KEY",
+    "ALPACA_SECRET_KEY",
+    "POSTGRES_PASSWORD",
+    "POSTGRES_WRITER_PASSWORD",
+    "POSTGRES_READER_PASSWORD",
+)
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
 
 

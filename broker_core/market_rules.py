@@ -6,6 +6,7 @@ Tick table for KOSPI/KOSDAQ common shares (price in KRW → tick):
 
 Arithmetic is done in integers so band edges are exact.
 """
+
 from __future__ import annotations
 
 import math

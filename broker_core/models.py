@@ -3,6 +3,7 @@
 Prices are floats in the instrument's currency (KRW prices are whole numbers on the tick
 grid); quantities are whole shares. Timestamps are timezone-aware datetimes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace

@@ -4,6 +4,7 @@ Waiters are served strictly by (priority, arrival): a market-data call never ove
 Time comes from an injectable ``monotonic`` function and the pump waits with an injectable async
 ``sleep`` (default ``asyncio.sleep``), so tests can drive a fake time without wall-clock waits.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,6 @@ import itertools
 import time
 from collections.abc import Awaitable, Callable
 from enum import IntEnum
-
 
 _FULL = 1.0 - 1e-9
 """A token counts as whole within float noise: refilling by ``(now - last) * rate`` after sleeping
@@ -27,9 +27,13 @@ class Priority(IntEnum):
 
 
 class RateLimiter:
-    def __init__(self, rate: float, burst: float | None = None,
-                 monotonic: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
         if rate <= 0:
             raise ValueError("rate must be > 0")
         self.rate = float(rate)

@@ -1,9 +1,11 @@
 """The OMS application factory and lifespan."""
+
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,37 +20,67 @@ from oms.venue import Venue, VenueFactory
 log = logging.getLogger("oms.app")
 
 
+def _started(task: asyncio.Task[None], rt: OmsRuntime, on_failure: Callable[[BaseException], None] | None) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is None:
+        return
+    rt.status = "down"
+    rt.start_error = f"{type(exc).__name__}: {exc}"
+    log.error("OMS start failed reason=START_FAILED: %s", rt.start_error, exc_info=exc)
+    if on_failure is not None:
+        on_failure(exc)
+
+
 def keyring(settings: OmsSettings) -> KeyRing:
-    return KeyRing(admin=settings.oms_admin_key.get_secret_value() if settings.oms_admin_key else None,
-                   read=settings.oms_read_key.get_secret_value() if settings.oms_read_key else None,
-                   strategies=settings.strategy_keys())
+    return KeyRing(
+        admin=settings.oms_admin_key.get_secret_value() if settings.oms_admin_key else None,
+        read=settings.oms_read_key.get_secret_value() if settings.oms_read_key else None,
+        strategies=settings.strategy_keys(),
+    )
 
 
-def create_app(settings: OmsSettings | None = None, config: OmsConfig | None = None,
-               runtime: OmsRuntime | None = None, venue: Venue | VenueFactory | None = None) -> FastAPI:
+def create_app(
+    settings: OmsSettings | None = None,
+    config: OmsConfig | None = None,
+    runtime: OmsRuntime | None = None,
+    venue: Venue | VenueFactory | None = None,
+    on_start_failure: Callable[[BaseException], None] | None = None,
+) -> FastAPI:
     """Build the app around ``runtime``, or a new runtime on ``venue`` (the broker wiring the caller chose).
-    Settings/config come from env and ``config/oms.yaml`` unless given."""
+    Settings/config come from env and ``config/oms.yaml`` unless given.
+
+    The server answers at once: ``/health`` says ``starting`` (and the API 503) while the runtime rebuilds
+    state and reconciles in the background, then ``ok``. A start that fails leaves ``down`` and calls
+    ``on_start_failure`` (the ``trader oms`` command stops the process)."""
     settings = settings or (runtime.settings if runtime else load_settings())
     config = config or (runtime.config if runtime else load_config(settings.oms_config))
     rt = runtime or OmsRuntime(settings, config, venue=venue)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.runtime = rt
-        await rt.start()
+        starting = asyncio.create_task(rt.start(), name="oms-start")
+        starting.add_done_callback(lambda task: _started(task, rt, on_start_failure))
         try:
             yield
         finally:
+            if not starting.done():
+                starting.cancel()
+            with suppress(BaseException):
+                await starting
             await rt.stop()
 
     app = FastAPI(title="OMS", version="1", lifespan=lifespan)
     app.state.keys = keyring(settings)
-    app.state.runtime = None
+    app.state.runtime = rt
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body"), "msg": e["msg"], "type": e["type"]}
-                  for e in exc.errors()]
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]
         return JSONResponse({"detail": errors}, status_code=422)
 
     for module in (health, intents, orders, positions, control, marketdata, stream):

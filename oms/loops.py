@@ -1,5 +1,6 @@
 """The OMS's background loops besides the reconciler and order updates: the risk watch between
 intents and the database migration retry while Postgres is unreachable."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,12 +25,15 @@ async def try_migrate(db_url: str) -> bool:
     except Exception as exc:
         if not is_connectivity_error(exc):
             raise
-        log.error("database unreachable at start reason=DB_UNAVAILABLE (%s); trading on the journal, "
-                  "migrations and the copy to the database resume when it returns", type(exc).__name__)
+        log.error(
+            "database unreachable at start reason=DB_UNAVAILABLE (%s); trading on the journal, "
+            "migrations and the copy to the database resume when it returns",
+            type(exc).__name__,
+        )
         return False
 
 
-async def migrate_then_drain(db_url: str, drainer: Drainer, on_migrated: "asyncio.Event") -> None:
+async def migrate_then_drain(db_url: str, drainer: Drainer, on_migrated: asyncio.Event) -> None:
     """Retry migrations with back-off until the database answers, then start the journal drain."""
     delay = 1.0
     while not await try_migrate(db_url):
@@ -40,8 +44,9 @@ async def migrate_then_drain(db_url: str, drainer: Drainer, on_migrated: "asynci
     drainer.start()
 
 
-async def risk_watch(intents: IntentService, journal: Journal, clock: Clock, interval_s: float,
-                     keep_drained_days: float) -> None:
+async def risk_watch(
+    intents: IntentService, journal: Journal, clock: Clock, interval_s: float, keep_drained_days: float
+) -> None:
     """Account-level checks between intents: the day-loss latch (and flatten-on-halt), and pruning of
     journal entries already copied to the database."""
     last_prune = 0.0

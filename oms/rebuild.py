@@ -1,16 +1,25 @@
 """State rebuild after a start: the rows of database + journal put back into :class:`OmsState`."""
+
 from __future__ import annotations
 
 import logging
-from datetime import datetime, time as dtime
+from datetime import datetime
+from datetime import time as dtime
 
 from broker_core.clock import KST, Clock
 from oms.core.intents import IntentService
 from oms.core.risk import LossLevel
 from oms.core.state import OmsState
 from oms.core.types import (
-    AllocationRecord, FillRecord, IntentRecord, OmsStateRecord, OrderRecord, PositionRecord,
-    RiskDailyPortfolioRecord, RiskDailyStrategyRecord, StrategyStateRecord,
+    AllocationRecord,
+    FillRecord,
+    IntentRecord,
+    OmsStateRecord,
+    OrderRecord,
+    PositionRecord,
+    RiskDailyPortfolioRecord,
+    RiskDailyStrategyRecord,
+    StrategyStateRecord,
 )
 from oms.store.repository import MergedReader
 
@@ -54,5 +63,11 @@ async def rebuild_state(st: OmsState, reader: MergedReader, clock: Clock, intent
         if ds.trading_day == today:
             st.daily_strategy[ds.strategy_id] = ds
     st.trading_day = day
-    log.info("state rebuilt: %d positions, %d allocations, %d orders, %d fills, %d intents",
-             len(positions), len(allocations), len(st.orders), len(st.seen_executions), len(st.intents_by_key))
+    log.info(
+        "state rebuilt: %d positions, %d allocations, %d orders, %d fills, %d intents",
+        len(positions),
+        len(allocations),
+        len(st.orders),
+        len(st.seen_executions),
+        len(st.intents_by_key),
+    )

@@ -4,6 +4,7 @@ Start order (the durability rule): migrate the database, open the journal, rebui
 database + journal, connect the broker, reconcile once (orders, fills, positions), and only then
 accept entries. Until then ``/health`` says ``starting``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,15 @@ VERSION = "0.1.0"
 
 
 class OmsRuntime:
-    def __init__(self, settings: OmsSettings, config: OmsConfig, *, venue: Venue | VenueFactory | None = None,
-                 broker: Broker | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: OmsSettings,
+        config: OmsConfig,
+        *,
+        venue: Venue | VenueFactory | None = None,
+        broker: Broker | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         """``venue`` is the broker wiring (or a factory of it, called with the runtime's clock); a bare
         ``broker`` stands for a venue with nothing else."""
         self.settings = settings
@@ -53,8 +61,12 @@ class OmsRuntime:
         md = config.marketdata
         self.bus = StreamBus(market_backlog=md.consumer_backlog)
         clock = self.clock
-        self.rate_limiter = RateLimiter(md.rest_budget.rate_per_sec, md.rest_budget.burst,
-                                        monotonic=lambda: clock.now().timestamp(), sleep=clock.sleep)
+        self.rate_limiter = RateLimiter(
+            md.rest_budget.rate_per_sec,
+            md.rest_budget.burst,
+            monotonic=lambda: clock.now().timestamp(),
+            sleep=clock.sleep,
+        )
         """The account's broker REST budget on the clock (priorities ORDER > RECONCILE > MARKET_DATA), from
         ``marketdata.rest_budget``; built before the broker so an adapter builder can take it. An adapter that
         brings its own limiter (``broker.limiter``, the KIS adapter) replaces it below: one budget per account.
@@ -81,8 +93,11 @@ class OmsRuntime:
             # The adapter meters every REST request itself (KIS: its budget, 20/s real, 2/s paper): that is
             # the account's one budget; the market-data proxy then queues on it instead of a second bucket.
             self.rate_limiter = adapter_limiter
-        self.breaker = CircuitBreaker(failure_threshold=config.reconcile.breaker_failure_threshold,
-                                      reset_timeout_s=config.reconcile.breaker_reset_s, clock=self.clock)
+        self.breaker = CircuitBreaker(
+            failure_threshold=config.reconcile.breaker_failure_threshold,
+            reset_timeout_s=config.reconcile.breaker_reset_s,
+            clock=self.clock,
+        )
         self.db_url = settings.resolved_database_url()
         self.journal_path = settings.resolved_journal_path()
         self.journal: Journal | None = None
@@ -97,6 +112,7 @@ class OmsRuntime:
         self._migrated = asyncio.Event()
         self._started_mono = time.monotonic()
         self.status = "starting"
+        self.start_error: str | None = None
 
     async def start(self) -> None:
         Path(self.journal_path).parent.mkdir(parents=True, exist_ok=True)
@@ -107,36 +123,67 @@ class OmsRuntime:
             self._migrated.set()
         self.journal = Journal(self.journal_path)
         self.engine = make_engine(self.db_url)
-        self.drainer = Drainer(self.journal, self.engine, self.state.instance_id,
-                               batch_size=self.config.journal.drain_batch,
-                               interval_s=self.config.journal.drain_interval_s)
+        self.drainer = Drainer(
+            self.journal,
+            self.engine,
+            self.state.instance_id,
+            batch_size=self.config.journal.drain_batch,
+            interval_s=self.config.journal.drain_interval_s,
+        )
         drainer = self.drainer
-        self.reader = MergedReader(Repository(self.engine, self.state.instance_id), self.journal,
-                                   db_ok=lambda: self.migrated and drainer.db_ok)
+        self.reader = MergedReader(
+            Repository(self.engine, self.state.instance_id), self.journal, db_ok=lambda: self.migrated and drainer.db_ok
+        )
         self.recorder = StateRecorder(self.journal, self.state)
         self._build_marketdata()
         assert self.hub is not None
-        self.execution = Execution(self.state, HubBrokerView(self.broker, self.hub), self.recorder, self.bus,
-                                   self.clock, self.breaker, self.metrics)
+        self.execution = Execution(
+            self.state,
+            HubBrokerView(self.broker, self.hub),
+            self.recorder,
+            self.bus,
+            self.clock,
+            self.breaker,
+            self.metrics,
+        )
         self.hub.add_tick_hook(self.execution.on_tick)
         self.intents = IntentService(
-            self.state, self.execution, self.recorder, self.broker, self.clock, self.config.risk, self.metrics,
-            sector_of=self.sector_of, known_symbols=lambda: self.known_symbols,
-            intent_rate_per_min=lambda sid: self.config.strategy(sid).max_intents_per_min)
+            self.state,
+            self.execution,
+            self.recorder,
+            self.broker,
+            self.clock,
+            self.config.risk,
+            self.metrics,
+            sector_of=self.sector_of,
+            known_symbols=lambda: self.known_symbols,
+            intent_rate_per_min=lambda sid: self.config.strategy(sid).max_intents_per_min,
+        )
         rc = self.config.reconcile
-        self.reconciler = Reconciler(self.state, self.execution, self.broker, self.recorder, self.clock, self.breaker,
-                                     self.metrics, min_interval_s=rc.min_interval_s, max_interval_s=rc.max_interval_s,
-                                     safe_mode_after=rc.safe_mode_after_failed_cycles)
-        self.admin = Admin(self.state, self.intents, self.execution, self.recorder, self.clock,
-                           self.config.risk.vi_cooldown_sec)
+        self.reconciler = Reconciler(
+            self.state,
+            self.execution,
+            self.broker,
+            self.recorder,
+            self.clock,
+            self.breaker,
+            self.metrics,
+            min_interval_s=rc.min_interval_s,
+            max_interval_s=rc.max_interval_s,
+            safe_mode_after=rc.safe_mode_after_failed_cycles,
+        )
+        self.admin = Admin(
+            self.state, self.intents, self.execution, self.recorder, self.clock, self.config.risk.vi_cooldown_sec
+        )
         self.intents.on_halt = self._on_daily_loss_halt
         is_trading_day(self.clock.now())  # build the exchange calendar now, not inside the first intent
         await rebuild_state(self.state, self.reader, self.clock, self.intents)
         if migrated:
             self.drainer.start()
         else:
-            self._tasks.append(asyncio.create_task(migrate_then_drain(self.db_url, self.drainer, self._migrated),
-                                                   name="migrate-retry"))
+            self._tasks.append(
+                asyncio.create_task(migrate_then_drain(self.db_url, self.drainer, self._migrated), name="migrate-retry")
+            )
         await self.broker.connect()
         if self.exchange is not None:
             self._tasks.append(asyncio.create_task(self.exchange.run(), name="paper-exchange"))
@@ -149,11 +196,25 @@ class OmsRuntime:
         self.state.ready = True
         self.status = "ok"
         self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
-        self._tasks.append(asyncio.create_task(
-            risk_watch(self.intents, self.journal, self.clock, self.config.reconcile.min_interval_s,
-                       self.config.journal.keep_drained_days), name="risk-watch"))
-        log.info("OMS %s ready: broker=%s db=%s journal=%s", self.state.instance_id, self.broker.name,
-                 _mask_url(self.db_url), self.journal_path)
+        self._tasks.append(
+            asyncio.create_task(
+                risk_watch(
+                    self.intents,
+                    self.journal,
+                    self.clock,
+                    self.config.reconcile.min_interval_s,
+                    self.config.journal.keep_drained_days,
+                ),
+                name="risk-watch",
+            )
+        )
+        log.info(
+            "OMS %s ready: broker=%s db=%s journal=%s",
+            self.state.instance_id,
+            self.broker.name,
+            _mask_url(self.db_url),
+            self.journal_path,
+        )
 
     def _on_daily_loss_halt(self) -> None:
         if self.config.risk.flatten_on_halt and self.admin is not None and self.execution is not None:
@@ -165,10 +226,15 @@ class OmsRuntime:
         md = self.config.marketdata
         state = self.state
         self.hub = MarketDataHub(
-            self.broker, self.clock, self.bus, config=md, metrics=self.metrics,
+            self.broker,
+            self.clock,
+            self.bus,
+            config=md,
+            metrics=self.metrics,
             known_symbols=lambda: self.known_symbols,
             position_holders=state.ledger.holders,
-            working_owners=lambda symbol: {o.strategy_id for o in state.working_orders(symbol=symbol)})
+            working_owners=lambda symbol: {o.strategy_id for o in state.working_orders(symbol=symbol)},
+        )
         data = self.krx_data
         daily_symbols: set[str] = set()
 
@@ -183,9 +249,15 @@ class OmsRuntime:
             return daily_symbols | (self.known_symbols or set())
 
         self.md_proxy = MarketDataProxy(
-            self.broker, self.clock, self.rate_limiter, cache=md.cache, metrics=self.metrics,
+            self.broker,
+            self.clock,
+            self.rate_limiter,
+            cache=md.cache,
+            metrics=self.metrics,
             flow_source=data.investor_flow if data is not None else None,
-            known_intraday=lambda: self.known_symbols, known_daily=known_daily)
+            known_intraday=lambda: self.known_symbols,
+            known_daily=known_daily,
+        )
 
     async def stop(self) -> None:
         self.status = "down"
@@ -230,11 +302,20 @@ class OmsRuntime:
         positions = sum(1 for p in self.state.ledger.positions().values() if p.real_qty)
         self.metrics.positions.set(positions)
         return {
-            "status": status, "uptime_sec": round(self.uptime(), 3), "positions_count": positions,
-            "kis_circuit_breaker": self.breaker.state.value, "recon_status": self.state.recon_status,
-            "broker": self.broker.name, "db": "ok" if db_ok else "unavailable", "journal_backlog": backlog,
-            "trading_state": self.state.trading_state().value, "open_orders": self.state.open_order_count(),
-            "instance_id": self.state.instance_id, "version": VERSION, "now": self.clock.now().isoformat(),
+            "status": status,
+            "uptime_sec": round(self.uptime(), 3),
+            "positions_count": positions,
+            "kis_circuit_breaker": self.breaker.state.value,
+            "recon_status": self.state.recon_status,
+            "broker": self.broker.name,
+            "db": "ok" if db_ok else "unavailable",
+            "journal_backlog": backlog,
+            "trading_state": self.state.trading_state().value,
+            "open_orders": self.state.open_order_count(),
+            "instance_id": self.state.instance_id,
+            "version": VERSION,
+            "now": self.clock.now().isoformat(),
+            **({"error": self.start_error} if self.start_error else {}),
         }
 
 
@@ -245,5 +326,3 @@ def _mask_url(url: str) -> str:
     creds, host = rest.rsplit("@", 1)
     user = creds.split(":", 1)[0]
     return f"{scheme}://{user}:***@{host}"
-
-

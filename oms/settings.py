@@ -3,6 +3,7 @@
 Secrets and per-host wiring come from env; limits and schedules from YAML. Both are validated at
 start and a bad value stops the start with a message naming the variable or the file and key.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,10 +69,10 @@ def _parse_hhmm(value: Any) -> dtime | None:
     if value is None or isinstance(value, dtime):
         return value
     if not isinstance(value, str):
-        raise ValueError(f"must be a quoted \"HH:MM\" string (KST), got {value!r} — quote it in YAML: \"09:15\"")
+        raise ValueError(f'must be a quoted "HH:MM" string (KST), got {value!r} — quote it in YAML: "09:15"')
     m = _HHMM.match(value.strip())
     if not m:
-        raise ValueError(f"must be \"HH:MM\" (KST, 00:00–23:59), got {value!r}")
+        raise ValueError(f'must be "HH:MM" (KST, 00:00–23:59), got {value!r}')
     return dtime(int(m.group(1)), int(m.group(2)))
 
 

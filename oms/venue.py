@@ -3,11 +3,12 @@
 The OMS never picks or builds an adapter itself: ``trader`` builds a :class:`Venue` (paper exchange,
 KIS, Alpaca) from the settings and hands the factory to the runtime.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 
 from broker_core.broker import Broker

@@ -11,6 +11,7 @@ while it runs (``POST /api/v1/strategies/{id}/heartbeat``).
 Environment: ``OMS_URL`` (http://oms:8000), ``OMS_API_KEY`` (the strategy's key), ``STRATEGY_ID``
 (KMP, NULRIMOK, ...), ``STRATEGY_HEARTBEAT_MAX_AGE_SEC``.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,1 +1,2 @@
-"""Strategy processes and their SDK."""
+"""Strategy processes (``kmp``, …) and their SDK (``sdk/``): they talk to the OMS over HTTP only.
+They import ``broker_core`` (the contract, clock, market rules) and never ``oms`` or ``trader``."""

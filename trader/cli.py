@@ -1,87 +1,134 @@
 """The ``trader`` command line."""
+
 from __future__ import annotations
 
 import json
-import logging
 import os
+import signal
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
 
 from broker_core.config_errors import ConfigError
 
-app = typer.Typer(help="Trading platform: OMS, strategies, paper exchange and tools.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="Trading platform: OMS, strategies, paper exchange and tools.", no_args_is_help=True, add_completion=False
+)
 console = Console()
 err = Console(stderr=True)
 
 
 def _setup_logging(level: str = "INFO") -> None:
     from broker_core.logging_setup import configure
+
     configure(level)
 
 
 @app.command()
-def replay(date: Optional[str] = typer.Option(None, help="Session YYYY-MM-DD (default: latest in the data)"),
-           speed: float = typer.Option(0, help="Virtual-clock speed; 0 = as fast as possible"),
-           symbols: Optional[str] = typer.Option(None, help="Comma-separated tickers (default: all)"),
-           data_dir: Optional[str] = typer.Option(None, help="KRX data directory (default: TRADER_DATA_DIR or ../shared/data/krx)"),
-           until: Optional[str] = typer.Option(None, help="Stop at HH:MM (KST)"),
-           json_report: Optional[str] = typer.Option(None, help="Write the summary as JSON to this path")) -> None:
+def replay(
+    date: str | None = typer.Option(None, help="Session YYYY-MM-DD (default: latest in the data)"),
+    speed: float = typer.Option(0, help="Virtual-clock speed; 0 = as fast as possible"),
+    symbols: str | None = typer.Option(None, help="Comma-separated tickers (default: all)"),
+    data_dir: str | None = typer.Option(
+        None, help="KRX data directory (default: TRADER_DATA_DIR or ../shared/data/krx)"
+    ),
+    until: str | None = typer.Option(None, help="Stop at HH:MM (KST)"),
+    json_report: str | None = typer.Option(None, help="Write the summary as JSON to this path"),
+) -> None:
     """Replay one KRX session through the paper exchange and print what traded."""
     from trader.replay import run_replay
-    code = run_replay(date=date, speed=speed, symbols=symbols.split(",") if symbols else None, data_dir=data_dir,
-                      until=until, json_report=json_report, console=console)
+
+    code = run_replay(
+        date=date,
+        speed=speed,
+        symbols=symbols.split(",") if symbols else None,
+        data_dir=data_dir,
+        until=until,
+        json_report=json_report,
+        console=console,
+    )
     raise typer.Exit(code)
 
 
 @app.command()
-def demo(date: Optional[str] = typer.Option(None, help="Session YYYY-MM-DD (default: latest in the data)"),
-         speed: float = typer.Option(120.0, help="Virtual-clock speed (120: a full session in about 3.5 minutes)"),
-         until: Optional[str] = typer.Option(None, help="Stop at HH:MM KST (default 15:35, after the close)"),
-         data_dir: Optional[str] = typer.Option(None, help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx)"),
-         json_report: Optional[str] = typer.Option(None, help="Write the session report as JSON to this path")) -> None:
+def demo(
+    date: str | None = typer.Option(None, help="Session YYYY-MM-DD (default: latest in the data)"),
+    speed: float = typer.Option(120.0, help="Virtual-clock speed (120: a full session in about 3.5 minutes)"),
+    until: str | None = typer.Option(None, help="Stop at HH:MM KST (default 15:35, after the close)"),
+    data_dir: str | None = typer.Option(
+        None, help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx)"
+    ),
+    json_report: str | None = typer.Option(None, help="Write the session report as JSON to this path"),
+) -> None:
     """The main job: OMS + strategies as separate processes trading a simulated KRX session."""
     from trader.demo import run_demo
-    raise typer.Exit(run_demo(day=date, speed=speed, until=until, data_dir=data_dir, json_report=json_report,
-                              console=console))
+
+    raise typer.Exit(
+        run_demo(day=date, speed=speed, until=until, data_dir=data_dir, json_report=json_report, console=console)
+    )
 
 
 @app.command()
-def oms(host: str = typer.Option("127.0.0.1", help="Bind address"), port: int = typer.Option(8000, help="Port"),
-        log_level: str = typer.Option("INFO", help="Log level")) -> None:
+def oms(
+    host: str = typer.Option("127.0.0.1", help="Bind address"),
+    port: int = typer.Option(8000, help="Port"),
+    log_level: str = typer.Option("INFO", help="Log level"),
+) -> None:
     """Run the OMS service (settings from env, behaviour from config/oms.yaml)."""
     import uvicorn
 
     from oms.app import create_app
     from trader.venues import build_venue
+
     _setup_logging(log_level)
+    failed: list[BaseException] = []
+
+    def stop_on_failure(exc: BaseException) -> None:
+        failed.append(exc)
+        os.kill(os.getpid(), signal.SIGTERM)
+
     try:
-        application = create_app(venue=build_venue)
+        application = create_app(venue=build_venue, on_start_failure=stop_on_failure)
     except ConfigError as exc:
         err.print(f"[red]configuration error[/red]\n{exc}")
         raise typer.Exit(2) from exc
-    uvicorn.run(application, host=host, port=port, log_level=log_level.lower(), log_config=None,
-                ws_per_message_deflate=False, access_log=False)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        log_config=None,
+        ws_per_message_deflate=False,
+        access_log=False,
+    )
+    if failed:
+        err.print(f"[red]the OMS did not start[/red]: {failed[0]}")
+        raise typer.Exit(2 if isinstance(failed[0], ConfigError) else 1)
 
 
 @app.command()
-def strategy(name: str = typer.Argument(..., help="Strategy name: kmp, kpr, nulrimok, pcim, swing_ml"),
-             log_level: str = typer.Option("INFO", help="Log level")) -> None:
+def strategy(
+    name: str = typer.Argument(..., help="Strategy name: kmp, kpr, nulrimok, pcim, swing_ml"),
+    log_level: str = typer.Option("INFO", help="Log level"),
+) -> None:
     """Run one strategy process from config/NAME.yaml (env OMS_URL, OMS_API_KEY, TRADER_CLOCK)."""
     from strategies.sdk.runner import run_strategy
+
     _setup_logging(log_level)
     raise typer.Exit(run_strategy(name))
 
 
 @app.command()
-def up(profile: str = typer.Option(..., help="vps1 (OMS + KMP + Nulrimok) or vps2 (OMS + KPR + PCIM)"),
-       port: int = typer.Option(8000, help="OMS port")) -> None:
+def up(
+    profile: str = typer.Option(..., help="vps1 (OMS + KMP + Nulrimok) or vps2 (OMS + KPR + PCIM)"),
+    port: int = typer.Option(8000, help="OMS port"),
+) -> None:
     """Run a host's process set locally (as its compose file does), against the configured broker."""
     from trader.launcher import run_up
+
     _setup_logging("INFO")
     raise typer.Exit(run_up(profile, port, console))
 
@@ -91,12 +138,15 @@ app.add_typer(config_app, name="config")
 
 
 @config_app.command("check")
-def config_check(env_file: Optional[Path] = typer.Option(None, help="The host's .env to validate"),
-                 config_dir: Path = typer.Option(Path("config"), help="Directory of the YAML configs"),
-                 profile: list[str] = typer.Option([], help="Compose profile(s) in use (default: COMPOSE_PROFILES)"),
-                 compose_file: list[str] = typer.Option([], help="Compose file(s) (default: COMPOSE_FILE)")) -> None:
+def config_check(
+    env_file: Path | None = typer.Option(None, help="The host's .env to validate"),
+    config_dir: Path = typer.Option(Path("config"), help="Directory of the YAML configs"),
+    profile: list[str] = typer.Option([], help="Compose profile(s) in use (default: COMPOSE_PROFILES)"),
+    compose_file: list[str] = typer.Option([], help="Compose file(s) (default: COMPOSE_FILE)"),
+) -> None:
     """Validate a .env and the YAML configs; name every missing or malformed setting."""
     from trader.config_check import check
+
     problems = check(env_file, config_dir, compose_files=compose_file or None, profiles=profile or None)
     for problem in problems:
         console.print(f"[red]✗[/red] {problem}")
@@ -106,17 +156,22 @@ def config_check(env_file: Optional[Path] = typer.Option(None, help="The host's 
 
 
 @app.command("fake-kis")
-def fake_kis(profile: str = typer.Option("paper", help="paper or real: rate limits, page sizes, TR ids"),
-             port: int = typer.Option(29443, help="Port for REST and WebSocket"),
-             host: str = typer.Option("127.0.0.1", help="Bind address")) -> None:
+def fake_kis(
+    profile: str = typer.Option("paper", help="paper or real: rate limits, page sizes, TR ids"),
+    port: int = typer.Option(29443, help="Port for REST and WebSocket"),
+    host: str = typer.Option("127.0.0.1", help="Bind address"),
+) -> None:
     """A protocol-faithful fake KIS server backed by the paper exchange (for local development)."""
     from broker_core.kis.fake.cli import run_fake_kis
+
     run_fake_kis(profile=profile, port=port, host=host)
 
 
-def _api(method: str, path: str, body: dict[str, Any] | None = None, url: str | None = None,
-         key: str | None = None) -> tuple[int, Any]:
+def _api(
+    method: str, path: str, body: dict[str, Any] | None = None, url: str | None = None, key: str | None = None
+) -> tuple[int, Any]:
     import httpx
+
     base = url or os.environ.get("OMS_URL", "http://127.0.0.1:8000")
     token = key or os.environ.get("OMS_API_KEY") or os.environ.get("OMS_ADMIN_KEY", "")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -132,7 +187,9 @@ def _api(method: str, path: str, body: dict[str, Any] | None = None, url: str | 
 
 
 @app.command()
-def health(url: Optional[str] = typer.Option(None, help="OMS base URL (default OMS_URL or http://127.0.0.1:8000)")) -> None:
+def health(
+    url: str | None = typer.Option(None, help="OMS base URL (default OMS_URL or http://127.0.0.1:8000)"),
+) -> None:
     """Exit 0 only when the OMS reports status ok (used by container health checks)."""
     code, body = _api("GET", "/health", url=url)
     console.print_json(json.dumps(body))

@@ -17,6 +17,7 @@ variable or key); an empty list means OK.
 
 With ``env_file=None`` only the YAML configuration is checked.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,7 +35,8 @@ __all__ = ["check", "check_configs", "check_env", "parse_env_file", "compose_var
 _VAR = re.compile(
     r"\$(?:(?P<escaped>\$)"
     r"|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-    r"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))")
+    r"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))"
+)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]*$")
@@ -55,8 +57,14 @@ class VarUse:
 
 
 # ---- entry point ----------------------------------------------------------------------------------
-def check(env_file: Path | None, config_dir: Path, *, compose_dir: Path | None = None,
-          compose_files: Sequence[str] | None = None, profiles: Sequence[str] | None = None) -> list[str]:
+def check(
+    env_file: Path | None,
+    config_dir: Path,
+    *,
+    compose_dir: Path | None = None,
+    compose_files: Sequence[str] | None = None,
+    profiles: Sequence[str] | None = None,
+) -> list[str]:
     """Problems with ``env_file`` (``None``: not checked) and the YAML files in ``config_dir``.
 
     ``compose_dir`` is where the compose files are (default: ``config_dir``'s parent, the repository
@@ -65,8 +73,12 @@ def check(env_file: Path | None, config_dir: Path, *, compose_dir: Path | None =
     config_dir = Path(config_dir)
     problems = check_configs(config_dir)
     if env_file is not None:
-        problems += check_env(Path(env_file), Path(compose_dir) if compose_dir else config_dir.resolve().parent,
-                              compose_files=compose_files, profiles=profiles)
+        problems += check_env(
+            Path(env_file),
+            Path(compose_dir) if compose_dir else config_dir.resolve().parent,
+            compose_files=compose_files,
+            profiles=profiles,
+        )
     return problems
 
 
@@ -124,7 +136,9 @@ def check_configs(config_dir: Path) -> list[str]:
         try:
             loader = _strategy_loader(path.stem)
         except Exception as exc:  # noqa: BLE001 - a broken validator module is itself a problem
-            problems.append(f"{path}: cannot load the config model of strategy {path.stem!r} ({type(exc).__name__}: {exc})")
+            problems.append(
+                f"{path}: cannot load the config model of strategy {path.stem!r} ({type(exc).__name__}: {exc})"
+            )
             continue
         if loader is None:
             continue
@@ -150,7 +164,7 @@ def parse_env_file(path: Path) -> tuple[dict[str, str], list[str]]:
         if not line or line.startswith("#"):
             continue
         if line.startswith("export "):
-            line = line[len("export "):].lstrip()
+            line = line[len("export ") :].lstrip()
         key, sep, value = line.partition("=")
         key = key.strip()
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key):
@@ -224,6 +238,7 @@ def compose_variables(compose_path: Path, profiles: Iterable[str] = ()) -> list[
 def interpolate(text: str, env: dict[str, str]) -> str:
     """``text`` with compose's ``${VAR}``, ``${VAR:-default}``, ``${VAR-default}``, ``${VAR:?err}``,
     ``${VAR:+alt}`` and ``$$`` resolved against ``env`` (missing → empty)."""
+
     def repl(m: re.Match[str]) -> str:
         if m.group("escaped"):
             return "$"
@@ -239,6 +254,7 @@ def interpolate(text: str, env: dict[str, str]) -> str:
         if op == "+":
             return arg if value is not None else ""
         return value or ""
+
     return _VAR.sub(repl, text)
 
 
@@ -246,8 +262,13 @@ def _bool_ok(value: str) -> bool:
     return value.strip().lower() in _TRUE | _FALSE
 
 
-def check_env(env_file: Path, compose_dir: Path, *, compose_files: Sequence[str] | None = None,
-              profiles: Sequence[str] | None = None) -> list[str]:
+def check_env(
+    env_file: Path,
+    compose_dir: Path,
+    *,
+    compose_files: Sequence[str] | None = None,
+    profiles: Sequence[str] | None = None,
+) -> list[str]:
     """Problems with the ``.env`` of one host (see the module docstring)."""
     if not env_file.is_file():
         return [f"{env_file}: not found (copy .env.example to .env and fill it in)"]
@@ -258,8 +279,10 @@ def check_env(env_file: Path, compose_dir: Path, *, compose_files: Sequence[str]
         raw = env.get("COMPOSE_FILE", "")
         compose_files = [p for p in re.split(r"[:;]", raw) if p.strip()]
         if not compose_files:
-            return problems + [f"{src}: COMPOSE_FILE: not set; it says which host this is "
-                               "(docker-compose.vps1.yml or docker-compose.vps2.yml)"]
+            return problems + [
+                f"{src}: COMPOSE_FILE: not set; it says which host this is "
+                "(docker-compose.vps1.yml or docker-compose.vps2.yml)"
+            ]
     if profiles is None:
         profiles = [p.strip() for p in env.get("COMPOSE_PROFILES", "").split(",") if p.strip()]
 
@@ -277,8 +300,10 @@ def check_env(env_file: Path, compose_dir: Path, *, compose_files: Sequence[str]
             continue
         declared = {p for svc in (doc.get("services") or {}).values() for p in ((svc or {}).get("profiles") or [])}
         for unknown in sorted(set(profiles) - declared):
-            problems.append(f"{src}: COMPOSE_PROFILES: {path.name} has no profile {unknown!r} "
-                            f"(profiles: {', '.join(sorted(declared)) or 'none'})")
+            problems.append(
+                f"{src}: COMPOSE_PROFILES: {path.name} has no profile {unknown!r} "
+                f"(profiles: {', '.join(sorted(declared)) or 'none'})"
+            )
         composes.append((path, doc))
         uses.extend(compose_variables(path, profiles))
 
@@ -305,19 +330,24 @@ def check_env(env_file: Path, compose_dir: Path, *, compose_files: Sequence[str]
                 problems.append(f"{src}: {name}: {val(name)!r} is not true/false")
     for name in sorted({u.name for u in uses if u.in_url}):
         if val(name) and not _URL_SAFE.match(val(name)):
-            problems.append(f"{src}: {name}: used inside a database URL; use only letters, digits and "
-                            "'.', '_', '~', '-' (e.g. `openssl rand -hex 24`)")
+            problems.append(
+                f"{src}: {name}: used inside a database URL; use only letters, digits and "
+                "'.', '_', '~', '-' (e.g. `openssl rand -hex 24`)"
+            )
 
     kis_services = []
-    for path, doc in composes:
+    for _path, doc in composes:
         for sname, svc in active_services(doc, profiles).items():
             envmap = svc.get("environment") or {}
             if isinstance(envmap, dict) and str(envmap.get("OMS_BROKER", "")) == "kis":
                 kis_services.append(sname)
     if kis_services:
         paper = val("KIS_IS_PAPER").lower() in _TRUE if val("KIS_IS_PAPER") else True
-        needed = (["KIS_PAPER_APP_KEY", "KIS_PAPER_APP_SECRET", "KIS_PAPER_ACCOUNT_NO"] if paper
-                  else ["KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ACCOUNT_NO"])
+        needed = (
+            ["KIS_PAPER_APP_KEY", "KIS_PAPER_APP_SECRET", "KIS_PAPER_ACCOUNT_NO"]
+            if paper
+            else ["KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ACCOUNT_NO"]
+        )
         mode = "KIS_IS_PAPER=true (paper)" if paper else "KIS_IS_PAPER=false (real account)"
         for name in needed:
             if not val(name):
@@ -344,7 +374,11 @@ def check_env(env_file: Path, compose_dir: Path, *, compose_files: Sequence[str]
             problems.append(f"{src}: {name}: same value as {seen[v]}; every key must be different")
         elif v:
             seen[v] = name
-    if "METABASE_ENCRYPTION_KEY" in used and val("METABASE_ENCRYPTION_KEY") and len(val("METABASE_ENCRYPTION_KEY")) < 16:
+    if (
+        "METABASE_ENCRYPTION_KEY" in used
+        and val("METABASE_ENCRYPTION_KEY")
+        and len(val("METABASE_ENCRYPTION_KEY")) < 16
+    ):
         problems.append(f"{src}: METABASE_ENCRYPTION_KEY: at least 16 characters")
 
     # 3. the environment each OMS service ends up with, through the OMS's own settings model
@@ -355,8 +389,9 @@ def check_env(env_file: Path, compose_dir: Path, *, compose_files: Sequence[str]
                 if not isinstance(envmap, dict) or "OMS_BROKER" not in envmap:
                     continue
                 resolved = {k: interpolate(str(v), env) for k, v in envmap.items() if v is not None}
-                problems.extend(f"{src}: {path.name}: services.{sname}: {line}"
-                                for line in _oms_settings_problems(resolved))
+                problems.extend(
+                    f"{src}: {path.name}: services.{sname}: {line}" for line in _oms_settings_problems(resolved)
+                )
     return problems
 
 

@@ -4,6 +4,7 @@ It starts the OMS (paper broker replaying the chosen real session, SQLite in a r
 strategy that exists in this build as separate processes on one virtual clock, shows progress, stops
 everything at the end, and prints a session report that it checks against the database.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,8 @@ import secrets
 import sqlite3
 import time
 from collections import Counter, defaultdict
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,8 @@ from rich.table import Table
 
 from broker_core.clock import KST, parse_clock, sim_spec
 from broker_core.paper.data import DataNotFound, KrxData
-from trader.launcher import ProcessGroup, available_strategies, base_env
 from oms.settings import PROJECT_ROOT
+from trader.launcher import ProcessGroup, available_strategies, base_env
 
 DEFAULT_SPEED = 120.0
 START = dtime(8, 45)
@@ -40,14 +42,23 @@ def _session(day: str | None, data_dir: str | None, console: Console) -> tuple[d
     sessions = data.sessions()
     chosen = date.fromisoformat(day) if day else data.latest_session()
     if chosen not in set(sessions):
-        console.print(f"[yellow]No minute data on {chosen} (data covers {sessions[0]} … {sessions[-1]}); "
-                      "the OMS will replay a synthetic session.[/yellow]")
+        console.print(
+            f"[yellow]No minute data on {chosen} (data covers {sessions[0]} … {sessions[-1]}); "
+            "the OMS will replay a synthetic session.[/yellow]"
+        )
         return chosen, False
     return chosen, True
 
 
-def run_demo(*, day: str | None, speed: float | None, until: str | None, data_dir: str | None,
-             json_report: str | None, console: Console) -> int:
+def run_demo(
+    *,
+    day: str | None,
+    speed: float | None,
+    until: str | None,
+    data_dir: str | None,
+    json_report: str | None,
+    console: Console,
+) -> int:
     chosen, real = _session(day, data_dir, console)
     speed = speed or DEFAULT_SPEED
     stop_at = datetime.combine(chosen, END, KST)
@@ -70,12 +81,21 @@ def run_demo(*, day: str | None, speed: float | None, until: str | None, data_di
     env.update(TRADER_CLOCK=clock_spec, OMS_URL=url)
     if data_dir:
         env["TRADER_DATA_DIR"] = str(Path(data_dir).resolve())
-    oms_env = {**env, "OMS_BROKER": "paper", "OMS_DATA_DIR": str(run_dir / "oms"), "OMS_PAPER_DATE": str(chosen),
-               "OMS_ADMIN_KEY": keys["admin"], "OMS_READ_KEY": keys["read"], "OMS_INSTANCE_ID": "demo",
-               "OMS_STRATEGY_KEYS": ",".join(f"{s.upper()}:{keys[s.upper()]}" for s in strategies)}
+    oms_env = {
+        **env,
+        "OMS_BROKER": "paper",
+        "OMS_DATA_DIR": str(run_dir / "oms"),
+        "OMS_PAPER_DATE": str(chosen),
+        "OMS_ADMIN_KEY": keys["admin"],
+        "OMS_READ_KEY": keys["read"],
+        "OMS_INSTANCE_ID": "demo",
+        "OMS_STRATEGY_KEYS": ",".join(f"{s.upper()}:{keys[s.upper()]}" for s in strategies),
+    }
     group = ProcessGroup(run_dir / "logs")
-    console.print(f"[bold]Demo[/bold]: KRX session {chosen} ({'real minute data' if real else 'synthetic'}), "
-                  f"speed {speed:g}x, until {stop_at:%H:%M} KST; strategies: {', '.join(strategies) or 'none'}")
+    console.print(
+        f"[bold]Demo[/bold]: KRX session {chosen} ({'real minute data' if real else 'synthetic'}), "
+        f"speed {speed:g}x, until {stop_at:%H:%M} KST; strategies: {', '.join(strategies) or 'none'}"
+    )
     console.print(f"Run folder: {run_dir}")
     http = httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"Bearer {keys['read']}"})
     wall = time.monotonic()
@@ -113,6 +133,7 @@ def _clean_exit(code: int | None) -> bool:
 
 def _free_port() -> int:
     import socket
+
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -158,11 +179,14 @@ def _status_line(http: httpx.Client, now: datetime) -> str:
         metrics = http.get("/metrics").text
     except (httpx.HTTPError, ValueError):
         return f"virtual {now:%H:%M:%S} KST · (OMS not answering)"
-    intents = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                  if line.startswith("oms_intents_total{"))
+    intents = sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("oms_intents_total{")
+    )
     fills = sum(s.get("fills_today", 0) for s in strategies.values())
-    return (f"virtual {now:%H:%M:%S} KST · intents {intents:,.0f} · fills {fills:,} · "
-            f"day P&L {account.get('daily_pnl', 0):,.0f} KRW · state {account.get('trading_state')}")
+    return (
+        f"virtual {now:%H:%M:%S} KST · intents {intents:,.0f} · fills {fills:,} · "
+        f"day P&L {account.get('daily_pnl', 0):,.0f} KRW · state {account.get('trading_state')}"
+    )
 
 
 def _collect(http: httpx.Client, day: date, run_dir: Path, strategies: list[str], speed: float) -> dict[str, Any]:
@@ -185,13 +209,22 @@ def _collect(http: httpx.Client, day: date, run_dir: Path, strategies: list[str]
             unrealized[sid] += a["qty"] * (last - a["cost_basis"])
     names = sorted(set(by_strategy) | set(per_strategy) | set(unrealized) | {s.upper() for s in strategies})
     return {
-        "session": str(day), "speed": speed, "run_dir": str(run_dir),
+        "session": str(day),
+        "speed": speed,
+        "run_dir": str(run_dir),
         "database": str(run_dir / "oms" / "oms.db"),
         "intents": {s: dict(by_strategy.get(s, {})) for s in names},
-        "intent_count": len(intents), "order_count": len(orders), "fill_count": len(fills),
+        "intent_count": len(intents),
+        "order_count": len(orders),
+        "fill_count": len(fills),
         "orders_by_state": dict(Counter(o["state"] for o in orders)),
-        "pnl": {s: {"realized": round(per_strategy.get(s, {}).get("realized_pnl", 0.0)),
-                    "unrealized": round(unrealized.get(s, 0.0))} for s in names},
+        "pnl": {
+            s: {
+                "realized": round(per_strategy.get(s, {}).get("realized_pnl", 0.0)),
+                "unrealized": round(unrealized.get(s, 0.0)),
+            }
+            for s in names
+        },
         "rejections_by_reason": dict(reasons),
         "account": {k: account.get(k) for k in ("equity", "daily_pnl", "daily_pnl_pct", "realized_pnl")},
         "open_positions": {s: p["real_qty"] for s, p in positions.items() if p["real_qty"]},
@@ -215,8 +248,13 @@ def _print(report: dict[str, Any], console: Console) -> None:
         table.add_column(col, justify="right" if "P&L" in col or col == "intents" else "left")
     for sid, statuses in report["intents"].items():
         pnl = report["pnl"][sid]
-        table.add_row(sid, str(sum(statuses.values())), ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
-                      f"{pnl['realized']:,}", f"{pnl['unrealized']:,}")
+        table.add_row(
+            sid,
+            str(sum(statuses.values())),
+            ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
+            f"{pnl['realized']:,}",
+            f"{pnl['unrealized']:,}",
+        )
     console.print(table)
     for sid, codes in report.get("decisions", {}).items():
         if codes:
@@ -224,11 +262,15 @@ def _print(report: dict[str, Any], console: Console) -> None:
             console.print(f"{sid} decisions (reason codes): {top}")
     console.print(f"orders {report['order_count']} {report['orders_by_state']} · fills {report['fill_count']}")
     if report["rejections_by_reason"]:
-        console.print("risk/arbitration refusals: " + ", ".join(
-            f"{k} {v}" for k, v in sorted(report["rejections_by_reason"].items())))
+        console.print(
+            "risk/arbitration refusals: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(report["rejections_by_reason"].items()))
+        )
     acct = report["account"]
-    console.print(f"account: equity {acct['equity']:,.0f} KRW · day P&L {acct['daily_pnl']:,.0f} KRW "
-                  f"({acct['daily_pnl_pct']:.3%}) · open positions {report['open_positions'] or 'none'}")
+    console.print(
+        f"account: equity {acct['equity']:,.0f} KRW · day P&L {acct['daily_pnl']:,.0f} KRW "
+        f"({acct['daily_pnl_pct']:.3%}) · open positions {report['open_positions'] or 'none'}"
+    )
     check = report["database_check"]
     mark = "[green]consistent[/green]" if check["ok"] else "[red]INCONSISTENT[/red]"
     console.print(f"database {report['database']}: {check.get('counts')} — {mark} with the report")

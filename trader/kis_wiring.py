@@ -5,6 +5,7 @@ reuses the token instead of burning the once-a-minute issuance, and client order
 order numbers. In paper mode the real credentials (KIS_APP_KEY/KIS_APP_SECRET), when given, serve
 only market-data calls the paper host lacks — never orders.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,17 +14,23 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from broker_core.clock import Clock
+from broker_core.config_errors import ConfigError
 from broker_core.kis.broker import KisBroker
 from broker_core.kis.settings import KisConfigError, KisSettings
 from broker_core.ratelimit import RateLimiter
-from broker_core.config_errors import ConfigError
 from oms.settings import OmsConfig, OmsSettings
 
 log = logging.getLogger("oms.kis")
 
 
-def build_kis_broker(settings: OmsSettings, config: OmsConfig, clock: Clock, *,
-                     env: Mapping[str, str] | None = None, limiter: RateLimiter | None = None) -> KisBroker:
+def build_kis_broker(
+    settings: OmsSettings,
+    config: OmsConfig,
+    clock: Clock,
+    *,
+    env: Mapping[str, str] | None = None,
+    limiter: RateLimiter | None = None,
+) -> KisBroker:
     """The KIS broker for this OMS. ``limiter`` (optional) replaces the adapter's own rate limiter
     (by default one on the OMS clock at the KIS budget: 20/s real, 2/s paper, KIS_RATE_PER_SEC)."""
     try:
@@ -32,7 +39,13 @@ def build_kis_broker(settings: OmsSettings, config: OmsConfig, clock: Clock, *,
         raise ConfigError(str(exc)) from exc
     data_dir = Path(settings.oms_data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    log.info("KIS broker: %s account %s-%s, REST %s, WS %s%s", kis.profile, kis.account_no[:2] + "******",
-             kis.account_prod_code, kis.rest_url, kis.ws_url,
-             ", real-host market data enabled" if kis.real_credentials else "")
+    log.info(
+        "KIS broker: %s account %s-%s, REST %s, WS %s%s",
+        kis.profile,
+        kis.account_no[:2] + "******",
+        kis.account_prod_code,
+        kis.rest_url,
+        kis.ws_url,
+        ", real-host market data enabled" if kis.real_credentials else "",
+    )
     return KisBroker(kis, clock=clock, data_dir=data_dir, limiter=limiter)

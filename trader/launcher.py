@@ -1,4 +1,5 @@
 """Start and stop the platform's processes locally (``trader demo``, ``trader up``)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -21,9 +22,12 @@ ALL_STRATEGIES = ["kmp", "nulrimok", "kpr", "pcim", "swing_ml"]
 
 def available_strategies(names: list[str] | None = None) -> list[str]:
     """Strategies of ``names`` (default: all) whose wiring module exists in this build."""
-    return [n for n in (names or ALL_STRATEGIES)
-            if importlib.util.find_spec(f"strategies.{n}") is not None
-            and importlib.util.find_spec(f"strategies.{n}.strategy") is not None]
+    return [
+        n
+        for n in (names or ALL_STRATEGIES)
+        if importlib.util.find_spec(f"strategies.{n}") is not None
+        and importlib.util.find_spec(f"strategies.{n}.strategy") is not None
+    ]
 
 
 @dataclass
@@ -36,8 +40,13 @@ class ProcessGroup:
     def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_dir / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "trader", *args], env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "trader", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.procs[name] = proc
         return proc
 

@@ -1,4 +1,5 @@
 """The embedded default broker: the paper exchange replaying a KRX session on the OMS's clock."""
+
 from __future__ import annotations
 
 import logging
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from broker_core.clock import Clock
+from broker_core.config_errors import ConfigError
 from broker_core.paper.broker import PaperBroker
 from broker_core.paper.data import DataNotFound, KrxData
 from broker_core.paper.exchange import PaperExchange
@@ -14,7 +16,6 @@ from broker_core.paper.matching import MatchingEngine
 from broker_core.paper.persistence import PaperStateStore
 from broker_core.paper.replay import ReplayFeed
 from broker_core.paper.synthetic import SyntheticFeed
-from broker_core.config_errors import ConfigError
 from oms.settings import OmsConfig, OmsSettings
 from oms.venue import Venue
 
@@ -47,22 +48,27 @@ def _closes(data: KrxData, day: date, symbols: list[str] | None) -> dict[str, fl
     return out
 
 
-def build_paper_broker(settings: OmsSettings, config: OmsConfig, clock: Clock) -> tuple[PaperBroker, PaperExchange, list[str], dict[str, str]]:
+def build_paper_broker(
+    settings: OmsSettings, config: OmsConfig, clock: Clock
+) -> tuple[PaperBroker, PaperExchange, list[str], dict[str, str]]:
     day = date.fromisoformat(settings.oms_paper_date) if settings.oms_paper_date else clock.now().date()
     feed, data = choose_feed(day, config.paper.symbols or None, settings.trader_data_dir)
-    engine = MatchingEngine(cash=config.paper.cash, participation=config.paper.participation,
-                            session_date=feed.session_date)
+    engine = MatchingEngine(
+        cash=config.paper.cash, participation=config.paper.participation, session_date=feed.session_date
+    )
     store = None
     if config.paper.persist and settings.oms_data_dir:
         store = PaperStateStore(Path(settings.oms_data_dir) / PAPER_ACCOUNT_FILE)
     exchange = PaperExchange(feed, clock, engine, state_store=store)
     if store is not None:
-        log.info("paper account %s: %s", store.path,
-                 "restored" if exchange.restored else f"new session {feed.session_date}")
+        log.info(
+            "paper account %s: %s", store.path, "restored" if exchange.restored else f"new session {feed.session_date}"
+        )
     daily = (lambda sym, start, end: data.daily_bars(sym, start, end)) if data is not None else None
     minutes = (lambda sym, day: data.minute_bars(sym, day)) if data is not None else None
-    broker = PaperBroker(exchange, subscription_capacity=config.paper.subscription_capacity, daily_source=daily,
-                         minute_source=minutes)
+    broker = PaperBroker(
+        exchange, subscription_capacity=config.paper.subscription_capacity, daily_source=daily, minute_source=minutes
+    )
     sectors = data.sector_map() if data is not None else {}
     return broker, exchange, list(feed.symbols), sectors
 
@@ -75,5 +81,4 @@ def build_paper_venue(settings: OmsSettings, config: OmsConfig, clock: Clock) ->
         reference = KrxData(settings.trader_data_dir)
     except DataNotFound:
         reference = None
-    return Venue(broker=broker, exchange=exchange, known_symbols=set(symbols), sector_of=sectors,
-                 reference=reference)
+    return Venue(broker=broker, exchange=exchange, known_symbols=set(symbols), sector_of=sectors, reference=reference)

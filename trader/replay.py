@@ -4,13 +4,15 @@ It shows the exchange doing its job without a broker or a server: the real tape 
 replayed (or a synthetic one when no data is found), a small deterministic order script trades a
 handful of names, and the summary lists ticks processed, orders, fills and the account.
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +84,26 @@ def _feed(day: date | None, symbols: list[str] | None, data_dir: str | None, con
     day = day or data.latest_session()
     if day not in set(data.sessions()):
         sessions = data.sessions()
-        console.print(f"[yellow]No minute data on {day} (data covers {sessions[0]} … {sessions[-1]}); "
-                      f"using the synthetic feed.[/yellow]")
+        console.print(
+            f"[yellow]No minute data on {day} (data covers {sessions[0]} … {sessions[-1]}); "
+            f"using the synthetic feed.[/yellow]"
+        )
         return SyntheticFeed(day, symbols), day
     return ReplayFeed(data, day, symbols), day
 
 
-def run_replay(*, date: str | None, speed: float, symbols: list[str] | None, data_dir: str | None,
-               until: str | None, json_report: str | None, console: Console) -> int:
+def run_replay(
+    *,
+    date: str | None,
+    speed: float,
+    symbols: list[str] | None,
+    data_dir: str | None,
+    until: str | None,
+    json_report: str | None,
+    console: Console,
+) -> int:
     from datetime import date as date_cls
+
     day = date_cls.fromisoformat(date) if date else None
     try:
         feed, day = _feed(day, symbols, data_dir, console)
@@ -108,21 +121,29 @@ def run_replay(*, date: str | None, speed: float, symbols: list[str] | None, dat
     return asyncio.run(_run(feed, day, speed, stop_at, json_report, console))
 
 
-async def _run(feed: Any, day: date, speed: float, stop_at: datetime | None, json_report: str | None,
-               console: Console) -> int:
+async def _run(
+    feed: Any, day: date, speed: float, stop_at: datetime | None, json_report: str | None, console: Console
+) -> int:
     start = datetime.combine(day, dtime(8, 59), KST)
     clock: Any = ManualClock(start) if speed <= 0 else VirtualClock(start, speed)
     exchange = PaperExchange(feed, clock)
     trader = SampleTrader(exchange, list(feed.symbols)[:SAMPLE_SYMBOLS], day)
     estimated = max(1, feed.count_bars() * 8)
-    console.print(f"Replaying KRX session [bold]{day}[/bold]: {len(feed.symbols)} symbols, {feed.count_bars():,} "
-                  f"minute bars, speed {'max' if speed <= 0 else f'{speed:g}x'}"
-                  + (f", until {stop_at:%H:%M}" if stop_at else ""))
+    console.print(
+        f"Replaying KRX session [bold]{day}[/bold]: {len(feed.symbols)} symbols, {feed.count_bars():,} "
+        f"minute bars, speed {'max' if speed <= 0 else f'{speed:g}x'}" + (f", until {stop_at:%H:%M}" if stop_at else "")
+    )
     wall = time.perf_counter()
     runner = asyncio.create_task(exchange.run())
     script = asyncio.create_task(trader.run())
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f} ticks"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f} ticks"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         bar = progress.add_task("virtual 08:59", total=estimated)
         while not runner.done():
             now = clock.now()
@@ -154,12 +175,27 @@ def _report(exchange: PaperExchange, trader: SampleTrader, day: date, elapsed: f
     orders = [engine.get_order(o.client_order_id) or o for o in trader.orders]
     account = engine.account()
     return {
-        "session": str(day), "symbols": len(exchange.feed.symbols), "ticks_processed": exchange.ticks_processed,
-        "wall_seconds": round(elapsed, 2), "ticks_per_second": round(exchange.ticks_processed / elapsed) if elapsed else None,
-        "orders": [{"client_order_id": o.client_order_id, "symbol": o.symbol, "side": o.side.value, "qty": o.qty,
-                    "limit_price": o.limit_price, "status": o.status.value, "filled_qty": o.filled_qty,
-                    "avg_fill_price": round(o.avg_fill_price, 2), "reason": o.reason} for o in orders],
-        "rejections": trader.rejections, "fills": len(engine.fills()),
+        "session": str(day),
+        "symbols": len(exchange.feed.symbols),
+        "ticks_processed": exchange.ticks_processed,
+        "wall_seconds": round(elapsed, 2),
+        "ticks_per_second": round(exchange.ticks_processed / elapsed) if elapsed else None,
+        "orders": [
+            {
+                "client_order_id": o.client_order_id,
+                "symbol": o.symbol,
+                "side": o.side.value,
+                "qty": o.qty,
+                "limit_price": o.limit_price,
+                "status": o.status.value,
+                "filled_qty": o.filled_qty,
+                "avg_fill_price": round(o.avg_fill_price, 2),
+                "reason": o.reason,
+            }
+            for o in orders
+        ],
+        "rejections": trader.rejections,
+        "fills": len(engine.fills()),
         "account": {"cash": account.cash, "equity": account.equity, "realized_pnl": account.realized_pnl},
         "vi_events": len(engine.vi_events),
     }
@@ -170,16 +206,28 @@ def _print(report: dict[str, Any], console: Console) -> None:
     for col in ("order", "symbol", "side", "qty", "limit", "status", "filled", "avg px"):
         table.add_column(col, justify="right" if col in ("qty", "limit", "filled", "avg px") else "left")
     for o in report["orders"]:
-        table.add_row(o["client_order_id"], o["symbol"], o["side"], f"{o['qty']:,}", f"{o['limit_price']:,.0f}",
-                      o["status"], f"{o['filled_qty']:,}", f"{o['avg_fill_price']:,.0f}")
+        table.add_row(
+            o["client_order_id"],
+            o["symbol"],
+            o["side"],
+            f"{o['qty']:,}",
+            f"{o['limit_price']:,.0f}",
+            o["status"],
+            f"{o['filled_qty']:,}",
+            f"{o['avg_fill_price']:,.0f}",
+        )
     console.print(table)
     for r in report["rejections"]:
         console.print(f"[yellow]rejected: {r}[/yellow]")
     acct = report["account"]
-    console.print(f"ticks processed {report['ticks_processed']:,} in {report['wall_seconds']} s "
-                  f"({report['ticks_per_second']:,} ticks/s) · fills {report['fills']} · VI events {report['vi_events']}")
-    console.print(f"account: cash {acct['cash']:,.0f} KRW · equity {acct['equity']:,.0f} KRW · "
-                  f"realized P&L {acct['realized_pnl']:,.0f} KRW")
+    console.print(
+        f"ticks processed {report['ticks_processed']:,} in {report['wall_seconds']} s "
+        f"({report['ticks_per_second']:,} ticks/s) · fills {report['fills']} · VI events {report['vi_events']}"
+    )
+    console.print(
+        f"account: cash {acct['cash']:,.0f} KRW · equity {acct['equity']:,.0f} KRW · "
+        f"realized P&L {acct['realized_pnl']:,.0f} KRW"
+    )
 
 
 __all__ = ["run_replay"]

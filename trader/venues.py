@@ -1,4 +1,5 @@
 """Picks and builds the OMS's broker (``OMS_BROKER``): the paper exchange, KIS or Alpaca."""
+
 from __future__ import annotations
 
 from broker_core.clock import Clock
@@ -11,8 +12,10 @@ def build_venue(settings: OmsSettings, config: OmsConfig, clock: Clock) -> Venue
     kind = settings.oms_broker
     if kind == "paper":
         from trader.paper_wiring import build_paper_venue
+
         return build_paper_venue(settings, config, clock)
     if kind == "kis":
         from trader.kis_wiring import build_kis_broker
+
         return Venue(broker=build_kis_broker(settings, config, clock))
     raise ConfigError(f"OMS_BROKER={kind}: this broker adapter is not available in this build yet (use paper)")

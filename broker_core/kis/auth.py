@@ -7,6 +7,7 @@ before it expires (proactive), and once when a call reports it expired (``EGW001
 issuance limit answers, the manager waits for the next allowed minute on its clock — re-reading the
 token file meanwhile, since another process sharing the volume may have got one — and retries.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -59,8 +60,11 @@ class TokenFile:
             data = json.loads(self.path.read_text())
             if data.get("key_id") != key_id:
                 return None
-            return AccessToken(str(data["access_token"]), datetime.fromisoformat(data["expires_at"]),
-                               datetime.fromisoformat(data["issued_at"]))
+            return AccessToken(
+                str(data["access_token"]),
+                datetime.fromisoformat(data["expires_at"]),
+                datetime.fromisoformat(data["issued_at"]),
+            )
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError, OSError) as exc:
@@ -69,8 +73,14 @@ class TokenFile:
 
     def save(self, key_id: str, token: AccessToken) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        payload = json.dumps({"key_id": key_id, "access_token": token.value,
-                              "expires_at": token.expires_at.isoformat(), "issued_at": token.issued_at.isoformat()})
+        payload = json.dumps(
+            {
+                "key_id": key_id,
+                "access_token": token.value,
+                "expires_at": token.expires_at.isoformat(),
+                "issued_at": token.issued_at.isoformat(),
+            }
+        )
         fd, tmp = tempfile.mkstemp(prefix=".kis_token.", dir=self.path.parent)
         try:
             with os.fdopen(fd, "w") as fh:
@@ -90,9 +100,17 @@ class TokenFile:
 
 
 class TokenManager:
-    def __init__(self, http: httpx.AsyncClient, creds: KisCredentials, clock: Clock, *,
-                 token_file: TokenFile | None = None, refresh_margin_s: float = 1800.0,
-                 issue_retry_s: float = 61.0, max_issue_attempts: int = 10) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        creds: KisCredentials,
+        clock: Clock,
+        *,
+        token_file: TokenFile | None = None,
+        refresh_margin_s: float = 1800.0,
+        issue_retry_s: float = 61.0,
+        max_issue_attempts: int = 10,
+    ) -> None:
         self.http = http
         self.creds = creds
         self.clock = clock
@@ -125,8 +143,11 @@ class TokenManager:
                 stored = self.token_file.load(self.key_id)
                 if self._usable(stored):
                     self._token = stored
-                    log.info("KIS access token reused from %s (expires %s)", self.token_file.path,
-                             stored.expires_at.isoformat() if stored else "?")
+                    log.info(
+                        "KIS access token reused from %s (expires %s)",
+                        self.token_file.path,
+                        stored.expires_at.isoformat() if stored else "?",
+                    )
             if not self._usable(self._token):
                 self._token = await self._issue(avoid=None)
             assert self._token is not None
@@ -157,8 +178,13 @@ class TokenManager:
                 return token
             if parsed.msg_cd == TOKEN_RATE_LIMITED:
                 self.issue_waits += 1
-                log.warning("KIS token issuance limited (EGW00133, 1/min): waiting %.0fs for the next allowed "
-                            "minute (attempt %d/%d)", self.issue_retry_s, attempt, self.max_issue_attempts)
+                log.warning(
+                    "KIS token issuance limited (EGW00133, 1/min): waiting %.0fs for the next allowed "
+                    "minute (attempt %d/%d)",
+                    self.issue_retry_s,
+                    attempt,
+                    self.max_issue_attempts,
+                )
                 await self.clock.sleep(self.issue_retry_s)
                 if self.token_file is not None:
                     stored = self.token_file.load(self.key_id)
@@ -169,8 +195,9 @@ class TokenManager:
             if resp.status_code >= 500 and not parsed.msg_cd:
                 raise BrokerUnavailable(f"KIS token endpoint: HTTP {resp.status_code}")
             raise AuthError(f"KIS token refused: {parsed.describe()}", code=parsed.msg_cd or f"HTTP_{resp.status_code}")
-        raise AuthError(f"KIS token: issuance still limited after {self.max_issue_attempts} attempts",
-                        code=TOKEN_RATE_LIMITED)
+        raise AuthError(
+            f"KIS token: issuance still limited after {self.max_issue_attempts} attempts", code=TOKEN_RATE_LIMITED
+        )
 
     def _from_reply(self, body: dict[str, object]) -> AccessToken:
         now = self.clock.now()
@@ -215,8 +242,11 @@ class ApprovalKeys:
     async def get(self, refresh: bool = False) -> str:
         async with self._lock:
             if self._key is None or refresh:
-                body = {"grant_type": "client_credentials", "appkey": self.creds.app_key,
-                        "secretkey": self.creds.app_secret}
+                body = {
+                    "grant_type": "client_credentials",
+                    "appkey": self.creds.app_key,
+                    "secretkey": self.creds.app_secret,
+                }
                 try:
                     resp = await self.http.post(APPROVAL_PATH, json=body)
                 except httpx.HTTPError as exc:
@@ -224,8 +254,10 @@ class ApprovalKeys:
                 parsed = parse_response(resp.status_code, resp.headers, resp.content)
                 key = parsed.body.get("approval_key")
                 if resp.status_code != 200 or not key:
-                    raise AuthError(f"KIS approval key refused: {parsed.describe()}",
-                                    code=parsed.msg_cd or f"HTTP_{resp.status_code}")
+                    raise AuthError(
+                        f"KIS approval key refused: {parsed.describe()}",
+                        code=parsed.msg_cd or f"HTTP_{resp.status_code}",
+                    )
                 self._key = str(key)
                 self.issued += 1
             return self._key

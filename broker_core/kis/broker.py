@@ -20,6 +20,7 @@ Market data
   trade when the symbol is subscribed), minute bars paged across the session, daily bars, and
   trade ticks from H0STCNT0 registrations (40 per session; one registration is kept for notices).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,7 +32,11 @@ from typing import Any, Generic, TypeVar
 
 from broker_core.clock import KST, Clock, RealClock
 from broker_core.errors import (
-    BrokerError, OrderNotFound, OrderRejected, OutcomeUnknown, SubscriptionCapacityExceeded,
+    BrokerError,
+    OrderNotFound,
+    OrderRejected,
+    OutcomeUnknown,
+    SubscriptionCapacityExceeded,
 )
 from broker_core.kis import tr_ids as T
 from broker_core.kis.api import DailyOrder, KisApi, Unavailable
@@ -40,13 +45,32 @@ from broker_core.kis.parsers import ExecutionNotice, TradeRecord
 from broker_core.kis.rest import KisRestClient, clock_limiter
 from broker_core.kis.settings import KisSettings, token_file_path
 from broker_core.kis.store import (
-    NOT_FOUND, NOT_SENT, PLACED, REJECTED, SENDING, UNKNOWN, KisOrderStore, StoredOrder, execution_id,
+    NOT_FOUND,
+    NOT_SENT,
+    PLACED,
+    REJECTED,
+    SENDING,
+    UNKNOWN,
+    KisOrderStore,
+    StoredOrder,
+    execution_id,
 )
 from broker_core.kis.universe import UniverseDecision, classify
 from broker_core.kis.ws import MARKET_CAPACITY, KisWebSocket
 from broker_core.market_rules import CLOSE, marketable_limit, price_limits
 from broker_core.models import (
-    Account, Bar, BrokerOrder, Fill, OrderRequest, OrderStatus, OrderType, OrderUpdate, Position, Quote, Side, Tick,
+    Account,
+    Bar,
+    BrokerOrder,
+    Fill,
+    OrderRequest,
+    OrderStatus,
+    OrderType,
+    OrderUpdate,
+    Position,
+    Quote,
+    Side,
+    Tick,
 )
 from broker_core.paper.exchange import parse_interval
 from broker_core.paper.fees import FeeSchedule
@@ -98,10 +122,19 @@ class _Stream(AsyncIterator[T_], Generic[T_]):
 class KisBroker:
     name = "kis"
 
-    def __init__(self, settings: KisSettings, *, clock: Clock | None = None, data_dir: str | Path | None = None,
-                 limiter: RateLimiter | None = None, real_limiter: RateLimiter | None = None,
-                 fees: FeeSchedule | None = None, ws_connect_wait_s: float = 10.0,
-                 subscription_capacity: int = MARKET_CAPACITY, buyable_reference_symbol: str = "005930") -> None:
+    def __init__(
+        self,
+        settings: KisSettings,
+        *,
+        clock: Clock | None = None,
+        data_dir: str | Path | None = None,
+        limiter: RateLimiter | None = None,
+        real_limiter: RateLimiter | None = None,
+        fees: FeeSchedule | None = None,
+        ws_connect_wait_s: float = 10.0,
+        subscription_capacity: int = MARKET_CAPACITY,
+        buyable_reference_symbol: str = "005930",
+    ) -> None:
         self.settings = settings
         self.clock: Clock = clock or RealClock()
         self.subscription_capacity = subscription_capacity
@@ -109,22 +142,46 @@ class KisBroker:
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.limiter = limiter or clock_limiter(settings.rate_budget, self.clock)
         token_file = TokenFile(token_file_path(self.data_dir, settings)) if self.data_dir else None
-        self.rest = KisRestClient(settings.rest_url, settings.credentials, self.clock, limiter=self.limiter,
-                                  token_file=token_file, custtype=settings.custtype,
-                                  timeout_s=settings.request_timeout_s, label=f"kis-{settings.profile}")
+        self.rest = KisRestClient(
+            settings.rest_url,
+            settings.credentials,
+            self.clock,
+            limiter=self.limiter,
+            token_file=token_file,
+            custtype=settings.custtype,
+            timeout_s=settings.request_timeout_s,
+            label=f"kis-{settings.profile}",
+        )
         self.real_rest: KisRestClient | None = None
         if settings.is_paper and settings.real_credentials is not None:
             real_file = TokenFile(token_file_path(self.data_dir, settings, real_host=True)) if self.data_dir else None
             self.real_rest = KisRestClient(
-                settings.real_rest_url, settings.real_credentials, self.clock,
-                limiter=real_limiter or clock_limiter(20.0, self.clock), token_file=real_file,
-                custtype=settings.custtype, timeout_s=settings.request_timeout_s, label="kis-real-md")
-        self.api = KisApi(self.rest, cano=settings.account_no, prod=settings.account_prod_code,
-                          paper=settings.is_paper, real_rest=self.real_rest, exchange_code=settings.exchange_code,
-                          legacy=settings.legacy_tr_ids)
+                settings.real_rest_url,
+                settings.real_credentials,
+                self.clock,
+                limiter=real_limiter or clock_limiter(20.0, self.clock),
+                token_file=real_file,
+                custtype=settings.custtype,
+                timeout_s=settings.request_timeout_s,
+                label="kis-real-md",
+            )
+        self.api = KisApi(
+            self.rest,
+            cano=settings.account_no,
+            prod=settings.account_prod_code,
+            paper=settings.is_paper,
+            real_rest=self.real_rest,
+            exchange_code=settings.exchange_code,
+            legacy=settings.legacy_tr_ids,
+        )
         self.store = KisOrderStore(self.data_dir / ORDERS_FILE if self.data_dir else None)
-        self.ws = KisWebSocket(settings.ws_url, self.rest.approval.get, custtype=settings.custtype,
-                               market_capacity=subscription_capacity, today=lambda: self._today_date())
+        self.ws = KisWebSocket(
+            settings.ws_url,
+            self.rest.approval.get,
+            custtype=settings.custtype,
+            market_capacity=subscription_capacity,
+            today=lambda: self._today_date(),
+        )
         self.ws.on_trade = self._on_trade
         self.ws.on_notice = self._on_notice
         self.ws_connect_wait_s = ws_connect_wait_s
@@ -172,7 +229,9 @@ class KisBroker:
 
     # -- orders ------------------------------------------------------------------------------
 
-    def _terms(self, req: OrderRequest, ref: float | None, limits: tuple[float, float] | None) -> tuple[str, float | None]:
+    def _terms(
+        self, req: OrderRequest, ref: float | None, limits: tuple[float, float] | None
+    ) -> tuple[str, float | None]:
         """(ORD_DVSN, limit price or None for market)."""
         if req.order_type is OrderType.MARKET:
             return "01", None
@@ -185,8 +244,9 @@ class KisBroker:
                 price = min(price, limits[1]) if req.side is Side.BUY else max(price, limits[0])
             return "00", price
         if req.limit_price is None or not req.limit_price > 0:
-            raise OrderRejected(f"a LIMIT order needs a positive limit_price, got {req.limit_price!r}",
-                                code="INVALID_PRICE")
+            raise OrderRejected(
+                f"a LIMIT order needs a positive limit_price, got {req.limit_price!r}", code="INVALID_PRICE"
+            )
         return "00", float(req.limit_price)
 
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
@@ -209,18 +269,31 @@ class KisBroker:
                 limits = (quote.lower_limit, quote.upper_limit)
         ord_dvsn, price = self._terms(request, ref, limits)
         now = self.clock.now()
-        self.store.record_sending(cid, self._today(), request.symbol, request.side, request.qty, request.order_type,
-                                  price, ord_dvsn, now)
+        self.store.record_sending(
+            cid, self._today(), request.symbol, request.side, request.qty, request.order_type, price, ord_dvsn, now
+        )
         try:
-            reply = await self.api.order_cash(request.side, request.symbol, request.qty, ord_dvsn=ord_dvsn,
-                                              price=price or 0)
+            reply = await self.api.order_cash(
+                request.side, request.symbol, request.qty, ord_dvsn=ord_dvsn, price=price or 0
+            )
         except OutcomeUnknown as exc:
             self.store.set_state(cid, UNKNOWN, self.clock.now(), "OUTCOME_UNKNOWN")
             raise OutcomeUnknown(exc.message, client_order_id=cid) from exc
         except OrderRejected as exc:
             self.store.set_state(cid, REJECTED, self.clock.now(), exc.code)
-            self._orders[cid] = BrokerOrder(cid, "", request.symbol, request.side, request.qty, request.order_type,
-                                            price, OrderStatus.REJECTED, now, self.clock.now(), reason=exc.code)
+            self._orders[cid] = BrokerOrder(
+                cid,
+                "",
+                request.symbol,
+                request.side,
+                request.qty,
+                request.order_type,
+                price,
+                OrderStatus.REJECTED,
+                now,
+                self.clock.now(),
+                reason=exc.code,
+            )
             raise
         except BrokerError as exc:
             self.store.set_state(cid, NOT_SENT, self.clock.now(), exc.code)
@@ -228,8 +301,18 @@ class KisBroker:
         self.store.set_placed(cid, reply.odno, reply.branch, self.clock.now())
         order = self._orders.get(cid)
         if order is None or order.broker_order_id != reply.odno:
-            order = BrokerOrder(cid, reply.odno, request.symbol, request.side, request.qty, request.order_type, price,
-                                OrderStatus.NEW, now, self.clock.now())
+            order = BrokerOrder(
+                cid,
+                reply.odno,
+                request.symbol,
+                request.side,
+                request.qty,
+                request.order_type,
+                price,
+                OrderStatus.NEW,
+                now,
+                self.clock.now(),
+            )
             self._orders[cid] = order
         snapshot = order.copy()
         self._replay_orphans(reply.odno)
@@ -239,8 +322,15 @@ class KisBroker:
         """Change the price (and optionally reduce the quantity) of a working limit order."""
         stored, live_odno = await self._live(client_order_id)
         try:
-            reply = await self.api.modify_cancel(stored.branch or "", live_odno, cancel=False, qty=qty or 0,
-                                                 all_qty=qty is None, price=price, ord_dvsn="00")
+            reply = await self.api.modify_cancel(
+                stored.branch or "",
+                live_odno,
+                cancel=False,
+                qty=qty or 0,
+                all_qty=qty is None,
+                price=price,
+                ord_dvsn="00",
+            )
         except OutcomeUnknown as exc:
             raise OutcomeUnknown(exc.message, client_order_id=client_order_id) from exc
         self.store.link(stored.trade_date, reply.odno, client_order_id, "MODIFY")
@@ -276,8 +366,9 @@ class KisBroker:
         except OrderRejected as exc:
             order = await self.get_order(cid)
             if order is not None and order.status.is_terminal:
-                raise OrderRejected(f"order {cid} is already {order.status.value}: {exc.message}",
-                                    code="ALREADY_FINAL") from exc
+                raise OrderRejected(
+                    f"order {cid} is already {order.status.value}: {exc.message}", code="ALREADY_FINAL"
+                ) from exc
             raise
         self.store.link(stored.trade_date, reply.odno, cid, "CANCEL")
         self._replay_orphans(reply.odno)
@@ -317,11 +408,19 @@ class KisBroker:
             day = _parse_day(stored.trade_date)
             since = stored.sent_at - RESOLVE_TOLERANCE
             candidates = [
-                r for r in rows
-                if r.odno not in known and not r.orig_odno.strip("0") and r.symbol == stored.symbol
-                and r.side is stored.side and r.qty == stored.qty and r.time(day) >= since
-                and (r.ord_dvsn_cd == "01" if stored.ord_dvsn == "01"
-                     else r.ord_dvsn_cd != "01" and abs(r.price - (stored.limit_price or 0)) < 0.5)
+                r
+                for r in rows
+                if r.odno not in known
+                and not r.orig_odno.strip("0")
+                and r.symbol == stored.symbol
+                and r.side is stored.side
+                and r.qty == stored.qty
+                and r.time(day) >= since
+                and (
+                    r.ord_dvsn_cd == "01"
+                    if stored.ord_dvsn == "01"
+                    else r.ord_dvsn_cd != "01" and abs(r.price - (stored.limit_price or 0)) < 0.5
+                )
             ]
             now = self.clock.now()
             if not candidates:
@@ -338,9 +437,19 @@ class KisBroker:
         cached = self._orders.get(stored.client_order_id)
         if cached is not None:
             return cached
-        return BrokerOrder(stored.client_order_id, stored.odno or "", stored.symbol, stored.side, stored.qty,
-                           stored.order_type, stored.limit_price, OrderStatus.REJECTED, stored.sent_at,
-                           stored.updated_at, reason=stored.reason)
+        return BrokerOrder(
+            stored.client_order_id,
+            stored.odno or "",
+            stored.symbol,
+            stored.side,
+            stored.qty,
+            stored.order_type,
+            stored.limit_price,
+            OrderStatus.REJECTED,
+            stored.sent_at,
+            stored.updated_at,
+            reason=stored.reason,
+        )
 
     def _session_over(self, trade_date: str) -> bool:
         now = self.clock.now().astimezone(KST)
@@ -358,8 +467,18 @@ class KisBroker:
         if not order_rows:
             if cached is not None:
                 return cached
-            order = BrokerOrder(cid, stored.odno or "", stored.symbol, stored.side, stored.qty, stored.order_type,
-                                stored.limit_price, OrderStatus.NEW, stored.sent_at, self.clock.now())
+            order = BrokerOrder(
+                cid,
+                stored.odno or "",
+                stored.symbol,
+                stored.side,
+                stored.qty,
+                stored.order_type,
+                stored.limit_price,
+                OrderStatus.NEW,
+                stored.sent_at,
+                self.clock.now(),
+            )
             self._orders[cid] = order
             return order
         filled = sum(r.filled_qty for r in order_rows)
@@ -367,7 +486,8 @@ class KisBroker:
         live = order_rows[-1]
         cancelled = any(r.cancel_confirmed_qty > 0 for r in order_rows) or any(
             r.cancel_yn and (r.orig_odno in all_odnos or r.odno in all_odnos) and r.odno not in order_odnos
-            for r in rows)
+            for r in rows
+        )
         rejected = order_rows[0].rejected_qty > 0
         if filled >= stored.qty:
             status, reason = OrderStatus.FILLED, None
@@ -385,10 +505,20 @@ class KisBroker:
             status, reason = cached.status, cached.reason  # a notice already told us more than the query
         limit = None if live.ord_dvsn_cd == "01" else (live.price or stored.limit_price)
         order = BrokerOrder(
-            client_order_id=cid, broker_order_id=stored.odno or live.odno, symbol=stored.symbol, side=stored.side,
-            qty=stored.qty, order_type=stored.order_type, limit_price=limit, status=status,
-            created_at=stored.sent_at, updated_at=self.clock.now(), filled_qty=min(filled, stored.qty),
-            avg_fill_price=round(amount / filled, 4) if filled else 0.0, reason=reason)
+            client_order_id=cid,
+            broker_order_id=stored.odno or live.odno,
+            symbol=stored.symbol,
+            side=stored.side,
+            qty=stored.qty,
+            order_type=stored.order_type,
+            limit_price=limit,
+            status=status,
+            created_at=stored.sent_at,
+            updated_at=self.clock.now(),
+            filled_qty=min(filled, stored.qty),
+            avg_fill_price=round(amount / filled, 4) if filled else 0.0,
+            reason=reason,
+        )
         if cached is not None and cached.filled_qty > order.filled_qty:
             order.filled_qty, order.avg_fill_price = cached.filled_qty, cached.avg_fill_price
             if order.filled_qty >= order.qty:
@@ -396,12 +526,31 @@ class KisBroker:
         self._orders[cid] = order
         return order
 
-    def _make_fill(self, trade_date: str, odno: str, cid: str, symbol: str, side: Side, qty: int, price: float,
-                   ts: datetime, cum: int) -> Fill:
+    def _make_fill(
+        self,
+        trade_date: str,
+        odno: str,
+        cid: str,
+        symbol: str,
+        side: Side,
+        qty: int,
+        price: float,
+        ts: datetime,
+        cum: int,
+    ) -> Fill:
         notional = qty * price
-        return Fill(execution_id=execution_id(trade_date, odno, cum), client_order_id=cid, broker_order_id=odno,
-                    symbol=symbol, side=side, qty=qty, price=price, ts=ts,
-                    commission=self.fees.commission(notional), tax=self.fees.tax(side, notional))
+        return Fill(
+            execution_id=execution_id(trade_date, odno, cum),
+            client_order_id=cid,
+            broker_order_id=odno,
+            symbol=symbol,
+            side=side,
+            qty=qty,
+            price=price,
+            ts=ts,
+            commission=self.fees.commission(notional),
+            tax=self.fees.tax(side, notional),
+        )
 
     def _sync_rows(self, trade_date: str, rows: list[DailyOrder]) -> list[Fill]:
         """Hand out the quantity the daily query shows beyond what was already handed out."""
@@ -416,8 +565,9 @@ class KisBroker:
             qty = r.filled_qty - emitted
             rest_amount = r.filled_amount - amount
             price = round(rest_amount / qty, 4) if rest_amount > 0 else r.avg_price
-            fill = self._make_fill(trade_date, r.odno, link[0], r.symbol, r.side, qty, price, self.clock.now(),
-                                   r.filled_qty)
+            fill = self._make_fill(
+                trade_date, r.odno, link[0], r.symbol, r.side, qty, price, self.clock.now(), r.filled_qty
+            )
             if self.store.add_fill(trade_date, r.odno, fill, r.filled_qty, "daily"):
                 new.append(fill)
         for fill in new:
@@ -432,9 +582,18 @@ class KisBroker:
         if order is None:
             if stored is None:
                 return None
-            order = BrokerOrder(stored.client_order_id, stored.odno or fill.broker_order_id, stored.symbol, stored.side,
-                                stored.qty, stored.order_type, stored.limit_price, OrderStatus.NEW, stored.sent_at,
-                                fill.ts)
+            order = BrokerOrder(
+                stored.client_order_id,
+                stored.odno or fill.broker_order_id,
+                stored.symbol,
+                stored.side,
+                stored.qty,
+                stored.order_type,
+                stored.limit_price,
+                OrderStatus.NEW,
+                stored.sent_at,
+                fill.ts,
+            )
             self._orders[fill.client_order_id] = order
         total = order.filled_qty + fill.qty
         order.avg_fill_price = round((order.avg_fill_price * order.filled_qty + fill.price * fill.qty) / total, 4)
@@ -475,8 +634,13 @@ class KisBroker:
         cash = s.deposit_d2 or s.deposit
         market_value = s.securities_eval or sum(h.eval_amount for h in balance.holdings)
         equity = s.total_eval or cash + market_value
-        return Account(currency="KRW", cash=cash, buyable_cash=buyable.no_credit_amount or buyable.cash,
-                       equity=equity, market_value=market_value)
+        return Account(
+            currency="KRW",
+            cash=cash,
+            buyable_cash=buyable.no_credit_amount or buyable.cash,
+            equity=equity,
+            market_value=market_value,
+        )
 
     # -- push stream -------------------------------------------------------------------------
 
@@ -515,8 +679,17 @@ class KisBroker:
             emitted, _ = self.store.emitted(day, n.order_no)
             if seen <= emitted:
                 return
-            fill = self._make_fill(day, n.order_no, cid, n.symbol or (stored.symbol if stored else ""), n.side,
-                                   seen - emitted, n.fill_price, n.ts(self._today_date()), seen)
+            fill = self._make_fill(
+                day,
+                n.order_no,
+                cid,
+                n.symbol or (stored.symbol if stored else ""),
+                n.side,
+                seen - emitted,
+                n.fill_price,
+                n.ts(self._today_date()),
+                seen,
+            )
             if not self.store.add_fill(day, n.order_no, fill, seen, "notice"):
                 return
             order = self._apply_fill_to_cache(fill, stored)
@@ -525,8 +698,18 @@ class KisBroker:
             return
         order = self._orders.get(cid)
         if order is None and stored is not None:
-            order = BrokerOrder(cid, stored.odno or n.order_no, stored.symbol, stored.side, stored.qty,
-                                stored.order_type, stored.limit_price, OrderStatus.NEW, stored.sent_at, now)
+            order = BrokerOrder(
+                cid,
+                stored.odno or n.order_no,
+                stored.symbol,
+                stored.side,
+                stored.qty,
+                stored.order_type,
+                stored.limit_price,
+                OrderStatus.NEW,
+                stored.sent_at,
+                now,
+            )
             self._orders[cid] = order
         if order is None:
             return
@@ -557,20 +740,33 @@ class KisBroker:
             lo, hi = price_limits(info.base)
             lower, upper = float(lo), float(hi)
         return Quote(
-            symbol=symbol, ts=self.clock.now(), last=info.last,
-            bid=(trade.bid1 or None) if trade else None, ask=(trade.ask1 or None) if trade else None,
-            bid_size=trade.bid1_size if trade else 0, ask_size=trade.ask1_size if trade else 0,
-            prev_close=info.base or None, upper_limit=upper, lower_limit=lower, volume=info.volume,
+            symbol=symbol,
+            ts=self.clock.now(),
+            last=info.last,
+            bid=(trade.bid1 or None) if trade else None,
+            ask=(trade.ask1 or None) if trade else None,
+            bid_size=trade.bid1_size if trade else 0,
+            ask_size=trade.ask1_size if trade else 0,
+            prev_close=info.base or None,
+            upper_limit=upper,
+            lower_limit=lower,
+            volume=info.volume,
             halted=info.halted or bool(trade and trade.halted),
-            vi_ref_price=trade.vi_ref_price if trade else None)
+            vi_ref_price=trade.vi_ref_price if trade else None,
+        )
 
     async def get_bars(self, symbol: str, start: datetime, end: datetime, interval: str = "1m") -> list[Bar]:
         minutes = parse_interval(interval)
         s, e = start.astimezone(KST), end.astimezone(KST)
         if e < s:
             return []
-        bars = await self.api.minute_bars(symbol, s.date(), s.time().replace(second=0, microsecond=0),
-                                          e.time() if e.date() == s.date() else CLOSE, today=self._today_date())
+        bars = await self.api.minute_bars(
+            symbol,
+            s.date(),
+            s.time().replace(second=0, microsecond=0),
+            e.time() if e.date() == s.date() else CLOSE,
+            today=self._today_date(),
+        )
         if minutes == 1:
             return [b for b in bars if s.replace(second=0, microsecond=0) <= b.ts <= e]
         return _resample(bars, minutes, interval, s, e)
@@ -587,8 +783,17 @@ class KisBroker:
     async def get_investor_flow(self, symbol: str, start: date, end: date) -> list[dict[str, Any]]:
         """Daily net buying by investor type (the OMS proxy's shape: date, foreign_net, inst_net …)."""
         rows = await self.api.investor_flow(symbol)
-        return [{"date": r.day, "foreign_net": r.foreign_net_qty, "inst_net": r.institution_net_qty,
-                 "individual_net": r.individual_net_qty, "close": r.close} for r in rows if start <= r.day <= end]
+        return [
+            {
+                "date": r.day,
+                "foreign_net": r.foreign_net_qty,
+                "inst_net": r.institution_net_qty,
+                "individual_net": r.individual_net_qty,
+                "close": r.close,
+            }
+            for r in rows
+            if start <= r.day <= end
+        ]
 
     async def reconnect_market_data(self, timeout_s: float = 10.0) -> bool:
         """Drop the WebSocket session; the client reconnects and restores every registration."""
@@ -616,7 +821,8 @@ class KisBroker:
         if len(self._subscribed) + len(new) > self.subscription_capacity:
             raise SubscriptionCapacityExceeded(
                 f"subscribing {len(new)} more symbol(s) would hold {len(self._subscribed) + len(new)} "
-                f"subscriptions; capacity is {self.subscription_capacity}")
+                f"subscriptions; capacity is {self.subscription_capacity}"
+            )
         added: list[str] = []
         try:
             for sym in new:
@@ -670,8 +876,9 @@ def _resample(bars: list[Bar], minutes: int, interval: str, start: datetime, end
             continue
         if out and out[-1].ts == bucket:
             p = out[-1]
-            out[-1] = Bar(b.symbol, bucket, p.open, max(p.high, b.high), min(p.low, b.low), b.close,
-                          p.volume + b.volume, interval)
+            out[-1] = Bar(
+                b.symbol, bucket, p.open, max(p.high, b.high), min(p.low, b.low), b.close, p.volume + b.volume, interval
+            )
         else:
             out.append(Bar(b.symbol, bucket, b.open, b.high, b.low, b.close, b.volume, interval))
     return out

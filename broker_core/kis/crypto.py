@@ -3,6 +3,7 @@
 The subscribe ack of H0STCNI0/H0STCNI9 carries ``output.key`` (32 ASCII characters) and
 ``output.iv`` (16 ASCII characters); each notice payload is base64(AES-256-CBC(PKCS#7(text))).
 """
+
 from __future__ import annotations
 
 import base64
@@ -54,5 +55,4 @@ def encrypt_notice(key: str, iv: str, text: str) -> str:
 def new_key_iv() -> tuple[str, str]:
     """A fresh (key, iv) pair of printable ASCII, as the KIS acks carry."""
     alphabet = string.ascii_letters + string.digits
-    return ("".join(secrets.choice(alphabet) for _ in range(32)),
-            "".join(secrets.choice(alphabet) for _ in range(16)))
+    return ("".join(secrets.choice(alphabet) for _ in range(32)), "".join(secrets.choice(alphabet) for _ in range(16)))

@@ -4,6 +4,7 @@ Body: ``rt_cd`` ("0" success), ``msg_cd``, ``msg1`` and data in ``output`` or ``
 token endpoints answer OAuth-style ``error_code``/``error_description`` instead, which are folded into
 ``msg_cd``/``msg1`` here. Headers: ``tr_id``, ``tr_cont`` (F/M more, D/E last), ``gt_uid``.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,7 @@ LAST = frozenset({"D", "E"})
 class KisApiError(BrokerError):
     """A KIS business error (rt_cd ≠ "0") that maps onto no more specific broker error."""
 
-    def __init__(self, message: str = "", *, code: str | None = None, http_status: int = 200,
-                 tr_id: str = "") -> None:
+    def __init__(self, message: str = "", *, code: str | None = None, http_status: int = 200, tr_id: str = "") -> None:
         super().__init__(message, code=code or "KIS_ERROR")
         self.http_status = http_status
         self.tr_id = tr_id
@@ -112,8 +112,14 @@ def parse_response(status: int, headers: Mapping[str, str], content: bytes | str
     except ValueError:
         body = {"_raw": text[:500]}
     low = {k.lower(): v for k, v in headers.items()}
-    return KisResponse(status=status, body=body, tr_id=low.get("tr_id", ""), tr_cont=low.get("tr_cont", ""),
-                       gt_uid=low.get("gt_uid", ""), headers=dict(headers))
+    return KisResponse(
+        status=status,
+        body=body,
+        tr_id=low.get("tr_id", ""),
+        tr_cont=low.get("tr_cont", ""),
+        gt_uid=low.get("gt_uid", ""),
+        headers=dict(headers),
+    )
 
 
 def is_rate_limited(resp: KisResponse) -> bool:

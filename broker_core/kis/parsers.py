@@ -5,6 +5,7 @@ Data frames are text ``E|TR_ID|NNN|payload``: ``E`` 0 plain / 1 encrypted, ``NNN
 record length is the field count divided by NNN (H0STASP0 may carry 59 or 62 fields). Control
 messages (acks, PINGPONG) are JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,39 +18,128 @@ from broker_core.clock import KST
 from broker_core.models import Side, Tick
 
 H0STCNT0_FIELDS: tuple[str, ...] = (
-    "MKSC_SHRN_ISCD", "STCK_CNTG_HOUR", "STCK_PRPR", "PRDY_VRSS_SIGN", "PRDY_VRSS", "PRDY_CTRT",
-    "WGHN_AVRG_STCK_PRC", "STCK_OPRC", "STCK_HGPR", "STCK_LWPR", "ASKP1", "BIDP1", "CNTG_VOL", "ACML_VOL",
-    "ACML_TR_PBMN", "SELN_CNTG_CSNU", "SHNU_CNTG_CSNU", "NTBY_CNTG_CSNU", "CTTR", "SELN_CNTG_SMTN",
-    "SHNU_CNTG_SMTN", "CCLD_DVSN", "SHNU_RATE", "PRDY_VOL_VRSS_ACML_VOL_RATE", "OPRC_HOUR",
-    "OPRC_VRSS_PRPR_SIGN", "OPRC_VRSS_PRPR", "HGPR_HOUR", "HGPR_VRSS_PRPR_SIGN", "HGPR_VRSS_PRPR", "LWPR_HOUR",
-    "LWPR_VRSS_PRPR_SIGN", "LWPR_VRSS_PRPR", "BSOP_DATE", "NEW_MKOP_CLS_CODE", "TRHT_YN", "ASKP_RSQN1",
-    "BIDP_RSQN1", "TOTAL_ASKP_RSQN", "TOTAL_BIDP_RSQN", "VOL_TNRT", "PRDY_SMNS_HOUR_ACML_VOL",
-    "PRDY_SMNS_HOUR_ACML_VOL_RATE", "HOUR_CLS_CODE", "MRKT_TRTM_CLS_CODE", "VI_STND_PRC",
+    "MKSC_SHRN_ISCD",
+    "STCK_CNTG_HOUR",
+    "STCK_PRPR",
+    "PRDY_VRSS_SIGN",
+    "PRDY_VRSS",
+    "PRDY_CTRT",
+    "WGHN_AVRG_STCK_PRC",
+    "STCK_OPRC",
+    "STCK_HGPR",
+    "STCK_LWPR",
+    "ASKP1",
+    "BIDP1",
+    "CNTG_VOL",
+    "ACML_VOL",
+    "ACML_TR_PBMN",
+    "SELN_CNTG_CSNU",
+    "SHNU_CNTG_CSNU",
+    "NTBY_CNTG_CSNU",
+    "CTTR",
+    "SELN_CNTG_SMTN",
+    "SHNU_CNTG_SMTN",
+    "CCLD_DVSN",
+    "SHNU_RATE",
+    "PRDY_VOL_VRSS_ACML_VOL_RATE",
+    "OPRC_HOUR",
+    "OPRC_VRSS_PRPR_SIGN",
+    "OPRC_VRSS_PRPR",
+    "HGPR_HOUR",
+    "HGPR_VRSS_PRPR_SIGN",
+    "HGPR_VRSS_PRPR",
+    "LWPR_HOUR",
+    "LWPR_VRSS_PRPR_SIGN",
+    "LWPR_VRSS_PRPR",
+    "BSOP_DATE",
+    "NEW_MKOP_CLS_CODE",
+    "TRHT_YN",
+    "ASKP_RSQN1",
+    "BIDP_RSQN1",
+    "TOTAL_ASKP_RSQN",
+    "TOTAL_BIDP_RSQN",
+    "VOL_TNRT",
+    "PRDY_SMNS_HOUR_ACML_VOL",
+    "PRDY_SMNS_HOUR_ACML_VOL_RATE",
+    "HOUR_CLS_CODE",
+    "MRKT_TRTM_CLS_CODE",
+    "VI_STND_PRC",
 )
 H0STASP0_FIELDS: tuple[str, ...] = (
     ("MKSC_SHRN_ISCD", "BSOP_HOUR", "HOUR_CLS_CODE")
-    + tuple(f"ASKP{i}" for i in range(1, 11)) + tuple(f"BIDP{i}" for i in range(1, 11))
-    + tuple(f"ASKP_RSQN{i}" for i in range(1, 11)) + tuple(f"BIDP_RSQN{i}" for i in range(1, 11))
-    + ("TOTAL_ASKP_RSQN", "TOTAL_BIDP_RSQN", "OVTM_TOTAL_ASKP_RSQN", "OVTM_TOTAL_BIDP_RSQN", "ANTC_CNPR",
-       "ANTC_CNQN", "ANTC_VOL", "ANTC_CNTG_VRSS", "ANTC_CNTG_VRSS_SIGN", "ANTC_CNTG_PRDY_CTRT", "ACML_VOL",
-       "TOTAL_ASKP_RSQN_ICDC", "TOTAL_BIDP_RSQN_ICDC", "OVTM_TOTAL_ASKP_ICDC", "OVTM_TOTAL_BIDP_ICDC",
-       "STCK_DEAL_CLS_CODE")
+    + tuple(f"ASKP{i}" for i in range(1, 11))
+    + tuple(f"BIDP{i}" for i in range(1, 11))
+    + tuple(f"ASKP_RSQN{i}" for i in range(1, 11))
+    + tuple(f"BIDP_RSQN{i}" for i in range(1, 11))
+    + (
+        "TOTAL_ASKP_RSQN",
+        "TOTAL_BIDP_RSQN",
+        "OVTM_TOTAL_ASKP_RSQN",
+        "OVTM_TOTAL_BIDP_RSQN",
+        "ANTC_CNPR",
+        "ANTC_CNQN",
+        "ANTC_VOL",
+        "ANTC_CNTG_VRSS",
+        "ANTC_CNTG_VRSS_SIGN",
+        "ANTC_CNTG_PRDY_CTRT",
+        "ACML_VOL",
+        "TOTAL_ASKP_RSQN_ICDC",
+        "TOTAL_BIDP_RSQN_ICDC",
+        "OVTM_TOTAL_ASKP_ICDC",
+        "OVTM_TOTAL_BIDP_ICDC",
+        "STCK_DEAL_CLS_CODE",
+    )
 )
 H0STASP0_EXTRA_FIELDS: tuple[str, ...] = ("KMID_PRC", "KMID_TOTAL_RSQN", "KMID_CLS_CODE")
 """The 62-field variant reported by one third party (assumed appended after the 59) [uncertain]."""
 H0STCNI_FIELDS: tuple[str, ...] = (
-    "CUST_ID", "ACNT_NO", "ODER_NO", "OODER_NO", "SELN_BYOV_CLS", "RCTF_CLS", "ODER_KIND", "ODER_COND",
-    "STCK_SHRN_ISCD", "CNTG_QTY", "CNTG_UNPR", "STCK_CNTG_HOUR", "RFUS_YN", "CNTG_YN", "ACPT_YN", "BRNC_NO",
-    "ODER_QTY", "ACNT_NAME", "ORD_COND_PRC", "ORD_EXG_GB", "POPUP_YN", "FILLER", "CRDT_CLS", "CRDT_LOAN_DATE",
-    "CNTG_ISNM40", "ODER_PRC",
+    "CUST_ID",
+    "ACNT_NO",
+    "ODER_NO",
+    "OODER_NO",
+    "SELN_BYOV_CLS",
+    "RCTF_CLS",
+    "ODER_KIND",
+    "ODER_COND",
+    "STCK_SHRN_ISCD",
+    "CNTG_QTY",
+    "CNTG_UNPR",
+    "STCK_CNTG_HOUR",
+    "RFUS_YN",
+    "CNTG_YN",
+    "ACPT_YN",
+    "BRNC_NO",
+    "ODER_QTY",
+    "ACNT_NAME",
+    "ORD_COND_PRC",
+    "ORD_EXG_GB",
+    "POPUP_YN",
+    "FILLER",
+    "CRDT_CLS",
+    "CRDT_LOAN_DATE",
+    "CNTG_ISNM40",
+    "ODER_PRC",
 )
 H0STPGM0_FIELDS: tuple[str, ...] = (
-    "MKSC_SHRN_ISCD", "STCK_CNTG_HOUR", "SELN_CNQN", "SELN_TR_PBMN", "SHNU_CNQN", "SHNU_TR_PBMN", "NTBY_CNQN",
-    "NTBY_TR_PBMN", "SELN_RSQN", "SHNU_RSQN", "WHOL_NTBY_QTY",
+    "MKSC_SHRN_ISCD",
+    "STCK_CNTG_HOUR",
+    "SELN_CNQN",
+    "SELN_TR_PBMN",
+    "SHNU_CNQN",
+    "SHNU_TR_PBMN",
+    "NTBY_CNQN",
+    "NTBY_TR_PBMN",
+    "SELN_RSQN",
+    "SHNU_RSQN",
+    "WHOL_NTBY_QTY",
 )
 FIELD_TABLES: dict[str, tuple[str, ...]] = {
-    "H0STCNT0": H0STCNT0_FIELDS, "H0STANC0": H0STCNT0_FIELDS[:45], "H0STASP0": H0STASP0_FIELDS,
-    "H0STCNI0": H0STCNI_FIELDS, "H0STCNI9": H0STCNI_FIELDS, "H0STPGM0": H0STPGM0_FIELDS,
+    "H0STCNT0": H0STCNT0_FIELDS,
+    "H0STANC0": H0STCNT0_FIELDS[:45],
+    "H0STASP0": H0STASP0_FIELDS,
+    "H0STCNI0": H0STCNI_FIELDS,
+    "H0STCNI9": H0STCNI_FIELDS,
+    "H0STPGM0": H0STPGM0_FIELDS,
 }
 _POS_CNT = {name: i for i, name in enumerate(H0STCNT0_FIELDS)}
 _POS_ASP = {name: i for i, name in enumerate(H0STASP0_FIELDS)}
@@ -98,13 +188,12 @@ def split_records(payload: str, count: int, field_count: int | None = None) -> l
         size = field_count
     else:
         raise FrameError(f"{len(fields)} fields do not split into {count} records")
-    return [fields[i * size:(i + 1) * size] for i in range(count)]
+    return [fields[i * size : (i + 1) * size] for i in range(count)]
 
 
 def records(frame: Frame, payload: str | None = None) -> list[list[str]]:
     table = FIELD_TABLES.get(frame.tr_id)
-    return split_records(payload if payload is not None else frame.payload, frame.count,
-                         len(table) if table else None)
+    return split_records(payload if payload is not None else frame.payload, frame.count, len(table) if table else None)
 
 
 def _f(fields: Sequence[str], i: int) -> str:
@@ -179,15 +268,26 @@ def parse_trade(fields: Sequence[str], day: date | None = None) -> TradeRecord:
     return TradeRecord(
         symbol=_f(fields, p["MKSC_SHRN_ISCD"]),
         ts=_ts(_f(fields, p["BSOP_DATE"]), _f(fields, p["STCK_CNTG_HOUR"]), day),
-        price=_num(fields, p["STCK_PRPR"]), change_sign=_f(fields, p["PRDY_VRSS_SIGN"]),
-        change=_num(fields, p["PRDY_VRSS"]), change_pct=_num(fields, p["PRDY_CTRT"]),
-        vwap=_num(fields, p["WGHN_AVRG_STCK_PRC"]), open=_num(fields, p["STCK_OPRC"]),
-        high=_num(fields, p["STCK_HGPR"]), low=_num(fields, p["STCK_LWPR"]), ask1=_num(fields, p["ASKP1"]),
-        bid1=_num(fields, p["BIDP1"]), qty=_int(fields, p["CNTG_VOL"]), cum_volume=_int(fields, p["ACML_VOL"]),
-        cum_value=_num(fields, p["ACML_TR_PBMN"]), ccld_dvsn=_f(fields, p["CCLD_DVSN"]),
-        ask1_size=_int(fields, p["ASKP_RSQN1"]), bid1_size=_int(fields, p["BIDP_RSQN1"]),
-        halted=_f(fields, p["TRHT_YN"]).upper() == "Y", market_op_code=_f(fields, p["NEW_MKOP_CLS_CODE"]),
-        hour_cls_code=_f(fields, p["HOUR_CLS_CODE"]), vi_ref_price=vi if vi > 0 else None,
+        price=_num(fields, p["STCK_PRPR"]),
+        change_sign=_f(fields, p["PRDY_VRSS_SIGN"]),
+        change=_num(fields, p["PRDY_VRSS"]),
+        change_pct=_num(fields, p["PRDY_CTRT"]),
+        vwap=_num(fields, p["WGHN_AVRG_STCK_PRC"]),
+        open=_num(fields, p["STCK_OPRC"]),
+        high=_num(fields, p["STCK_HGPR"]),
+        low=_num(fields, p["STCK_LWPR"]),
+        ask1=_num(fields, p["ASKP1"]),
+        bid1=_num(fields, p["BIDP1"]),
+        qty=_int(fields, p["CNTG_VOL"]),
+        cum_volume=_int(fields, p["ACML_VOL"]),
+        cum_value=_num(fields, p["ACML_TR_PBMN"]),
+        ccld_dvsn=_f(fields, p["CCLD_DVSN"]),
+        ask1_size=_int(fields, p["ASKP_RSQN1"]),
+        bid1_size=_int(fields, p["BIDP_RSQN1"]),
+        halted=_f(fields, p["TRHT_YN"]).upper() == "Y",
+        market_op_code=_f(fields, p["NEW_MKOP_CLS_CODE"]),
+        hour_cls_code=_f(fields, p["HOUR_CLS_CODE"]),
+        vi_ref_price=vi if vi > 0 else None,
     )
 
 
@@ -217,15 +317,21 @@ def parse_book(fields: Sequence[str], day: date | None = None) -> BookRecord:
         raise FrameError(f"H0STASP0 record has {len(fields)} fields, expected 59 (or 62)")
     p = _POS_ASP
     return BookRecord(
-        symbol=_f(fields, 0), ts=_ts("", _f(fields, p["BSOP_HOUR"]), day), hour_cls_code=_f(fields, 2),
+        symbol=_f(fields, 0),
+        ts=_ts("", _f(fields, p["BSOP_HOUR"]), day),
+        hour_cls_code=_f(fields, 2),
         asks=tuple(_num(fields, p[f"ASKP{i}"]) for i in range(1, 11)),
         bids=tuple(_num(fields, p[f"BIDP{i}"]) for i in range(1, 11)),
         ask_sizes=tuple(_int(fields, p[f"ASKP_RSQN{i}"]) for i in range(1, 11)),
         bid_sizes=tuple(_int(fields, p[f"BIDP_RSQN{i}"]) for i in range(1, 11)),
-        total_ask_size=_int(fields, p["TOTAL_ASKP_RSQN"]), total_bid_size=_int(fields, p["TOTAL_BIDP_RSQN"]),
-        expected_price=_num(fields, p["ANTC_CNPR"]), expected_qty=_int(fields, p["ANTC_CNQN"]),
-        expected_volume=_int(fields, p["ANTC_VOL"]), cum_volume=_int(fields, p["ACML_VOL"]),
-        deal_cls_code=_f(fields, p["STCK_DEAL_CLS_CODE"]), field_count=len(fields),
+        total_ask_size=_int(fields, p["TOTAL_ASKP_RSQN"]),
+        total_bid_size=_int(fields, p["TOTAL_BIDP_RSQN"]),
+        expected_price=_num(fields, p["ANTC_CNPR"]),
+        expected_qty=_int(fields, p["ANTC_CNQN"]),
+        expected_volume=_int(fields, p["ANTC_VOL"]),
+        cum_volume=_int(fields, p["ACML_VOL"]),
+        deal_cls_code=_f(fields, p["STCK_DEAL_CLS_CODE"]),
+        field_count=len(fields),
     )
 
 
@@ -267,14 +373,22 @@ def parse_notice(fields: Sequence[str]) -> ExecutionNotice:
     if side_code not in ("01", "02"):
         raise FrameError(f"SELN_BYOV_CLS must be 01 or 02, got {side_code!r}")
     return ExecutionNotice(
-        hts_id=_f(fields, p["CUST_ID"]), account=_f(fields, p["ACNT_NO"]), order_no=_f(fields, p["ODER_NO"]),
-        orig_order_no=_f(fields, p["OODER_NO"]), side=Side.SELL if side_code == "01" else Side.BUY,
-        rctf_cls=_f(fields, p["RCTF_CLS"]) or "0", order_kind=_f(fields, p["ODER_KIND"]),
+        hts_id=_f(fields, p["CUST_ID"]),
+        account=_f(fields, p["ACNT_NO"]),
+        order_no=_f(fields, p["ODER_NO"]),
+        orig_order_no=_f(fields, p["OODER_NO"]),
+        side=Side.SELL if side_code == "01" else Side.BUY,
+        rctf_cls=_f(fields, p["RCTF_CLS"]) or "0",
+        order_kind=_f(fields, p["ODER_KIND"]),
         symbol=_f(fields, p["STCK_SHRN_ISCD"]),
         fill_qty=_int(fields, p["CNTG_QTY"]) if is_fill else 0,
         fill_price=_num(fields, p["CNTG_UNPR"]) if is_fill else 0.0,
-        time=_f(fields, p["STCK_CNTG_HOUR"]), refused=_f(fields, p["RFUS_YN"]) == "1", is_fill=is_fill,
-        acpt_yn=_f(fields, p["ACPT_YN"]), branch=_f(fields, p["BRNC_NO"]), order_qty=_int(fields, p["ODER_QTY"]),
+        time=_f(fields, p["STCK_CNTG_HOUR"]),
+        refused=_f(fields, p["RFUS_YN"]) == "1",
+        is_fill=is_fill,
+        acpt_yn=_f(fields, p["ACPT_YN"]),
+        branch=_f(fields, p["BRNC_NO"]),
+        order_qty=_int(fields, p["ODER_QTY"]),
         order_price=_num(fields, p["ODER_PRC"]) if len(fields) > p["ODER_PRC"] else 0.0,
         name=_f(fields, p["CNTG_ISNM40"]) if len(fields) > p["CNTG_ISNM40"] else "",
     )
@@ -312,11 +426,15 @@ def parse_control(text: str) -> ControlMessage:
     body = data.get("body") or {}
     output = body.get("output") or {}
     return ControlMessage(
-        tr_id=str(header.get("tr_id", "")), tr_key=str(header.get("tr_key", "")),
-        encrypt=str(header.get("encrypt", "")), rt_cd=str(body.get("rt_cd", "")).strip(),
-        msg_cd=str(body.get("msg_cd", "")).strip(), msg1=str(body.get("msg1", "")).strip(),
+        tr_id=str(header.get("tr_id", "")),
+        tr_key=str(header.get("tr_key", "")),
+        encrypt=str(header.get("encrypt", "")),
+        rt_cd=str(body.get("rt_cd", "")).strip(),
+        msg_cd=str(body.get("msg_cd", "")).strip(),
+        msg1=str(body.get("msg1", "")).strip(),
         key=str(output.get("key", "") if isinstance(output, dict) else ""),
-        iv=str(output.get("iv", "") if isinstance(output, dict) else ""), raw=data,
+        iv=str(output.get("iv", "") if isinstance(output, dict) else ""),
+        raw=data,
     )
 
 

@@ -13,6 +13,7 @@ Paging (specs/kis.md §3.3): the reply header ``tr_cont`` F/M means more; the ne
 body cursors ``ctx_area_fk100``/``ctx_area_nk100`` back as ``CTX_AREA_FK100``/``CTX_AREA_NK100`` with
 the request header ``tr_cont: N``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,13 @@ log = logging.getLogger("broker_core.kis.rest")
 RATE_HEADROOM = 0.98
 """The limiter runs at 98% of the budget so network jitter does not push two requests into one window."""
 
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
-             httpx.LocalProtocolError)
+_NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
 
 
 def clock_limiter(rate_per_sec: float, clock: Clock, *, headroom: float = RATE_HEADROOM) -> RateLimiter:
@@ -50,10 +56,22 @@ def clock_limiter(rate_per_sec: float, clock: Clock, *, headroom: float = RATE_H
 
 
 class KisRestClient:
-    def __init__(self, base_url: str, creds: KisCredentials, clock: Clock, *, limiter: RateLimiter | None = None,
-                 rate_per_sec: float = 2.0, token_file: TokenFile | None = None, custtype: str = "P",
-                 timeout_s: float = 10.0, transport: httpx.AsyncBaseTransport | None = None,
-                 rate_retry_limit: int = 3, rate_backoff_s: float = 1.0, label: str = "kis") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        creds: KisCredentials,
+        clock: Clock,
+        *,
+        limiter: RateLimiter | None = None,
+        rate_per_sec: float = 2.0,
+        token_file: TokenFile | None = None,
+        custtype: str = "P",
+        timeout_s: float = 10.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        rate_retry_limit: int = 3,
+        rate_backoff_s: float = 1.0,
+        label: str = "kis",
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.creds = creds
         self.clock = clock
@@ -72,13 +90,28 @@ class KisRestClient:
         await self.http.aclose()
 
     def _headers(self, token: str, tr_id: str, tr_cont: str) -> dict[str, str]:
-        return {"content-type": "application/json; charset=utf-8", "authorization": f"Bearer {token}",
-                "appkey": self.creds.app_key, "appsecret": self.creds.app_secret, "tr_id": tr_id,
-                "custtype": self.custtype, "tr_cont": tr_cont}
+        return {
+            "content-type": "application/json; charset=utf-8",
+            "authorization": f"Bearer {token}",
+            "appkey": self.creds.app_key,
+            "appsecret": self.creds.app_secret,
+            "tr_id": tr_id,
+            "custtype": self.custtype,
+            "tr_cont": tr_cont,
+        }
 
-    async def request(self, method: str, path: str, tr_id: str, *, params: Mapping[str, Any] | None = None,
-                      body: Mapping[str, Any] | None = None, tr_cont: str = "",
-                      priority: int = Priority.MARKET_DATA, ambiguous_after_send: bool = False) -> KisResponse:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        tr_id: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | None = None,
+        tr_cont: str = "",
+        priority: int = Priority.MARKET_DATA,
+        ambiguous_after_send: bool = False,
+    ) -> KisResponse:
         """One call; returns the parsed reply (``ok`` or a business error for the caller to map)."""
         rate_attempts = 0
         reissued = False
@@ -89,11 +122,13 @@ class KisRestClient:
             try:
                 self.sent += 1
                 if method.upper() == "GET":
-                    resp = await self.http.get(path, params={k: str(v) for k, v in (params or {}).items()},
-                                               headers=headers)
+                    resp = await self.http.get(
+                        path, params={k: str(v) for k, v in (params or {}).items()}, headers=headers
+                    )
                 else:
-                    resp = await self.http.request(method.upper(), path, headers=headers,
-                                                   json={k: str(v) for k, v in (body or {}).items()})
+                    resp = await self.http.request(
+                        method.upper(), path, headers=headers, json={k: str(v) for k, v in (body or {}).items()}
+                    )
             except _NOT_SENT as exc:
                 raise BrokerUnavailable(f"{self.label} {tr_id}: not sent ({type(exc).__name__}: {exc})") from exc
             except httpx.HTTPError as exc:
@@ -108,11 +143,18 @@ class KisRestClient:
                 self.rate_limited += 1
                 rate_attempts += 1
                 if rate_attempts > self.rate_retry_limit:
-                    raise RateLimited(f"{self.label} {tr_id}: over the per-second limit (EGW00201) after "
-                                      f"{self.rate_retry_limit} retries", retry_after=self.rate_backoff_s,
-                                      code="EGW00201")
-                log.warning("%s %s: EGW00201 over the rate limit; backing off %.2fs", self.label, tr_id,
-                            self.rate_backoff_s * rate_attempts)
+                    raise RateLimited(
+                        f"{self.label} {tr_id}: over the per-second limit (EGW00201) after "
+                        f"{self.rate_retry_limit} retries",
+                        retry_after=self.rate_backoff_s,
+                        code="EGW00201",
+                    )
+                log.warning(
+                    "%s %s: EGW00201 over the rate limit; backing off %.2fs",
+                    self.label,
+                    tr_id,
+                    self.rate_backoff_s * rate_attempts,
+                )
                 await self.clock.sleep(self.rate_backoff_s * rate_attempts)
                 continue
             if is_token_error(parsed) and not reissued:
@@ -134,9 +176,17 @@ class KisRestClient:
             raise error_for(resp, retry_after=self.rate_backoff_s)
         return resp
 
-    async def paged(self, path: str, tr_id: str, params: Mapping[str, Any], *, fk: str = "CTX_AREA_FK100",
-                    nk: str = "CTX_AREA_NK100", max_pages: int = 500,
-                    priority: int = Priority.RECONCILE) -> list[KisResponse]:
+    async def paged(
+        self,
+        path: str,
+        tr_id: str,
+        params: Mapping[str, Any],
+        *,
+        fk: str = "CTX_AREA_FK100",
+        nk: str = "CTX_AREA_NK100",
+        max_pages: int = 500,
+        priority: int = Priority.RECONCILE,
+    ) -> list[KisResponse]:
         """Every page of a continuous query (GET), in order."""
         query = dict(params)
         query.setdefault(fk, "")

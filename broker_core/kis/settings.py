@@ -19,6 +19,7 @@ Environment (read by :meth:`KisSettings.from_env`):
 ``KIS_CUSTTYPE``              ``P`` (default) or ``B``
 ============================  ==================================================================
 """
+
 from __future__ import annotations
 
 import os
@@ -137,10 +138,16 @@ class KisSettings:
             raise KisConfigError(f"KIS_RATE_PER_SEC: not a number: {rate!r}") from exc
         try:
             return cls(
-                is_paper=is_paper, credentials=creds, account_no=cano, account_prod_code=prod,
-                hts_id=get("KIS_HTS_ID"), rest_url=get("KIS_REST_URL"), ws_url=get("KIS_WS_URL"),
+                is_paper=is_paper,
+                credentials=creds,
+                account_no=cano,
+                account_prod_code=prod,
+                hts_id=get("KIS_HTS_ID"),
+                rest_url=get("KIS_REST_URL"),
+                ws_url=get("KIS_WS_URL"),
                 real_credentials=real_creds if is_paper else None,
-                real_rest_url=get("KIS_REAL_REST_URL", REAL_REST_URL), rate_per_sec=rate_value,
+                real_rest_url=get("KIS_REAL_REST_URL", REAL_REST_URL),
+                rate_per_sec=rate_value,
                 custtype=get("KIS_CUSTTYPE", "P"),
             )
         except KisConfigError as exc:

@@ -9,6 +9,7 @@
   same fill read from a notice or from the daily query is the same execution for the OMS.
 - ``notice_progress``: the quantity per order number already seen in fill notices.
 """
+
 from __future__ import annotations
 
 import sqlite3
@@ -72,8 +73,9 @@ class KisOrderStore:
         self.path = Path(path) if path is not None else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path) if self.path else ":memory:", check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            str(self.path) if self.path else ":memory:", check_same_thread=False, isolation_level=None
+        )
         if self.path is not None:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
@@ -89,22 +91,49 @@ class KisOrderStore:
 
     # -- orders ------------------------------------------------------------------------------
 
-    def record_sending(self, cid: str, trade_date: str, symbol: str, side: Side, qty: int, order_type: OrderType,
-                       limit_price: float | None, ord_dvsn: str, now: datetime) -> None:
-        self._exec("INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,NULL,NULL,NULL,?,?)",
-                   (cid, trade_date, symbol, side.value, qty, order_type.value, limit_price, ord_dvsn, SENDING,
-                    now.isoformat(), now.isoformat()))
+    def record_sending(
+        self,
+        cid: str,
+        trade_date: str,
+        symbol: str,
+        side: Side,
+        qty: int,
+        order_type: OrderType,
+        limit_price: float | None,
+        ord_dvsn: str,
+        now: datetime,
+    ) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO orders VALUES (?,?,?,?,?,?,?,?,?,NULL,NULL,NULL,?,?)",
+            (
+                cid,
+                trade_date,
+                symbol,
+                side.value,
+                qty,
+                order_type.value,
+                limit_price,
+                ord_dvsn,
+                SENDING,
+                now.isoformat(),
+                now.isoformat(),
+            ),
+        )
 
     def set_state(self, cid: str, state: str, now: datetime, reason: str | None = None) -> None:
-        self._exec("UPDATE orders SET state=?, reason=COALESCE(?, reason), updated_at=? WHERE client_order_id=?",
-                   (state, reason, now.isoformat(), cid))
+        self._exec(
+            "UPDATE orders SET state=?, reason=COALESCE(?, reason), updated_at=? WHERE client_order_id=?",
+            (state, reason, now.isoformat(), cid),
+        )
 
     def set_placed(self, cid: str, odno: str, branch: str, now: datetime) -> None:
         order = self.get(cid)
         if order is None:
             raise KeyError(cid)
-        self._exec("UPDATE orders SET state=?, odno=?, branch=?, updated_at=? WHERE client_order_id=?",
-                   (PLACED, odno, branch, now.isoformat(), cid))
+        self._exec(
+            "UPDATE orders SET state=?, odno=?, branch=?, updated_at=? WHERE client_order_id=?",
+            (PLACED, odno, branch, now.isoformat(), cid),
+        )
         self.link(order.trade_date, odno, cid, "ORDER")
 
     def get(self, cid: str) -> StoredOrder | None:
@@ -128,8 +157,9 @@ class KisOrderStore:
 
     def client_for(self, trade_date: str, odno: str) -> tuple[str, str] | None:
         """(client order id, kind) of a KIS order number of that day."""
-        row = self._exec("SELECT client_order_id, kind FROM odnos WHERE trade_date=? AND odno=?",
-                         (trade_date, odno)).fetchone()
+        row = self._exec(
+            "SELECT client_order_id, kind FROM odnos WHERE trade_date=? AND odno=?", (trade_date, odno)
+        ).fetchone()
         return (row[0], row[1]) if row else None
 
     def odnos_of(self, cid: str) -> list[tuple[str, str]]:
@@ -144,8 +174,10 @@ class KisOrderStore:
 
     def emitted(self, trade_date: str, odno: str) -> tuple[int, float]:
         """(cumulative qty, amount) already handed out for this order number."""
-        row = self._exec("SELECT COALESCE(MAX(cum_qty), 0), COALESCE(SUM(qty * price), 0) FROM fills "
-                         "WHERE trade_date=? AND odno=?", (trade_date, odno)).fetchone()
+        row = self._exec(
+            "SELECT COALESCE(MAX(cum_qty), 0), COALESCE(SUM(qty * price), 0) FROM fills WHERE trade_date=? AND odno=?",
+            (trade_date, odno),
+        ).fetchone()
         return int(row[0]), float(row[1])
 
     def add_fill(self, trade_date: str, odno: str, fill: Fill, cum_qty: int, source: str) -> bool:
@@ -153,8 +185,23 @@ class KisOrderStore:
             seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM fills").fetchone()[0]
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (fill.execution_id, trade_date, odno, fill.client_order_id, fill.symbol, fill.side.value, fill.qty,
-                 fill.price, fill.ts.isoformat(), cum_qty, source, fill.commission, fill.tax, seq))
+                (
+                    fill.execution_id,
+                    trade_date,
+                    odno,
+                    fill.client_order_id,
+                    fill.symbol,
+                    fill.side.value,
+                    fill.qty,
+                    fill.price,
+                    fill.ts.isoformat(),
+                    cum_qty,
+                    source,
+                    fill.commission,
+                    fill.tax,
+                    seq,
+                ),
+            )
             return cur.rowcount == 1
 
     def fills(self, trade_date: str | None = None, cid: str | None = None) -> list[Fill]:
@@ -166,13 +213,26 @@ class KisOrderStore:
             sql += " AND client_order_id=?"
             args.append(cid)
         rows = self._exec(sql + " ORDER BY seq", tuple(args)).fetchall()
-        return [Fill(execution_id=r[0], client_order_id=r[3], broker_order_id=r[2], symbol=r[4], side=Side(r[5]),
-                     qty=int(r[6]), price=float(r[7]), ts=datetime.fromisoformat(r[8]), commission=float(r[11]),
-                     tax=float(r[12])) for r in rows]
+        return [
+            Fill(
+                execution_id=r[0],
+                client_order_id=r[3],
+                broker_order_id=r[2],
+                symbol=r[4],
+                side=Side(r[5]),
+                qty=int(r[6]),
+                price=float(r[7]),
+                ts=datetime.fromisoformat(r[8]),
+                commission=float(r[11]),
+                tax=float(r[12]),
+            )
+            for r in rows
+        ]
 
     def notice_cum(self, trade_date: str, odno: str) -> int:
-        row = self._exec("SELECT notice_cum FROM notice_progress WHERE trade_date=? AND odno=?",
-                         (trade_date, odno)).fetchone()
+        row = self._exec(
+            "SELECT notice_cum FROM notice_progress WHERE trade_date=? AND odno=?", (trade_date, odno)
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def set_notice_cum(self, trade_date: str, odno: str, value: int) -> None:
@@ -181,9 +241,18 @@ class KisOrderStore:
 
 def _order(row: tuple[object, ...]) -> StoredOrder:
     return StoredOrder(
-        client_order_id=str(row[0]), trade_date=str(row[1]), symbol=str(row[2]), side=Side(str(row[3])),
-        qty=int(row[4]), order_type=OrderType(str(row[5])),  # type: ignore[arg-type]
-        limit_price=float(row[6]) if row[6] is not None else None, ord_dvsn=str(row[7]), state=str(row[8]),
-        odno=str(row[9]) if row[9] is not None else None, branch=str(row[10]) if row[10] is not None else None,
-        reason=str(row[11]) if row[11] is not None else None, sent_at=datetime.fromisoformat(str(row[12])),
-        updated_at=datetime.fromisoformat(str(row[13])))
+        client_order_id=str(row[0]),
+        trade_date=str(row[1]),
+        symbol=str(row[2]),
+        side=Side(str(row[3])),
+        qty=int(row[4]),
+        order_type=OrderType(str(row[5])),  # type: ignore[arg-type]
+        limit_price=float(row[6]) if row[6] is not None else None,
+        ord_dvsn=str(row[7]),
+        state=str(row[8]),
+        odno=str(row[9]) if row[9] is not None else None,
+        branch=str(row[10]) if row[10] is not None else None,
+        reason=str(row[11]) if row[11] is not None else None,
+        sent_at=datetime.fromisoformat(str(row[12])),
+        updated_at=datetime.fromisoformat(str(row[13])),
+    )

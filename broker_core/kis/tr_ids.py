@@ -4,6 +4,7 @@
 ``paper`` is None for TRs the paper host does not offer (program trading, holidays …): callers get a
 typed "unavailable on paper" answer instead of a request.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ class Tr:
 
     def resolve(self, paper: bool, legacy: bool = False) -> str:
         if paper:
-            tr = (self.legacy_paper if legacy and self.legacy_paper else self.paper)
+            tr = self.legacy_paper if legacy and self.legacy_paper else self.paper
             if tr is None:
                 raise TrUnavailable(f"{self.name} ({self.real}) is not offered by the KIS paper host")
             return tr
@@ -45,39 +46,69 @@ P = "/uapi/domestic-stock/v1/"
 
 ORDER_BUY = Tr("order_buy", P + "trading/order-cash", "POST", "TTTC0012U", "VTTC0012U", "TTTC0802U", "VTTC0802U")
 ORDER_SELL = Tr("order_sell", P + "trading/order-cash", "POST", "TTTC0011U", "VTTC0011U", "TTTC0801U", "VTTC0801U")
-ORDER_RVSECNCL = Tr("order_rvsecncl", P + "trading/order-rvsecncl", "POST", "TTTC0013U", "VTTC0013U",
-                    "TTTC0803U", "VTTC0803U")
-PSBL_RVSECNCL = Tr("inquire_psbl_rvsecncl", P + "trading/inquire-psbl-rvsecncl", "GET", "TTTC0084R", None,
-                   "TTTC8036R")
+ORDER_RVSECNCL = Tr(
+    "order_rvsecncl", P + "trading/order-rvsecncl", "POST", "TTTC0013U", "VTTC0013U", "TTTC0803U", "VTTC0803U"
+)
+PSBL_RVSECNCL = Tr("inquire_psbl_rvsecncl", P + "trading/inquire-psbl-rvsecncl", "GET", "TTTC0084R", None, "TTTC8036R")
 BALANCE = Tr("inquire_balance", P + "trading/inquire-balance", "GET", "TTTC8434R", "VTTC8434R")
-DAILY_CCLD = Tr("inquire_daily_ccld", P + "trading/inquire-daily-ccld", "GET", "TTTC0081R", "VTTC0081R",
-                "TTTC8001R", "VTTC8001R")
-DAILY_CCLD_OLD = Tr("inquire_daily_ccld_3m", P + "trading/inquire-daily-ccld", "GET", "CTSC9215R", "VTSC9215R",
-                    "CTSC9115R", "VTSC9115R")
+DAILY_CCLD = Tr(
+    "inquire_daily_ccld", P + "trading/inquire-daily-ccld", "GET", "TTTC0081R", "VTTC0081R", "TTTC8001R", "VTTC8001R"
+)
+DAILY_CCLD_OLD = Tr(
+    "inquire_daily_ccld_3m", P + "trading/inquire-daily-ccld", "GET", "CTSC9215R", "VTSC9215R", "CTSC9115R", "VTSC9115R"
+)
 PSBL_ORDER = Tr("inquire_psbl_order", P + "trading/inquire-psbl-order", "GET", "TTTC8908R", "VTTC8908R")
 PSBL_SELL = Tr("inquire_psbl_sell", P + "trading/inquire-psbl-sell", "GET", "TTTC8408R", None)
 PRICE = Tr("inquire_price", P + "quotations/inquire-price", "GET", "FHKST01010100", "FHKST01010100")
-ASKING_PRICE = Tr("inquire_asking_price", P + "quotations/inquire-asking-price-exp-ccn", "GET",
-                  "FHKST01010200", "FHKST01010200")
+ASKING_PRICE = Tr(
+    "inquire_asking_price", P + "quotations/inquire-asking-price-exp-ccn", "GET", "FHKST01010200", "FHKST01010200"
+)
 CCNL = Tr("inquire_ccnl", P + "quotations/inquire-ccnl", "GET", "FHKST01010300", "FHKST01010300")
-DAILY_PRICE = Tr("inquire_daily_price", P + "quotations/inquire-daily-price", "GET", "FHKST01010400",
-                 "FHKST01010400")
+DAILY_PRICE = Tr("inquire_daily_price", P + "quotations/inquire-daily-price", "GET", "FHKST01010400", "FHKST01010400")
 INVESTOR = Tr("inquire_investor", P + "quotations/inquire-investor", "GET", "FHKST01010900", "FHKST01010900")
-MINUTE_BARS = Tr("inquire_time_itemchartprice", P + "quotations/inquire-time-itemchartprice", "GET",
-                 "FHKST03010200", "FHKST03010200")
-MINUTE_BARS_PAST = Tr("inquire_time_dailychartprice", P + "quotations/inquire-time-dailychartprice", "GET",
-                      "FHKST03010230", None)
-DAILY_BARS = Tr("inquire_daily_itemchartprice", P + "quotations/inquire-daily-itemchartprice", "GET",
-                "FHKST03010100", "FHKST03010100")
+MINUTE_BARS = Tr(
+    "inquire_time_itemchartprice", P + "quotations/inquire-time-itemchartprice", "GET", "FHKST03010200", "FHKST03010200"
+)
+MINUTE_BARS_PAST = Tr(
+    "inquire_time_dailychartprice", P + "quotations/inquire-time-dailychartprice", "GET", "FHKST03010230", None
+)
+DAILY_BARS = Tr(
+    "inquire_daily_itemchartprice",
+    P + "quotations/inquire-daily-itemchartprice",
+    "GET",
+    "FHKST03010100",
+    "FHKST03010100",
+)
 PROGRAM_TRADE = Tr("program_trade_by_stock", P + "quotations/program-trade-by-stock", "GET", "FHPPG04650101", None)
-PROGRAM_TRADE_DAILY = Tr("program_trade_by_stock_daily", P + "quotations/program-trade-by-stock-daily", "GET",
-                         "FHPPG04650201", None)
+PROGRAM_TRADE_DAILY = Tr(
+    "program_trade_by_stock_daily", P + "quotations/program-trade-by-stock-daily", "GET", "FHPPG04650201", None
+)
 VI_STATUS = Tr("inquire_vi_status", P + "quotations/inquire-vi-status", "GET", "FHPST01390000", None)
 HOLIDAY = Tr("chk_holiday", P + "quotations/chk-holiday", "GET", "CTCA0903R", None)
 
-ALL: tuple[Tr, ...] = (ORDER_BUY, ORDER_SELL, ORDER_RVSECNCL, PSBL_RVSECNCL, BALANCE, DAILY_CCLD, DAILY_CCLD_OLD,
-                       PSBL_ORDER, PSBL_SELL, PRICE, ASKING_PRICE, CCNL, DAILY_PRICE, INVESTOR, MINUTE_BARS,
-                       MINUTE_BARS_PAST, DAILY_BARS, PROGRAM_TRADE, PROGRAM_TRADE_DAILY, VI_STATUS, HOLIDAY)
+ALL: tuple[Tr, ...] = (
+    ORDER_BUY,
+    ORDER_SELL,
+    ORDER_RVSECNCL,
+    PSBL_RVSECNCL,
+    BALANCE,
+    DAILY_CCLD,
+    DAILY_CCLD_OLD,
+    PSBL_ORDER,
+    PSBL_SELL,
+    PRICE,
+    ASKING_PRICE,
+    CCNL,
+    DAILY_PRICE,
+    INVESTOR,
+    MINUTE_BARS,
+    MINUTE_BARS_PAST,
+    DAILY_BARS,
+    PROGRAM_TRADE,
+    PROGRAM_TRADE_DAILY,
+    VI_STATUS,
+    HOLIDAY,
+)
 BY_NAME = {tr.name: tr for tr in ALL}
 
 # WebSocket TRs (same ids on both hosts except the execution notice)

@@ -7,6 +7,7 @@ ETN are rejected, and so is everything else (KONEX, ELW …). Preferred shares a
 ending in 우/우B/…; SPACs by a name containing 스팩/SPAC (the name must be supplied: inquire-price
 does not carry it). Pure: the OMS market-data proxy can apply it to any price reply it caches.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,9 @@ class UniverseDecision:
     market_name: str = ""
 
 
-def classify(symbol: str, market_name: str, *, name: str = "", status_code: str = "",
-             warn_code: str = "") -> UniverseDecision:
+def classify(
+    symbol: str, market_name: str, *, name: str = "", status_code: str = "", warn_code: str = ""
+) -> UniverseDecision:
     code = symbol.strip().upper()
     market = (market_name or "").strip()
     upper = market.upper()

@@ -11,6 +11,7 @@
   ones (notices) are decrypted with the key/IV of their TR's ack.
 - A dropped session is re-established with backoff and every registration is restored in order.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,18 @@ from broker_core.errors import BrokerError, BrokerUnavailable, SubscriptionCapac
 from broker_core.kis import tr_ids as T
 from broker_core.kis.crypto import NoticeDecryptError, decrypt_notice
 from broker_core.kis.parsers import (
-    BookRecord, ControlMessage, ExecutionNotice, FrameError, TradeRecord, is_data_frame, parse_book, parse_control,
-    parse_frame, parse_notice, parse_trade, records,
+    BookRecord,
+    ControlMessage,
+    ExecutionNotice,
+    FrameError,
+    TradeRecord,
+    is_data_frame,
+    parse_book,
+    parse_control,
+    parse_frame,
+    parse_notice,
+    parse_trade,
+    records,
 )
 
 log = logging.getLogger("broker_core.kis.ws")
@@ -42,10 +53,19 @@ Key = tuple[str, str]
 
 
 class KisWebSocket:
-    def __init__(self, url: str, approval_key: Callable[[bool], Awaitable[str]], *, custtype: str = "P",
-                 market_capacity: int = MARKET_CAPACITY, max_registrations: int = MAX_REGISTRATIONS,
-                 ack_timeout_s: float = 10.0, reconnect_min_s: float = 0.05, reconnect_max_s: float = 5.0,
-                 today: Callable[[], date] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        approval_key: Callable[[bool], Awaitable[str]],
+        *,
+        custtype: str = "P",
+        market_capacity: int = MARKET_CAPACITY,
+        max_registrations: int = MAX_REGISTRATIONS,
+        ack_timeout_s: float = 10.0,
+        reconnect_min_s: float = 0.05,
+        reconnect_max_s: float = 5.0,
+        today: Callable[[], date] | None = None,
+    ) -> None:
         self.url = url
         self._approval_key = approval_key
         self.custtype = custtype
@@ -88,7 +108,7 @@ class KisWebSocket:
             return self.connected.is_set()
         try:
             await asyncio.wait_for(self.connected.wait(), wait_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True
 
@@ -150,7 +170,8 @@ class KisWebSocket:
             if tr_id not in T.WS_NOTICES and self.market_count() >= self.market_capacity:
                 raise SubscriptionCapacityExceeded(
                     f"{self.market_capacity} market-data registrations are in use "
-                    f"(KIS allows {self.max_registrations} per session, one kept for execution notices)")
+                    f"(KIS allows {self.max_registrations} per session, one kept for execution notices)"
+                )
             if len(self._desired) >= self.max_registrations:
                 raise SubscriptionCapacityExceeded(f"{self.max_registrations} registrations are in use")
         self._desired[key] = None
@@ -170,8 +191,7 @@ class KisWebSocket:
             return
         self._desired.pop(key, None)
         if ack.msg_cd == CAP_CODE:
-            raise SubscriptionCapacityExceeded(f"KIS refused {key[0]} {key[1]}: {ack.msg_cd} {ack.msg1}",
-                                               code=CAP_CODE)
+            raise SubscriptionCapacityExceeded(f"KIS refused {key[0]} {key[1]}: {ack.msg_cd} {ack.msg1}", code=CAP_CODE)
         raise BrokerError(f"KIS refused {key[0]} {key[1]}: {ack.msg_cd} {ack.msg1}", code=ack.msg_cd or "WS_REFUSED")
 
     async def unsubscribe(self, tr_id: str, tr_key: str) -> None:
@@ -191,15 +211,21 @@ class KisWebSocket:
     async def _register(self, ws: ClientConnection, key: Key, tr_type: str) -> ControlMessage:
         approval = await self._approval_key(self._refresh_key)
         self._refresh_key = False
-        request = {"header": {"approval_key": approval, "custtype": self.custtype, "tr_type": tr_type,
-                              "content-type": "utf-8"},
-                   "body": {"input": {"tr_id": key[0], "tr_key": key[1]}}}
+        request = {
+            "header": {
+                "approval_key": approval,
+                "custtype": self.custtype,
+                "tr_type": tr_type,
+                "content-type": "utf-8",
+            },
+            "body": {"input": {"tr_id": key[0], "tr_key": key[1]}},
+        }
         fut: asyncio.Future[ControlMessage] = asyncio.get_running_loop().create_future()
         self._pending = (key, fut)
         try:
             await ws.send(json.dumps(request))
             return await asyncio.wait_for(asyncio.shield(fut), self.ack_timeout_s)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise BrokerUnavailable(f"no ack for {key[0]} {key[1]} within {self.ack_timeout_s}s") from exc
         finally:
             self._pending = None
@@ -210,16 +236,16 @@ class KisWebSocket:
         delay = self.reconnect_min_s
         while not self._closing:
             try:
-                async with connect(self.url, ping_interval=None, max_size=None, open_timeout=10,
-                                   close_timeout=1) as ws:
+                async with connect(self.url, ping_interval=None, max_size=None, open_timeout=10, close_timeout=1) as ws:
                     delay = self.reconnect_min_s
                     await self._session(ws)
             except asyncio.CancelledError:
                 raise
-            except (OSError, websockets.WebSocketException, asyncio.TimeoutError, BrokerError) as exc:
+            except (TimeoutError, OSError, websockets.WebSocketException, BrokerError) as exc:
                 if not self._closing:
-                    log.warning("KIS WebSocket %s: %s: %s; reconnecting in %.2fs", self.url, type(exc).__name__,
-                                exc, delay)
+                    log.warning(
+                        "KIS WebSocket %s: %s: %s; reconnecting in %.2fs", self.url, type(exc).__name__, exc, delay
+                    )
             finally:
                 self._ws = None
                 self._active.clear()
@@ -288,8 +314,12 @@ class KisWebSocket:
         if msg.key and msg.iv:
             self._keys[msg.tr_id] = (msg.key, msg.iv)
         pending = self._pending
-        if pending is not None and not pending[1].done() and msg.tr_id == pending[0][0] and \
-                (not msg.tr_key or msg.tr_key == pending[0][1]):
+        if (
+            pending is not None
+            and not pending[1].done()
+            and msg.tr_id == pending[0][0]
+            and (not msg.tr_key or msg.tr_key == pending[0][1])
+        ):
             pending[1].set_result(msg)
             return
         if not msg.ok:
@@ -317,4 +347,3 @@ class KisWebSocket:
                     self.on_notice(parse_notice(fields))
             elif self.on_other is not None:
                 self.on_other(frame.tr_id, fields)
-

@@ -6,6 +6,7 @@ Running the replay is the owner's job (``exchange.start()`` or ``await exchange.
 change before answering. Intraday bars are built from the prints the exchange has seen up
 to ``clock.now()``; daily bars come from an optional ``daily_source(symbol, start, end)``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -58,10 +59,15 @@ class _QueueStream(AsyncIterator[T], Generic[T]):
 class PaperBroker:
     name = "paper"
 
-    def __init__(self, exchange: PaperExchange, subscription_capacity: int = 40,
-                 daily_source: DailySource | None = None, *,
-                 minute_source: Callable[[str, date], list[Bar]] | None = None,
-                 state_store: PaperStateStore | None = None) -> None:
+    def __init__(
+        self,
+        exchange: PaperExchange,
+        subscription_capacity: int = 40,
+        daily_source: DailySource | None = None,
+        *,
+        minute_source: Callable[[str, date], list[Bar]] | None = None,
+        state_store: PaperStateStore | None = None,
+    ) -> None:
         """``minute_source`` serves 1m history of days before the replayed session (KRX data);
         the session itself is only what the tape has printed so far (no look-ahead)."""
         if state_store is not None:
@@ -147,7 +153,8 @@ class PaperBroker:
         if len(wanted) > self.subscription_capacity:
             raise SubscriptionCapacityExceeded(
                 f"subscribing {len(wanted - self._subscribed)} more symbol(s) would hold {len(wanted)} "
-                f"subscriptions; capacity is {self.subscription_capacity}")
+                f"subscriptions; capacity is {self.subscription_capacity}"
+            )
         self._subscribed |= wanted
 
     async def unsubscribe_ticks(self, symbols: list[str]) -> None:

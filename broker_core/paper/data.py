@@ -3,6 +3,7 @@
 Minute files are loaded once per ticker into column arrays and sliced per session; the daily
 files are loaded once and indexed by ticker. Everything is read-only and cached per instance.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -29,8 +30,10 @@ class DataNotFound(FileNotFoundError):
     """The KRX reference data (or one of its files) is not where it was looked for."""
 
 
-_SYNTHETIC_HINT = ("The synthetic feed (broker_core.paper.synthetic.SyntheticFeed) needs no data; "
-                   f"or set {ENV_VAR} to the directory holding minute/ and daily_ohlcv.parquet.")
+_SYNTHETIC_HINT = (
+    "The synthetic feed (broker_core.paper.synthetic.SyntheticFeed) needs no data; "
+    f"or set {ENV_VAR} to the directory holding minute/ and daily_ohlcv.parquet."
+)
 
 
 def _default_candidates() -> list[Path]:
@@ -125,9 +128,15 @@ class KrxData:
             order = np.argsort(ts, kind="stable")
             col = {name: table.column(name).to_numpy()[order] for name in ("open", "high", "low", "close", "volume")}
             ts = ts[order]
-            arrays = _MinuteArrays(ts=ts, day=_kst_days(ts), open=col["open"].astype(float),
-                                   high=col["high"].astype(float), low=col["low"].astype(float),
-                                   close=col["close"].astype(float), volume=col["volume"].astype(np.int64))
+            arrays = _MinuteArrays(
+                ts=ts,
+                day=_kst_days(ts),
+                open=col["open"].astype(float),
+                high=col["high"].astype(float),
+                low=col["low"].astype(float),
+                close=col["close"].astype(float),
+                volume=col["volume"].astype(np.int64),
+            )
             self._minute[symbol] = arrays
         return arrays
 
@@ -162,8 +171,15 @@ class KrxData:
         lo, hi = a.day_range(day)
         return [
             Bar(symbol, datetime.fromtimestamp(ts, KST), o, h, lo_, c, v)
-            for ts, o, h, lo_, c, v in zip(a.ts[lo:hi].tolist(), a.open[lo:hi].tolist(), a.high[lo:hi].tolist(),
-                                          a.low[lo:hi].tolist(), a.close[lo:hi].tolist(), a.volume[lo:hi].tolist())
+            for ts, o, h, lo_, c, v in zip(
+                a.ts[lo:hi].tolist(),
+                a.open[lo:hi].tolist(),
+                a.high[lo:hi].tolist(),
+                a.low[lo:hi].tolist(),
+                a.close[lo:hi].tolist(),
+                a.volume[lo:hi].tolist(),
+                strict=True,
+            )
         ]
 
     # daily files
@@ -194,10 +210,25 @@ class KrxData:
             return []
         s = self._date_slice(rows["date"], start, end)
         return [
-            Bar(symbol, datetime.combine(date.fromisoformat(d), datetime.min.time(), KST), o, h, lo, c, int(v),
-                interval="1d")
-            for d, o, h, lo, c, v in zip(rows["date"][s], rows["open"][s], rows["high"][s], rows["low"][s],
-                                         rows["close"][s], rows["volume"][s])
+            Bar(
+                symbol,
+                datetime.combine(date.fromisoformat(d), datetime.min.time(), KST),
+                o,
+                h,
+                lo,
+                c,
+                int(v),
+                interval="1d",
+            )
+            for d, o, h, lo, c, v in zip(
+                rows["date"][s],
+                rows["open"][s],
+                rows["high"][s],
+                rows["low"][s],
+                rows["close"][s],
+                rows["volume"][s],
+                strict=True,
+            )
         ]
 
     def daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
@@ -227,7 +258,9 @@ class KrxData:
     def sector_map(self) -> dict[str, str]:
         if self._sectors is None:
             table = pq.read_table(self._file("sector_map.parquet"), columns=["ticker", "sector"])
-            self._sectors = dict(zip(table.column("ticker").to_pylist(), table.column("sector").to_pylist()))
+            self._sectors = dict(
+                zip(table.column("ticker").to_pylist(), table.column("sector").to_pylist(), strict=True)
+            )
         return dict(self._sectors)
 
     def investor_flow(self, symbol: str, start: date, end: date) -> list[dict[str, Any]]:
@@ -238,7 +271,7 @@ class KrxData:
         s = self._date_slice(rows["date"], start, end)
         return [
             {"date": date.fromisoformat(d), "foreign_net": _int_or_none(f), "inst_net": _int_or_none(i)}
-            for d, f, i in zip(rows["date"][s], rows["foreign_net"][s], rows["inst_net"][s])
+            for d, f, i in zip(rows["date"][s], rows["foreign_net"][s], rows["inst_net"][s], strict=True)
         ]
 
 

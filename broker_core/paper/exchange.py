@@ -16,6 +16,7 @@ the update published. A resumed exchange only observes the prints up to the engi
 Every subscriber owns an asyncio.Queue: order updates are never dropped (unbounded); a tick
 queue is bounded and drops its oldest tick when a slow reader lets it fill.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -63,8 +64,9 @@ class Tape:
     def add(self, tick: Tick) -> None:
         self._ticks.setdefault(tick.symbol, []).append(tick)
 
-    def bars(self, symbol: str, start: datetime, end: datetime, interval: str = "1m",
-             now: datetime | None = None) -> list[Bar]:
+    def bars(
+        self, symbol: str, start: datetime, end: datetime, interval: str = "1m", now: datetime | None = None
+    ) -> list[Bar]:
         """Bars whose start lies in [start, end], from prints at or before ``now`` (no look-ahead)."""
         minutes = parse_interval(interval)
         ticks = self._ticks.get(symbol, [])
@@ -81,8 +83,9 @@ class Tape:
             price = float(tick.price)
             if bars and bars[-1].ts == bucket:
                 b = bars[-1]
-                bars[-1] = Bar(symbol, bucket, b.open, max(b.high, price), min(b.low, price), price,
-                               b.volume + tick.qty, interval)
+                bars[-1] = Bar(
+                    symbol, bucket, b.open, max(b.high, price), min(b.low, price), price, b.volume + tick.qty, interval
+                )
             else:
                 bars.append(Bar(symbol, bucket, price, price, price, price, tick.qty, interval))
         return bars
@@ -105,9 +108,16 @@ def _bucket(ts: datetime, minutes: int) -> datetime:
 
 
 class PaperExchange:
-    def __init__(self, feed: TickFeed, clock: Clock, engine: MatchingEngine | None = None, *,
-                 pace: bool = True, tick_queue_size: int = DEFAULT_TICK_QUEUE,
-                 state_store: PaperStateStore | None = None) -> None:
+    def __init__(
+        self,
+        feed: TickFeed,
+        clock: Clock,
+        engine: MatchingEngine | None = None,
+        *,
+        pace: bool = True,
+        tick_queue_size: int = DEFAULT_TICK_QUEUE,
+        state_store: PaperStateStore | None = None,
+    ) -> None:
         self.feed = feed
         self.clock = clock
         self.engine = engine if engine is not None else MatchingEngine()
@@ -203,8 +213,9 @@ class PaperExchange:
         try:
             self.persist()
         except PaperStateError as exc:
-            raise OutcomeUnknown(f"the paper account could not be saved: {exc.message}",
-                                 client_order_id=client_order_id) from exc
+            raise OutcomeUnknown(
+                f"the paper account could not be saved: {exc.message}", client_order_id=client_order_id
+            ) from exc
 
     # -- the replay --------------------------------------------------------------------------
 

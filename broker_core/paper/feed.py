@@ -1,4 +1,5 @@
 """What the paper exchange consumes: a time-ordered tape of trades for one session."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -9,6 +9,7 @@ Defaults model a typical KRX online account in 2026:
 
 Amounts are truncated to whole won, as brokers and the tax office do.
 """
+
 from __future__ import annotations
 
 import math

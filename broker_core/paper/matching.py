@@ -25,6 +25,7 @@ what changed since the last ``mark_saved``, or everything), and ``restore_state`
 into a freshly constructed engine. ``matched_through`` records how far ``on_tick`` has got through
 the tape, so an exchange resuming from a saved state never matches the same print twice.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,8 +89,7 @@ class EndReason(StrEnum):
     DAY_END = "DAY_END"
 
 
-ORDER_ENTRY_PHASES = frozenset({SessionPhase.PRE_OPEN_AUCTION, SessionPhase.CONTINUOUS,
-                                SessionPhase.CLOSING_AUCTION})
+ORDER_ENTRY_PHASES = frozenset({SessionPhase.PRE_OPEN_AUCTION, SessionPhase.CONTINUOUS, SessionPhase.CLOSING_AUCTION})
 
 
 def regular_session(now: datetime) -> bool:
@@ -266,10 +266,16 @@ class MatchingEngine:
         if lower is not None and upper is not None:
             bid, ask = float(max(bid, lower)), float(min(ask, upper))
         return Quote(
-            symbol=symbol, ts=now, last=last, bid=bid, ask=ask, prev_close=inst.prev_close,
+            symbol=symbol,
+            ts=now,
+            last=last,
+            bid=bid,
+            ask=ask,
+            prev_close=inst.prev_close,
             upper_limit=float(upper) if upper is not None else None,
             lower_limit=float(lower) if lower is not None else None,
-            volume=self._volume.get(symbol, 0), halted=self.is_halted(symbol, now),
+            volume=self._volume.get(symbol, 0),
+            halted=self.is_halted(symbol, now),
             vi_ref_price=self.vi.static_ref(symbol) if self.vi is not None else None,
         )
 
@@ -308,8 +314,10 @@ class MatchingEngine:
         if order is None:
             raise OrderNotFound(f"no order with client_order_id {client_order_id!r}")
         if order.status.is_terminal:
-            raise OrderRejected(f"order {client_order_id} is already {order.status.value}; nothing to cancel",
-                                code=RejectCode.ALREADY_FINAL)
+            raise OrderRejected(
+                f"order {client_order_id} is already {order.status.value}; nothing to cancel",
+                code=RejectCode.ALREADY_FINAL,
+            )
         self._finish(order, OrderStatus.CANCELLED, EndReason.CANCELLED, now)
         return order.copy()
 
@@ -398,17 +406,21 @@ class MatchingEngine:
     def account(self) -> Account:
         market_value = sum(h.qty * self._mark(s, h) for s, h in self._holdings.items())
         return Account(
-            currency=self.currency, cash=self._cash,
+            currency=self.currency,
+            cash=self._cash,
             buyable_cash=max(0.0, self._cash - self.reserved_cash()),
-            equity=self._cash + market_value, market_value=market_value, realized_pnl=self._realized,
+            equity=self._cash + market_value,
+            market_value=market_value,
+            realized_pnl=self._realized,
         )
 
     def reserved_cash(self) -> float:
         return max(0.0, self._reserved_total)
 
     def reserved_shares(self, symbol: str) -> int:
-        return sum(w.order.qty - w.order.filled_qty for w in self._book.get(symbol, {}).values()
-                   if w.order.side is Side.SELL)
+        return sum(
+            w.order.qty - w.order.filled_qty for w in self._book.get(symbol, {}).values() if w.order.side is Side.SELL
+        )
 
     def set_position(self, symbol: str, qty: int, avg_price: float) -> None:
         """Admin/test injection: the position becomes ``qty`` at ``avg_price`` (shares nobody bought)."""
@@ -454,18 +466,30 @@ class MatchingEngine:
             symbols: Collection[str] = self._instruments
         else:
             order_ids = list(self._dirty_orders)
-            fills = self._fills[self._saved_fills:]
+            fills = self._fills[self._saved_fills :]
             symbols = sorted(self._touched)
-        orders = [StoredOrder(self._orders[cid].copy(), self._reserve_price_of(self._orders[cid]))
-                  for cid in order_ids]
-        instruments = [InstrumentState(s, i.prev_close, i.base_price, self._last.get(s))
-                       for s in symbols if (i := self._instruments.get(s)) is not None]
+        orders = [StoredOrder(self._orders[cid].copy(), self._reserve_price_of(self._orders[cid])) for cid in order_ids]
+        instruments = [
+            InstrumentState(s, i.prev_close, i.base_price, self._last.get(s))
+            for s in symbols
+            if (i := self._instruments.get(s)) is not None
+        ]
         return EngineState(
-            session_date=self.session_date, cash=self._cash, realized_pnl=self._realized,
-            order_seq=self._order_seq, exec_seq=self._exec_seq, closed=self._closed,
-            matched_through=self._matched_through, positions=self.positions(), orders=orders,
-            fills=fills, instruments=instruments, complete=complete, version=self._version,
-            fills_end=len(self._fills), order_ids=order_ids,
+            session_date=self.session_date,
+            cash=self._cash,
+            realized_pnl=self._realized,
+            order_seq=self._order_seq,
+            exec_seq=self._exec_seq,
+            closed=self._closed,
+            matched_through=self._matched_through,
+            positions=self.positions(),
+            orders=orders,
+            fills=fills,
+            instruments=instruments,
+            complete=complete,
+            version=self._version,
+            fills_end=len(self._fills),
+            order_ids=order_ids,
         )
 
     def mark_saved(self, state: EngineState) -> None:
@@ -515,7 +539,8 @@ class MatchingEngine:
             if not order.status.is_terminal:
                 reserve = stored.reserve_price if stored.reserve_price is not None else (order.limit_price or 0.0)
                 self._book.setdefault(order.symbol, {})[order.client_order_id] = _Working(
-                    order, order.created_at, float(reserve))
+                    order, order.created_at, float(reserve)
+                )
                 self._reserve(order, float(reserve))
         self._fills = list(state.fills)
         self._pending = []
@@ -534,33 +559,41 @@ class MatchingEngine:
     def _check(self, req: OrderRequest, now: datetime) -> tuple[float | None, float]:
         """Validate ``req``; return (limit price to store, per-share price the buy reserves at)."""
         if self._closed:
-            raise OrderRejected("the trading day is over; working orders have expired",
-                                code=RejectCode.MARKET_CLOSED)
+            raise OrderRejected("the trading day is over; working orders have expired", code=RejectCode.MARKET_CLOSED)
         if isinstance(req.qty, bool) or not isinstance(req.qty, int) or req.qty <= 0:
-            raise OrderRejected(f"qty must be a positive whole number of shares, got {req.qty!r}",
-                                code=RejectCode.INVALID_QTY)
+            raise OrderRejected(
+                f"qty must be a positive whole number of shares, got {req.qty!r}", code=RejectCode.INVALID_QTY
+            )
         inst = self._instruments.get(req.symbol)
         if inst is None:
-            raise OrderRejected(f"unknown symbol {req.symbol!r}: not traded on this exchange today",
-                                code=RejectCode.UNKNOWN_SYMBOL)
+            raise OrderRejected(
+                f"unknown symbol {req.symbol!r}: not traded on this exchange today", code=RejectCode.UNKNOWN_SYMBOL
+            )
         limit = self._limit_price(req, inst)
         if self._order_window is not None and not self._order_window(now):
-            raise OrderRejected(f"market closed at {now.astimezone(KST):%H:%M:%S} KST "
-                                f"({session_phase(now).value})", code=RejectCode.MARKET_CLOSED)
+            raise OrderRejected(
+                f"market closed at {now.astimezone(KST):%H:%M:%S} KST ({session_phase(now).value})",
+                code=RejectCode.MARKET_CLOSED,
+            )
         if req.side is Side.BUY:
             reserve_price = limit if limit is not None else self._market_reserve_price(inst)
             need = self._reservation(req.qty, reserve_price)
             buyable = self._cash - self.reserved_cash()
             if need > buyable + _EPS:
-                raise OrderRejected(f"insufficient cash: buying {req.qty} {req.symbol} needs {need:,.0f} "
-                                    f"{self.currency}, buyable {buyable:,.0f}", code=RejectCode.INSUFFICIENT_CASH)
+                raise OrderRejected(
+                    f"insufficient cash: buying {req.qty} {req.symbol} needs {need:,.0f} "
+                    f"{self.currency}, buyable {buyable:,.0f}",
+                    code=RejectCode.INSUFFICIENT_CASH,
+                )
         else:
             held = self._holdings[req.symbol].qty if req.symbol in self._holdings else 0
             available = held - self.reserved_shares(req.symbol)
             if req.qty > available:
-                raise OrderRejected(f"insufficient shares: selling {req.qty} {req.symbol}, holding {held}, "
-                                    f"available {available} (short selling is not allowed)",
-                                    code=RejectCode.INSUFFICIENT_SHARES)
+                raise OrderRejected(
+                    f"insufficient shares: selling {req.qty} {req.symbol}, holding {held}, "
+                    f"available {available} (short selling is not allowed)",
+                    code=RejectCode.INSUFFICIENT_SHARES,
+                )
             reserve_price = 0.0
         return limit, reserve_price
 
@@ -571,8 +604,7 @@ class MatchingEngine:
         if req.order_type is OrderType.MARKETABLE_LIMIT:
             ref = self._last.get(inst.symbol, inst.base_price)
             if ref is None:
-                raise OrderRejected(f"no reference price for {inst.symbol} yet",
-                                    code=RejectCode.NO_REFERENCE_PRICE)
+                raise OrderRejected(f"no reference price for {inst.symbol} yet", code=RejectCode.NO_REFERENCE_PRICE)
             if req.band_bps is not None and req.band_bps < 0:
                 raise OrderRejected(f"band_bps must be >= 0, got {req.band_bps}", code=RejectCode.INVALID_PRICE)
             band = req.band_bps / 10_000 if req.band_bps is not None else None
@@ -582,15 +614,19 @@ class MatchingEngine:
             return float(price)
         price = req.limit_price
         if price is None or isinstance(price, bool) or not isinstance(price, (int, float)) or not price > 0:
-            raise OrderRejected(f"a LIMIT order needs a positive limit_price, got {price!r}",
-                                code=RejectCode.INVALID_PRICE)
+            raise OrderRejected(
+                f"a LIMIT order needs a positive limit_price, got {price!r}", code=RejectCode.INVALID_PRICE
+            )
         if not is_on_tick(price):
-            raise OrderRejected(f"limit {price:g} is off the tick grid (tick {tick_size(price):,} at this price)",
-                                code=RejectCode.OFF_TICK)
+            raise OrderRejected(
+                f"limit {price:g} is off the tick grid (tick {tick_size(price):,} at this price)",
+                code=RejectCode.OFF_TICK,
+            )
         if limits and not limits[0] <= price <= limits[1]:
-            raise OrderRejected(f"limit {price:,.0f} is outside today's price limits "
-                                f"{limits[0]:,}–{limits[1]:,} for {inst.symbol}",
-                                code=RejectCode.OUTSIDE_PRICE_LIMIT)
+            raise OrderRejected(
+                f"limit {price:,.0f} is outside today's price limits {limits[0]:,}–{limits[1]:,} for {inst.symbol}",
+                code=RejectCode.OUTSIDE_PRICE_LIMIT,
+            )
         return float(price)
 
     def _market_reserve_price(self, inst: Instrument) -> float:
@@ -650,9 +686,15 @@ class MatchingEngine:
         self._exec_seq += 1
         fill = Fill(
             execution_id=f"{self._id_prefix}-{tick.ts.astimezone(KST):%Y%m%d}-X{self._exec_seq:06d}",
-            client_order_id=order.client_order_id, broker_order_id=order.broker_order_id,
-            symbol=order.symbol, side=order.side, qty=qty, price=price, ts=tick.ts,
-            commission=commission, tax=tax,
+            client_order_id=order.client_order_id,
+            broker_order_id=order.broker_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            qty=qty,
+            price=price,
+            ts=tick.ts,
+            commission=commission,
+            tax=tax,
         )
         self._fills.append(fill)
         return self._emit(order, tick.ts, fill)
@@ -714,12 +756,21 @@ def _crosses(order: BrokerOrder, price: float) -> bool:
     return price >= order.limit_price - _EPS
 
 
-def _new_order(req: OrderRequest, broker_order_id: str, limit: float | None, now: datetime,
-               status: OrderStatus, reason: str | None) -> BrokerOrder:
+def _new_order(
+    req: OrderRequest, broker_order_id: str, limit: float | None, now: datetime, status: OrderStatus, reason: str | None
+) -> BrokerOrder:
     return BrokerOrder(
-        client_order_id=req.client_order_id, broker_order_id=broker_order_id, symbol=req.symbol,
-        side=req.side, qty=req.qty, order_type=req.order_type, limit_price=limit, status=status,
-        created_at=now, updated_at=now, reason=reason,
+        client_order_id=req.client_order_id,
+        broker_order_id=broker_order_id,
+        symbol=req.symbol,
+        side=req.side,
+        qty=req.qty,
+        order_type=req.order_type,
+        limit_price=limit,
+        status=status,
+        created_at=now,
+        updated_at=now,
+        reason=reason,
     )
 
 

@@ -48,6 +48,7 @@ after a submit, ~90 µs after a submit and a fill, independent of how many order
 holds (100 or 1,000); a few ms now and then when SQLite checkpoints the WAL; a complete save of
 100 orders + 100 fills ~1.4 ms (it happens once, when a store first holds an engine).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -221,19 +222,43 @@ class PaperStateStore:
         if state.session_date == engine.session_date:
             engine.restore_state(state)
             self._synced = engine
-            log.info("paper account restored from %s: session %s, %d orders (%d working), %d fills, cash %.0f",
-                     self.path, state.session_date, len(state.orders),
-                     sum(not s.order.status.is_terminal for s in state.orders), len(state.fills), state.cash)
+            log.info(
+                "paper account restored from %s: session %s, %d orders (%d working), %d fills, cash %.0f",
+                self.path,
+                state.session_date,
+                len(state.orders),
+                sum(not s.order.status.is_terminal for s in state.orders),
+                len(state.fills),
+                state.cash,
+            )
             return True
         working = [s.order.client_order_id for s in state.orders if not s.order.status.is_terminal]
         log_at = log.warning if state.session_date and state.session_date > engine.session_date else log.info
-        log_at("paper account in %s is of session %s; starting session %s with its cash %.0f and %d position(s)"
-               "%s", self.path, state.session_date, engine.session_date, state.cash, len(state.positions),
-               f"; {len(working)} working order(s) of the old day expired" if working else "")
-        engine.restore_state(EngineState(
-            session_date=engine.session_date, cash=state.cash, realized_pnl=0.0, order_seq=state.order_seq,
-            exec_seq=state.exec_seq, closed=False, matched_through=None, positions=state.positions,
-            orders=[], fills=[], instruments=[], complete=True))
+        log_at(
+            "paper account in %s is of session %s; starting session %s with its cash %.0f and %d position(s)%s",
+            self.path,
+            state.session_date,
+            engine.session_date,
+            state.cash,
+            len(state.positions),
+            f"; {len(working)} working order(s) of the old day expired" if working else "",
+        )
+        engine.restore_state(
+            EngineState(
+                session_date=engine.session_date,
+                cash=state.cash,
+                realized_pnl=0.0,
+                order_seq=state.order_seq,
+                exec_seq=state.exec_seq,
+                closed=False,
+                matched_through=None,
+                positions=state.positions,
+                orders=[],
+                fills=[],
+                instruments=[],
+                complete=True,
+            )
+        )
         self._write(engine, complete=True)
         return False
 
@@ -272,14 +297,27 @@ class PaperStateStore:
                 db.execute(f"DELETE FROM {table}")
         assert state.session_date is not None
         mark = state.matched_through
-        db.execute(_UPSERT_ACCOUNT, (
-            SCHEMA_VERSION, state.session_date.isoformat(), state.cash, state.realized_pnl, state.order_seq,
-            state.exec_seq, int(state.closed), _ts(mark[0]) if mark else None, mark[1] if mark else None,
-            time.time()))
+        db.execute(
+            _UPSERT_ACCOUNT,
+            (
+                SCHEMA_VERSION,
+                state.session_date.isoformat(),
+                state.cash,
+                state.realized_pnl,
+                state.order_seq,
+                state.exec_seq,
+                int(state.closed),
+                _ts(mark[0]) if mark else None,
+                mark[1] if mark else None,
+                time.time(),
+            ),
+        )
         if state.complete or state.positions != self._saved_positions:
             db.execute("DELETE FROM paper_positions")
-            db.executemany("INSERT INTO paper_positions (symbol, qty, avg_price) VALUES (?, ?, ?)",
-                           [(p.symbol, p.qty, p.avg_price) for p in state.positions])
+            db.executemany(
+                "INSERT INTO paper_positions (symbol, qty, avg_price) VALUES (?, ?, ?)",
+                [(p.symbol, p.qty, p.avg_price) for p in state.positions],
+            )
         if state.orders:
             rows = []
             for stored in state.orders:
@@ -293,8 +331,9 @@ class PaperStateStore:
                 rows.append(_fill_row(fill, self._fill_seq))
             db.executemany(_INSERT_FILL, rows)
         if state.instruments:
-            db.executemany(_UPSERT_INSTRUMENT, [(i.symbol, i.prev_close, i.base_price, i.last)
-                                                for i in state.instruments])
+            db.executemany(
+                _UPSERT_INSTRUMENT, [(i.symbol, i.prev_close, i.base_price, i.last) for i in state.instruments]
+            )
         db.execute("COMMIT")
         self._saved_positions = state.positions
 
@@ -304,27 +343,52 @@ class PaperStateStore:
         db = self._db
         account = db.execute(
             "SELECT session_date, cash, realized_pnl, order_seq, exec_seq, closed, matched_ts, matched_n, "
-            "schema_version FROM paper_account WHERE id = 0").fetchone()
+            "schema_version FROM paper_account WHERE id = 0"
+        ).fetchone()
         if account is None:
             return None
         session, cash, realized, order_seq, exec_seq, closed, matched_ts, matched_n, version = account
         if version != SCHEMA_VERSION:
             raise PaperStateError(f"{self.path}: paper account schema {version}, this code reads {SCHEMA_VERSION}")
-        positions = [Position(s, int(q), float(a)) for s, q, a in
-                     db.execute("SELECT symbol, qty, avg_price FROM paper_positions ORDER BY symbol")]
-        orders = [_stored_order(row) for row in db.execute(
-            "SELECT client_order_id, broker_order_id, symbol, side, qty, order_type, limit_price, status, created_at, "
-            "updated_at, filled_qty, avg_fill_price, reason, reserve_price FROM paper_orders ORDER BY seq")]
-        fills = [_fill(row) for row in db.execute(
-            "SELECT execution_id, client_order_id, broker_order_id, symbol, side, qty, price, ts, commission, tax "
-            "FROM paper_fills ORDER BY seq")]
-        instruments = [InstrumentState(s, p, b, lst) for s, p, b, lst in db.execute(
-            "SELECT symbol, prev_close, base_price, last FROM paper_instruments ORDER BY symbol")]
+        positions = [
+            Position(s, int(q), float(a))
+            for s, q, a in db.execute("SELECT symbol, qty, avg_price FROM paper_positions ORDER BY symbol")
+        ]
+        orders = [
+            _stored_order(row)
+            for row in db.execute(
+                "SELECT client_order_id, broker_order_id, symbol, side, qty, order_type, limit_price, status, "
+                "created_at, "
+                "updated_at, filled_qty, avg_fill_price, reason, reserve_price FROM paper_orders ORDER BY seq"
+            )
+        ]
+        fills = [
+            _fill(row)
+            for row in db.execute(
+                "SELECT execution_id, client_order_id, broker_order_id, symbol, side, qty, price, ts, commission, tax "
+                "FROM paper_fills ORDER BY seq"
+            )
+        ]
+        instruments = [
+            InstrumentState(s, p, b, lst)
+            for s, p, b, lst in db.execute(
+                "SELECT symbol, prev_close, base_price, last FROM paper_instruments ORDER BY symbol"
+            )
+        ]
         return EngineState(
-            session_date=date.fromisoformat(session), cash=float(cash), realized_pnl=float(realized),
-            order_seq=int(order_seq), exec_seq=int(exec_seq), closed=bool(closed),
+            session_date=date.fromisoformat(session),
+            cash=float(cash),
+            realized_pnl=float(realized),
+            order_seq=int(order_seq),
+            exec_seq=int(exec_seq),
+            closed=bool(closed),
             matched_through=(_dt(matched_ts), int(matched_n)) if matched_ts else None,
-            positions=positions, orders=orders, fills=fills, instruments=instruments, complete=True)
+            positions=positions,
+            orders=orders,
+            fills=fills,
+            instruments=instruments,
+            complete=True,
+        )
 
     def _scalar(self, sql: str) -> int:
         return int(self._db.execute(sql).fetchone()[0])
@@ -345,28 +409,72 @@ def _dt(value: str) -> datetime:
 
 def _order_row(stored: StoredOrder, seq: int) -> tuple[Any, ...]:
     o = stored.order
-    return (o.client_order_id, seq, o.broker_order_id, o.symbol, str(o.side), o.qty, str(o.order_type),
-            o.limit_price, str(o.status), _ts(o.created_at), _ts(o.updated_at), o.filled_qty, o.avg_fill_price,
-            o.reason, stored.reserve_price)
+    return (
+        o.client_order_id,
+        seq,
+        o.broker_order_id,
+        o.symbol,
+        str(o.side),
+        o.qty,
+        str(o.order_type),
+        o.limit_price,
+        str(o.status),
+        _ts(o.created_at),
+        _ts(o.updated_at),
+        o.filled_qty,
+        o.avg_fill_price,
+        o.reason,
+        stored.reserve_price,
+    )
 
 
 def _stored_order(row: tuple[Any, ...]) -> StoredOrder:
-    (cid, bid, symbol, side, qty, order_type, limit, status, created, updated, filled, avg, reason,
-     reserve) = row
+    (cid, bid, symbol, side, qty, order_type, limit, status, created, updated, filled, avg, reason, reserve) = row
     order = BrokerOrder(
-        client_order_id=cid, broker_order_id=bid, symbol=symbol, side=Side(side), qty=int(qty),
-        order_type=OrderType(order_type), limit_price=float(limit) if limit is not None else None,
-        status=OrderStatus(status), created_at=_dt(created), updated_at=_dt(updated), filled_qty=int(filled),
-        avg_fill_price=float(avg), reason=reason)
+        client_order_id=cid,
+        broker_order_id=bid,
+        symbol=symbol,
+        side=Side(side),
+        qty=int(qty),
+        order_type=OrderType(order_type),
+        limit_price=float(limit) if limit is not None else None,
+        status=OrderStatus(status),
+        created_at=_dt(created),
+        updated_at=_dt(updated),
+        filled_qty=int(filled),
+        avg_fill_price=float(avg),
+        reason=reason,
+    )
     return StoredOrder(order, float(reserve) if reserve is not None else None)
 
 
 def _fill_row(f: Fill, seq: int) -> tuple[Any, ...]:
-    return (f.execution_id, seq, f.client_order_id, f.broker_order_id, f.symbol, str(f.side), f.qty, f.price,
-            _ts(f.ts), f.commission, f.tax)
+    return (
+        f.execution_id,
+        seq,
+        f.client_order_id,
+        f.broker_order_id,
+        f.symbol,
+        str(f.side),
+        f.qty,
+        f.price,
+        _ts(f.ts),
+        f.commission,
+        f.tax,
+    )
 
 
 def _fill(row: tuple[Any, ...]) -> Fill:
     eid, cid, bid, symbol, side, qty, price, ts, commission, tax = row
-    return Fill(execution_id=eid, client_order_id=cid, broker_order_id=bid, symbol=symbol, side=Side(side),
-                qty=int(qty), price=float(price), ts=_dt(ts), commission=float(commission), tax=float(tax))
+    return Fill(
+        execution_id=eid,
+        client_order_id=cid,
+        broker_order_id=bid,
+        symbol=symbol,
+        side=Side(side),
+        qty=int(qty),
+        price=float(price),
+        ts=_dt(ts),
+        commission=float(commission),
+        tax=float(tax),
+    )

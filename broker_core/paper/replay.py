@@ -5,12 +5,14 @@ last the close, the highest the high, the lowest the low, and the quantities add
 volume. The path inside the minute follows the usual OHLC heuristic (an up bar visits the low
 first, a down bar the high first), with intermediate prints on the KRX tick grid.
 """
+
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from operator import attrgetter
 
 from broker_core.clock import KST
@@ -73,7 +75,7 @@ def _price_path(bar: Bar, budget: int) -> list[float]:
             return [bar.close]
         return keys[: budget - 1] + [keys[-1]]
     spare = budget - len(keys)
-    segments = list(zip(keys, keys[1:]))
+    segments = list(pairwise(keys))
     room = [max(0, _ticks_between(a, b) - 1) for a, b in segments]
     alloc = [0] * len(segments)
     while spare > 0:
@@ -83,7 +85,7 @@ def _price_path(bar: Bar, budget: int) -> list[float]:
         alloc[best] += 1
         spare -= 1
     path = [keys[0]]
-    for (a, b), m in zip(segments, alloc):
+    for (a, b), m in zip(segments, alloc, strict=True):
         path.extend(_intermediate(a, b, m))
         path.append(b)
     return path
@@ -111,11 +113,11 @@ def bar_to_ticks(bar: Bar, prev_price: float | None = None) -> list[Tick]:
     n = min(volume, MAX_TICKS_PER_BAR)
     path = _price_path(bar, n)
     repeats = _split(n, len(path))
-    prices = [p for p, r in zip(path, repeats) for _ in range(r)]
+    prices = [p for p, r in zip(path, repeats, strict=True) for _ in range(r)]
     qtys = _split(volume, n)
     ticks: list[Tick] = []
     last, side = prev_price, None
-    for offset, price, qty in zip(_offsets(n), prices, qtys):
+    for offset, price, qty in zip(_offsets(n), prices, qtys, strict=True):
         if last is not None and price != last:
             side = Side.BUY if price > last else Side.SELL
         ticks.append(Tick(bar.symbol, bar.ts + offset, price, qty, side))
@@ -197,6 +199,8 @@ class ReplayFeed(BarTapeFeed):
         if not any(bars.values()):
             sessions = data.sessions()
             span = f"{sessions[0]} … {sessions[-1]}" if sessions else "none"
-            raise ValueError(f"no minute bars on {day} for {', '.join(candidates) or 'any symbol'} "
-                             f"(sessions in {data.data_dir}: {span})")
+            raise ValueError(
+                f"no minute bars on {day} for {', '.join(candidates) or 'any symbol'} "
+                f"(sessions in {data.data_dir}: {span})"
+            )
         super().__init__(day, bars, {s: data.prev_close(s, day) for s in bars})

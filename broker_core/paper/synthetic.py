@@ -6,6 +6,7 @@ the ±30% daily limits. Bars 09:00–15:19 plus a single-price closing auction a
 first and then expanded into ticks exactly like replayed bars (``bar_to_ticks``).
 The same (day, symbols, seed, base prices) always gives the same tape.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,8 +78,9 @@ class SyntheticFeed(BarTapeFeed):
     Each symbol has its own random stream, so adding a symbol does not change the others.
     """
 
-    def __init__(self, day: date, symbols: list[str] | None = None, seed: int = 7,
-                 base_prices: dict[str, float] | None = None) -> None:
+    def __init__(
+        self, day: date, symbols: list[str] | None = None, seed: int = 7, base_prices: dict[str, float] | None = None
+    ) -> None:
         names = list(dict.fromkeys(symbols)) if symbols else list(DEFAULT_SYMBOLS)
         self.seed = seed
         bars: dict[str, list[Bar]] = {}

@@ -25,6 +25,7 @@ Not simulated:
 With replayed minute bars consecutive prints rarely differ by 6%, so dynamic VI mostly fires on
 synthetic tapes; this is the specified rule, not a tuned one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Collection
@@ -107,8 +108,7 @@ class ViMonitor:
             return self._trigger(state, symbol, ViKind.STATIC, price, state.static_ref, ts)
         if state.static_ref is not None and _beyond(price, state.static_ref, STATIC_PCT):
             return self._trigger(state, symbol, ViKind.STATIC, price, state.static_ref, ts)
-        band = (DYNAMIC_CLOSING_PCT if phase is SessionPhase.CLOSING_AUCTION else DYNAMIC_PCT)[
-            symbol in self._kospi200]
+        band = (DYNAMIC_CLOSING_PCT if phase is SessionPhase.CLOSING_AUCTION else DYNAMIC_PCT)[symbol in self._kospi200]
         if state.last is not None and _beyond(price, state.last, band):
             return self._trigger(state, symbol, ViKind.DYNAMIC, price, state.last, ts)
         state.last = price
@@ -126,8 +126,9 @@ class ViMonitor:
         state = self._states.get(symbol)
         return state.static_ref if state else None
 
-    def _trigger(self, state: _SymbolState, symbol: str, kind: ViKind, price: float, ref: float,
-                 ts: datetime) -> ViEvent:
+    def _trigger(
+        self, state: _SymbolState, symbol: str, kind: ViKind, price: float, ref: float, ts: datetime
+    ) -> ViEvent:
         state.halt_until = ts + self._halt
         event = ViEvent(symbol, kind, price, ref, ts, state.halt_until)
         self.events.append(event)

@@ -3,6 +3,7 @@
 Admin may call everything, read may call GETs, a strategy key acts only as its own strategy.
 Keys are compared in constant time and never logged.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -46,8 +47,9 @@ async def principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
     found = request.app.state.keys.lookup(key.strip())
     if found is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
@@ -72,5 +74,6 @@ async def require_writer(p: Principal = Depends(principal)) -> Principal:
 
 def check_strategy(p: Principal, strategy_id: str) -> None:
     if p.role == "strategy" and p.strategy_id != strategy_id.upper():
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"strategy key of {p.strategy_id} may not act as {strategy_id.upper()}")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"strategy key of {p.strategy_id} may not act as {strategy_id.upper()}"
+        )

@@ -1,4 +1,5 @@
 """Liveness, metrics and the market clock (no auth on /health and /metrics)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,18 +17,13 @@ router = APIRouter()
 
 @router.get("/health")
 async def health(request: Request) -> dict[str, Any]:
-    rt: OmsRuntime | None = getattr(request.app.state, "runtime", None)
-    if rt is None:
-        return {"status": "starting", "uptime_sec": 0, "positions_count": 0, "kis_circuit_breaker": "CLOSED",
-                "recon_status": "OK"}
+    rt: OmsRuntime = request.app.state.runtime
     return rt.health()
 
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    rt: OmsRuntime | None = getattr(request.app.state, "runtime", None)
-    if rt is None:
-        return Response(b"", media_type="text/plain; version=0.0.4")
+    rt: OmsRuntime = request.app.state.runtime
     rt.health()
     return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -40,6 +36,11 @@ async def clock(rt: OmsRuntime = Depends(runtime), _: Principal = Depends(requir
     open_, close = session_open_close(day)
     if trading and now >= close:
         open_, close = session_open_close(next_trading_day(now))
-    return {"now": now.isoformat(), "speed": rt.clock.speed, "trading_day": trading,
-            "session_phase": session_phase(now, trading).value,
-            "next_open": open_.astimezone(now.tzinfo).isoformat(), "next_close": close.astimezone(now.tzinfo).isoformat()}
+    return {
+        "now": now.isoformat(),
+        "speed": rt.clock.speed,
+        "trading_day": trading,
+        "session_phase": session_phase(now, trading).value,
+        "next_open": open_.astimezone(now.tzinfo).isoformat(),
+        "next_close": close.astimezone(now.tzinfo).isoformat(),
+    }

@@ -1,13 +1,15 @@
 """POST /api/v1/intents and the intent history."""
+
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
+from broker_core.contract.wire import IntentReply, IntentRequest
 from oms.api.auth import Principal, check_strategy, require_reader, require_writer
 from oms.api.deps import runtime
-from oms.api.schemas import IntentIn, IntentOut, intent_record_out
+from oms.api.schemas import intent_record_out, reply_of
 from oms.core.ids import new_id
 from oms.core.types import Intent
 from oms.runtime import OmsRuntime
@@ -15,35 +17,52 @@ from oms.runtime import OmsRuntime
 router = APIRouter(prefix="/api/v1/intents", tags=["intents"])
 
 
-@router.post("", response_model=IntentOut)
-async def post_intent(body: IntentIn, rt: OmsRuntime = Depends(runtime),
-                      who: Principal = Depends(require_writer)) -> IntentOut:
+@router.post("", response_model=IntentReply)
+async def post_intent(
+    body: IntentRequest, rt: OmsRuntime = Depends(runtime), who: Principal = Depends(require_writer)
+) -> IntentReply:
     check_strategy(who, body.strategy_id)
     intent = Intent(
-        intent_id=new_id("in"), strategy_id=body.strategy_id, symbol=body.symbol, intent_type=body.intent_type,
-        received_at=rt.clock.now(), idempotency_key=body.idempotency_key or "", desired_qty=body.desired_qty,
-        target_qty=body.target_qty, urgency=body.urgency, time_horizon=body.time_horizon,
-        constraints=body.constraints.to_domain(), risk_payload=body.risk_payload.to_domain(),
-        signal_hash=body.signal_hash)
+        intent_id=new_id("in"),
+        strategy_id=body.strategy_id,
+        symbol=body.symbol,
+        intent_type=body.intent_type,
+        received_at=rt.clock.now(),
+        idempotency_key=body.idempotency_key or "",
+        desired_qty=body.desired_qty,
+        target_qty=body.target_qty,
+        urgency=body.urgency,
+        time_horizon=body.time_horizon,
+        constraints=body.constraints,
+        risk_payload=body.risk_payload,
+        signal_hash=body.signal_hash,
+    )
     assert rt.intents is not None
-    return IntentOut.of(await rt.intents.handle(intent))
+    return reply_of(await rt.intents.handle(intent))
 
 
 @router.get("")
-async def list_intents(strategy_id: str | None = None, symbol: str | None = None, status_: str | None = Query(None, alias="status"),
-                       limit: int = Query(500, ge=1, le=5000), rt: OmsRuntime = Depends(runtime),
-                       who: Principal = Depends(require_reader)) -> list[dict[str, Any]]:
+async def list_intents(
+    strategy_id: str | None = None,
+    symbol: str | None = None,
+    status_: str | None = Query(None, alias="status"),
+    limit: int = Query(500, ge=1, le=5000),
+    rt: OmsRuntime = Depends(runtime),
+    who: Principal = Depends(require_reader),
+) -> list[dict[str, Any]]:
     if who.role == "strategy":
         strategy_id = who.strategy_id
     assert rt.reader is not None
-    records = await rt.reader.list_intents(strategy_id=strategy_id.upper() if strategy_id else None,
-                                           symbol=symbol, status=status_, limit=limit)
+    records = await rt.reader.list_intents(
+        strategy_id=strategy_id.upper() if strategy_id else None, symbol=symbol, status=status_, limit=limit
+    )
     return [intent_record_out(r) for r in records]
 
 
 @router.get("/{intent_id}")
-async def get_intent(intent_id: str, rt: OmsRuntime = Depends(runtime),
-                     who: Principal = Depends(require_reader)) -> dict[str, Any]:
+async def get_intent(
+    intent_id: str, rt: OmsRuntime = Depends(runtime), who: Principal = Depends(require_reader)
+) -> dict[str, Any]:
     assert rt.reader is not None
     rec = await rt.reader.get_intent(intent_id)
     if rec is None:

@@ -10,6 +10,7 @@ Any valid key may read. Bad parameters → 422 naming the parameter; unknown sym
 adapter without the data → 501; broker rate limit → 429 (Retry-After); broker unreachable → 503.
 Naive datetimes are KST.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse
 
 from broker_core.clock import KST
+from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import BrokerError, BrokerUnavailable, RateLimited
 from oms.api.auth import Principal, require_reader
 from oms.api.deps import runtime
@@ -32,7 +34,7 @@ router = APIRouter(prefix="/api/v1/marketdata", tags=["marketdata"])
 
 SYMBOL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$"
 INTERVAL = re.compile(r"^([1-9]\d{0,3})([mh])$")
-NOT_FOUND_CODES = {"UNKNOWN_SYMBOL", "NOT_FOUND", "NO_REFERENCE_PRICE", "NO_DATA"}
+NOT_FOUND_CODES = {ReasonCode.UNKNOWN_SYMBOL, ReasonCode.NOT_FOUND, "NO_REFERENCE_PRICE", ReasonCode.NO_DATA}
 T = TypeVar("T")
 
 
@@ -59,17 +61,21 @@ async def _call(coro: Awaitable[T], symbol: str) -> T:
     except NotSupported as exc:
         raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED, str(exc)) from exc
     except NotImplementedError as exc:
-        raise HTTPException(status.HTTP_501_NOT_IMPLEMENTED,
-                            f"the broker adapter does not support this market-data call ({exc})") from exc
+        raise HTTPException(
+            status.HTTP_501_NOT_IMPLEMENTED, f"the broker adapter does not support this market-data call ({exc})"
+        ) from exc
     except RateLimited as exc:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, f"broker rate limit: {exc.message}",
-                            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))}) from exc
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"broker rate limit: {exc.message}",
+            headers={"Retry-After": str(max(1, math.ceil(exc.retry_after)))},
+        ) from exc
     except BrokerUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"broker unavailable: {exc.message}") from exc
     except BrokerError as exc:
         if exc.code in NOT_FOUND_CODES:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"{symbol}: {exc.message} ({exc.code})") from exc
-        if exc.code == "INVALID_INTERVAL":
+        if exc.code == ReasonCode.INVALID_INTERVAL:
             raise _invalid("interval", exc.message) from exc
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"broker error {exc.code}: {exc.message}") from exc
 
@@ -78,16 +84,21 @@ SymbolPath = Path(..., pattern=SYMBOL, description="ticker, e.g. 005930")
 
 
 @router.get("/quote/{symbol}")
-async def quote(symbol: str = SymbolPath, rt: OmsRuntime = Depends(runtime),
-                _: Principal = Depends(require_reader)) -> dict[str, Any]:
+async def quote(
+    symbol: str = SymbolPath, rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)
+) -> dict[str, Any]:
     return await _call(_proxy(rt).quote(symbol), symbol)
 
 
 @router.get("/bars/{symbol}")
-async def bars(symbol: str = SymbolPath, interval: str = Query("1m", description="1m, 5m, 1h …"),
-               start: datetime | None = Query(None, description="ISO datetime (KST if naive); default today 09:00"),
-               end: datetime | None = Query(None, description="ISO datetime (KST if naive); default now"),
-               rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> dict[str, Any]:
+async def bars(
+    symbol: str = SymbolPath,
+    interval: str = Query("1m", description="1m, 5m, 1h …"),
+    start: datetime | None = Query(None, description="ISO datetime (KST if naive); default today 09:00"),
+    end: datetime | None = Query(None, description="ISO datetime (KST if naive); default now"),
+    rt: OmsRuntime = Depends(runtime),
+    _: Principal = Depends(require_reader),
+) -> dict[str, Any]:
     m = INTERVAL.match(interval.strip())
     if not m or not 0 < int(m.group(1)) * (60 if m.group(2) == "h" else 1) <= 24 * 60:
         raise _invalid("interval", "must be minutes or hours up to one day, e.g. 1m, 5m, 1h", interval)
@@ -114,20 +125,26 @@ def _date_range(rt: OmsRuntime, start: date | None, end: date | None, default_da
 
 
 @router.get("/daily/{symbol}")
-async def daily(symbol: str = SymbolPath,
-                start: date | None = Query(None, description="YYYY-MM-DD; default end − 365 days"),
-                end: date | None = Query(None, description="YYYY-MM-DD; default today (rows of today only after the close)"),
-                rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> dict[str, Any]:
+async def daily(
+    symbol: str = SymbolPath,
+    start: date | None = Query(None, description="YYYY-MM-DD; default end − 365 days"),
+    end: date | None = Query(None, description="YYYY-MM-DD; default today (rows of today only after the close)"),
+    rt: OmsRuntime = Depends(runtime),
+    _: Principal = Depends(require_reader),
+) -> dict[str, Any]:
     start_, end_ = _date_range(rt, start, end, 365)
     rows = await _call(_proxy(rt).daily(symbol, start_, end_), symbol)
     return {"symbol": symbol, "interval": "1d", "bars": rows}
 
 
 @router.get("/investor-flow/{symbol}")
-async def investor_flow(symbol: str = SymbolPath,
-                        start: date | None = Query(None, description="YYYY-MM-DD; default end − 30 days"),
-                        end: date | None = Query(None, description="YYYY-MM-DD; default today (after the close)"),
-                        rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> dict[str, Any]:
+async def investor_flow(
+    symbol: str = SymbolPath,
+    start: date | None = Query(None, description="YYYY-MM-DD; default end − 30 days"),
+    end: date | None = Query(None, description="YYYY-MM-DD; default today (after the close)"),
+    rt: OmsRuntime = Depends(runtime),
+    _: Principal = Depends(require_reader),
+) -> dict[str, Any]:
     start_, end_ = _date_range(rt, start, end, 30)
     rows = await _call(_proxy(rt).investor_flow(symbol, start_, end_), symbol)
     return {"symbol": symbol, "rows": rows}

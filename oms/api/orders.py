@@ -1,4 +1,5 @@
 """Orders (working and done) and fills."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -30,21 +31,28 @@ def _plain(d: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/orders")
-async def list_orders(strategy_id: str | None = None, symbol: str | None = None, open_only: bool = False,
-                      limit: int = Query(500, ge=1, le=5000), rt: OmsRuntime = Depends(runtime),
-                      who: Principal = Depends(require_reader)) -> list[dict[str, Any]]:
+async def list_orders(
+    strategy_id: str | None = None,
+    symbol: str | None = None,
+    open_only: bool = False,
+    limit: int = Query(500, ge=1, le=5000),
+    rt: OmsRuntime = Depends(runtime),
+    who: Principal = Depends(require_reader),
+) -> list[dict[str, Any]]:
     if who.role == "strategy":
         strategy_id = who.strategy_id
     assert rt.reader is not None
-    records = await rt.reader.list_orders(strategy_id=strategy_id.upper() if strategy_id else None, symbol=symbol,
-                                          open_only=open_only, limit=limit)
+    records = await rt.reader.list_orders(
+        strategy_id=strategy_id.upper() if strategy_id else None, symbol=symbol, open_only=open_only, limit=limit
+    )
     live = rt.state.orders
     return [order_out(live.get(o.order_id, o)) for o in records]
 
 
 @router.get("/orders/{order_id}")
-async def get_order(order_id: str, rt: OmsRuntime = Depends(runtime),
-                    who: Principal = Depends(require_reader)) -> dict[str, Any]:
+async def get_order(
+    order_id: str, rt: OmsRuntime = Depends(runtime), who: Principal = Depends(require_reader)
+) -> dict[str, Any]:
     order = rt.state.orders.get(order_id)
     if order is None:
         assert rt.reader is not None
@@ -56,12 +64,18 @@ async def get_order(order_id: str, rt: OmsRuntime = Depends(runtime),
 
 
 @router.get("/fills")
-async def list_fills(strategy_id: str | None = None, symbol: str | None = None, since: datetime | None = None,
-                     limit: int = Query(1000, ge=1, le=10000), rt: OmsRuntime = Depends(runtime),
-                     who: Principal = Depends(require_reader)) -> list[dict[str, Any]]:
+async def list_fills(
+    strategy_id: str | None = None,
+    symbol: str | None = None,
+    since: datetime | None = None,
+    limit: int = Query(1000, ge=1, le=10000),
+    rt: OmsRuntime = Depends(runtime),
+    who: Principal = Depends(require_reader),
+) -> list[dict[str, Any]]:
     if who.role == "strategy":
         strategy_id = who.strategy_id
     assert rt.reader is not None
-    records = await rt.reader.list_fills(strategy_id=strategy_id.upper() if strategy_id else None, symbol=symbol,
-                                         since=since, limit=limit)
+    records = await rt.reader.list_fills(
+        strategy_id=strategy_id.upper() if strategy_id else None, symbol=symbol, since=since, limit=limit
+    )
     return [fill_out(f) for f in records]

@@ -1,4 +1,5 @@
 """Positions with per-strategy allocations."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,16 +22,29 @@ def position_out(rt: OmsRuntime, symbol: str) -> dict[str, Any]:
     pos = st.ledger.position(symbol)
     lock = st.entry_locks.owner(symbol, rt.clock.now())
     allocations = {
-        sid: {"qty": a.qty, "cost_basis": a.cost_basis, "entry_ts": _iso(a.entry_ts), "soft_stop_px": a.soft_stop_px,
-              "hard_stop_px": a.hard_stop_px, "time_stop_ts": _iso(a.time_stop_ts)}
-        for sid, a in st.ledger.allocations_in(symbol).items() if a.qty
+        sid: {
+            "qty": a.qty,
+            "cost_basis": a.cost_basis,
+            "entry_ts": _iso(a.entry_ts),
+            "soft_stop_px": a.soft_stop_px,
+            "hard_stop_px": a.hard_stop_px,
+            "time_stop_ts": _iso(a.time_stop_ts),
+        }
+        for sid, a in st.ledger.allocations_in(symbol).items()
+        if a.qty
     }
-    return {"symbol": symbol, "real_qty": pos.real_qty if pos else 0, "avg_price": pos.avg_price if pos else 0.0,
-            "allocations": allocations, "frozen": symbol in st.frozen_symbols,
-            "freeze_reason": st.frozen_symbols.get(symbol),
-            "working_order_count": len(st.working_orders(symbol=symbol)),
-            "entry_lock_owner": lock[0] if lock else None, "entry_lock_until": _iso(lock[1]) if lock else None,
-            "last_price": st.last_prices.get(symbol)}
+    return {
+        "symbol": symbol,
+        "real_qty": pos.real_qty if pos else 0,
+        "avg_price": pos.avg_price if pos else 0.0,
+        "allocations": allocations,
+        "frozen": symbol in st.frozen_symbols,
+        "freeze_reason": st.frozen_symbols.get(symbol),
+        "working_order_count": len(st.working_orders(symbol=symbol)),
+        "entry_lock_owner": lock[0] if lock else None,
+        "entry_lock_until": _iso(lock[1]) if lock else None,
+        "last_price": st.last_prices.get(symbol),
+    }
 
 
 @router.get("/positions")
@@ -40,22 +54,30 @@ async def positions(rt: OmsRuntime = Depends(runtime), _: Principal = Depends(re
 
 
 @router.get("/positions/{symbol}")
-async def position(symbol: str, rt: OmsRuntime = Depends(runtime),
-                   _: Principal = Depends(require_reader)) -> dict[str, Any]:
+async def position(
+    symbol: str, rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)
+) -> dict[str, Any]:
     if rt.state.ledger.position(symbol) is None and symbol not in rt.state.frozen_symbols:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no position in {symbol}")
     return position_out(rt, symbol)
 
 
 @router.get("/allocations/{strategy_id}")
-async def allocations(strategy_id: str, rt: OmsRuntime = Depends(runtime),
-                      who: Principal = Depends(require_reader)) -> dict[str, Any]:
+async def allocations(
+    strategy_id: str, rt: OmsRuntime = Depends(runtime), who: Principal = Depends(require_reader)
+) -> dict[str, Any]:
     check_strategy(who, strategy_id)
     out = {}
     for sym, a in rt.state.ledger.allocations_of(strategy_id.upper()).items():
         if a.qty:
-            out[sym] = {"qty": a.qty, "cost_basis": a.cost_basis, "entry_ts": _iso(a.entry_ts),
-                        "soft_stop_px": a.soft_stop_px, "hard_stop_px": a.hard_stop_px,
-                        "time_stop_ts": _iso(a.time_stop_ts), "entry_px": a.entry_px,
-                        "initial_stop_px": a.initial_stop_px}
+            out[sym] = {
+                "qty": a.qty,
+                "cost_basis": a.cost_basis,
+                "entry_ts": _iso(a.entry_ts),
+                "soft_stop_px": a.soft_stop_px,
+                "hard_stop_px": a.hard_stop_px,
+                "time_stop_ts": _iso(a.time_stop_ts),
+                "entry_px": a.entry_px,
+                "initial_stop_px": a.initial_stop_px,
+            }
     return out

@@ -27,6 +27,7 @@ Denial codes: UNKNOWN_SYMBOL, NO_LEASE, OUTSIDE_WINDOW, LEASE_FULL, CAPACITY_FUL
 Closing the socket releases every slot lease this connection alone held.
 Auth: ``Authorization: Bearer <key>`` on the handshake (or ``?api_key=`` for tools that cannot set it).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -50,7 +51,9 @@ def _strings(value: Any) -> bool:
 @router.websocket("/api/v1/stream")
 async def stream(ws: WebSocket) -> None:
     header = ws.headers.get("authorization", "")
-    key = header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else ws.query_params.get("api_key", "")
+    key = (
+        header.partition(" ")[2].strip() if header.lower().startswith("bearer ") else ws.query_params.get("api_key", "")
+    )
     who = ws.app.state.keys.lookup(key) if key else None
     rt: OmsRuntime | None = getattr(ws.app.state, "runtime", None)
     hub = rt.hub if rt is not None else None
@@ -76,8 +79,9 @@ async def stream(ws: WebSocket) -> None:
             items = [await consumer.get()]
             while len(items) < MAX_BATCH and (item := consumer.get_nowait()) is not None:
                 items.append(item)
-            await ws.send_text("[" + ",".join(i if isinstance(i, str) else json.dumps(i, default=str)
-                                              for i in items) + "]")
+            await ws.send_text(
+                "[" + ",".join(i if isinstance(i, str) else json.dumps(i, default=str) for i in items) + "]"
+            )
 
     batched = ws.query_params.get("batch", "").lower() in ("1", "true", "yes")
     writer = asyncio.create_task(pump_batched() if batched else pump())
@@ -103,8 +107,11 @@ async def stream(ws: WebSocket) -> None:
                     send({"type": "error", "detail": "keep must be a list of symbols"})
                     continue
                 granted, denied = await hub.subscribe(consumer, symbols, channels, keep)
-                answer: dict[str, Any] = {"type": "subscribed", "granted": granted,
-                                          "denied": {s: code for s, (code, _) in denied.items()}}
+                answer: dict[str, Any] = {
+                    "type": "subscribed",
+                    "granted": granted,
+                    "denied": {s: code for s, (code, _) in denied.items()},
+                }
                 if denied:
                     answer["detail"] = {s: text for s, (_, text) in denied.items()}
                 send(answer)

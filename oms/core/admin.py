@@ -1,4 +1,5 @@
 """Admin actions on the OMS state; each one journaled with an audit_log row."""
+
 from __future__ import annotations
 
 import logging
@@ -7,11 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from broker_core.clock import Clock
+from broker_core.contract.reasons import ReasonCode
 from oms.core.execution import Execution
 from oms.core.ids import new_id
 from oms.core.intents import IntentService
 from oms.core.state import OmsState, Recorder
-from oms.core.types import AuditRecord, Intent, IntentType, UNKNOWN_STRATEGY
+from oms.core.types import UNKNOWN_STRATEGY, AuditRecord, Intent, IntentType
 
 log = logging.getLogger("oms.admin")
 
@@ -21,8 +23,15 @@ class AdminError(ValueError):
 
 
 class Admin:
-    def __init__(self, state: OmsState, intents: IntentService, execution: Execution, recorder: Recorder,
-                 clock: Clock, vi_cooldown_sec: float) -> None:
+    def __init__(
+        self,
+        state: OmsState,
+        intents: IntentService,
+        execution: Execution,
+        recorder: Recorder,
+        clock: Clock,
+        vi_cooldown_sec: float,
+    ) -> None:
         self.state = state
         self.intents = intents
         self.execution = execution
@@ -31,8 +40,9 @@ class Admin:
         self.vi_cooldown_sec = vi_cooldown_sec
 
     def _audit(self, actor: str, action: str, target: str | None, payload: dict[str, Any], extra: list) -> None:
-        rec = AuditRecord(audit_id=new_id("au"), ts=self.clock.now(), actor=actor, action=action, target=target,
-                          payload=payload)
+        rec = AuditRecord(
+            audit_id=new_id("au"), ts=self.clock.now(), actor=actor, action=action, target=target, payload=payload
+        )
         self.recorder.append([*extra, rec])
         log.info("admin action=%s target=%s actor=%s payload=%s", action, target, actor, payload)
 
@@ -42,8 +52,9 @@ class Admin:
 
     def safe_mode(self, enabled: bool, actor: str) -> None:
         self.state.flags.safe_mode = enabled
-        self._audit(actor, "safe_mode_on" if enabled else "safe_mode_off", None, {"enabled": enabled},
-                    self._flags_changed())
+        self._audit(
+            actor, "safe_mode_on" if enabled else "safe_mode_off", None, {"enabled": enabled}, self._flags_changed()
+        )
 
     def halt_entries(self, enabled: bool, actor: str, reason: str) -> None:
         self.state.flags.halt_new_entries = enabled
@@ -71,8 +82,16 @@ class Admin:
         rec.updated_at = self.clock.now()
         self._audit(actor, "pause_strategy" if paused else "resume_strategy", strategy_id, {}, [rec])
 
-    async def correct_allocation(self, symbol: str, from_strategy: str, to_strategy: str | None, qty: int,
-                                 unfreeze: bool, actor: str, note: str | None) -> dict[str, Any]:
+    async def correct_allocation(
+        self,
+        symbol: str,
+        from_strategy: str,
+        to_strategy: str | None,
+        qty: int,
+        unfreeze: bool,
+        actor: str,
+        note: str | None,
+    ) -> dict[str, Any]:
         """Move shares between allocations, or write them off (``to_strategy`` None) when the
         broker's position confirms they are gone."""
         broker_qty = None
@@ -80,8 +99,9 @@ class Admin:
             positions = {p.symbol: p.qty for p in await self.execution.broker.get_positions()}
             broker_qty = positions.get(symbol, 0)
         try:
-            changed = self.state.ledger.correct_allocation(symbol, from_strategy, to_strategy, qty, self.clock.now(),
-                                                           broker_qty=broker_qty)
+            changed = self.state.ledger.correct_allocation(
+                symbol, from_strategy, to_strategy, qty, self.clock.now(), broker_qty=broker_qty
+            )
         except (ValueError, KeyError) as exc:
             raise AdminError(str(exc)) from exc
         rows: list = list(changed)
@@ -90,9 +110,19 @@ class Admin:
             if unknown is None or unknown.qty == 0:
                 del self.state.frozen_symbols[symbol]
                 rows.append(self.state.ledger.set_frozen(symbol, False, None, self.clock.now()))
-        self._audit(actor, "correct_allocation", symbol,
-                    {"from": from_strategy, "to": to_strategy, "qty": qty, "note": note,
-                     "frozen": symbol in self.state.frozen_symbols}, rows)
+        self._audit(
+            actor,
+            "correct_allocation",
+            symbol,
+            {
+                "from": from_strategy,
+                "to": to_strategy,
+                "qty": qty,
+                "note": note,
+                "frozen": symbol in self.state.frozen_symbols,
+            },
+            rows,
+        )
         return {"symbol": symbol, "frozen": symbol in self.state.frozen_symbols}
 
     async def flatten_all(self, actor: str) -> list[str]:
@@ -100,13 +130,25 @@ class Admin:
         self._audit(actor, "flatten_all", None, {}, self._flags_changed())
         order_ids: list[str] = []
         now = self.clock.now()
-        for sid in sorted({sid for sym in self.state.ledger.positions()
-                           for sid, a in self.state.ledger.allocations_in(sym).items() if a.qty}):
+        for sid in sorted(
+            {
+                sid
+                for sym in self.state.ledger.positions()
+                for sid, a in self.state.ledger.allocations_in(sym).items()
+                if a.qty
+            }
+        ):
             for order in self.state.working_orders(sid):
                 if order.side == "BUY":
-                    await self.execution.cancel(order, "FLATTEN_ALL")
-            intent = Intent(intent_id=new_id("in"), strategy_id=sid, symbol="*", intent_type=IntentType.FLATTEN,
-                            received_at=now, idempotency_key=f"admin-flatten:{new_id()}")
+                    await self.execution.cancel(order, ReasonCode.FLATTEN_ALL)
+            intent = Intent(
+                intent_id=new_id("in"),
+                strategy_id=sid,
+                symbol="*",
+                intent_type=IntentType.FLATTEN,
+                received_at=now,
+                idempotency_key=f"admin-flatten:{new_id()}",
+            )
             result = await self.intents.handle(replace(intent))
             if result.order_id:
                 order_ids.append(result.order_id)
@@ -117,7 +159,7 @@ class Admin:
     async def eod_cleanup(self, actor: str) -> int:
         working = self.state.working_orders()
         for order in working:
-            await self.execution.cancel(order, "EOD_CLEANUP")
+            await self.execution.cancel(order, ReasonCode.EOD_CLEANUP)
         self._audit(actor, "eod_cleanup", None, {"cancelled": len(working)}, [])
         return len(working)
 

@@ -9,6 +9,7 @@
 
 Pure Python; :class:`SymbolGate` needs a running asyncio loop, everything else is synchronous.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-ENTRY_LOCKED = "ENTRY_LOCKED"
-ALREADY_HOLDING = "ALREADY_HOLDING"
+from broker_core.contract.reasons import ReasonCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +103,9 @@ class EntryCheck:
     lock: LockResult | None = None
 
 
-def check_entry(symbol: str, strategy_id: str, holders: Iterable[str], locks: EntryLocks,
-                now: datetime, duration_s: float) -> EntryCheck:
+def check_entry(
+    symbol: str, strategy_id: str, holders: Iterable[str], locks: EntryLocks, now: datetime, duration_s: float
+) -> EntryCheck:
     """Arbitration for an ENTER, in this order:
 
     1. ``strategy_id`` already holds ``symbol`` (is in ``holders``) → refused, ALREADY_HOLDING
@@ -114,12 +115,16 @@ def check_entry(symbol: str, strategy_id: str, holders: Iterable[str], locks: En
     3. Otherwise the lock is acquired (or extended) for ``duration_s`` and the entry proceeds.
     """
     if strategy_id in set(holders):
-        return EntryCheck(False, ALREADY_HOLDING, f"{strategy_id} already holds {symbol}")
+        return EntryCheck(False, ReasonCode.ALREADY_HOLDING, f"{strategy_id} already holds {symbol}")
     result = locks.acquire(symbol, strategy_id, now, duration_s)
     if not result.granted:
-        return EntryCheck(False, ENTRY_LOCKED,
-                          f"{symbol} entry-locked by {result.owner} until {result.until.isoformat()}",
-                          retry_at=result.until, lock=result)
+        return EntryCheck(
+            False,
+            ReasonCode.ENTRY_LOCKED,
+            f"{symbol} entry-locked by {result.owner} until {result.until.isoformat()}",
+            retry_at=result.until,
+            lock=result,
+        )
     return EntryCheck(True, lock=result)
 
 

@@ -11,6 +11,7 @@
 
 Time comes from ``clock.now()`` (tests use ``broker_core.clock.ManualClock``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -27,8 +28,13 @@ class BreakerState(StrEnum):
 
 
 class CircuitBreaker:
-    def __init__(self, failure_threshold: int = 3, reset_timeout_s: float = 30.0, clock: Clock | None = None,
-                 on_change: Callable[[BreakerState, BreakerState], None] | None = None) -> None:
+    def __init__(
+        self,
+        failure_threshold: int = 3,
+        reset_timeout_s: float = 30.0,
+        clock: Clock | None = None,
+        on_change: Callable[[BreakerState, BreakerState], None] | None = None,
+    ) -> None:
         if failure_threshold < 1:
             raise ValueError(f"failure_threshold must be >= 1, got {failure_threshold}")
         if reset_timeout_s < 0:
@@ -52,8 +58,11 @@ class CircuitBreaker:
         return timedelta(seconds=self.reset_timeout_s)
 
     def _advance(self) -> None:
-        if self._state is BreakerState.OPEN and self._opened_at is not None \
-                and self._clock.now() - self._opened_at >= self._timeout():
+        if (
+            self._state is BreakerState.OPEN
+            and self._opened_at is not None
+            and self._clock.now() - self._opened_at >= self._timeout()
+        ):
             self._trial_at = None
             self._set(BreakerState.HALF_OPEN)
 

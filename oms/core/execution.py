@@ -4,17 +4,25 @@ The rule that keeps orders single: an order is journaled as PENDING_SUBMIT befor
 an ambiguous submit (OutcomeUnknown) leaves it in flight until a broker lookup by client order
 id settles it. Nothing here ever re-sends an order.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker_core.broker import Broker
 from broker_core.clock import Clock
+from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import (
-    AuthError, BrokerError, BrokerUnavailable, OrderNotFound, OrderRejected, OutcomeUnknown, RateLimited,
+    AuthError,
+    BrokerError,
+    BrokerUnavailable,
+    OrderNotFound,
+    OrderRejected,
+    OutcomeUnknown,
+    RateLimited,
 )
 from broker_core.models import BrokerOrder, Fill, OrderRequest, OrderType, OrderUpdate, Side, Tick
 from oms.core import orders as fsm
@@ -23,7 +31,9 @@ from oms.core.events import EventBus
 from oms.core.planner import stop_triggered
 from oms.core.state import OmsState, Recorder
 from oms.core.types import FillRecord, OrderRecord, OrderState, PlannedOrderType, RiskDailyStrategyRecord
-from oms.metrics import OmsMetrics
+
+if TYPE_CHECKING:
+    from oms.metrics import OmsMetrics
 
 log = logging.getLogger("oms.execution")
 
@@ -37,25 +47,56 @@ _BROKER_TYPE = {
 
 def order_event(order: OrderRecord) -> dict[str, Any]:
     """The stream's order event: the REST order shape plus ``type`` and ``ts``."""
-    return {"type": "order", "order_id": order.order_id, "intent_id": order.intent_id,
-            "strategy_id": order.strategy_id, "symbol": order.symbol, "side": order.side, "qty": order.qty,
-            "order_type": order.order_type.value, "limit_price": order.limit_price, "stop_price": order.stop_price,
-            "filled_qty": order.filled_qty, "leaves_qty": order.leaves_qty, "avg_fill_price": order.avg_fill_price,
-            "state": order.state.value, "broker_order_id": order.broker_order_id, "reason": order.reason,
-            "created_at": order.created_at.isoformat(),
-            "cancel_after_ts": order.cancel_after_ts.isoformat() if order.cancel_after_ts else None,
-            "ts": order.updated_at.isoformat()}
+    return {
+        "type": "order",
+        "order_id": order.order_id,
+        "intent_id": order.intent_id,
+        "strategy_id": order.strategy_id,
+        "symbol": order.symbol,
+        "side": order.side,
+        "qty": order.qty,
+        "order_type": order.order_type.value,
+        "limit_price": order.limit_price,
+        "stop_price": order.stop_price,
+        "filled_qty": order.filled_qty,
+        "leaves_qty": order.leaves_qty,
+        "avg_fill_price": order.avg_fill_price,
+        "state": order.state.value,
+        "broker_order_id": order.broker_order_id,
+        "reason": order.reason,
+        "created_at": order.created_at.isoformat(),
+        "cancel_after_ts": order.cancel_after_ts.isoformat() if order.cancel_after_ts else None,
+        "ts": order.updated_at.isoformat(),
+    }
 
 
 def fill_event(fill: FillRecord) -> dict[str, Any]:
-    return {"type": "fill", "execution_id": fill.execution_id, "order_id": fill.order_id,
-            "strategy_id": fill.strategy_id, "symbol": fill.symbol, "side": fill.side, "qty": fill.qty,
-            "price": fill.price, "ts": fill.ts.isoformat(), "commission": fill.commission, "tax": fill.tax}
+    return {
+        "type": "fill",
+        "execution_id": fill.execution_id,
+        "order_id": fill.order_id,
+        "strategy_id": fill.strategy_id,
+        "symbol": fill.symbol,
+        "side": fill.side,
+        "qty": fill.qty,
+        "price": fill.price,
+        "ts": fill.ts.isoformat(),
+        "commission": fill.commission,
+        "tax": fill.tax,
+    }
 
 
 class Execution:
-    def __init__(self, state: OmsState, broker: Broker, recorder: Recorder, bus: EventBus, clock: Clock,
-                 breaker: CircuitBreaker, metrics: OmsMetrics) -> None:
+    def __init__(
+        self,
+        state: OmsState,
+        broker: Broker,
+        recorder: Recorder,
+        bus: EventBus,
+        clock: Clock,
+        breaker: CircuitBreaker,
+        metrics: OmsMetrics,
+    ) -> None:
         self.state = state
         self.broker = broker
         self.recorder = recorder
@@ -74,8 +115,14 @@ class Execution:
 
     async def submit(self, order: OrderRecord) -> None:
         """Send a journaled PENDING_SUBMIT order; settle its state from the broker's answer."""
-        request = OrderRequest(client_order_id=order.order_id, symbol=order.symbol, side=Side(order.side),
-                               qty=order.qty, order_type=_BROKER_TYPE[order.order_type], limit_price=order.limit_price)
+        request = OrderRequest(
+            client_order_id=order.order_id,
+            symbol=order.symbol,
+            side=Side(order.side),
+            qty=order.qty,
+            order_type=_BROKER_TYPE[order.order_type],
+            limit_price=order.limit_price,
+        )
         try:
             snapshot = await self.broker.submit_order(request)
         except OrderRejected as exc:
@@ -85,7 +132,7 @@ class Execution:
         except OutcomeUnknown as exc:
             self.breaker.record_failure()
             log.warning("submit outcome unknown order=%s reason=OUTCOME_UNKNOWN detail=%s", order.order_id, exc.message)
-            order.reason = "OUTCOME_UNKNOWN"
+            order.reason = ReasonCode.OUTCOME_UNKNOWN
             self.record([order])
             return
         except (RateLimited, BrokerUnavailable, AuthError) as exc:
@@ -158,8 +205,12 @@ class Execution:
         self.breaker.record_success()
         if snapshot is None:
             if order.state is OrderState.PENDING_SUBMIT:
-                self._finish(order, OrderState.REJECTED, "NOT_AT_BROKER",
-                             "submit outcome was unknown and the broker has no such order")
+                self._finish(
+                    order,
+                    OrderState.REJECTED,
+                    ReasonCode.NOT_AT_BROKER,
+                    "submit outcome was unknown and the broker has no such order",
+                )
             return
         self.apply_snapshot(order, snapshot)
 
@@ -177,19 +228,35 @@ class Execution:
             return False
         order = self.state.orders.get(fill.client_order_id)
         if order is None:
-            log.warning("fill for unknown order exec=%s order=%s reason=FILL_UNKNOWN_ORDER (left to reconciliation)",
-                        fill.execution_id, fill.client_order_id)
+            log.warning(
+                "fill for unknown order exec=%s order=%s reason=FILL_UNKNOWN_ORDER (left to reconciliation)",
+                fill.execution_id,
+                fill.client_order_id,
+            )
             return False
         self.state.seen_executions.add(fill.execution_id)
         now = self.clock.now()
-        record = FillRecord(execution_id=fill.execution_id, order_id=order.order_id, strategy_id=order.strategy_id,
-                            symbol=fill.symbol, side=fill.side.value, qty=fill.qty, price=fill.price, ts=fill.ts,
-                            commission=fill.commission, tax=fill.tax)
+        record = FillRecord(
+            execution_id=fill.execution_id,
+            order_id=order.order_id,
+            strategy_id=order.strategy_id,
+            symbol=fill.symbol,
+            side=fill.side.value,
+            qty=fill.qty,
+            price=fill.price,
+            ts=fill.ts,
+            commission=fill.commission,
+            tax=fill.tax,
+        )
         try:
             events = fsm.apply_fill(order, fill.qty, fill.price, now, execution_id=fill.execution_id)
         except ValueError as exc:  # overfill or a fill on a held order: keep the fill, flag it
-            log.error("order refused fill exec=%s order=%s reason=FILL_INCONSISTENT: %s", fill.execution_id,
-                      order.order_id, exc)
+            log.error(
+                "order refused fill exec=%s order=%s reason=FILL_INCONSISTENT: %s",
+                fill.execution_id,
+                order.order_id,
+                exc,
+            )
             events = []
         rows: list = [record, order, *events]
         try:
@@ -200,9 +267,17 @@ class Execution:
             rows += [change.position, change.allocation]
             meta = self.state.order_meta.get(order.order_id)
             if meta is not None and fill.side is Side.BUY and change.allocation.initial_stop_px is None:
-                rows.append(self.state.ledger.set_risk_meta(
-                    fill.symbol, order.strategy_id, entry_px=meta.entry_px, initial_stop_px=meta.stop_px,
-                    soft_stop_px=meta.stop_px, hard_stop_px=meta.hard_stop_px, now=now))
+                rows.append(
+                    self.state.ledger.set_risk_meta(
+                        fill.symbol,
+                        order.strategy_id,
+                        entry_px=meta.entry_px,
+                        initial_stop_px=meta.stop_px,
+                        soft_stop_px=meta.stop_px,
+                        hard_stop_px=meta.hard_stop_px,
+                        now=now,
+                    )
+                )
             if change.trade is not None:
                 rows.append(change.trade)
             rows.append(self._daily(order.strategy_id, change.realized_pnl))
@@ -243,8 +318,13 @@ class Execution:
             return
         for order in [o for o in self.state.working.values() if o.state is OrderState.HELD and o.symbol == tick.symbol]:
             if stop_triggered(order, tick.price):
-                event = fsm.transition(order, OrderState.PENDING_SUBMIT, self.clock.now(), reason="STOP_TRIGGERED",
-                                       detail=f"traded {tick.price:g} through stop {order.stop_price:g}")
+                event = fsm.transition(
+                    order,
+                    OrderState.PENDING_SUBMIT,
+                    self.clock.now(),
+                    reason=ReasonCode.STOP_TRIGGERED,
+                    detail=f"traded {tick.price:g} through stop {order.stop_price:g}",
+                )
                 self.record([order, event])
                 self._publish_order(order)
                 self.spawn(self.submit(order))
@@ -256,8 +336,9 @@ class Execution:
         try:
             await self.broker.subscribe_ticks([symbol])
         except BrokerError as exc:
-            log.warning("cannot watch %s for held stops (%s); triggers fall back to reconciliation quotes",
-                        symbol, exc.code)
+            log.warning(
+                "cannot watch %s for held stops (%s); triggers fall back to reconciliation quotes", symbol, exc.code
+            )
             return
         self._watched.add(symbol)
 
@@ -272,9 +353,13 @@ class Execution:
                 self.on_tick(Tick(symbol=symbol, ts=quote.ts, price=quote.last, qty=0))
 
     async def enforce_timeouts(self, now: datetime) -> int:
-        due = [o for o in self.state.working.values()
-               if o.cancel_after_ts is not None and o.cancel_after_ts <= now
-               and o.state in (OrderState.HELD, OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)]
+        due = [
+            o
+            for o in self.state.working.values()
+            if o.cancel_after_ts is not None
+            and o.cancel_after_ts <= now
+            and o.state in (OrderState.HELD, OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)
+        ]
         for order in due:
             await self.cancel(order, "TIMEOUT")
         return len(due)

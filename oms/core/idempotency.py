@@ -7,6 +7,7 @@
   and quantity. The strategy id is part of the hashed fields, so derived keys are already
   strategy-specific (scoping them again is harmless).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,9 +27,15 @@ def _canonical(value: object) -> object:
     return value
 
 
-def derive_idempotency_key(strategy_id: str, symbol: str, intent_type: IntentType | str,
-                           trading_day: date, signal_hash: str | None, rationale_code: str | None,
-                           qty: int | None) -> str:
+def derive_idempotency_key(
+    strategy_id: str,
+    symbol: str,
+    intent_type: IntentType | str,
+    trading_day: date,
+    signal_hash: str | None,
+    rationale_code: str | None,
+    qty: int | None,
+) -> str:
     """``"auto:" + sha256(canonical JSON of the fields)`` (hex, 64 chars after the prefix).
 
     Canonical form: a JSON array in fixed field order, strings stripped of surrounding

@@ -10,13 +10,14 @@ millisecond practically impossible (birthday bound ~2^40 ids per ms).
 Ids use the *wall* clock (``time.time``), not a virtual simulation clock: uniqueness across
 restarts depends on real time moving forward.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
 import secrets
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(CROCKFORD)}
@@ -70,7 +71,7 @@ def id_time(identifier: str) -> datetime:
     value = 0
     for c in ulid_of(identifier):
         value = (value << 5) | _DECODE[c]
-    return datetime.fromtimestamp((value >> _RANDOM_BITS) / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp((value >> _RANDOM_BITS) / 1000, tz=UTC)
 
 
 def instance_tag(instance_id: str) -> str:

@@ -4,6 +4,7 @@ Per-symbol work is serialised by a priority gate (exits before entries); differe
 concurrently. Between the risk decision and the journal write there is no ``await``, so two
 intents can never both pass a cap that only one of them fits.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -13,38 +14,57 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from broker_core.broker import Broker
 from broker_core.calendars import is_trading_day
 from broker_core.clock import Clock
+from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import BrokerError
 from broker_core.market_rules import SessionPhase, session_phase
-from oms.core import orders as fsm
 from oms.core.arbitration import SymbolGate
 from oms.core.execution import Execution
-from oms.core.ids import new_client_order_id
 from oms.core.idempotency import derive_idempotency_key, scoped_key
+from oms.core.ids import new_client_order_id
 from oms.core.planner import plan_order
 from oms.core.risk import DailyLossLatch, MarketView, PortfolioView, RiskAction, RiskLimits, TradingFlags, evaluate
 from oms.core.state import OmsState, Recorder
 from oms.core.types import (
-    Intent, IntentRecord, IntentResult, IntentStatus, IntentType, OrderRecord, OrderState, PlannedOrderType,
+    Intent,
+    IntentRecord,
+    IntentResult,
+    IntentStatus,
+    IntentType,
+    OrderRecord,
+    OrderState,
 )
-from oms.metrics import OmsMetrics
+
+if TYPE_CHECKING:
+    from oms.metrics import OmsMetrics
 
 log = logging.getLogger("oms.intents")
 
 ORDER_INTENTS = {IntentType.ENTER, IntentType.REDUCE, IntentType.EXIT, IntentType.FLATTEN, IntentType.SET_TARGET}
-TRANSIENT_REASONS = {"OMS_STARTING", "RATE_LIMITED", "INTERNAL_ERROR"}
+TRANSIENT_REASONS = {ReasonCode.OMS_STARTING, ReasonCode.RATE_LIMITED, ReasonCode.INTERNAL_ERROR}
 """Refusals not stored under the idempotency key: the same intent may be sent again."""
 
 
 class IntentService:
-    def __init__(self, state: OmsState, execution: Execution, recorder: Recorder, broker: Broker, clock: Clock,
-                 limits: RiskLimits, metrics: OmsMetrics, *, sector_of: dict[str, str] | None = None,
-                 known_symbols: Callable[[], set[str] | None] = lambda: None,
-                 intent_rate_per_min: Callable[[str], int] = lambda _sid: 120,
-                 check_market_hours: bool = True) -> None:
+    def __init__(
+        self,
+        state: OmsState,
+        execution: Execution,
+        recorder: Recorder,
+        broker: Broker,
+        clock: Clock,
+        limits: RiskLimits,
+        metrics: OmsMetrics,
+        *,
+        sector_of: dict[str, str] | None = None,
+        known_symbols: Callable[[], set[str] | None] = lambda: None,
+        intent_rate_per_min: Callable[[str], int] = lambda _sid: 120,
+        check_market_hours: bool = True,
+    ) -> None:
         self.state = state
         self.execution = execution
         self.recorder = recorder
@@ -85,7 +105,9 @@ class IntentService:
                 result = await self._process(intent)
             except Exception as exc:
                 log.exception("intent %s failed", intent.intent_id)
-                result = self._decide(intent, IntentStatus.REJECTED, "INTERNAL_ERROR", f"internal error: {exc}")
+                result = self._decide(
+                    intent, IntentStatus.REJECTED, ReasonCode.INTERNAL_ERROR, f"internal error: {exc}"
+                )
             future.set_result(result)
             return replace(result)
         finally:
@@ -96,26 +118,51 @@ class IntentService:
         if intent.idempotency_key:
             key = scoped_key(intent.strategy_id, intent.idempotency_key)
         else:
-            key = derive_idempotency_key(intent.strategy_id, intent.symbol, intent.intent_type.value,
-                                         self.clock.now().date(), intent.signal_hash,
-                                         intent.risk_payload.rationale_code, intent.desired_qty or intent.target_qty)
+            key = derive_idempotency_key(
+                intent.strategy_id,
+                intent.symbol,
+                intent.intent_type.value,
+                self.clock.now().date(),
+                intent.signal_hash,
+                intent.risk_payload.rationale_code,
+                intent.desired_qty or intent.target_qty,
+            )
         return replace(intent, idempotency_key=key)
 
     def _reopens(self, existing: IntentRecord) -> bool:
         """A DEFERRED intent sent again after its cooldown is decided afresh."""
         res = existing.result
-        return (res.status is IntentStatus.DEFERRED and res.cooldown_until is not None
-                and self.clock.now() >= res.cooldown_until)
+        return (
+            res.status is IntentStatus.DEFERRED
+            and res.cooldown_until is not None
+            and self.clock.now() >= res.cooldown_until
+        )
 
     # ---- decision helpers --------------------------------------------------------------------
-    def _decide(self, intent: Intent, status: IntentStatus, reason: str | None, message: str, *,
-                order_id: str | None = None, modified_qty: int | None = None,
-                cooldown_until: datetime | None = None, extra: list | None = None,
-                count: bool = True) -> IntentResult:
+    def _decide(
+        self,
+        intent: Intent,
+        status: IntentStatus,
+        reason: str | None,
+        message: str,
+        *,
+        order_id: str | None = None,
+        modified_qty: int | None = None,
+        cooldown_until: datetime | None = None,
+        extra: list | None = None,
+        count: bool = True,
+    ) -> IntentResult:
         """Record a decision (journal first). ``count=False`` for the provisional ACCEPTED written
         before a broker submit, so /metrics counts each intent once, by its final status."""
-        result = IntentResult(intent_id=intent.intent_id, status=status, message=message, reason_code=reason,
-                              modified_qty=modified_qty, order_id=order_id, cooldown_until=cooldown_until)
+        result = IntentResult(
+            intent_id=intent.intent_id,
+            status=status,
+            message=message,
+            reason_code=reason,
+            modified_qty=modified_qty,
+            order_id=order_id,
+            cooldown_until=cooldown_until,
+        )
         record = IntentRecord(intent=intent, result=result, decided_at=self.clock.now())
         if reason not in TRANSIENT_REASONS:
             self.state.intents_by_key[intent.idempotency_key] = record
@@ -131,8 +178,15 @@ class IntentService:
         self.metrics.intents.labels(intent.strategy_id, status.value).inc()
         if status in (IntentStatus.REJECTED, IntentStatus.DEFERRED) and reason:
             self.metrics.rejections.labels(reason).inc()
-            log.info("intent %s %s %s %s reason=%s %s", intent.intent_id, intent.strategy_id, intent.intent_type.value,
-                     intent.symbol, reason, message)
+            log.info(
+                "intent %s %s %s %s reason=%s %s",
+                intent.intent_id,
+                intent.strategy_id,
+                intent.intent_type.value,
+                intent.symbol,
+                reason,
+                message,
+            )
 
     def _reject(self, intent: Intent, reason: str, message: str) -> IntentResult:
         return self._decide(intent, IntentStatus.REJECTED, reason, message)
@@ -152,18 +206,28 @@ class IntentService:
         now = self.clock.now()
         kind = intent.intent_type
         if not self.state.ready and not kind.reduces_exposure and kind is not IntentType.MODIFY_RISK:
-            return self._reject(intent, "OMS_STARTING",
-                                "OMS is starting (rebuilding state and reconciling); entries open when /health says ok")
+            return self._reject(
+                intent,
+                ReasonCode.OMS_STARTING,
+                "OMS is starting (rebuilding state and reconciling); entries open when /health says ok",
+            )
         if intent.constraints.expiry_ts is not None and intent.constraints.expiry_ts <= now:
-            return self._reject(intent, "EXPIRED", f"intent expired at {intent.constraints.expiry_ts.isoformat()}")
+            return self._reject(
+                intent, ReasonCode.EXPIRED, f"intent expired at {intent.constraints.expiry_ts.isoformat()}"
+            )
         if self._rate_limited(intent.strategy_id, now):
-            return self._reject(intent, "RATE_LIMITED",
-                                f"more than {self.intent_rate_per_min(intent.strategy_id)} intents/min from {intent.strategy_id}")
+            return self._reject(
+                intent,
+                ReasonCode.RATE_LIMITED,
+                f"more than {self.intent_rate_per_min(intent.strategy_id)} intents/min from {intent.strategy_id}",
+            )
         known = self.known_symbols()
         if intent.symbol != "*" and known is not None and intent.symbol not in known:
-            return self._reject(intent, "UNKNOWN_SYMBOL", f"symbol {intent.symbol} is not tradable on this account")
+            return self._reject(
+                intent, ReasonCode.UNKNOWN_SYMBOL, f"symbol {intent.symbol} is not tradable on this account"
+            )
         if kind in ORDER_INTENTS and self.check_market_hours and not self._market_open(now):
-            return self._reject(intent, "MARKET_CLOSED", f"market is closed at {now.isoformat()}")
+            return self._reject(intent, ReasonCode.MARKET_CLOSED, f"market is closed at {now.isoformat()}")
         if kind is IntentType.FLATTEN:
             return await self._flatten(intent)
         async with self.gate.hold(intent.symbol, kind.priority):
@@ -187,12 +251,17 @@ class IntentService:
         try:
             quote = await self.broker.get_quote(symbol)
         except BrokerError:
-            return MarketView(last=self.state.last_prices.get(symbol), bid=None, ask=None,
-                              vi_cooldown_until=self._vi_until(symbol))
+            return MarketView(
+                last=self.state.last_prices.get(symbol), bid=None, ask=None, vi_cooldown_until=self._vi_until(symbol)
+            )
         if quote.last:
             self.state.last_prices[symbol] = quote.last
-        return MarketView(last=quote.last or self.state.last_prices.get(symbol), bid=quote.bid, ask=quote.ask,
-                          vi_cooldown_until=self._vi_until(symbol))
+        return MarketView(
+            last=quote.last or self.state.last_prices.get(symbol),
+            bid=quote.bid,
+            ask=quote.ask,
+            vi_cooldown_until=self._vi_until(symbol),
+        )
 
     def _vi_until(self, symbol: str) -> datetime | None:
         raw = self.state.flags.vi_cooldowns.get(symbol)
@@ -204,12 +273,15 @@ class IntentService:
             level = self.loss_latch.update(self.clock.now().date(), portfolio, self.limits)
             if self.loss_latch.newly_halted:
                 self._on_halt()
-        return TradingFlags(daily_loss_level=level,
-            safe_mode=self.state.flags.safe_mode, halt_new_entries=self.state.flags.halt_new_entries,
+        return TradingFlags(
+            daily_loss_level=level,
+            safe_mode=self.state.flags.safe_mode,
+            halt_new_entries=self.state.flags.halt_new_entries,
             paused_strategies={s for s, r in self.state.strategies.items() if r.paused},
             disabled_symbols=set(self.state.flags.disabled_symbols),
-            frozen_symbols=dict(self.state.frozen_symbols), regime=self.state.flags.regime,
-            exit_hold_symbols=set())
+            frozen_symbols=dict(self.state.frozen_symbols),
+            regime=self.state.flags.regime,
+        )
 
     def _on_halt(self) -> None:
         """The day-loss halt level was reached: entries stop for the day (journaled)."""
@@ -224,8 +296,11 @@ class IntentService:
 
     def portfolio(self) -> PortfolioView:
         st = self.state
-        positions = {sym: (p.real_qty, st.last_prices.get(sym) or p.avg_price)
-                     for sym, p in st.ledger.positions().items() if p.real_qty}
+        positions = {
+            sym: (p.real_qty, st.last_prices.get(sym) or p.avg_price)
+            for sym, p in st.ledger.positions().items()
+            if p.real_qty
+        }
         market_value = sum(q * px for q, px in positions.values())
         cash = st.cash_estimate if st.cash_estimate is not None else (st.account.cash if st.account else 0.0)
         equity = cash + market_value
@@ -235,43 +310,71 @@ class IntentService:
             for sid, alloc in st.ledger.allocations_in(sym).items():
                 strategy_notional[sid] = strategy_notional.get(sid, 0.0) + alloc.qty * positions[sym][1]
         start = st.daily_portfolio.start_equity if st.daily_portfolio else equity
-        return PortfolioView(equity=equity, buyable_cash=max(0.0, cash - sum(working_buy.values())),
-                             daily_pnl=equity - start, start_equity=start, positions=positions,
-                             working_buy_notional=working_buy, sector_of=self.sector_of,
-                             strategy_notional=strategy_notional)
+        return PortfolioView(
+            equity=equity,
+            buyable_cash=max(0.0, cash - sum(working_buy.values())),
+            daily_pnl=equity - start,
+            start_equity=start,
+            positions=positions,
+            working_buy_notional=working_buy,
+            sector_of=self.sector_of,
+            strategy_notional=strategy_notional,
+        )
 
     async def _enter(self, intent: Intent, qty: int, *, allow_holding: bool = False) -> IntentResult:
         sid, sym, now = intent.strategy_id, intent.symbol, self.clock.now()
         if qty <= 0:
-            return self._reject(intent, "INVALID_QTY", "desired_qty must be > 0 for ENTER")
+            return self._reject(intent, ReasonCode.INVALID_QTY, "desired_qty must be > 0 for ENTER")
         alloc = self.state.ledger.allocation(sym, sid)
         if not allow_holding and ((alloc is not None and alloc.qty > 0) or self.state.working_qty(sid, sym, "BUY") > 0):
-            return self._reject(intent, "ALREADY_IN_POSITION", f"{sid} already holds or is entering {sym}")
+            return self._reject(intent, ReasonCode.ALREADY_IN_POSITION, f"{sid} already holds or is entering {sym}")
         owner = self.state.entry_locks.owner(sym, now)
         if owner is not None and owner[0] != sid:
-            return self._decide(intent, IntentStatus.DEFERRED, "ENTRY_LOCKED",
-                                f"{sym} entry-locked by {owner[0]} until {owner[1].isoformat()}",
-                                cooldown_until=owner[1])
+            return self._decide(
+                intent,
+                IntentStatus.DEFERRED,
+                ReasonCode.ENTRY_LOCKED,
+                f"{sym} entry-locked by {owner[0]} until {owner[1].isoformat()}",
+                cooldown_until=owner[1],
+            )
         market = await self._market(sym)
         price = intent.constraints.limit_price or market.last
         if not price:
-            return self._reject(intent, "NO_PRICE", f"no price known for {sym}")
+            return self._reject(intent, ReasonCode.NO_PRICE, f"no price known for {sym}")
         now = self.clock.now()
         portfolio = self.portfolio()
-        decision = evaluate(intent.intent_type, sid, sym, qty, price, intent.constraints.limit_price,
-                            portfolio, market, self.flags(portfolio), self.limits, now,
-                            max_spread_bps=intent.constraints.max_spread_bps)
+        decision = evaluate(
+            intent.intent_type,
+            sid,
+            sym,
+            qty,
+            price,
+            intent.constraints.limit_price,
+            portfolio,
+            market,
+            self.flags(portfolio),
+            self.limits,
+            now,
+            max_spread_bps=intent.constraints.max_spread_bps,
+        )
         if decision.action is RiskAction.REJECT:
-            return self._reject(intent, decision.reason_code or "RISK", decision.message)
+            return self._reject(intent, decision.reason_code or ReasonCode.RISK, decision.message)
         if decision.action is RiskAction.DEFER:
-            return self._decide(intent, IntentStatus.DEFERRED, decision.reason_code, decision.message,
-                                cooldown_until=decision.retry_at)
+            return self._decide(
+                intent, IntentStatus.DEFERRED, decision.reason_code, decision.message, cooldown_until=decision.retry_at
+            )
         lock = self.state.entry_locks.acquire(sym, sid, now, self.limits.entry_lock_for(sid))
         if not lock.granted:
-            return self._decide(intent, IntentStatus.DEFERRED, "ENTRY_LOCKED",
-                                f"{sym} entry-locked by {lock.owner}", cooldown_until=lock.until)
-        return await self._place(intent, "BUY", decision.qty, market, modified=decision.qty < qty,
-                                 modify_reason=decision.reason_code)
+            return self._decide(
+                intent,
+                IntentStatus.DEFERRED,
+                ReasonCode.ENTRY_LOCKED,
+                f"{sym} entry-locked by {lock.owner}",
+                cooldown_until=lock.until,
+            )
+        return await self._place(
+            intent, "BUY", decision.qty, market, modified=decision.qty < qty, modify_reason=decision.reason_code
+        )
 
     async def _sell(self, intent: Intent) -> IntentResult:
         sid, sym = intent.strategy_id, intent.symbol
@@ -280,44 +383,88 @@ class IntentService:
         if intent.intent_type is IntentType.EXIT:
             for order in self.state.working_orders(sid, sym):
                 if order.side == "BUY":
-                    await self.execution.cancel(order, "EXIT_REQUESTED")
+                    await self.execution.cancel(order, ReasonCode.EXIT_REQUESTED)
         available = held - self.state.working_qty(sid, sym, "SELL")
         qty = available if intent.intent_type is IntentType.EXIT else min(intent.desired_qty or 0, available)
         if qty <= 0:
-            return self._reject(intent, "NOTHING_TO_SELL",
-                                f"{sid} holds {held} {sym}, {held - available} already in working sells")
+            return self._reject(
+                intent,
+                ReasonCode.NOTHING_TO_SELL,
+                f"{sid} holds {held} {sym}, {held - available} already in working sells",
+            )
         market = await self._market(sym)
-        decision = evaluate(intent.intent_type, sid, sym, qty, market.last or 0.0, intent.constraints.limit_price,
-                            self.portfolio(), market, self.flags(), self.limits, self.clock.now())
+        decision = evaluate(
+            intent.intent_type,
+            sid,
+            sym,
+            qty,
+            market.last or 0.0,
+            intent.constraints.limit_price,
+            self.portfolio(),
+            market,
+            self.flags(),
+            self.limits,
+            self.clock.now(),
+        )
         if decision.action is RiskAction.REJECT:
-            return self._reject(intent, decision.reason_code or "RISK", decision.message)
+            return self._reject(intent, decision.reason_code or ReasonCode.RISK, decision.message)
         return await self._place(intent, "SELL", qty, market, modified=qty < (intent.desired_qty or qty))
 
-    async def _place(self, intent: Intent, side: str, qty: int, market: MarketView, *, modified: bool,
-                     modify_reason: str | None = None) -> IntentResult:
+    async def _place(
+        self,
+        intent: Intent,
+        side: str,
+        qty: int,
+        market: MarketView,
+        *,
+        modified: bool,
+        modify_reason: str | None = None,
+    ) -> IntentResult:
         now = self.clock.now()
         try:
-            plan = plan_order(intent.intent_type, side, qty, intent.constraints, market.last, market.bid, market.ask, now)
+            plan = plan_order(
+                intent.intent_type, side, qty, intent.constraints, market.last, market.bid, market.ask, now
+            )
         except ValueError as exc:
-            return self._reject(intent, "INVALID_ORDER", str(exc))
-        order = OrderRecord(order_id=new_client_order_id(self.state.instance_id), intent_id=intent.intent_id,
-                            strategy_id=intent.strategy_id, symbol=intent.symbol, side=side, qty=qty,
-                            order_type=plan.order_type, state=OrderState.HELD if plan.held else OrderState.PENDING_SUBMIT,
-                            created_at=now, updated_at=now, limit_price=plan.limit_price, stop_price=plan.stop_price,
-                            cancel_after_ts=plan.cancel_after_ts,
-                            reason=intent.risk_payload.rationale_code if side == "SELL" else None)
+            return self._reject(intent, ReasonCode.INVALID_ORDER, str(exc))
+        order = OrderRecord(
+            order_id=new_client_order_id(self.state.instance_id),
+            intent_id=intent.intent_id,
+            strategy_id=intent.strategy_id,
+            symbol=intent.symbol,
+            side=side,
+            qty=qty,
+            order_type=plan.order_type,
+            state=OrderState.HELD if plan.held else OrderState.PENDING_SUBMIT,
+            created_at=now,
+            updated_at=now,
+            limit_price=plan.limit_price,
+            stop_price=plan.stop_price,
+            cancel_after_ts=plan.cancel_after_ts,
+            reason=intent.risk_payload.rationale_code if side == "SELL" else None,
+        )
         self.state.track(order)
         self.metrics.orders.labels(intent.strategy_id).inc()
         if side == "BUY":
             self.state.order_meta[order.order_id] = intent.risk_payload
         status = IntentStatus.MODIFIED if modified else IntentStatus.ACCEPTED
-        message = f"{side} {qty} {intent.symbol} {plan.order_type.value}" + (
-            f" @ {plan.limit_price:g}" if plan.limit_price else "") + (" (held until stop trades)" if plan.held else "")
+        message = (
+            f"{side} {qty} {intent.symbol} {plan.order_type.value}"
+            + (f" @ {plan.limit_price:g}" if plan.limit_price else "")
+            + (" (held until stop trades)" if plan.held else "")
+        )
         if modified:
             message += f"; qty reduced by risk ({modify_reason})"
-        provisional = self._decide(intent, status, modify_reason if modified else None, message,
-                                   order_id=order.order_id, modified_qty=qty if modified else None, extra=[order],
-                                   count=False)
+        provisional = self._decide(
+            intent,
+            status,
+            modify_reason if modified else None,
+            message,
+            order_id=order.order_id,
+            modified_qty=qty if modified else None,
+            extra=[order],
+            count=False,
+        )
         if plan.held:
             self._count(intent, status, provisional.reason_code, message)
             await self.execution.watch(intent.symbol)
@@ -326,18 +473,29 @@ class IntentService:
         if order.state is OrderState.REJECTED:
             if side == "BUY":
                 self.state.entry_locks.release(intent.symbol, intent.strategy_id)
-            return self._decide(intent, IntentStatus.REJECTED, order.reason or "BROKER_REJECTED",
-                                f"broker rejected the order: {order.reason}", order_id=order.order_id)
+            return self._decide(
+                intent,
+                IntentStatus.REJECTED,
+                order.reason or ReasonCode.BROKER_REJECTED,
+                f"broker rejected the order: {order.reason}",
+                order_id=order.order_id,
+            )
         if order.state is OrderState.FILLED:
-            return self._decide(intent, IntentStatus.EXECUTED, None, message + "; filled", order_id=order.order_id,
-                                modified_qty=qty if modified else None)
+            return self._decide(
+                intent,
+                IntentStatus.EXECUTED,
+                None,
+                message + "; filled",
+                order_id=order.order_id,
+                modified_qty=qty if modified else None,
+            )
         self._count(intent, status, provisional.reason_code, message)
         return self.state.intents_by_key[intent.idempotency_key].result
 
     async def _cancel_orders(self, intent: Intent) -> IntentResult:
         working = self.state.working_orders(intent.strategy_id, None if intent.symbol == "*" else intent.symbol)
         for order in working:
-            await self.execution.cancel(order, "CANCEL_REQUESTED")
+            await self.execution.cancel(order, ReasonCode.CANCEL_REQUESTED)
         return self._decide(intent, IntentStatus.EXECUTED, None, f"cancel requested for {len(working)} order(s)")
 
     def _modify_risk(self, intent: Intent) -> IntentResult:
@@ -346,19 +504,29 @@ class IntentService:
             return self._decide(intent, IntentStatus.EXECUTED, None, "strategy risk state noted")
         alloc = self.state.ledger.allocation(intent.symbol, intent.strategy_id)
         if alloc is None:
-            return self._reject(intent, "NO_ALLOCATION", f"{intent.strategy_id} has no allocation in {intent.symbol}")
+            return self._reject(
+                intent, ReasonCode.NO_ALLOCATION, f"{intent.strategy_id} has no allocation in {intent.symbol}"
+            )
         updated = self.state.ledger.set_risk_meta(
-            intent.symbol, intent.strategy_id, soft_stop_px=rp.stop_px, hard_stop_px=rp.hard_stop_px,
-            time_stop_ts=intent.constraints.expiry_ts, now=self.clock.now())
+            intent.symbol,
+            intent.strategy_id,
+            soft_stop_px=rp.stop_px,
+            hard_stop_px=rp.hard_stop_px,
+            time_stop_ts=intent.constraints.expiry_ts,
+            now=self.clock.now(),
+        )
         return self._decide(intent, IntentStatus.EXECUTED, None, "risk metadata updated", extra=[updated])
 
     async def _set_target(self, intent: Intent) -> IntentResult:
         target = intent.target_qty if intent.target_qty is not None else intent.desired_qty
         if target is None or target < 0:
-            return self._reject(intent, "INVALID_QTY", "target_qty must be >= 0 for SET_TARGET")
+            return self._reject(intent, ReasonCode.INVALID_QTY, "target_qty must be >= 0 for SET_TARGET")
         alloc = self.state.ledger.allocation(intent.symbol, intent.strategy_id)
-        held = (alloc.qty if alloc else 0) + self.state.working_qty(intent.strategy_id, intent.symbol, "BUY") \
+        held = (
+            (alloc.qty if alloc else 0)
+            + self.state.working_qty(intent.strategy_id, intent.symbol, "BUY")
             - self.state.working_qty(intent.strategy_id, intent.symbol, "SELL")
+        )
         delta = target - held
         if delta == 0:
             return self._decide(intent, IntentStatus.EXECUTED, None, f"already at target {target}")
@@ -371,12 +539,21 @@ class IntentService:
         symbols = [intent.symbol] if intent.symbol != "*" else sorted(self.state.ledger.allocations_of(sid))
         order_ids: list[str] = []
         for sym in symbols:
-            sub = replace(intent, intent_id=f"{intent.intent_id}:{sym}", symbol=sym, intent_type=IntentType.EXIT,
-                          idempotency_key=f"{intent.idempotency_key}:{sym}")
+            sub = replace(
+                intent,
+                intent_id=f"{intent.intent_id}:{sym}",
+                symbol=sym,
+                intent_type=IntentType.EXIT,
+                idempotency_key=f"{intent.idempotency_key}:{sym}",
+            )
             async with self.gate.hold(sym, IntentType.EXIT.priority):
                 res = await self._sell(sub)
             if res.order_id:
                 order_ids.append(res.order_id)
-        return self._decide(intent, IntentStatus.ACCEPTED if order_ids else IntentStatus.EXECUTED, None,
-                            f"flatten: {len(order_ids)} exit order(s)", order_id=order_ids[0] if order_ids else None)
-
+        return self._decide(
+            intent,
+            IntentStatus.ACCEPTED if order_ids else IntentStatus.EXECUTED,
+            None,
+            f"flatten: {len(order_ids)} exit order(s)",
+            order_id=order_ids[0] if order_ids else None,
+        )

@@ -36,6 +36,7 @@ Reconciliation helpers (policies)
   allowed only when the caller passes the broker's qty and the write-off makes the ledger's
   real qty equal to it. A write-off realizes no P&L (there is no price; it is not a trade).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -116,8 +117,7 @@ class Ledger:
         return replace(a) if a else None
 
     def allocations_of(self, strategy_id: str) -> dict[str, AllocationRecord]:
-        return {sym: replace(by[strategy_id]) for sym, by in sorted(self._allocs.items())
-                if strategy_id in by}
+        return {sym: replace(by[strategy_id]) for sym, by in sorted(self._allocs.items()) if strategy_id in by}
 
     def allocations_in(self, symbol: str) -> dict[str, AllocationRecord]:
         return {sid: replace(a) for sid, a in sorted(self._allocs.get(symbol, {}).items())}
@@ -181,12 +181,14 @@ class Ledger:
         else:
             by[a.strategy_id] = a
 
-    def _add(self, symbol: str, strategy_id: str, qty: int, price: float, now: datetime,
-             entry_ts: datetime | None) -> AllocationRecord:
+    def _add(
+        self, symbol: str, strategy_id: str, qty: int, price: float, now: datetime, entry_ts: datetime | None
+    ) -> AllocationRecord:
         a = self._allocs.get(symbol, {}).get(strategy_id)
         if a is None:
-            a = AllocationRecord(symbol=symbol, strategy_id=strategy_id, qty=0, cost_basis=0.0,
-                                 updated_at=now, entry_ts=entry_ts)
+            a = AllocationRecord(
+                symbol=symbol, strategy_id=strategy_id, qty=0, cost_basis=0.0, updated_at=now, entry_ts=entry_ts
+            )
             for k, v in self._pending_meta.pop((symbol, strategy_id), {}).items():
                 setattr(a, k, v)
         total = a.qty + qty
@@ -225,7 +227,8 @@ class Ledger:
         if fill.qty > held:
             raise AllocationShortfall(
                 f"fill {fill.execution_id}: {sid} sells {fill.qty} {sym} but its allocation is {held}"
-                + (f" (others hold: {self.allocations_in_qty(sym)})" if sym in self._allocs else ""))
+                + (f" (others hold: {self.allocations_in_qty(sym)})" if sym in self._allocs else "")
+            )
         assert a is not None
         entry_fees = self._entry_fees.get(key, 0.0)
         fee_share = entry_fees * fill.qty / a.qty
@@ -234,10 +237,19 @@ class Ledger:
         r_multiple = None
         if a.initial_stop_px is not None and a.cost_basis - a.initial_stop_px > 0:
             r_multiple = (fill.price - a.cost_basis) / (a.cost_basis - a.initial_stop_px)
-        trade = TradeRecord(trade_id=new_id("tr"), strategy_id=sid, symbol=sym, qty=fill.qty,
-                            entry_ts=a.entry_ts, exit_ts=fill.ts, entry_px=a.cost_basis,
-                            exit_px=fill.price, pnl=pnl - fee_share, exit_reason=exit_reason,
-                            r_multiple=r_multiple)
+        trade = TradeRecord(
+            trade_id=new_id("tr"),
+            strategy_id=sid,
+            symbol=sym,
+            qty=fill.qty,
+            entry_ts=a.entry_ts,
+            exit_ts=fill.ts,
+            entry_px=a.cost_basis,
+            exit_px=fill.price,
+            pnl=pnl - fee_share,
+            exit_reason=exit_reason,
+            r_multiple=r_multiple,
+        )
         a.qty -= fill.qty
         a.updated_at = now
         snapshot = replace(a)
@@ -249,18 +261,34 @@ class Ledger:
         return {sid: a.qty for sid, a in sorted(self._allocs.get(symbol, {}).items())}
 
     # -- risk metadata ---------------------------------------------------------------------
-    def set_risk_meta(self, symbol: str, strategy_id: str, entry_px: float | None = None,
-                      initial_stop_px: float | None = None, soft_stop_px: float | None = None,
-                      hard_stop_px: float | None = None, time_stop_ts: datetime | None = None, *,
-                      now: datetime) -> AllocationRecord | None:
+    def set_risk_meta(
+        self,
+        symbol: str,
+        strategy_id: str,
+        entry_px: float | None = None,
+        initial_stop_px: float | None = None,
+        soft_stop_px: float | None = None,
+        hard_stop_px: float | None = None,
+        time_stop_ts: datetime | None = None,
+        *,
+        now: datetime,
+    ) -> AllocationRecord | None:
         """Update the risk metadata of an allocation; None arguments leave a field unchanged.
 
         Before the first buy fill (an ENTER's risk payload) the metadata is kept pending and
         applied when the allocation opens; the return value is then None.
         """
-        updates = {k: v for k, v in (("entry_px", entry_px), ("initial_stop_px", initial_stop_px),
-                                     ("soft_stop_px", soft_stop_px), ("hard_stop_px", hard_stop_px),
-                                     ("time_stop_ts", time_stop_ts)) if v is not None}
+        updates = {
+            k: v
+            for k, v in (
+                ("entry_px", entry_px),
+                ("initial_stop_px", initial_stop_px),
+                ("soft_stop_px", soft_stop_px),
+                ("hard_stop_px", hard_stop_px),
+                ("time_stop_ts", time_stop_ts),
+            )
+            if v is not None
+        }
         a = self._allocs.get(symbol, {}).get(strategy_id)
         if a is None:
             self._pending_meta.setdefault((symbol, strategy_id), {}).update(updates)
@@ -313,8 +341,16 @@ class Ledger:
         self._store_alloc(a)
         return DeficitResult(self._refresh_position(symbol, now), [snapshot], take, qty - take)
 
-    def correct_allocation(self, symbol: str, from_strategy: str, to_strategy: str | None, qty: int,
-                           now: datetime, *, broker_qty: int | None = None) -> list[AllocationRecord]:
+    def correct_allocation(
+        self,
+        symbol: str,
+        from_strategy: str,
+        to_strategy: str | None,
+        qty: int,
+        now: datetime,
+        *,
+        broker_qty: int | None = None,
+    ) -> list[AllocationRecord]:
         """Move ``qty`` shares of ``symbol`` from one strategy to another, or write them off.
 
         - ``to_strategy`` given: the shares move at the source's cost basis (the target's cost
@@ -331,17 +367,20 @@ class Ledger:
         src = self._allocs.get(symbol, {}).get(from_strategy)
         held = src.qty if src else 0
         if qty > held:
-            raise AllocationShortfall(f"correct_allocation: {from_strategy} holds {held} {symbol}, "
-                                      f"cannot move {qty}")
+            raise AllocationShortfall(f"correct_allocation: {from_strategy} holds {held} {symbol}, cannot move {qty}")
         assert src is not None
         if to_strategy is None:
             real = sum(x.qty for x in self._allocs[symbol].values())
             if broker_qty is None:
-                raise LedgerError("correct_allocation: writing shares off (to_strategy=None) needs "
-                                  "broker_qty to confirm the broker position")
+                raise LedgerError(
+                    "correct_allocation: writing shares off (to_strategy=None) needs "
+                    "broker_qty to confirm the broker position"
+                )
             if real - qty != broker_qty:
-                raise LedgerError(f"correct_allocation: ledger {real} − {qty} = {real - qty} "
-                                  f"≠ broker {broker_qty} {symbol}; refusing to write off")
+                raise LedgerError(
+                    f"correct_allocation: ledger {real} − {qty} = {real - qty} "
+                    f"≠ broker {broker_qty} {symbol}; refusing to write off"
+                )
         price, entry_ts = src.cost_basis, src.entry_ts
         src.qty -= qty
         src.updated_at = now
@@ -371,8 +410,10 @@ class Ledger:
             pos = self._positions.get(sym)
             real = pos.real_qty if pos else 0
             if total != real:
-                problems.append(f"{sym}: allocations sum to {total} but real qty is {real} "
-                                f"({ {s: a.qty for s, a in sorted(allocs.items())} })")
+                problems.append(
+                    f"{sym}: allocations sum to {total} but real qty is {real} "
+                    f"({ {s: a.qty for s, a in sorted(allocs.items())} })"
+                )
             for sid, a in allocs.items():
                 if a.qty <= 0:
                     problems.append(f"{sym}/{sid}: allocation qty {a.qty} is not positive")
@@ -387,8 +428,14 @@ class Ledger:
             out.extend(replace(a) for _, a in sorted(self._allocs[sym].items()))
         return out
 
-    def load(self, positions: Iterable[PositionRecord], allocations: Iterable[AllocationRecord], *,
-             realized: dict[str, float] | None = None, trading_day: date | None = None) -> list[str]:
+    def load(
+        self,
+        positions: Iterable[PositionRecord],
+        allocations: Iterable[AllocationRecord],
+        *,
+        realized: dict[str, float] | None = None,
+        trading_day: date | None = None,
+    ) -> list[str]:
         """Replace the state with stored rows (flat allocations and flat unfrozen positions are
         dropped). ``realized`` (strategy → P&L of ``trading_day``) restores today's realized
         P&L. Returns :meth:`check_invariants` — rows are taken as stored, never "fixed"."""

@@ -28,10 +28,12 @@ Real-world rules, decided here:
   :func:`apply_fill` when the last share is applied.
 - A fill on a HELD order (never sent) is a bug and raises :class:`InvalidTransition`.
 """
+
 from __future__ import annotations
 
 from datetime import datetime
 
+from broker_core.contract.reasons import ReasonCode
 from broker_core.models import BrokerOrder, OrderStatus
 from oms.core.ids import new_id
 from oms.core.types import OrderEventRecord, OrderRecord, OrderState
@@ -40,12 +42,9 @@ S = OrderState
 
 TRANSITIONS: dict[OrderState, frozenset[OrderState]] = {
     S.HELD: frozenset({S.PENDING_SUBMIT, S.CANCELLED}),
-    S.PENDING_SUBMIT: frozenset({S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED,
-                                 S.EXPIRED}),
-    S.SUBMITTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELLED, S.EXPIRED,
-                            S.REJECTED}),
-    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELLED,
-                                   S.EXPIRED}),
+    S.PENDING_SUBMIT: frozenset({S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.REJECTED, S.CANCELLED, S.EXPIRED}),
+    S.SUBMITTED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELLED, S.EXPIRED, S.REJECTED}),
+    S.PARTIALLY_FILLED: frozenset({S.PARTIALLY_FILLED, S.FILLED, S.PENDING_CANCEL, S.CANCELLED, S.EXPIRED}),
     S.PENDING_CANCEL: frozenset({S.CANCELLED, S.FILLED, S.PARTIALLY_FILLED, S.EXPIRED, S.SUBMITTED}),
     S.CANCELLED: frozenset({S.FILLED}),
     S.EXPIRED: frozenset({S.FILLED}),
@@ -79,20 +78,35 @@ def can_cancel(order: OrderRecord) -> bool:
     return order.state in CANCELLABLE_STATES
 
 
-def _event(order: OrderRecord, from_state: OrderState | None, to_state: OrderState, now: datetime,
-           reason: str | None, detail: str | None) -> OrderEventRecord:
-    return OrderEventRecord(event_id=new_id("ev"), order_id=order.order_id, ts=now,
-                            from_state=from_state, to_state=to_state, reason=reason, detail=detail)
+def _event(
+    order: OrderRecord,
+    from_state: OrderState | None,
+    to_state: OrderState,
+    now: datetime,
+    reason: str | None,
+    detail: str | None,
+) -> OrderEventRecord:
+    return OrderEventRecord(
+        event_id=new_id("ev"),
+        order_id=order.order_id,
+        ts=now,
+        from_state=from_state,
+        to_state=to_state,
+        reason=reason,
+        detail=detail,
+    )
 
 
-def created_event(order: OrderRecord, now: datetime, reason: str | None = None,
-                  detail: str | None = None) -> OrderEventRecord:
+def created_event(
+    order: OrderRecord, now: datetime, reason: str | None = None, detail: str | None = None
+) -> OrderEventRecord:
     """The first event of an order (``from_state`` None → its initial state)."""
     return _event(order, None, order.state, now, reason, detail)
 
 
-def transition(order: OrderRecord, to: OrderState, now: datetime, reason: str | None = None,
-               detail: str | None = None) -> OrderEventRecord:
+def transition(
+    order: OrderRecord, to: OrderState, now: datetime, reason: str | None = None, detail: str | None = None
+) -> OrderEventRecord:
     """Move ``order`` to ``to`` (mutates state, updated_at and — when given — reason)."""
     to = OrderState(to)
     if not can_transition(order.state, to):
@@ -140,7 +154,7 @@ def apply_broker_snapshot(order: OrderRecord, broker: BrokerOrder, now: datetime
         if order.filled_qty >= order.qty:
             return []  # apply_fill has already moved it to FILLED (or will on the next fill)
         if state is S.HELD:
-            events.append(transition(order, S.PENDING_SUBMIT, now, "BROKER_SNAPSHOT", detail))
+            events.append(transition(order, S.PENDING_SUBMIT, now, ReasonCode.BROKER_SNAPSHOT, detail))
             state = order.state
         if state in (S.PENDING_SUBMIT, S.SUBMITTED, S.PARTIALLY_FILLED):
             target = _working_target(order)
@@ -158,13 +172,14 @@ def apply_broker_snapshot(order: OrderRecord, broker: BrokerOrder, now: datetime
         if can_transition(state, S.REJECTED):
             events.append(transition(order, S.REJECTED, now, broker.reason or "REJECTED", detail))
         else:
-            events.append(transition(order, S.CANCELLED, now, "REJECTED_AFTER_FILL", detail))
+            events.append(transition(order, S.CANCELLED, now, ReasonCode.REJECTED_AFTER_FILL, detail))
         return events
     raise ValueError(f"unknown broker status {status!r}")
 
 
-def apply_fill(order: OrderRecord, qty: int, price: float, now: datetime,
-               execution_id: str | None = None) -> list[OrderEventRecord]:
+def apply_fill(
+    order: OrderRecord, qty: int, price: float, now: datetime, execution_id: str | None = None
+) -> list[OrderEventRecord]:
     """Apply one execution: filled_qty, VWAP average price and state. Returns one event.
 
     - Working states go to PARTIALLY_FILLED, or FILLED on the last share.
@@ -181,20 +196,26 @@ def apply_fill(order: OrderRecord, qty: int, price: float, now: datetime,
         raise ValueError(f"order {order.order_id}: fill price must be > 0, got {price!r}")
     new_filled = order.filled_qty + qty
     if new_filled > order.qty:
-        raise OverfillError(f"order {order.order_id}: fill of {qty} would make filled {new_filled} > "
-                            f"order qty {order.qty} (already filled {order.filled_qty})")
+        raise OverfillError(
+            f"order {order.order_id}: fill of {qty} would make filled {new_filled} > "
+            f"order qty {order.qty} (already filled {order.filled_qty})"
+        )
     state = order.state
     complete = new_filled == order.qty
     if state is S.HELD or state is S.FILLED:
-        raise InvalidTransition(order.order_id, state, S.FILLED if complete else S.PARTIALLY_FILLED,
-                                "fill on an order that is " + ("not sent" if state is S.HELD else "complete"))
+        raise InvalidTransition(
+            order.order_id,
+            state,
+            S.FILLED if complete else S.PARTIALLY_FILLED,
+            "fill on an order that is " + ("not sent" if state is S.HELD else "complete"),
+        )
     if complete:
         target = S.FILLED
     elif state in (S.PENDING_SUBMIT, S.SUBMITTED, S.PARTIALLY_FILLED):
         target = S.PARTIALLY_FILLED
     else:  # PENDING_CANCEL or a late fill on a terminal state
         target = state
-    reason = "LATE_FILL" if state in LATE_FILL_STATES else "FILL"
+    reason = ReasonCode.LATE_FILL if state in LATE_FILL_STATES else ReasonCode.FILL
     detail = f"{qty}@{price:g} filled {new_filled}/{order.qty}"
     if execution_id:
         detail += f" exec={execution_id}"

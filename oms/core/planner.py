@@ -24,6 +24,7 @@ Prices (KRX tick grid, ``broker_core.market_rules``):
 A plan is sent to the broker as a plain limit at ``limit_price`` (see
 :attr:`OrderPlan.broker_order_type`) — the OMS prices marketable limits itself.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,14 +32,12 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from broker_core import market_rules
+from broker_core.contract.reasons import ReasonCode
 from broker_core.models import OrderType
 from oms.core.types import Constraints, IntentType, PlannedOrderType
 
 DEFAULT_BAND_PCT = 0.003
 DEFAULT_BAND_TICKS = 3
-
-NO_PRICE = "NO_PRICE"
-INVALID_ORDER = "INVALID_ORDER"
 
 
 class PlanningError(ValueError):
@@ -67,28 +66,29 @@ class OrderPlan:
 def _norm_side(side: str) -> str:
     s = str(side).upper()
     if s not in ("BUY", "SELL"):
-        raise PlanningError(INVALID_ORDER, f"side must be BUY or SELL, got {side!r}")
+        raise PlanningError(ReasonCode.INVALID_ORDER, f"side must be BUY or SELL, got {side!r}")
     return s
 
 
 def snap_limit(price: float, buy: bool) -> float:
     """A limit price on the tick grid: buys round up, sells round down."""
     if not price > 0:
-        raise PlanningError(INVALID_ORDER, f"limit price must be > 0, got {price!r}")
+        raise PlanningError(ReasonCode.INVALID_ORDER, f"limit price must be > 0, got {price!r}")
     return float(market_rules.round_up(price) if buy else market_rules.round_down(price))
 
 
-def marketable_price(buy: bool, last: float | None, bid: float | None, ask: float | None,
-                     max_slippage_bps: float | None = None) -> float:
+def marketable_price(
+    buy: bool, last: float | None, bid: float | None, ask: float | None, max_slippage_bps: float | None = None
+) -> float:
     """C6 marketable limit for the side; raises PlanningError(NO_PRICE) without a reference."""
     ref = ask if buy else bid
     if ref is None or not ref > 0:
         ref = last
     if ref is None or not ref > 0:
-        raise PlanningError(NO_PRICE, "no ask/bid/last price to price a marketable limit")
+        raise PlanningError(ReasonCode.NO_PRICE, "no ask/bid/last price to price a marketable limit")
     if max_slippage_bps is not None:
         if max_slippage_bps < 0:
-            raise PlanningError(INVALID_ORDER, f"max_slippage_bps must be >= 0, got {max_slippage_bps}")
+            raise PlanningError(ReasonCode.INVALID_ORDER, f"max_slippage_bps must be >= 0, got {max_slippage_bps}")
         return float(market_rules.marketable_limit(ref, buy, max_slippage_bps / 10_000, ticks=1))
     return float(market_rules.marketable_limit(ref, buy, DEFAULT_BAND_PCT, ticks=DEFAULT_BAND_TICKS))
 
@@ -120,16 +120,26 @@ def stop_triggered(plan_or_order: _HasStop, last_price: float | None) -> bool:
     return triggered(plan_or_order.side, plan_or_order.stop_price, last_price)
 
 
-def plan_order(intent_type: IntentType, side: str, qty: int, constraints: Constraints,
-               quote_last: float | None, bid: float | None, ask: float | None, now: datetime, *,
-               upper_limit: float | None = None, lower_limit: float | None = None) -> OrderPlan:
+def plan_order(
+    intent_type: IntentType,
+    side: str,
+    qty: int,
+    constraints: Constraints,
+    quote_last: float | None,
+    bid: float | None,
+    ask: float | None,
+    now: datetime,
+    *,
+    upper_limit: float | None = None,
+    lower_limit: float | None = None,
+) -> OrderPlan:
     intent_type = IntentType(intent_type)
     if intent_type in (IntentType.CANCEL_ORDERS, IntentType.MODIFY_RISK):
-        raise PlanningError(INVALID_ORDER, f"{intent_type} carries no order")
+        raise PlanningError(ReasonCode.INVALID_ORDER, f"{intent_type} carries no order")
     s = _norm_side(side)
     buy = s == "BUY"
     if not isinstance(qty, int) or qty < 1:
-        raise PlanningError(INVALID_ORDER, f"qty must be a positive int, got {qty!r}")
+        raise PlanningError(ReasonCode.INVALID_ORDER, f"qty must be a positive int, got {qty!r}")
     c = constraints
     order_type = c.order_type
     if order_type is None:
@@ -146,7 +156,7 @@ def plan_order(intent_type: IntentType, side: str, qty: int, constraints: Constr
     cancel_after_ts = None
     if c.cancel_after_sec is not None:
         if c.cancel_after_sec <= 0:
-            raise PlanningError(INVALID_ORDER, f"cancel_after_sec must be > 0, got {c.cancel_after_sec}")
+            raise PlanningError(ReasonCode.INVALID_ORDER, f"cancel_after_sec must be > 0, got {c.cancel_after_sec}")
         cancel_after_ts = now + timedelta(seconds=c.cancel_after_sec)
 
     limit: float | None
@@ -156,23 +166,29 @@ def plan_order(intent_type: IntentType, side: str, qty: int, constraints: Constr
         limit = None
     elif order_type is PlannedOrderType.LIMIT:
         if c.limit_price is None:
-            raise PlanningError(INVALID_ORDER, "LIMIT needs limit_price")
+            raise PlanningError(ReasonCode.INVALID_ORDER, "LIMIT needs limit_price")
         limit = snap_limit(c.limit_price, buy)
     elif order_type is PlannedOrderType.MARKETABLE_LIMIT:
-        limit = _clamp(marketable_price(buy, quote_last, bid, ask, c.max_slippage_bps), buy,
-                       upper_limit, lower_limit)
+        limit = _clamp(marketable_price(buy, quote_last, bid, ask, c.max_slippage_bps), buy, upper_limit, lower_limit)
     else:  # STOP_LIMIT
         if c.stop_price is None or not c.stop_price > 0:
-            raise PlanningError(INVALID_ORDER, "STOP_LIMIT needs a positive stop_price")
+            raise PlanningError(ReasonCode.INVALID_ORDER, "STOP_LIMIT needs a positive stop_price")
         stop = float(c.stop_price)
         if c.limit_price is not None:
             limit = snap_limit(c.limit_price, buy)
         else:
-            limit = _clamp(marketable_price(buy, stop, None, None, c.max_slippage_bps), buy,
-                           upper_limit, lower_limit)
+            limit = _clamp(marketable_price(buy, stop, None, None, c.max_slippage_bps), buy, upper_limit, lower_limit)
         if buy and limit < stop or not buy and limit > stop:
-            raise PlanningError(INVALID_ORDER, f"stop-limit {s}: limit {limit:g} is on the wrong side "
-                                               f"of stop {stop:g}")
+            raise PlanningError(
+                ReasonCode.INVALID_ORDER, f"stop-limit {s}: limit {limit:g} is on the wrong side of stop {stop:g}"
+            )
         held = not triggered(s, stop, quote_last)
-    return OrderPlan(order_type=order_type, limit_price=limit, stop_price=stop,
-                     cancel_after_ts=cancel_after_ts, held=held, side=s, qty=qty)
+    return OrderPlan(
+        order_type=order_type,
+        limit_price=limit,
+        stop_price=stop,
+        cancel_after_ts=cancel_after_ts,
+        held=held,
+        side=s,
+        qty=qty,
+    )

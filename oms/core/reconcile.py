@@ -10,6 +10,7 @@
   answers (snapshots to apply), those that need a lookup by client order id, those whose
   ``cancel_after_ts`` has passed, and broker orders the OMS does not know.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -59,9 +60,18 @@ def diff_positions(broker: Mapping[str, int], ledger: Mapping[str, int]) -> list
 
 def drift_records(drifts: Iterable[PositionDrift], now: datetime, detail: str | None = None) -> list[ReconRecord]:
     """``recon_log`` rows (kind POSITION_EXCESS / POSITION_DEFICIT) for drifts."""
-    return [ReconRecord(recon_id=new_id("rc"), ts=now, kind=f"POSITION_{d.kind}", symbol=d.symbol,
-                        broker_qty=d.broker_qty, ledger_qty=d.ledger_qty, detail=detail)
-            for d in drifts]
+    return [
+        ReconRecord(
+            recon_id=new_id("rc"),
+            ts=now,
+            kind=f"POSITION_{d.kind}",
+            symbol=d.symbol,
+            broker_qty=d.broker_qty,
+            ledger_qty=d.ledger_qty,
+            detail=detail,
+        )
+        for d in drifts
+    ]
 
 
 class DriftConfirmer:
@@ -99,8 +109,14 @@ class AdaptiveInterval:
     Starts at ``initial_s`` (default ``min_s``).
     """
 
-    def __init__(self, min_s: float = 5.0, max_s: float = 60.0, shrink: float = 0.5, grow: float = 2.0,
-                 initial_s: float | None = None) -> None:
+    def __init__(
+        self,
+        min_s: float = 5.0,
+        max_s: float = 60.0,
+        shrink: float = 0.5,
+        grow: float = 2.0,
+        initial_s: float | None = None,
+    ) -> None:
         if not 0 < min_s <= max_s:
             raise ValueError(f"need 0 < min_s <= max_s, got {min_s}, {max_s}")
         if not 0 < shrink <= 1 or grow < 1:
@@ -137,9 +153,11 @@ class OrderSyncPlan:
 _TIMEOUT_STATES = frozenset({OrderState.HELD, OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED})
 
 
-def orders_to_sync(open_oms_orders: Iterable[OrderRecord],
-                   broker_orders: Iterable[BrokerOrder] | Mapping[str, BrokerOrder],
-                   now: datetime) -> OrderSyncPlan:
+def orders_to_sync(
+    open_oms_orders: Iterable[OrderRecord],
+    broker_orders: Iterable[BrokerOrder] | Mapping[str, BrokerOrder],
+    now: datetime,
+) -> OrderSyncPlan:
     """Plan the order part of a reconciliation cycle.
 
     ``broker_orders`` is the broker's open-order list (or client order id → order). HELD orders
@@ -147,8 +165,9 @@ def orders_to_sync(open_oms_orders: Iterable[OrderRecord],
     time out here (their outcome must be known before a cancel); PENDING_CANCEL orders already
     have a cancel in flight. Terminal OMS orders passed in are ignored.
     """
-    by_id: dict[str, BrokerOrder] = (dict(broker_orders) if isinstance(broker_orders, Mapping)
-                                     else {b.client_order_id: b for b in broker_orders})
+    by_id: dict[str, BrokerOrder] = (
+        dict(broker_orders) if isinstance(broker_orders, Mapping) else {b.client_order_id: b for b in broker_orders}
+    )
     plan = OrderSyncPlan()
     known: set[str] = set()
     for order in open_oms_orders:

@@ -6,14 +6,17 @@ not mistaken for drift), refresh the account. Unexplained excess goes to ``_UNKN
 symbol is frozen for entries until an admin corrects the allocation. Consecutive failed cycles
 open the circuit breaker and then switch on safe mode (entries blocked, exits allowed).
 """
+
 from __future__ import annotations
 
 import logging
 import time
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from broker_core.broker import Broker
 from broker_core.clock import Clock
+from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import BrokerError
 from oms.core.circuit import BreakerState, CircuitBreaker
 from oms.core.execution import Execution
@@ -21,15 +24,28 @@ from oms.core.ids import new_id
 from oms.core.reconcile import AdaptiveInterval, diff_positions
 from oms.core.state import OmsState, Recorder
 from oms.core.types import AuditRecord, OrderState, ReconRecord, RiskDailyPortfolioRecord
-from oms.metrics import OmsMetrics
+
+if TYPE_CHECKING:
+    from oms.metrics import OmsMetrics
 
 log = logging.getLogger("oms.reconcile")
 
 
 class Reconciler:
-    def __init__(self, state: OmsState, execution: Execution, broker: Broker, recorder: Recorder, clock: Clock,
-                 breaker: CircuitBreaker, metrics: OmsMetrics, *, min_interval_s: float = 5.0,
-                 max_interval_s: float = 60.0, safe_mode_after: int = 5) -> None:
+    def __init__(
+        self,
+        state: OmsState,
+        execution: Execution,
+        broker: Broker,
+        recorder: Recorder,
+        clock: Clock,
+        breaker: CircuitBreaker,
+        metrics: OmsMetrics,
+        *,
+        min_interval_s: float = 5.0,
+        max_interval_s: float = 60.0,
+        safe_mode_after: int = 5,
+    ) -> None:
         self.state = state
         self.execution = execution
         self.broker = broker
@@ -91,17 +107,28 @@ class Reconciler:
         self.failed_cycles += 1
         self.state.recon_status = "FAIL"
         self.metrics.recon_failures.inc()
-        log.warning("reconciliation failed (%d in a row) reason=RECON_FAILED code=%s: %s",
-                    self.failed_cycles, exc.code, exc.message)
-        rows: list = [self._recon("CYCLE_FAILED", detail=f"{exc.code}: {exc.message}")]
+        log.warning(
+            "reconciliation failed (%d in a row) reason=RECON_FAILED code=%s: %s",
+            self.failed_cycles,
+            exc.code,
+            exc.message,
+        )
+        rows: list = [self._recon(ReasonCode.CYCLE_FAILED, detail=f"{exc.code}: {exc.message}")]
         if self.failed_cycles >= self.safe_mode_after and not self.state.flags.safe_mode:
             self.state.flags.safe_mode = True
             self.state.flags.updated_at = self.clock.now()
             log.error("safe mode ON reason=RECON_FAILURES after %d failed cycles", self.failed_cycles)
-            rows += [self.state.flags, AuditRecord(audit_id=new_id("au"), ts=self.clock.now(), actor="system",
-                                                   action="safe_mode_on", target=None,
-                                                   payload={"reason": "RECON_FAILURES",
-                                                            "failed_cycles": self.failed_cycles})]
+            rows += [
+                self.state.flags,
+                AuditRecord(
+                    audit_id=new_id("au"),
+                    ts=self.clock.now(),
+                    actor="system",
+                    action="safe_mode_on",
+                    target=None,
+                    payload={"reason": ReasonCode.RECON_FAILURES, "failed_cycles": self.failed_cycles},
+                ),
+            ]
         self.recorder.append(rows)
 
     def _compare_positions(self, broker: dict[str, tuple[int, float]]) -> bool:
@@ -112,8 +139,13 @@ class Reconciler:
         for d in drifts:
             self.metrics.recon_drift.labels(d.kind).inc()
             diff = d.broker_qty - d.ledger_qty
-            log.warning("position drift %s kind=%s broker=%d ledger=%d reason=RECON_DRIFT", d.symbol, d.kind,
-                        d.broker_qty, d.ledger_qty)
+            log.warning(
+                "position drift %s kind=%s broker=%d ledger=%d reason=RECON_DRIFT",
+                d.symbol,
+                d.kind,
+                d.broker_qty,
+                d.ledger_qty,
+            )
             if diff > 0:
                 change = self.state.ledger.assign_unknown(d.symbol, diff, broker.get(d.symbol, (0, 0.0))[1], now)
                 rows += [change.position, change.allocation]
@@ -122,23 +154,31 @@ class Reconciler:
             reason = f"RECON_{d.kind}"
             self.state.frozen_symbols[d.symbol] = reason
             rows.append(self.state.ledger.set_frozen(d.symbol, True, reason, now))
-            rows.append(self._recon(f"POSITION_{d.kind}", symbol=d.symbol, broker_qty=d.broker_qty,
-                                    ledger_qty=d.ledger_qty,
-                                    detail=f"{diff:+d} shares unexplained; symbol frozen for entries"))
+            rows.append(
+                self._recon(
+                    f"POSITION_{d.kind}",
+                    symbol=d.symbol,
+                    broker_qty=d.broker_qty,
+                    ledger_qty=d.ledger_qty,
+                    detail=f"{diff:+d} shares unexplained; symbol frozen for entries",
+                )
+            )
         if rows:
             self.recorder.append(rows)
         return bool(drifts)
 
     def _account(self, account: object) -> None:
         from broker_core.models import Account
+
         assert isinstance(account, Account)
         self.state.account = account
         self.state.cash_estimate = account.cash
         day = str(self.clock.now().date())
         daily = self.state.daily_portfolio
         if daily is None or daily.trading_day != day:
-            self.state.daily_portfolio = RiskDailyPortfolioRecord(trading_day=day, start_equity=account.equity,
-                                                                  min_equity=account.equity, updated_at=self.clock.now())
+            self.state.daily_portfolio = RiskDailyPortfolioRecord(
+                trading_day=day, start_equity=account.equity, min_equity=account.equity, updated_at=self.clock.now()
+            )
             self.recorder.append([self.state.daily_portfolio])
         elif daily.min_equity is None or account.equity < daily.min_equity:
             daily.min_equity = account.equity

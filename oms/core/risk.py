@@ -3,9 +3,8 @@
 :func:`evaluate` reads only its arguments (limits, a portfolio snapshot, a market snapshot,
 the trading switches and ``now``); it never mutates them.
 
-Exits and reductions (``IntentType.reduces_exposure``) are never blocked by risk, except by an
-explicit admin exit hold on the symbol (EXIT_HOLD). ``MODIFY_RISK`` carries no order and is
-always approved. Every other intent type (ENTER, SET_TARGET) adds exposure and runs the entry
+Exits and reductions (``IntentType.reduces_exposure``) are never blocked by risk. ``MODIFY_RISK`` carries no order
+and is always approved. Every other intent type (ENTER, SET_TARGET) adds exposure and runs the entry
 checks below, **in this fixed order**; the first rejection wins:
 
  1. INVALID_QTY          qty < 1
@@ -14,26 +13,25 @@ checks below, **in this fixed order**; the first rejection wins:
  4. STRATEGY_PAUSED      strategy in flags.paused_strategies
  5. SYMBOL_DISABLED      symbol in flags.disabled_symbols
  6. SYMBOL_FROZEN        symbol in flags.frozen_symbols (e.g. unexplained excess at recon)
- 7. EXIT_HOLD            symbol in flags.exit_hold_symbols (the hold blocks entries too)
- 8. DAILY_LOSS_HALT      day loss ≥ daily_loss_halt_pct of start equity (or latched)
- 9. DAILY_LOSS_WARN      day loss ≥ daily_loss_warn_pct (or latched: "for the rest of the day")
-10. NO_PRICE             no positive valuation price (``price``, else ``market.last``)
-11. NO_EQUITY            equity ≤ 0
-12. VI_COOLDOWN          market.vi_cooldown_until > now → **DEFER** with retry_at = that time
-13. SPREAD_TOO_WIDE      (ask − bid) / mid > max_spread_bps (skipped when bid or ask is missing)
-14. LIMIT_PRICE_BAND     |limit_price / last − 1| > limit_price_band_pct (needs both)
+ 7. DAILY_LOSS_HALT      day loss ≥ daily_loss_halt_pct of start equity (or latched)
+ 8. DAILY_LOSS_WARN      day loss ≥ daily_loss_warn_pct (or latched: "for the rest of the day")
+ 9. NO_PRICE             no positive valuation price (``price``, else ``market.last``)
+10. NO_EQUITY            equity ≤ 0
+11. VI_COOLDOWN          market.vi_cooldown_until > now → **DEFER** with retry_at = that time
+12. SPREAD_TOO_WIDE      (ask − bid) / mid > max_spread_bps (skipped when bid or ask is missing)
+13. LIMIT_PRICE_BAND     |limit_price / last − 1| > limit_price_band_pct (needs both)
 then the caps; each computes the room left and cuts qty to ``floor(room / price)``; a cap that
 leaves less than one share rejects with its code, otherwise the decision is REDUCE with the code
 of the last (tightest) cap that cut, and later caps see the reduced qty:
-15. ORDER_NOTIONAL       qty·price ≤ max_order_notional
-16. INSUFFICIENT_CASH    qty·price ≤ buyable_cash
-17. POSITION_LIMIT       symbol notional (all strategies, + working buys) + order ≤ max_position_pct·equity
-18. MAX_POSITIONS        a new symbol when max_positions symbols are open → reject (no reduce)
-19. SECTOR_LIMIT         sector notional (+ working buys) + order ≤ max_sector_pct·equity
-20. STRATEGY_BUDGET      strategy notional + order ≤ strategy_budgets[strategy]·equity (if set)
-21. GROSS_EXPOSURE       Σ|position notional| + Σ working buys + order ≤ max_gross_exposure_pct·equity
-22. NET_EXPOSURE         Σ signed position notional + Σ working buys + order ≤ max_net_exposure_pct·equity
-23. REGIME_CAP           gross + order ≤ regime_caps[flags.regime]·equity (when the regime has a cap)
+14. ORDER_NOTIONAL       qty·price ≤ max_order_notional
+15. INSUFFICIENT_CASH    qty·price ≤ buyable_cash
+16. POSITION_LIMIT       symbol notional (all strategies, + working buys) + order ≤ max_position_pct·equity
+17. MAX_POSITIONS        a new symbol when max_positions symbols are open → reject (no reduce)
+18. SECTOR_LIMIT         sector notional (+ working buys) + order ≤ max_sector_pct·equity
+19. STRATEGY_BUDGET      strategy notional + order ≤ strategy_budgets[strategy]·equity (if set)
+20. GROSS_EXPOSURE       Σ|position notional| + Σ working buys + order ≤ max_gross_exposure_pct·equity
+21. NET_EXPOSURE         Σ signed position notional + Σ working buys + order ≤ max_net_exposure_pct·equity
+22. REGIME_CAP           gross + order ≤ regime_caps[flags.regime]·equity (when the regime has a cap)
 
 Notes on the numbers:
 - ``price`` is the per-share valuation of the new order; the caller passes its worst case
@@ -47,6 +45,7 @@ Notes on the numbers:
   ``loss_pct = -daily_pnl / start_equity``. The caller latches a breach for the rest of the day
   with :class:`DailyLossLatch` and passes it as ``flags.daily_loss_level``.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,40 +55,11 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from broker_core.contract.reasons import ReasonCode
 from oms.core.types import IntentType
 
 # Reason codes ---------------------------------------------------------------------------------
-INVALID_QTY = "INVALID_QTY"
-SAFE_MODE = "SAFE_MODE"
-HALTED = "HALTED"
-STRATEGY_PAUSED = "STRATEGY_PAUSED"
-SYMBOL_DISABLED = "SYMBOL_DISABLED"
-SYMBOL_FROZEN = "SYMBOL_FROZEN"
-EXIT_HOLD = "EXIT_HOLD"
-DAILY_LOSS_WARN = "DAILY_LOSS_WARN"
-DAILY_LOSS_HALT = "DAILY_LOSS_HALT"
-NO_PRICE = "NO_PRICE"
-NO_EQUITY = "NO_EQUITY"
-VI_COOLDOWN = "VI_COOLDOWN"
-SPREAD_TOO_WIDE = "SPREAD_TOO_WIDE"
-LIMIT_PRICE_BAND = "LIMIT_PRICE_BAND"
-ORDER_NOTIONAL = "ORDER_NOTIONAL"
-INSUFFICIENT_CASH = "INSUFFICIENT_CASH"
-POSITION_LIMIT = "POSITION_LIMIT"
-MAX_POSITIONS = "MAX_POSITIONS"
-SECTOR_LIMIT = "SECTOR_LIMIT"
-STRATEGY_BUDGET = "STRATEGY_BUDGET"
-GROSS_EXPOSURE = "GROSS_EXPOSURE"
-NET_EXPOSURE = "NET_EXPOSURE"
-REGIME_CAP = "REGIME_CAP"
 
-REASON_CODES: tuple[str, ...] = (
-    INVALID_QTY, SAFE_MODE, HALTED, STRATEGY_PAUSED, SYMBOL_DISABLED, SYMBOL_FROZEN, EXIT_HOLD,
-    DAILY_LOSS_HALT, DAILY_LOSS_WARN, NO_PRICE, NO_EQUITY, VI_COOLDOWN, SPREAD_TOO_WIDE,
-    LIMIT_PRICE_BAND, ORDER_NOTIONAL, INSUFFICIENT_CASH, POSITION_LIMIT, MAX_POSITIONS,
-    SECTOR_LIMIT, STRATEGY_BUDGET, GROSS_EXPOSURE, NET_EXPOSURE, REGIME_CAP,
-)
-"""Every code :func:`evaluate` can return, in check order."""
 
 DEFAULT_ENTRY_LOCK_SEC: dict[str, float] = {"KMP": 90.0, "KPR": 180.0, "PCIM": 300.0, "NULRIMOK": 60.0}
 DEFAULT_REGIME_CAPS: dict[str, float] = {"RISK_OFF": 0.3, "NEUTRAL": 0.6, "RISK_ON": 0.8}
@@ -102,9 +72,9 @@ class RiskLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     daily_loss_warn_pct: float = Field(0.02, gt=0, le=1)
-    """Day loss at which new entries are rejected for the rest of the day (DAILY_LOSS_WARN)."""
+    """Day loss at which new entries are rejected for the rest of the day (ReasonCode.DAILY_LOSS_WARN)."""
     daily_loss_halt_pct: float = Field(0.03, gt=0, le=1)
-    """Day loss at which the account halts entries (DAILY_LOSS_HALT)."""
+    """Day loss at which the account halts entries (ReasonCode.DAILY_LOSS_HALT)."""
     flatten_on_halt: bool = False
     """Whether the OMS flattens everything when the halt level is reached (the caller acts)."""
     max_gross_exposure_pct: float = Field(0.80, gt=0)
@@ -126,11 +96,15 @@ class RiskLimits(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> RiskLimits:
         if self.daily_loss_warn_pct > self.daily_loss_halt_pct:
-            raise ValueError(f"daily_loss_warn_pct ({self.daily_loss_warn_pct}) must not exceed "
-                             f"daily_loss_halt_pct ({self.daily_loss_halt_pct})")
-        for name, mapping in (("regime_caps", self.regime_caps),
-                              ("strategy_budgets", self.strategy_budgets),
-                              ("entry_lock_sec", self.entry_lock_sec)):
+            raise ValueError(
+                f"daily_loss_warn_pct ({self.daily_loss_warn_pct}) must not exceed "
+                f"daily_loss_halt_pct ({self.daily_loss_halt_pct})"
+            )
+        for name, mapping in (
+            ("regime_caps", self.regime_caps),
+            ("strategy_budgets", self.strategy_budgets),
+            ("entry_lock_sec", self.entry_lock_sec),
+        ):
             for key, value in mapping.items():
                 if not math.isfinite(value) or value < 0:
                     raise ValueError(f"{name}[{key!r}] must be a finite number >= 0, got {value}")
@@ -169,8 +143,7 @@ class PortfolioView:
         return self.position_notional(symbol) + self.working_buy_notional.get(symbol, 0.0)
 
     def gross_exposure(self) -> float:
-        return (sum(abs(q * p) for q, p in self.positions.values())
-                + sum(self.working_buy_notional.values()))
+        return sum(abs(q * p) for q, p in self.positions.values()) + sum(self.working_buy_notional.values())
 
     def net_exposure(self) -> float:
         return sum(q * p for q, p in self.positions.values()) + sum(self.working_buy_notional.values())
@@ -215,7 +188,6 @@ class TradingFlags:
     frozen_symbols: dict[str, str] = field(default_factory=dict)
     """symbol → reason."""
     regime: str | None = None
-    exit_hold_symbols: set[str] = field(default_factory=set)
     """Explicit admin hold: blocks exits (and entries) on the symbol."""
     daily_loss_level: LossLevel | None = None
     """Latched day-loss breach (see :class:`DailyLossLatch`); None = not breached today."""
@@ -303,10 +275,21 @@ def _reject(code: str, message: str) -> RiskDecision:
     return RiskDecision(RiskAction.REJECT, 0, code, message)
 
 
-def evaluate(intent_type: IntentType, strategy_id: str, symbol: str, qty: int, price: float | None,
-             limit_price: float | None, portfolio: PortfolioView, market: MarketView,
-             flags: TradingFlags, limits: RiskLimits, now: datetime, *,
-             max_spread_bps: float | None = None) -> RiskDecision:
+def evaluate(
+    intent_type: IntentType,
+    strategy_id: str,
+    symbol: str,
+    qty: int,
+    price: float | None,
+    limit_price: float | None,
+    portfolio: PortfolioView,
+    market: MarketView,
+    flags: TradingFlags,
+    limits: RiskLimits,
+    now: datetime,
+    *,
+    max_spread_bps: float | None = None,
+) -> RiskDecision:
     """Decide on one intent; see the module docstring for the order of checks.
 
     ``max_spread_bps`` (keyword) is the intent's own spread limit; the tighter of it and
@@ -316,55 +299,62 @@ def evaluate(intent_type: IntentType, strategy_id: str, symbol: str, qty: int, p
 
     # Exits / reductions: only an explicit exit hold stops them.
     if intent_type.reduces_exposure:
-        if symbol in flags.exit_hold_symbols:
-            return _reject(EXIT_HOLD, f"{symbol}: exits held by admin")
         return _approve(qty, "exposure-reducing intent")
     if intent_type is IntentType.MODIFY_RISK:
         return _approve(qty, "no order")
 
     # 1–9: account, strategy and symbol switches.
     if qty < 1:
-        return _reject(INVALID_QTY, f"qty must be >= 1, got {qty}")
+        return _reject(ReasonCode.INVALID_QTY, f"qty must be >= 1, got {qty}")
     if flags.safe_mode:
-        return _reject(SAFE_MODE, "safe mode: only exposure-reducing intents are accepted")
+        return _reject(ReasonCode.SAFE_MODE, "safe mode: only exposure-reducing intents are accepted")
     if flags.halt_new_entries:
-        return _reject(HALTED, "new entries are halted")
+        return _reject(ReasonCode.HALTED, "new entries are halted")
     if strategy_id in flags.paused_strategies:
-        return _reject(STRATEGY_PAUSED, f"strategy {strategy_id} is paused")
+        return _reject(ReasonCode.STRATEGY_PAUSED, f"strategy {strategy_id} is paused")
     if symbol in flags.disabled_symbols:
-        return _reject(SYMBOL_DISABLED, f"{symbol} is disabled")
+        return _reject(ReasonCode.SYMBOL_DISABLED, f"{symbol} is disabled")
     if symbol in flags.frozen_symbols:
-        return _reject(SYMBOL_FROZEN, f"{symbol} is frozen: {flags.frozen_symbols[symbol]}")
-    if symbol in flags.exit_hold_symbols:
-        return _reject(EXIT_HOLD, f"{symbol} is on admin hold")
+        return _reject(ReasonCode.SYMBOL_FROZEN, f"{symbol} is frozen: {flags.frozen_symbols[symbol]}")
     level = _worse(flags.daily_loss_level, daily_loss_level(portfolio, limits))
     loss_pct = portfolio.loss_pct()
     if level is LossLevel.HALT:
-        return _reject(DAILY_LOSS_HALT, f"day loss {loss_pct:.2%} reached the halt level "
-                                        f"{limits.daily_loss_halt_pct:.2%}; entries rejected today")
+        return _reject(
+            ReasonCode.DAILY_LOSS_HALT,
+            f"day loss {loss_pct:.2%} reached the halt level {limits.daily_loss_halt_pct:.2%}; entries rejected today",
+        )
     if level is LossLevel.WARN:
-        return _reject(DAILY_LOSS_WARN, f"day loss {loss_pct:.2%} reached the warn level "
-                                        f"{limits.daily_loss_warn_pct:.2%}; entries rejected today")
+        return _reject(
+            ReasonCode.DAILY_LOSS_WARN,
+            f"day loss {loss_pct:.2%} reached the warn level {limits.daily_loss_warn_pct:.2%}; entries rejected today",
+        )
 
     # 10–14: prices and market state.
     px = price if price is not None and price > 0 else market.last
     if px is None or not math.isfinite(px) or px <= 0:
-        return _reject(NO_PRICE, f"{symbol}: no price to value the order")
+        return _reject(ReasonCode.NO_PRICE, f"{symbol}: no price to value the order")
     if portfolio.equity <= 0:
-        return _reject(NO_EQUITY, f"equity is {portfolio.equity}")
+        return _reject(ReasonCode.NO_EQUITY, f"equity is {portfolio.equity}")
     if market.vi_cooldown_until is not None and market.vi_cooldown_until > now:
-        return RiskDecision(RiskAction.DEFER, qty, VI_COOLDOWN,
-                            f"{symbol}: VI cooldown until {market.vi_cooldown_until.isoformat()}",
-                            retry_at=market.vi_cooldown_until)
+        return RiskDecision(
+            RiskAction.DEFER,
+            qty,
+            ReasonCode.VI_COOLDOWN,
+            f"{symbol}: VI cooldown until {market.vi_cooldown_until.isoformat()}",
+            retry_at=market.vi_cooldown_until,
+        )
     spread = spread_bps(market.bid, market.ask)
     spread_cap = limits.max_spread_bps if max_spread_bps is None else min(limits.max_spread_bps, max_spread_bps)
     if spread is not None and spread > spread_cap + _EPS:
-        return _reject(SPREAD_TOO_WIDE, f"{symbol}: spread {spread:.1f} bps > {spread_cap:g} bps")
+        return _reject(ReasonCode.SPREAD_TOO_WIDE, f"{symbol}: spread {spread:.1f} bps > {spread_cap:g} bps")
     if limit_price is not None and market.last is not None and market.last > 0:
         dev = abs(limit_price / market.last - 1)
         if dev > limits.limit_price_band_pct + _EPS:
-            return _reject(LIMIT_PRICE_BAND, f"{symbol}: limit {limit_price:g} is {dev:.2%} from last "
-                                             f"{market.last:g} (band ±{limits.limit_price_band_pct:.2%})")
+            return _reject(
+                ReasonCode.LIMIT_PRICE_BAND,
+                f"{symbol}: limit {limit_price:g} is {dev:.2%} from last "
+                f"{market.last:g} (band ±{limits.limit_price_band_pct:.2%})",
+            )
 
     # 15–23: caps that can cut the quantity.
     equity = portfolio.equity
@@ -383,10 +373,13 @@ def evaluate(intent_type: IntentType, strategy_id: str, symbol: str, qty: int, p
         return None
 
     checks: list[tuple[str, float, str]] = [
-        (ORDER_NOTIONAL, limits.max_order_notional, f"order notional cap {limits.max_order_notional:,.0f}"),
-        (INSUFFICIENT_CASH, portfolio.buyable_cash, "buyable cash"),
-        (POSITION_LIMIT, limits.max_position_pct * equity - portfolio.symbol_exposure(symbol),
-         f"{symbol} position cap {limits.max_position_pct:.0%} of equity"),
+        (ReasonCode.ORDER_NOTIONAL, limits.max_order_notional, f"order notional cap {limits.max_order_notional:,.0f}"),
+        (ReasonCode.INSUFFICIENT_CASH, portfolio.buyable_cash, "buyable cash"),
+        (
+            ReasonCode.POSITION_LIMIT,
+            limits.max_position_pct * equity - portfolio.symbol_exposure(symbol),
+            f"{symbol} position cap {limits.max_position_pct:.0%} of equity",
+        ),
     ]
     for code, room, what in checks:
         if (d := cap(code, room, what)) is not None:
@@ -394,24 +387,45 @@ def evaluate(intent_type: IntentType, strategy_id: str, symbol: str, qty: int, p
 
     open_symbols = portfolio.open_symbols()
     if symbol not in open_symbols and len(open_symbols) >= limits.max_positions:
-        return _reject(MAX_POSITIONS, f"{len(open_symbols)} positions open (max {limits.max_positions})")
+        return _reject(ReasonCode.MAX_POSITIONS, f"{len(open_symbols)} positions open (max {limits.max_positions})")
 
     sector = portfolio.sector(symbol)
-    checks = [(SECTOR_LIMIT, limits.max_sector_pct * equity - portfolio.sector_exposure(sector),
-               f"sector {sector} cap {limits.max_sector_pct:.0%} of equity")]
+    checks = [
+        (
+            ReasonCode.SECTOR_LIMIT,
+            limits.max_sector_pct * equity - portfolio.sector_exposure(sector),
+            f"sector {sector} cap {limits.max_sector_pct:.0%} of equity",
+        )
+    ]
     budget = limits.strategy_budgets.get(strategy_id)
     if budget is not None:
-        checks.append((STRATEGY_BUDGET, budget * equity - portfolio.strategy_notional.get(strategy_id, 0.0),
-                       f"strategy {strategy_id} budget {budget:.0%} of equity"))
+        checks.append(
+            (
+                ReasonCode.STRATEGY_BUDGET,
+                budget * equity - portfolio.strategy_notional.get(strategy_id, 0.0),
+                f"strategy {strategy_id} budget {budget:.0%} of equity",
+            )
+        )
     gross = portfolio.gross_exposure()
-    checks.append((GROSS_EXPOSURE, limits.max_gross_exposure_pct * equity - gross,
-                   f"gross exposure cap {limits.max_gross_exposure_pct:.0%}"))
-    checks.append((NET_EXPOSURE, limits.max_net_exposure_pct * equity - portfolio.net_exposure(),
-                   f"net exposure cap {limits.max_net_exposure_pct:.0%}"))
+    checks.append(
+        (
+            ReasonCode.GROSS_EXPOSURE,
+            limits.max_gross_exposure_pct * equity - gross,
+            f"gross exposure cap {limits.max_gross_exposure_pct:.0%}",
+        )
+    )
+    checks.append(
+        (
+            ReasonCode.NET_EXPOSURE,
+            limits.max_net_exposure_pct * equity - portfolio.net_exposure(),
+            f"net exposure cap {limits.max_net_exposure_pct:.0%}",
+        )
+    )
     if flags.regime is not None and flags.regime in limits.regime_caps:
         regime_cap = limits.regime_caps[flags.regime]
-        checks.append((REGIME_CAP, regime_cap * equity - gross,
-                       f"regime {flags.regime} gross cap {regime_cap:.0%}"))
+        checks.append(
+            (ReasonCode.REGIME_CAP, regime_cap * equity - gross, f"regime {flags.regime} gross cap {regime_cap:.0%}")
+        )
     for code, room, what in checks:
         if (d := cap(code, room, what)) is not None:
             return d

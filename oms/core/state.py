@@ -1,4 +1,5 @@
 """The OMS's in-memory state, rebuilt from stored rows on start."""
+
 from __future__ import annotations
 
 from collections import deque
@@ -10,8 +11,14 @@ from broker_core.models import Account
 from oms.core.arbitration import EntryLocks
 from oms.core.ledger import Ledger
 from oms.core.types import (
-    IntentRecord, OmsStateRecord, RiskPayload, OrderRecord, OrderState, RiskDailyPortfolioRecord,
-    RiskDailyStrategyRecord, StrategyStateRecord, TradingState,
+    IntentRecord,
+    OmsStateRecord,
+    OrderRecord,
+    RiskDailyPortfolioRecord,
+    RiskDailyStrategyRecord,
+    RiskPayload,
+    StrategyStateRecord,
+    TradingState,
 )
 
 
@@ -90,15 +97,18 @@ class OmsState:
             value = order.leaves_qty * (order.limit_price or self.last_prices.get(order.symbol) or 0.0)
             self._buy_contrib[oid] = (order.symbol, order.strategy_id, value)
             self.working_buy_by_symbol[order.symbol] = self.working_buy_by_symbol.get(order.symbol, 0.0) + value
-            self.working_buy_by_strategy[order.strategy_id] = \
+            self.working_buy_by_strategy[order.strategy_id] = (
                 self.working_buy_by_strategy.get(order.strategy_id, 0.0) + value
+            )
 
     def working_orders(self, strategy_id: str | None = None, symbol: str | None = None) -> list[OrderRecord]:
         if strategy_id is not None and symbol is not None:
             return list(self._by_key.get((strategy_id, symbol), {}).values())
-        return [o for o in self.working.values()
-                if (strategy_id is None or o.strategy_id == strategy_id)
-                and (symbol is None or o.symbol == symbol)]
+        return [
+            o
+            for o in self.working.values()
+            if (strategy_id is None or o.strategy_id == strategy_id) and (symbol is None or o.symbol == symbol)
+        ]
 
     def working_qty(self, strategy_id: str, symbol: str, side: str) -> int:
         return sum(o.leaves_qty for o in self.working_orders(strategy_id, symbol) if o.side == side)

@@ -1,116 +1,58 @@
 """OMS domain records. Each record is one row image: the journal stores it, the store copies it to
-the database, and state is rebuilt from these rows after a restart.
+the database, and state is rebuilt from these rows after a restart. The contract's enums and an
+intent's ``constraints``/``risk_payload`` come from ``broker_core.contract``.
 
 Every record kind maps to one table (``TABLE``) and has a natural key (``KEY``), so copying a row
 twice is an upsert, never a second row.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
+from broker_core.contract.enums import (
+    IntentStatus,
+    IntentType,
+    OrderState,
+    PlannedOrderType,
+    TimeHorizon,
+    TradingState,
+    Urgency,
+)
+from broker_core.contract.wire import Constraints, RiskPayload
+
+__all__ = [
+    "AllocationRecord",
+    "AuditRecord",
+    "Constraints",
+    "FillRecord",
+    "Intent",
+    "IntentRecord",
+    "IntentResult",
+    "IntentStatus",
+    "IntentType",
+    "OmsStateRecord",
+    "OrderEventRecord",
+    "OrderRecord",
+    "OrderState",
+    "PlannedOrderType",
+    "PositionRecord",
+    "RECORD_TYPES",
+    "ReconRecord",
+    "RiskDailyPortfolioRecord",
+    "RiskDailyStrategyRecord",
+    "RiskPayload",
+    "StrategyStateRecord",
+    "TimeHorizon",
+    "TradeRecord",
+    "TradingState",
+    "UNKNOWN_STRATEGY",
+    "Urgency",
+]
+
 UNKNOWN_STRATEGY = "_UNKNOWN_"
-
-
-class IntentType(StrEnum):
-    ENTER = "ENTER"
-    REDUCE = "REDUCE"
-    EXIT = "EXIT"
-    FLATTEN = "FLATTEN"
-    CANCEL_ORDERS = "CANCEL_ORDERS"
-    MODIFY_RISK = "MODIFY_RISK"
-    SET_TARGET = "SET_TARGET"
-
-    @property
-    def reduces_exposure(self) -> bool:
-        return self in (IntentType.REDUCE, IntentType.EXIT, IntentType.FLATTEN, IntentType.CANCEL_ORDERS)
-
-    @property
-    def priority(self) -> int:
-        """Lower runs first: exits, then reductions, then everything else, then entries."""
-        return {IntentType.FLATTEN: 0, IntentType.EXIT: 0, IntentType.REDUCE: 1,
-                IntentType.CANCEL_ORDERS: 1}.get(self, 2 if self is not IntentType.ENTER else 3)
-
-
-class Urgency(StrEnum):
-    LOW = "LOW"
-    NORMAL = "NORMAL"
-    HIGH = "HIGH"
-
-
-class TimeHorizon(StrEnum):
-    INTRADAY = "INTRADAY"
-    SWING = "SWING"
-
-
-class IntentStatus(StrEnum):
-    ACCEPTED = "ACCEPTED"
-    EXECUTED = "EXECUTED"
-    MODIFIED = "MODIFIED"
-    REJECTED = "REJECTED"
-    DEFERRED = "DEFERRED"
-    CANCELLED = "CANCELLED"
-
-
-class PlannedOrderType(StrEnum):
-    MARKET = "MARKET"
-    LIMIT = "LIMIT"
-    MARKETABLE_LIMIT = "MARKETABLE_LIMIT"
-    STOP_LIMIT = "STOP_LIMIT"
-
-
-class OrderState(StrEnum):
-    HELD = "HELD"
-    """Stop-limit entry kept by the OMS until its trigger trades."""
-    PENDING_SUBMIT = "PENDING_SUBMIT"
-    SUBMITTED = "SUBMITTED"
-    PARTIALLY_FILLED = "PARTIALLY_FILLED"
-    PENDING_CANCEL = "PENDING_CANCEL"
-    FILLED = "FILLED"
-    CANCELLED = "CANCELLED"
-    REJECTED = "REJECTED"
-    EXPIRED = "EXPIRED"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in _TERMINAL_ORDER_STATES
-
-    @property
-    def in_flight(self) -> bool:
-        return self in _IN_FLIGHT_ORDER_STATES
-
-
-_TERMINAL_ORDER_STATES = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED})
-_IN_FLIGHT_ORDER_STATES = frozenset({OrderState.PENDING_SUBMIT, OrderState.PENDING_CANCEL})
-
-
-class TradingState(StrEnum):
-    ACTIVE = "ACTIVE"
-    REDUCING = "REDUCING"
-    """Safe mode: only exposure-reducing intents."""
-    HALTED = "HALTED"
-
-
-@dataclass(frozen=True, slots=True)
-class Constraints:
-    order_type: PlannedOrderType | None = None
-    limit_price: float | None = None
-    stop_price: float | None = None
-    max_slippage_bps: float | None = None
-    max_spread_bps: float | None = None
-    cancel_after_sec: float | None = None
-    expiry_ts: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RiskPayload:
-    entry_px: float | None = None
-    stop_px: float | None = None
-    hard_stop_px: float | None = None
-    rationale_code: str | None = None
-    confidence: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,7 +280,17 @@ class RiskDailyPortfolioRecord:
 
 
 RECORD_TYPES: tuple[type, ...] = (
-    IntentRecord, OrderRecord, OrderEventRecord, FillRecord, PositionRecord, AllocationRecord,
-    TradeRecord, ReconRecord, AuditRecord, StrategyStateRecord, OmsStateRecord,
-    RiskDailyStrategyRecord, RiskDailyPortfolioRecord,
+    IntentRecord,
+    OrderRecord,
+    OrderEventRecord,
+    FillRecord,
+    PositionRecord,
+    AllocationRecord,
+    TradeRecord,
+    ReconRecord,
+    AuditRecord,
+    StrategyStateRecord,
+    OmsStateRecord,
+    RiskDailyStrategyRecord,
+    RiskDailyPortfolioRecord,
 )

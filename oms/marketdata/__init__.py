@@ -9,10 +9,24 @@
 - :mod:`oms.marketdata.proxy` — :class:`MarketDataProxy`: REST quotes/bars/daily/investor flow with
   the rate budget, in-flight de-duplication and caching.
 """
+
 from oms.marketdata.consumer import StreamBus, StreamConsumer
 from oms.marketdata.hub import HubBrokerView, KrxSession, MarketDataHub
 from oms.marketdata.proxy import MarketDataProxy, NotSupported, UnknownSymbol
 from oms.marketdata.slots import SYSTEM_OWNER, LeasePolicy, Release, RequestResult, SlotBook
 
-__all__ = ["HubBrokerView", "KrxSession", "LeasePolicy", "MarketDataHub", "MarketDataProxy", "NotSupported",
-           "Release", "RequestResult", "SYSTEM_OWNER", "SlotBook", "StreamBus", "StreamConsumer", "UnknownSymbol"]
+__all__ = [
+    "HubBrokerView",
+    "KrxSession",
+    "LeasePolicy",
+    "MarketDataHub",
+    "MarketDataProxy",
+    "NotSupported",
+    "Release",
+    "RequestResult",
+    "SYSTEM_OWNER",
+    "SlotBook",
+    "StreamBus",
+    "StreamConsumer",
+    "UnknownSymbol",
+]

@@ -10,6 +10,7 @@ first. Putting never blocks: a slow reader can never stall the upstream reader t
 
 Market items may be pre-encoded JSON text (the hub encodes each tick once for all consumers).
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -26,6 +27,10 @@ MarketItem = Any
 class StreamConsumer(Subscriber):
     owner: str = ""
     """Lease owner (the strategy id; ``ADMIN``/``READ`` for tool keys)."""
+    symbols: set[str] = field(default_factory=set)
+    channels: set[str] = field(default_factory=lambda: {"trades", "quotes"})
+    max_market_backlog: int = 10_000
+    conflated: int = 0
     wants: dict[str, frozenset[str]] = field(default_factory=dict)
     """Granted symbol → channels wanted on it."""
     _mq: deque[list[Any]] = field(default_factory=deque)
@@ -85,7 +90,8 @@ class StreamBus(EventBus):
         self.market_backlog = market_backlog
 
     def subscribe(self, strategy_id: str, owner: str | None = None) -> StreamConsumer:  # type: ignore[override]
-        sub = StreamConsumer(strategy_id=strategy_id, owner=owner or strategy_id,
-                             max_market_backlog=self.market_backlog)
+        sub = StreamConsumer(
+            strategy_id=strategy_id, owner=owner or strategy_id, max_market_backlog=self.market_backlog
+        )
         self._subs.add(sub)
         return sub

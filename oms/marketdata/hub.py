@@ -24,6 +24,7 @@ Control messages pushed to consumers (critical queue, never conflated)::
     {"type": "evicted", "symbols": [...], "reason": "PREEMPTED" | "WINDOW_END" | "UPSTREAM_ERROR", "detail": "..."}
     {"type": "gap", "symbols": [...], "since": iso, "until": iso, "reason": "UPSTREAM_STALE" | "UPSTREAM_ENDED"}
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,6 +37,7 @@ from typing import Any
 
 from broker_core.broker import Broker
 from broker_core.clock import Clock
+from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import SubscriptionCapacityExceeded
 from broker_core.market_rules import SessionPhase, session_phase
 from broker_core.models import Tick
@@ -60,6 +62,7 @@ class KrxSession:
 
     def __call__(self, now: datetime) -> bool:
         from broker_core.calendars import is_trading_day
+
         day = now.date()
         trading = self._days.get(day)
         if trading is None:
@@ -71,13 +74,22 @@ class KrxSession:
 
 
 class MarketDataHub:
-    def __init__(self, broker: Broker, clock: Clock, bus: StreamBus, *, config: Any = None, metrics: Any = None,
-                 known_symbols: Callable[[], Collection[str] | None] = lambda: None,
-                 position_holders: Callable[[str], Collection[str]] = lambda symbol: (),
-                 working_owners: Callable[[str], Collection[str]] = lambda symbol: (),
-                 market_open: Callable[[datetime], bool] | None = None) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        clock: Clock,
+        bus: StreamBus,
+        *,
+        config: Any = None,
+        metrics: Any = None,
+        known_symbols: Callable[[], Collection[str] | None] = lambda: None,
+        position_holders: Callable[[str], Collection[str]] = lambda symbol: (),
+        working_owners: Callable[[str], Collection[str]] = lambda symbol: (),
+        market_open: Callable[[datetime], bool] | None = None,
+    ) -> None:
         if config is None:
             from oms.settings import MarketDataConfig
+
             config = MarketDataConfig()
         self.broker = broker
         self.clock = clock
@@ -88,12 +100,20 @@ class MarketDataHub:
         capacity = self.broker_capacity
         if config.capacity is not None:
             if config.capacity > capacity:
-                log.warning("marketdata.capacity=%d is above the broker's %d subscriptions; using %d",
-                            config.capacity, capacity, capacity)
+                log.warning(
+                    "marketdata.capacity=%d is above the broker's %d subscriptions; using %d",
+                    config.capacity,
+                    capacity,
+                    capacity,
+                )
             capacity = min(capacity, config.capacity)
-        self.book = SlotBook(capacity, {k: _policy(v) for k, v in config.leases.items()},
-                             _policy(config.default_lease), position_holders=position_holders,
-                             working_owners=working_owners)
+        self.book = SlotBook(
+            capacity,
+            {k: _policy(v) for k, v in config.leases.items()},
+            _policy(config.default_lease),
+            position_holders=position_holders,
+            working_owners=working_owners,
+        )
         self.stale_after = timedelta(seconds=config.stale_after_s)
         self.check_interval = float(config.check_interval_s)
         self._known = known_symbols
@@ -159,9 +179,13 @@ class MarketDataHub:
     def consumers(self) -> list[StreamConsumer]:
         return list(self._consumers)
 
-    async def subscribe(self, consumer: StreamConsumer, symbols: Iterable[str],
-                        channels: Iterable[str] = ("trades", "quotes"),
-                        keep: Iterable[str] | None = None) -> tuple[list[str], dict[str, tuple[str, str]]]:
+    async def subscribe(
+        self,
+        consumer: StreamConsumer,
+        symbols: Iterable[str],
+        channels: Iterable[str] = ("trades", "quotes"),
+        keep: Iterable[str] | None = None,
+    ) -> tuple[list[str], dict[str, tuple[str, str]]]:
         """Lease and subscribe; returns (granted symbols, {denied symbol: (reason code, detail)})."""
         chans = frozenset(channels)
         async with self._lock:
@@ -171,8 +195,8 @@ class MarketDataHub:
             wanted: list[str] = []
             for s in dict.fromkeys(symbols):
                 if known is not None and s not in known:
-                    denied[s] = ("UNKNOWN_SYMBOL", f"{s} is not a symbol of this market/feed")
-                    self._count("deny", "UNKNOWN_SYMBOL", consumer.owner)
+                    denied[s] = (ReasonCode.UNKNOWN_SYMBOL, f"{s} is not a symbol of this market/feed")
+                    self._count("deny", ReasonCode.UNKNOWN_SYMBOL, consumer.owner)
                     log.info("slot DENY %s %s reason=UNKNOWN_SYMBOL", consumer.owner, s)
                 else:
                     wanted.append(s)
@@ -186,7 +210,7 @@ class MarketDataHub:
             for s in failed:
                 if s in granted:
                     granted.remove(s)
-                    denied[s] = ("UPSTREAM_ERROR", failed[s])
+                    denied[s] = (ReasonCode.UPSTREAM_ERROR, failed[s])
             for s in granted:
                 consumer.wants[s] = chans
                 consumer.symbols.add(s)
@@ -195,8 +219,9 @@ class MarketDataHub:
             self._set_gauges()
         return granted, denied
 
-    async def unsubscribe(self, consumer: StreamConsumer, symbols: Iterable[str],
-                          reason: str = "UNSUBSCRIBED") -> list[str]:
+    async def unsubscribe(
+        self, consumer: StreamConsumer, symbols: Iterable[str], reason: str = "UNSUBSCRIBED"
+    ) -> list[str]:
         async with self._lock:
             gone = self._drop_wants(consumer, symbols, reason)
             await self._sync_upstream()
@@ -222,8 +247,15 @@ class MarketDataHub:
         releases = self.book.release(consumer.owner, [s for s in gone if s not in still], reason)
         for r in releases:
             self._count("release", reason, r.owner)
-            log.info("slot RELEASE %s %s reason=%s slot_freed=%s used=%d/%d", r.owner, r.symbol, reason,
-                     r.slot_freed, self.book.used, self.book.capacity)
+            log.info(
+                "slot RELEASE %s %s reason=%s slot_freed=%s used=%d/%d",
+                r.owner,
+                r.symbol,
+                reason,
+                r.slot_freed,
+                self.book.used,
+                self.book.capacity,
+            )
         self._reroute(gone)
         return gone
 
@@ -276,7 +308,7 @@ class MarketDataHub:
             releases: list[Release] = []
             for s in add:
                 for owner in sorted(self.book.holders(s)):
-                    releases.extend(self.book.release(owner, [s], "UPSTREAM_ERROR"))
+                    releases.extend(self.book.release(owner, [s], ReasonCode.UPSTREAM_ERROR))
             self._apply_releases(releases, detail=text)
             return {s: text for s in add}
 
@@ -326,8 +358,16 @@ class MarketDataHub:
         route = self._route.get(tick.symbol)
         if route:
             side = tick.aggressor
-            text = json.dumps({"type": "trade", "symbol": tick.symbol, "price": tick.price, "qty": tick.qty,
-                               "ts": tick.ts.isoformat(), "side": side.value if side is not None else None})
+            text = json.dumps(
+                {
+                    "type": "trade",
+                    "symbol": tick.symbol,
+                    "price": tick.price,
+                    "qty": tick.qty,
+                    "ts": tick.ts.isoformat(),
+                    "side": side.value if side is not None else None,
+                }
+            )
             key = ("trade", tick.symbol)
             for consumer in route:
                 consumer.put_encoded(key, text)
@@ -349,11 +389,24 @@ class MarketDataHub:
             return
         by_consumer: dict[tuple[StreamConsumer, str, str], list[str]] = {}
         for r in releases:
-            event = "evict" if r.reason == "PREEMPTED" else "expire" if r.reason == "WINDOW_END" else "release"
+            event = (
+                "evict"
+                if r.reason == ReasonCode.PREEMPTED
+                else "expire"
+                if r.reason == ReasonCode.WINDOW_END
+                else "release"
+            )
             self._count(event, r.reason, r.owner)
-            (log.warning if r.reason != "WINDOW_END" else log.info)(
-                "slot %s %s %s reason=%s (%s) used=%d/%d", event.upper(), r.owner, r.symbol, r.reason,
-                detail or r.detail, self.book.used, self.book.capacity)
+            (log.warning if r.reason != ReasonCode.WINDOW_END else log.info)(
+                "slot %s %s %s reason=%s (%s) used=%d/%d",
+                event.upper(),
+                r.owner,
+                r.symbol,
+                r.reason,
+                detail or r.detail,
+                self.book.used,
+                self.book.capacity,
+            )
             for c in self._consumers:
                 if c.owner == r.owner and r.symbol in c.wants:
                     del c.wants[r.symbol]
@@ -365,10 +418,17 @@ class MarketDataHub:
 
     def _record(self, result: RequestResult) -> None:
         for g in result.granted:
-            if g.reason != "ALREADY_LEASED":
+            if g.reason != ReasonCode.ALREADY_LEASED:
                 self._count("grant", g.reason, g.owner)
-                log.info("slot GRANT %s %s reason=%s %s used=%d/%d", g.owner, g.symbol, g.reason, g.detail,
-                         self.book.used, self.book.capacity)
+                log.info(
+                    "slot GRANT %s %s reason=%s %s used=%d/%d",
+                    g.owner,
+                    g.symbol,
+                    g.reason,
+                    g.detail,
+                    self.book.used,
+                    self.book.capacity,
+                )
         for d in result.denied:
             self._count("deny", d.reason, d.owner)
             log.info("slot DENY %s %s reason=%s (%s)", d.owner, d.symbol, d.reason, d.detail)
@@ -383,7 +443,7 @@ class MarketDataHub:
                 await self._sync_upstream()
         if self._running:
             if self._reader is None or self._reader.done():
-                await self.reconnect("UPSTREAM_ENDED")
+                await self.reconnect(ReasonCode.UPSTREAM_ENDED)
             else:
                 open_ = self._market_open(now)
                 if self.ticks_in != self._ticks_at_check or not self._upstream or not open_ or not self._was_open:
@@ -391,7 +451,7 @@ class MarketDataHub:
                     self._ticks_at_check = self.ticks_in
                     self._last_progress = now
                 elif self._last_progress is not None and now - self._last_progress >= self.stale_after:
-                    await self.reconnect("UPSTREAM_STALE")
+                    await self.reconnect(ReasonCode.UPSTREAM_STALE)
                 self._was_open = open_
         self._set_gauges()
 
@@ -401,15 +461,21 @@ class MarketDataHub:
             now = self.clock.now()
             since = self._last_progress or now
             symbols = sorted(self._upstream)
-            log.warning("upstream market data reconnect reason=%s: no tick since %s; %d symbol(s) resubscribed",
-                        reason, since.isoformat(), len(symbols))
+            log.warning(
+                "upstream market data reconnect reason=%s: no tick since %s; %d symbol(s) resubscribed",
+                reason,
+                since.isoformat(),
+                len(symbols),
+            )
             await self._stop_reader()
             hook = getattr(self.broker, "reconnect_market_data", None)
             stream = self.broker.ticks()
             try:
                 if callable(hook):
                     if await hook() is False:
-                        log.error("upstream reconnect: the adapter's session is not back yet; retried at the next check")
+                        log.error(
+                            "upstream reconnect: the adapter's session is not back yet; retried at the next check"
+                        )
                 elif symbols:
                     await self.broker.unsubscribe_ticks(symbols)
                     self._note_call("unsubscribe", symbols)
@@ -428,8 +494,15 @@ class MarketDataHub:
             for c in self._consumers:
                 affected = sorted(s for s in c.wants if s in symbols)
                 if affected:
-                    c.put_critical({"type": "gap", "symbols": affected, "since": since.isoformat(),
-                                    "until": now.isoformat(), "reason": reason})
+                    c.put_critical(
+                        {
+                            "type": "gap",
+                            "symbols": affected,
+                            "since": since.isoformat(),
+                            "until": now.isoformat(),
+                            "reason": reason,
+                        }
+                    )
 
     async def _housekeeping(self) -> None:
         while True:
@@ -462,8 +535,11 @@ class MarketDataHub:
         m.md_slots_used.set(self.book.used)
         m.md_slot_capacity.set(self.book.capacity)
         m.md_consumers.set(len(self._consumers))
-        for name, value, counter in (("ticks", self.ticks_in, m.md_ticks), ("fanout", self.fanout, m.md_fanout),
-                                     ("conflated", self.conflated, m.md_conflated)):
+        for name, value, counter in (
+            ("ticks", self.ticks_in, m.md_ticks),
+            ("fanout", self.fanout, m.md_fanout),
+            ("conflated", self.conflated, m.md_conflated),
+        ):
             delta = value - self._reported[name]
             if delta > 0:
                 counter.inc(delta)
@@ -472,16 +548,28 @@ class MarketDataHub:
     def snapshot(self) -> dict[str, Any]:
         now = self.clock.now()
         snap: dict[str, Any] = dict(self.book.snapshot(now))
-        snap.update({
-            "broker": getattr(self.broker, "name", "?"), "broker_capacity": self.broker_capacity,
-            "upstream": sorted(self._upstream),
-            "consumers": [{"strategy_id": c.strategy_id, "owner": c.owner, "symbols": sorted(c.wants),
-                           "market_backlog": c.market_backlog, "conflated": c.conflated}
-                          for c in sorted(self._consumers, key=lambda c: (c.owner, id(c)))],
-            "ticks": self.ticks_in, "reconnects": self.reconnects,
-            "last_progress": self._last_progress.isoformat() if self._last_progress else None,
-            "stale_after_s": self.stale_after.total_seconds(), "now": now.isoformat(),
-        })
+        snap.update(
+            {
+                "broker": getattr(self.broker, "name", "?"),
+                "broker_capacity": self.broker_capacity,
+                "upstream": sorted(self._upstream),
+                "consumers": [
+                    {
+                        "strategy_id": c.strategy_id,
+                        "owner": c.owner,
+                        "symbols": sorted(c.wants),
+                        "market_backlog": c.market_backlog,
+                        "conflated": c.conflated,
+                    }
+                    for c in sorted(self._consumers, key=lambda c: (c.owner, id(c)))
+                ],
+                "ticks": self.ticks_in,
+                "reconnects": self.reconnects,
+                "last_progress": self._last_progress.isoformat() if self._last_progress else None,
+                "stale_after_s": self.stale_after.total_seconds(),
+                "now": now.isoformat(),
+            }
+        )
         return snap
 
 

@@ -13,6 +13,7 @@ midnight). Failures are not cached.
 Errors are typed so the API maps them: :class:`UnknownSymbol` (404), :class:`NotSupported` (501),
 broker errors (RateLimited → 429, BrokerUnavailable → 503, others → 502).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -57,8 +58,14 @@ def quote_json(q: Quote) -> dict[str, Any]:
 
 
 def bar_json(b: Bar) -> dict[str, Any]:
-    row: dict[str, Any] = {"ts": b.ts.isoformat(), "open": b.open, "high": b.high, "low": b.low,
-                           "close": b.close, "volume": b.volume}
+    row: dict[str, Any] = {
+        "ts": b.ts.isoformat(),
+        "open": b.open,
+        "high": b.high,
+        "low": b.low,
+        "close": b.close,
+        "volume": b.volume,
+    }
     if b.extra:
         row.update(b.extra)
     return row
@@ -69,13 +76,22 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 
 class MarketDataProxy:
-    def __init__(self, broker: Broker, clock: Clock, limiter: RateLimiter, *, cache: Any = None,
-                 metrics: Any = None, flow_source: FlowSource | None = None,
-                 known_intraday: Callable[[], Collection[str] | None] = lambda: None,
-                 known_daily: Callable[[], Collection[str] | None] = lambda: None,
-                 priority: Priority = Priority.MARKET_DATA) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        clock: Clock,
+        limiter: RateLimiter,
+        *,
+        cache: Any = None,
+        metrics: Any = None,
+        flow_source: FlowSource | None = None,
+        known_intraday: Callable[[], Collection[str] | None] = lambda: None,
+        known_daily: Callable[[], Collection[str] | None] = lambda: None,
+        priority: Priority = Priority.MARKET_DATA,
+    ) -> None:
         if cache is None:
             from oms.settings import MarketDataCacheConfig
+
             cache = MarketDataCacheConfig()
         self.broker = broker
         self.clock = clock
@@ -99,8 +115,9 @@ class MarketDataProxy:
         async def call() -> dict[str, Any]:
             return quote_json(await self.broker.get_quote(symbol))
 
-        return await self._get("quote", ("quote", symbol), call,
-                               lambda now: now + timedelta(seconds=self.cfg.quote_ttl_s))
+        return await self._get(
+            "quote", ("quote", symbol), call, lambda now: now + timedelta(seconds=self.cfg.quote_ttl_s)
+        )
 
     async def bars(self, symbol: str, start: datetime, end: datetime, interval: str = "1m") -> list[dict[str, Any]]:
         self._check_known(symbol, self._known_intraday())
@@ -132,8 +149,10 @@ class MarketDataProxy:
         method = getattr(self.broker, "get_investor_flow", None)
         source: FlowSource | None = method if callable(method) else self._flow_source
         if source is None:
-            raise NotSupported(f"investor flow is not available from the {getattr(self.broker, 'name', '?')} "
-                               "broker adapter (no get_investor_flow) nor from a data source")
+            raise NotSupported(
+                f"investor flow is not available from the {getattr(self.broker, 'name', '?')} "
+                "broker adapter (no get_investor_flow) nor from a data source"
+            )
         self._check_known(symbol, self._known_daily())
         end = min(end, self.last_complete_day())
         if end < start:
@@ -174,8 +193,13 @@ class MarketDataProxy:
         if self.metrics is not None:
             self.metrics.md_rest.labels(kind, result).inc()
 
-    async def _get(self, kind: str, key: tuple[Any, ...], call: Callable[[], Awaitable[Any]],
-                   expires: Callable[[datetime], datetime]) -> Any:
+    async def _get(
+        self,
+        kind: str,
+        key: tuple[Any, ...],
+        call: Callable[[], Awaitable[Any]],
+        expires: Callable[[datetime], datetime],
+    ) -> Any:
         entry = self._cache.get(key)
         if entry is not None:
             if entry.expires > self.clock.now():
@@ -211,8 +235,13 @@ class MarketDataProxy:
         KIS adapter built with ``limiter=``): the proxy must not take a second token for the same call."""
         return getattr(self.broker, "limiter", None) is self.limiter
 
-    async def _load(self, kind: str, key: tuple[Any, ...], call: Callable[[], Awaitable[Any]],
-                    expires: Callable[[datetime], datetime]) -> Any:
+    async def _load(
+        self,
+        kind: str,
+        key: tuple[Any, ...],
+        call: Callable[[], Awaitable[Any]],
+        expires: Callable[[datetime], datetime],
+    ) -> Any:
         if not self.adapter_meters:
             await self.limiter.acquire(self.priority)
         self.upstream_log.append((kind, key, self._limiter_time()))

@@ -20,6 +20,7 @@ denials ``NO_LEASE`` (max_slots 0), ``OUTSIDE_WINDOW``, ``LEASE_FULL`` (the stra
 max_slots), ``CAPACITY_FULL``; releases ``UNSUBSCRIBED``, ``DISCONNECTED``, ``PREEMPTED``,
 ``WINDOW_END``, ``UPSTREAM_ERROR``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
 from broker_core.clock import KST
+from broker_core.contract.reasons import ReasonCode
 
 SYSTEM_OWNER = "_OMS"
 """The OMS's own subscriptions (held stop-limit entries watching their trigger): never evicted."""
@@ -73,6 +75,7 @@ class Denial:
 @dataclass(frozen=True)
 class Release:
     """A lease that ended: ``owner`` no longer leases ``symbol`` (``slot_freed``: nobody does)."""
+
     owner: str
     symbol: str
     reason: str
@@ -95,10 +98,15 @@ class _Lease:
 
 
 class SlotBook:
-    def __init__(self, capacity: int, policies: dict[str, LeasePolicy] | None = None,
-                 default_policy: LeasePolicy | None = None, *,
-                 position_holders: Callable[[str], Collection[str]] = lambda symbol: (),
-                 working_owners: Callable[[str], Collection[str]] = lambda symbol: ()) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        policies: dict[str, LeasePolicy] | None = None,
+        default_policy: LeasePolicy | None = None,
+        *,
+        position_holders: Callable[[str], Collection[str]] = lambda symbol: (),
+        working_owners: Callable[[str], Collection[str]] = lambda symbol: (),
+    ) -> None:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self.capacity = capacity
@@ -170,8 +178,9 @@ class SlotBook:
         else:
             self._keep.pop(owner, None)
 
-    def request(self, owner: str, symbols: Iterable[str], now: datetime,
-                keep: Iterable[str] | None = None) -> RequestResult:
+    def request(
+        self, owner: str, symbols: Iterable[str], now: datetime, keep: Iterable[str] | None = None
+    ) -> RequestResult:
         """Lease ``symbols`` for ``owner``; window ends are applied first (``now`` is the clock's time)."""
         result = RequestResult(released=self.expire(now))
         if keep is not None:
@@ -181,24 +190,37 @@ class SlotBook:
             self._request_one(owner, symbol, policy, now, result)
         return result
 
-    def _request_one(self, owner: str, symbol: str, policy: LeasePolicy, now: datetime,
-                     result: RequestResult) -> None:
+    def _request_one(self, owner: str, symbol: str, policy: LeasePolicy, now: datetime, result: RequestResult) -> None:
         if symbol in self._by_owner.get(owner, ()):
-            result.granted.append(Grant(owner, symbol, "ALREADY_LEASED"))
+            result.granted.append(Grant(owner, symbol, ReasonCode.ALREADY_LEASED))
             return
         if policy.max_slots == 0:
-            result.denied.append(Denial(owner, symbol, "NO_LEASE", f"{owner} has no stream slots (max_slots 0)"))
+            result.denied.append(
+                Denial(owner, symbol, ReasonCode.NO_LEASE, f"{owner} has no stream slots (max_slots 0)")
+            )
             return
         held = self.holds_position(owner, symbol)
         if not policy.in_window(now) and not held:
-            result.denied.append(Denial(owner, symbol, "OUTSIDE_WINDOW",
-                                        f"{owner} lease window is {policy.window_text()} KST "
-                                        f"(now {now.astimezone(KST):%H:%M:%S}); outside it only held symbols"))
+            result.denied.append(
+                Denial(
+                    owner,
+                    symbol,
+                    ReasonCode.OUTSIDE_WINDOW,
+                    f"{owner} lease window is {policy.window_text()} KST "
+                    f"(now {now.astimezone(KST):%H:%M:%S}); outside it only held symbols",
+                )
+            )
             return
         count = len(self._by_owner.get(owner, ()))
         if policy.max_slots is not None and count >= policy.max_slots and not held:
-            result.denied.append(Denial(owner, symbol, "LEASE_FULL",
-                                        f"{owner} already leases {count} of its {policy.max_slots} slots"))
+            result.denied.append(
+                Denial(
+                    owner,
+                    symbol,
+                    ReasonCode.LEASE_FULL,
+                    f"{owner} already leases {count} of its {policy.max_slots} slots",
+                )
+            )
             return
         if symbol in self._slots:
             others = ",".join(sorted(self._slots[symbol]))
@@ -207,21 +229,30 @@ class SlotBook:
             return
         if len(self._slots) < self.capacity:
             self._add(owner, symbol, now)
-            result.granted.append(Grant(owner, symbol, "FREE_SLOT", f"{len(self._slots)}/{self.capacity} in use"))
+            result.granted.append(
+                Grant(owner, symbol, ReasonCode.FREE_SLOT, f"{len(self._slots)}/{self.capacity} in use")
+            )
             return
         victim = self._victim(policy.priority)
         if victim is None:
-            result.denied.append(Denial(owner, symbol, "CAPACITY_FULL",
-                                        f"all {self.capacity} slots in use by protected or equal/higher-priority "
-                                        f"leases (priority {policy.priority})"))
+            result.denied.append(
+                Denial(
+                    owner,
+                    symbol,
+                    ReasonCode.CAPACITY_FULL,
+                    f"all {self.capacity} slots in use by protected or equal/higher-priority "
+                    f"leases (priority {policy.priority})",
+                )
+            )
             return
         holders = sorted(self._slots[victim])
         detail = f"slot given to {owner} (priority {policy.priority}) for {symbol}"
         for h in holders:
-            result.released.append(self._remove(h, victim, "PREEMPTED", detail))
+            result.released.append(self._remove(h, victim, ReasonCode.PREEMPTED, detail))
         self._add(owner, symbol, now)
-        result.granted.append(Grant(owner, symbol, "EVICTED_LOWER_PRIORITY",
-                                    f"evicted {victim} of {','.join(holders)}"))
+        result.granted.append(
+            Grant(owner, symbol, ReasonCode.EVICTED_LOWER_PRIORITY, f"evicted {victim} of {','.join(holders)}")
+        )
 
     def _victim(self, priority: int) -> str | None:
         best: tuple[int, int, str] | None = None
@@ -273,8 +304,14 @@ class SlotBook:
                 continue
             for symbol in sorted(self._by_owner.get(owner, ())):
                 if not self.holds_position(owner, symbol):
-                    out.append(self._remove(owner, symbol, "WINDOW_END",
-                                            f"{owner} lease window {policy.window_text()} KST ended"))
+                    out.append(
+                        self._remove(
+                            owner,
+                            symbol,
+                            ReasonCode.WINDOW_END,
+                            f"{owner} lease window {policy.window_text()} KST ended",
+                        )
+                    )
         return out
 
     def next_edge(self, now: datetime) -> datetime | None:
@@ -299,12 +336,22 @@ class SlotBook:
             p = self.policy(owner)
             syms = sorted(self._by_owner.get(owner, ()))
             leases[owner] = {
-                "priority": p.priority, "max_slots": p.max_slots,
-                "window": {"start": p.start.strftime("%H:%M") if p.start else None,
-                           "end": p.end.strftime("%H:%M") if p.end else None},
-                "in_window": p.in_window(now), "count": len(syms), "symbols": syms,
+                "priority": p.priority,
+                "max_slots": p.max_slots,
+                "window": {
+                    "start": p.start.strftime("%H:%M") if p.start else None,
+                    "end": p.end.strftime("%H:%M") if p.end else None,
+                },
+                "in_window": p.in_window(now),
+                "count": len(syms),
+                "symbols": syms,
                 "keep": sorted(self._keep.get(owner, set()) & set(syms)),
                 "protected": [s for s in syms if self.holds_position(owner, s)],
             }
-        return {"capacity": self.capacity, "used": len(self._slots), "free": self.capacity - len(self._slots),
-                "leases": leases, "shared": self.shared()}
+        return {
+            "capacity": self.capacity,
+            "used": len(self._slots),
+            "free": self.capacity - len(self._slots),
+            "leases": leases,
+            "shared": self.shared(),
+        }

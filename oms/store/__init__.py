@@ -13,6 +13,7 @@ Typical wiring in the OMS lifespan::
     ...  journal.append([...]) before every broker call; reader.list_intents(...) for the API
     await drainer.stop(); journal.close(); await engine.dispose()
 """
+
 from oms.store.codec import from_row, to_row
 from oms.store.drain import DB_UNAVAILABLE, Drainer, is_connectivity_error
 from oms.store.journal import Journal, JournalEntry
@@ -20,6 +21,16 @@ from oms.store.migrate import make_engine, migrate, normalize_url
 from oms.store.repository import MergedReader, Repository
 
 __all__ = [
-    "DB_UNAVAILABLE", "Drainer", "Journal", "JournalEntry", "MergedReader", "Repository",
-    "from_row", "is_connectivity_error", "make_engine", "migrate", "normalize_url", "to_row",
+    "DB_UNAVAILABLE",
+    "Drainer",
+    "Journal",
+    "JournalEntry",
+    "MergedReader",
+    "Repository",
+    "from_row",
+    "is_connectivity_error",
+    "make_engine",
+    "migrate",
+    "normalize_url",
+    "to_row",
 ]

@@ -9,20 +9,33 @@ Round trips are exact: ``from_row(*to_row(r, i)) == r`` (datetimes compare by in
 back in UTC). Dict/list fields (audit payload, status detail) must hold JSON values; datetimes,
 enums, tuples and sets inside them are stored as ISO strings, values and lists.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import json
 import types
 import typing
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import Enum
 from functools import cache
-from typing import Any, Callable
+from typing import Any
+
+from pydantic import BaseModel
 
 from oms.core.types import (
-    RECORD_TYPES, Constraints, Intent, IntentRecord, IntentResult, IntentStatus, IntentType,
-    PlannedOrderType, RiskPayload, TimeHorizon, Urgency,
+    RECORD_TYPES,
+    Constraints,
+    Intent,
+    IntentRecord,
+    IntentResult,
+    IntentStatus,
+    IntentType,
+    PlannedOrderType,
+    RiskPayload,
+    TimeHorizon,
+    Urgency,
 )
 from oms.store import models
 
@@ -37,10 +50,11 @@ _DATETIME_COLUMNS: dict[str, frozenset[str]] = {
 
 # --- scalar helpers ---------------------------------------------------------------------------
 
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"naive datetime {value!r}: records must carry timezone-aware datetimes")
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def _utc_opt(value: datetime | None) -> datetime | None:
@@ -53,8 +67,8 @@ def _parse_dt(value: Any) -> datetime | None:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:  # SQLite hands back UTC wall time without a zone
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def _jsonable(value: Any) -> Any:
@@ -71,6 +85,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, (set, frozenset)):
         return sorted(_jsonable(v) for v in value)
+    if isinstance(value, BaseModel):
+        return {name: _jsonable(getattr(value, name)) for name in type(value).model_fields}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if hasattr(value, "isoformat"):
@@ -79,6 +95,7 @@ def _jsonable(value: Any) -> Any:
 
 
 # --- generic flat records ---------------------------------------------------------------------
+
 
 def _base_type(hint: Any) -> Any:
     """``X | None`` → ``X``; ``dict[str, Any]`` → ``dict``."""
@@ -129,38 +146,48 @@ def _spec(cls: type) -> tuple[tuple[str, Callable[[Any], Any], Callable[[Any], A
 
 # --- intents ----------------------------------------------------------------------------------
 
+
 def _intent_to_row(rec: IntentRecord) -> Row:
     i, r = rec.intent, rec.result
     if r.intent_id != i.intent_id:
         raise ValueError(f"IntentRecord: result.intent_id {r.intent_id!r} != intent.intent_id {i.intent_id!r}")
     return {
-        "intent_id": i.intent_id, "strategy_id": i.strategy_id, "symbol": i.symbol,
-        "intent_type": i.intent_type.value, "desired_qty": i.desired_qty, "target_qty": i.target_qty,
-        "urgency": i.urgency.value, "time_horizon": i.time_horizon.value,
-        "idempotency_key": i.idempotency_key, "signal_hash": i.signal_hash,
-        "constraints": _jsonable(i.constraints), "risk_payload": _jsonable(i.risk_payload),
-        "status": r.status.value, "message": r.message, "reason_code": r.reason_code,
-        "modified_qty": r.modified_qty, "order_id": r.order_id,
-        "cooldown_until": _utc_opt(r.cooldown_until), "received_at": _utc(i.received_at),
+        "intent_id": i.intent_id,
+        "strategy_id": i.strategy_id,
+        "symbol": i.symbol,
+        "intent_type": i.intent_type.value,
+        "desired_qty": i.desired_qty,
+        "target_qty": i.target_qty,
+        "urgency": i.urgency.value,
+        "time_horizon": i.time_horizon.value,
+        "idempotency_key": i.idempotency_key,
+        "signal_hash": i.signal_hash,
+        "constraints": _jsonable(i.constraints),
+        "risk_payload": _jsonable(i.risk_payload),
+        "status": r.status.value,
+        "message": r.message,
+        "reason_code": r.reason_code,
+        "modified_qty": r.modified_qty,
+        "order_id": r.order_id,
+        "cooldown_until": _utc_opt(r.cooldown_until),
+        "received_at": _utc(i.received_at),
         "decided_at": _utc(rec.decided_at),
     }
 
 
 def _constraints(d: dict[str, Any] | None) -> Constraints:
     d = _decode_json(d) or {}
-    names = {f.name for f in dataclasses.fields(Constraints)}
-    kw = {k: v for k, v in d.items() if k in names}
+    kw = {k: v for k, v in d.items() if k in Constraints.model_fields}
     if kw.get("order_type") is not None:
         kw["order_type"] = PlannedOrderType(kw["order_type"])
     if kw.get("expiry_ts") is not None:
         kw["expiry_ts"] = _parse_dt(kw["expiry_ts"])
-    return Constraints(**kw)
+    return Constraints.model_construct(**kw)
 
 
 def _risk_payload(d: dict[str, Any] | None) -> RiskPayload:
     d = _decode_json(d) or {}
-    names = {f.name for f in dataclasses.fields(RiskPayload)}
-    return RiskPayload(**{k: v for k, v in d.items() if k in names})
+    return RiskPayload.model_construct(**{k: v for k, v in d.items() if k in RiskPayload.model_fields})
 
 
 def _decode_json(v: Any) -> Any:
@@ -169,22 +196,34 @@ def _decode_json(v: Any) -> Any:
 
 def _intent_from_row(row: Row) -> IntentRecord:
     intent = Intent(
-        intent_id=row["intent_id"], strategy_id=row["strategy_id"], symbol=row["symbol"],
-        intent_type=IntentType(row["intent_type"]), received_at=_parse_dt(row["received_at"]),  # type: ignore[arg-type]
-        idempotency_key=row["idempotency_key"], desired_qty=row.get("desired_qty"),
-        target_qty=row.get("target_qty"), urgency=Urgency(row["urgency"]),
-        time_horizon=TimeHorizon(row["time_horizon"]), constraints=_constraints(row.get("constraints")),
-        risk_payload=_risk_payload(row.get("risk_payload")), signal_hash=row.get("signal_hash"),
+        intent_id=row["intent_id"],
+        strategy_id=row["strategy_id"],
+        symbol=row["symbol"],
+        intent_type=IntentType(row["intent_type"]),
+        received_at=_parse_dt(row["received_at"]),  # type: ignore[arg-type]
+        idempotency_key=row["idempotency_key"],
+        desired_qty=row.get("desired_qty"),
+        target_qty=row.get("target_qty"),
+        urgency=Urgency(row["urgency"]),
+        time_horizon=TimeHorizon(row["time_horizon"]),
+        constraints=_constraints(row.get("constraints")),
+        risk_payload=_risk_payload(row.get("risk_payload")),
+        signal_hash=row.get("signal_hash"),
     )
     result = IntentResult(
-        intent_id=row["intent_id"], status=IntentStatus(row["status"]), message=row.get("message") or "",
-        reason_code=row.get("reason_code"), modified_qty=row.get("modified_qty"),
-        order_id=row.get("order_id"), cooldown_until=_parse_dt(row.get("cooldown_until")),
+        intent_id=row["intent_id"],
+        status=IntentStatus(row["status"]),
+        message=row.get("message") or "",
+        reason_code=row.get("reason_code"),
+        modified_qty=row.get("modified_qty"),
+        order_id=row.get("order_id"),
+        cooldown_until=_parse_dt(row.get("cooldown_until")),
     )
     return IntentRecord(intent=intent, result=result, decided_at=_parse_dt(row["decided_at"]))  # type: ignore[arg-type]
 
 
 # --- public API -------------------------------------------------------------------------------
+
 
 def to_row(record: Any, instance_id: str | None) -> tuple[str, Row]:
     """``(table, row)`` for one record. With ``instance_id=None`` the row has no
@@ -261,7 +300,7 @@ def row_from_json(table: str, text: str) -> Row:
 
 
 def _sample_intent_row() -> Row:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     intent = Intent("i", "S", "X", IntentType.ENTER, now, "k")
     return _intent_to_row(IntentRecord(intent, IntentResult("i", IntentStatus.ACCEPTED), now))
 

@@ -14,12 +14,14 @@ e.g. a second intent reusing an idempotency key) are parked in the journal's ``j
 All database calls are async; the journal batch is read in a worker thread; the cursor update is a
 short synchronous SQLite write.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -38,13 +40,21 @@ DRAIN_REJECTED = "DRAIN_REJECTED"
 
 Sleep = Callable[[float], Awaitable[None]]
 
-_CONNECTIVITY_NAMES = frozenset({
-    # asyncpg (matched by name so this module does not import asyncpg)
-    "PostgresConnectionError", "ConnectionDoesNotExistError", "ConnectionFailureError",
-    "CannotConnectNowError", "TooManyConnectionsError", "AdminShutdownError", "CrashShutdownError",
-    "InterfaceError", "InternalClientError",
-    "QueryCanceledError",  # statement timeout: the server is too slow to count on right now
-})
+_CONNECTIVITY_NAMES = frozenset(
+    {
+        # asyncpg (matched by name so this module does not import asyncpg)
+        "PostgresConnectionError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "TooManyConnectionsError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "InterfaceError",
+        "InternalClientError",
+        "QueryCanceledError",  # statement timeout: the server is too slow to count on right now
+    }
+)
 
 
 def is_connectivity_error(exc: BaseException) -> bool:
@@ -56,9 +66,19 @@ def is_connectivity_error(exc: BaseException) -> bool:
         seen.add(id(cur))
         if isinstance(cur, (sa_exc.IntegrityError, sa_exc.DataError)):
             return False
-        if isinstance(cur, (OSError, TimeoutError, asyncio.TimeoutError, ConnectionError,
-                            sa_exc.TimeoutError, sa_exc.DisconnectionError,
-                            sa_exc.OperationalError, sa_exc.InterfaceError)):
+        if isinstance(
+            cur,
+            (
+                OSError,
+                TimeoutError,
+                asyncio.TimeoutError,
+                ConnectionError,
+                sa_exc.TimeoutError,
+                sa_exc.DisconnectionError,
+                sa_exc.OperationalError,
+                sa_exc.InterfaceError,
+            ),
+        ):
             return True
         if isinstance(cur, sa_exc.DBAPIError) and cur.connection_invalidated:
             return True
@@ -89,9 +109,19 @@ def _upsert(dialect: str, table: sa.Table) -> sa.Insert:
 class Drainer:
     """Copies the journal's pending entries to the database, for one OMS instance."""
 
-    def __init__(self, journal: Journal, engine: AsyncEngine, instance_id: str, batch_size: int = 500,
-                 interval_s: float = 0.2, *, max_backoff_s: float = 5.0, backoff_base_s: float = 0.5,
-                 sleep: Sleep | None = None, checkpoint_interval_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        engine: AsyncEngine,
+        instance_id: str,
+        batch_size: int = 500,
+        interval_s: float = 0.2,
+        *,
+        max_backoff_s: float = 5.0,
+        backoff_base_s: float = 0.5,
+        sleep: Sleep | None = None,
+        checkpoint_interval_s: float = 5.0,
+    ) -> None:
         self.journal = journal
         self.engine = engine
         """Settable: point the drainer at another engine (tests switch a "down" one for a live one)."""
@@ -107,8 +137,7 @@ class Drainer:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._stmts: dict[tuple[str, str], sa.Insert] = {}
-        self._columns = {name: tuple(c.name for c in t.c if c.name != "copied_at")
-                         for name, t in models.TABLES.items()}
+        self._columns = {name: tuple(c.name for c in t.c if c.name != "copied_at") for name, t in models.TABLES.items()}
         # health / metrics
         self.db_ok = True
         self.last_error: str | None = None
@@ -191,8 +220,9 @@ class Drainer:
             if stmt is None:
                 stmt = self._stmts[(dialect, table)] = _upsert(dialect, models.TABLES[table])
             cols = self._columns[table]
-            params = [{c: (self.instance_id if c == "oms_instance_id" else r.get(c)) for c in cols}
-                      for r in rows.values()]
+            params = [
+                {c: (self.instance_id if c == "oms_instance_id" else r.get(c)) for c in cols} for r in rows.values()
+            ]
             await conn.execute(stmt, params)
             written += len(params)
         return written
@@ -210,8 +240,14 @@ class Drainer:
                 reason = f"{type(exc).__name__}: {_short(exc)}"
                 self.journal.reject([e], reason)
                 self.rows_rejected += 1
-                log.error("%s: journal seq %s %s %s refused by the database (kept in journal_rejects): %s",
-                          DRAIN_REJECTED, e.seq, e.table, e.key, reason)
+                log.error(
+                    "%s: journal seq %s %s %s refused by the database (kept in journal_rejects): %s",
+                    DRAIN_REJECTED,
+                    e.seq,
+                    e.table,
+                    e.key,
+                    reason,
+                )
         return written
 
     # --- health bookkeeping -------------------------------------------------------------------
@@ -219,8 +255,12 @@ class Drainer:
     def _ok(self) -> None:
         if not self.db_ok:
             down = time.time() - (self.outage_since or time.time())
-            log.warning("%s: database reachable again after %.1fs of outage; backlog %d",
-                        DB_RECOVERED, down, self.journal.backlog())
+            log.warning(
+                "%s: database reachable again after %.1fs of outage; backlog %d",
+                DB_RECOVERED,
+                down,
+                self.journal.backlog(),
+            )
         self.db_ok = True
         self.outage_since = None
         self.consecutive_failures = 0
@@ -235,10 +275,14 @@ class Drainer:
         if self.db_ok:  # first failure of this outage: log once, loudly
             self.db_ok = False
             self.outage_since = time.time()
-            log.error("%s: cannot copy the journal to the database (%s); trading continues, "
-                      "backlog %d kept in the journal, retrying with backoff",
-                      code, self.last_error, self.journal.backlog(),
-                      exc_info=code == DB_ERROR)
+            log.error(
+                "%s: cannot copy the journal to the database (%s); trading continues, "
+                "backlog %d kept in the journal, retrying with backoff",
+                code,
+                self.last_error,
+                self.journal.backlog(),
+                exc_info=code == DB_ERROR,
+            )
         else:
             log.debug("%s: still failing (%s)", code, self.last_error)
 
@@ -250,10 +294,16 @@ class Drainer:
     def stats(self) -> dict[str, Any]:
         """Figures for /health and /metrics."""
         return {
-            "db_ok": self.db_ok, "backlog": self.journal.backlog(), "last_error": self.last_error,
-            "last_error_code": self.last_error_code, "outage_since": self.outage_since,
-            "last_success_ts": self.last_success_ts, "rows_copied": self.rows_copied,
-            "rows_upserted": self.rows_upserted, "batches": self.batches, "failures": self.failures,
+            "db_ok": self.db_ok,
+            "backlog": self.journal.backlog(),
+            "last_error": self.last_error,
+            "last_error_code": self.last_error_code,
+            "outage_since": self.outage_since,
+            "last_success_ts": self.last_success_ts,
+            "rows_copied": self.rows_copied,
+            "rows_upserted": self.rows_upserted,
+            "batches": self.batches,
+            "failures": self.failures,
             "rows_rejected": self.rows_rejected,
         }
 
@@ -328,7 +378,7 @@ class Drainer:
             return
         try:
             await asyncio.wait_for(self._wake.wait(), delay)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self._wake.clear()
 

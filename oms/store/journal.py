@@ -26,14 +26,16 @@ use one file for both)::
                                        -- entries the database refused (constraint/data errors),
                                           kept here instead of blocking the drain forever
 """
+
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from oms.store import codec
 
@@ -146,16 +148,15 @@ class Journal:
         The cursor never moves backwards here; use ``rewind`` for that."""
         with self._lock:
             self._db.execute(
-                "UPDATE drain_cursor SET seq = MAX(seq, ?), updated_ts = ? WHERE id = 0",
-                (int(upto_seq), time.time()))
+                "UPDATE drain_cursor SET seq = MAX(seq, ?), updated_ts = ? WHERE id = 0", (int(upto_seq), time.time())
+            )
 
     def rewind(self, to_seq: int = 0) -> None:
         """Move the cursor back (tests, or to re-copy after restoring the database from a backup).
 
         Entries already pruned are not re-copied."""
         with self._lock:
-            self._db.execute("UPDATE drain_cursor SET seq = ?, updated_ts = ? WHERE id = 0",
-                             (int(to_seq), time.time()))
+            self._db.execute("UPDATE drain_cursor SET seq = ?, updated_ts = ? WHERE id = 0", (int(to_seq), time.time()))
 
     def reject(self, entries: Iterable[JournalEntry], error: str) -> None:
         """Park entries the database refused for good (kept in ``journal_rejects``, not lost)."""
@@ -166,7 +167,8 @@ class Journal:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO journal_rejects (seq, tbl, key, row, ts, error, rejected_ts)"
                     " SELECT seq, tbl, key, row, ts, ?, ? FROM journal WHERE seq = ?",
-                    [(error, now, e.seq) for e in entries])
+                    [(error, now, e.seq) for e in entries],
+                )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -177,8 +179,8 @@ class Journal:
         cutoff = time.time() - keep_drained_days * 86400.0
         with self._lock:
             cur = self._db.execute(
-                "DELETE FROM journal WHERE seq <= (SELECT seq FROM drain_cursor WHERE id = 0) AND ts < ?",
-                (cutoff,))
+                "DELETE FROM journal WHERE seq <= (SELECT seq FROM drain_cursor WHERE id = 0) AND ts < ?", (cutoff,)
+            )
             return cur.rowcount
 
     def checkpoint(self) -> tuple[int, int, int]:
@@ -211,10 +213,15 @@ class Journal:
 
     def pending(self, limit: int = 500) -> list[JournalEntry]:
         """Undrained entries (``seq > cursor``) in append order, at most ``limit``."""
-        rows = self._reader().execute(
-            "SELECT seq, tbl, key, row, ts FROM journal"
-            " WHERE seq > (SELECT seq FROM drain_cursor WHERE id = 0) ORDER BY seq LIMIT ?",
-            (int(limit),)).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT seq, tbl, key, row, ts FROM journal"
+                " WHERE seq > (SELECT seq FROM drain_cursor WHERE id = 0) ORDER BY seq LIMIT ?",
+                (int(limit),),
+            )
+            .fetchall()
+        )
         return [JournalEntry(s, t, k, codec.row_from_json(t, r), ts) for s, t, k, r, ts in rows]
 
     def backlog(self) -> int:
@@ -222,9 +229,14 @@ class Journal:
 
         O(1): seqs are gap-free above the cursor (only drained entries are ever deleted), so this
         is ``last_seq - cursor`` (bounded by the first entry still held after a rewind)."""
-        last, cursor, first = self._reader().execute(
-            "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'journal'),"
-            " (SELECT seq FROM drain_cursor WHERE id = 0), (SELECT MIN(seq) FROM journal)").fetchone()
+        last, cursor, first = (
+            self._reader()
+            .execute(
+                "SELECT (SELECT seq FROM sqlite_sequence WHERE name = 'journal'),"
+                " (SELECT seq FROM drain_cursor WHERE id = 0), (SELECT MIN(seq) FROM journal)"
+            )
+            .fetchone()
+        )
         if first is None:
             return 0
         return max(0, int(last) - max(int(cursor), int(first) - 1))
@@ -244,8 +256,9 @@ class Journal:
         if table is None:
             rows = db.execute("SELECT tbl, key, row FROM journal WHERE seq > ? ORDER BY seq", (after,))
         else:
-            rows = db.execute("SELECT tbl, key, row FROM journal WHERE seq > ? AND tbl = ? ORDER BY seq",
-                              (after, table))
+            rows = db.execute(
+                "SELECT tbl, key, row FROM journal WHERE seq > ? AND tbl = ? ORDER BY seq", (after, table)
+            )
         out: dict[str, dict[str, str]] = {}
         for tbl, key, text in rows.fetchall():
             out.setdefault(tbl, {})[key] = text  # a later seq overwrites
@@ -257,7 +270,8 @@ class Journal:
         after = self._cursor(db) if after_seq is None else int(after_seq)
         hit = db.execute(
             "SELECT row FROM journal WHERE tbl = ? AND key = ? AND seq > ? ORDER BY seq DESC LIMIT 1",
-            (table, key, after)).fetchone()
+            (table, key, after),
+        ).fetchone()
         return None if hit is None else codec.row_from_json(table, hit[0])
 
     def find_rows(self, table: str, column: str, value: Any, after_seq: int | None = None) -> list[Row]:
@@ -267,15 +281,20 @@ class Journal:
             raise ValueError(f"bad column name {column!r}")
         db = self._reader()
         after = self._cursor(db) if after_seq is None else int(after_seq)
-        keys = [k for (k,) in db.execute(
-            "SELECT DISTINCT key FROM journal WHERE tbl = ? AND seq > ? AND json_extract(row, ?) = ?",
-            (table, after, f"$.{column}", value))]
+        keys = [
+            k
+            for (k,) in db.execute(
+                "SELECT DISTINCT key FROM journal WHERE tbl = ? AND seq > ? AND json_extract(row, ?) = ?",
+                (table, after, f"$.{column}", value),
+            )
+        ]
         rows = (self.latest_row(table, k, after) for k in keys)
         return [r for r in rows if r is not None and r.get(column) == value]
 
     def rejects(self) -> list[tuple[JournalEntry, str]]:
-        rows = self._reader().execute(
-            "SELECT seq, tbl, key, row, ts, error FROM journal_rejects ORDER BY seq").fetchall()
+        rows = (
+            self._reader().execute("SELECT seq, tbl, key, row, ts, error FROM journal_rejects ORDER BY seq").fetchall()
+        )
         return [(JournalEntry(s, t, k, codec.row_from_json(t, r), ts), err) for s, t, k, r, ts, err in rows]
 
     # --- internals ----------------------------------------------------------------------------
@@ -297,7 +316,7 @@ class Journal:
     def _cursor(db: sqlite3.Connection) -> int:
         return int(db.execute("SELECT seq FROM drain_cursor WHERE id = 0").fetchone()[0])
 
-    def __enter__(self) -> "Journal":
+    def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:

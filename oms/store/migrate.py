@@ -6,6 +6,7 @@ idempotent (at head it does nothing) and safe when several OMS instances start a
 Postgres: the upgrade runs under a transaction-scoped advisory lock, so the second instance waits,
 then finds the schema at head. Postgres DDL is transactional, so a failed upgrade leaves nothing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -14,12 +14,14 @@ happens last and so is at least as new as anything the database returned.
 Lists are ordered newest first (intents by ``received_at``, orders by ``created_at``, fills by
 ``ts``).
 """
+
 from __future__ import annotations
 
-from datetime import datetime
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,8 +40,14 @@ TERMINAL_ORDER_STATES: tuple[str, ...] = tuple(s.value for s in OrderState if s.
 _T = models.TABLES
 _ORDER_BY: dict[str, str] = {"intents": "received_at", "orders": "created_at", "fills": "ts"}
 STATE_TABLES: tuple[str, ...] = (
-    "positions", "allocations", "orders", "intents", "strategy_state", "oms_state",
-    "risk_daily_strategy", "risk_daily_portfolio",
+    "positions",
+    "allocations",
+    "orders",
+    "intents",
+    "strategy_state",
+    "oms_state",
+    "risk_daily_strategy",
+    "risk_daily_portfolio",
 )
 
 
@@ -56,9 +64,15 @@ class Repository:
 
     # --- generic ------------------------------------------------------------------------------
 
-    async def select_rows(self, table: str, *, eq: dict[str, Any] | None = None,
-                          where: Iterable[sa.ColumnElement[bool]] = (), order_desc: str | None = None,
-                          limit: int | None = None) -> list[Row]:
+    async def select_rows(
+        self,
+        table: str,
+        *,
+        eq: dict[str, Any] | None = None,
+        where: Iterable[sa.ColumnElement[bool]] = (),
+        order_desc: str | None = None,
+        limit: int | None = None,
+    ) -> list[Row]:
         """Rows of ``table`` of this instance matching ``eq`` (column = value) and ``where``."""
         t = _T[table]
         q = sa.select(t).where(t.c.oms_instance_id == self.instance_id)
@@ -84,14 +98,23 @@ class Repository:
 
     # --- API reads ----------------------------------------------------------------------------
 
-    async def list_intents(self, strategy_id: str | None = None, symbol: str | None = None,
-                           status: str | None = None, limit: int = 500,
-                           since: datetime | None = None) -> list[IntentRecord]:
+    async def list_intents(
+        self,
+        strategy_id: str | None = None,
+        symbol: str | None = None,
+        status: str | None = None,
+        limit: int = 500,
+        since: datetime | None = None,
+    ) -> list[IntentRecord]:
         t = _T["intents"]
         where = [t.c.received_at >= since] if since is not None else []
-        return await self._records("intents", eq=_eq_filters(strategy_id=strategy_id, symbol=symbol,
-                                                               status=_val(status)),
-                                   where=where, order_desc="received_at", limit=limit)
+        return await self._records(
+            "intents",
+            eq=_eq_filters(strategy_id=strategy_id, symbol=symbol, status=_val(status)),
+            where=where,
+            order_desc="received_at",
+            limit=limit,
+        )
 
     async def get_intent(self, intent_id: str) -> IntentRecord | None:
         row = await self.get_row("intents", intent_id)
@@ -101,32 +124,41 @@ class Repository:
         rows = await self.select_rows("intents", eq={"idempotency_key": idempotency_key}, limit=1)
         return codec.from_row("intents", rows[0]) if rows else None
 
-    async def list_orders(self, strategy_id: str | None = None, symbol: str | None = None,
-                          open_only: bool = False, limit: int = 500) -> list[OrderRecord]:
+    async def list_orders(
+        self, strategy_id: str | None = None, symbol: str | None = None, open_only: bool = False, limit: int = 500
+    ) -> list[OrderRecord]:
         t = _T["orders"]
         where = [t.c.state.not_in(TERMINAL_ORDER_STATES)] if open_only else []
-        return await self._records("orders", eq=_eq_filters(strategy_id=strategy_id, symbol=symbol),
-                                   where=where, order_desc="created_at", limit=limit)
+        return await self._records(
+            "orders",
+            eq=_eq_filters(strategy_id=strategy_id, symbol=symbol),
+            where=where,
+            order_desc="created_at",
+            limit=limit,
+        )
 
     async def get_order(self, order_id: str) -> OrderRecord | None:
         row = await self.get_row("orders", order_id)
         return None if row is None else codec.from_row("orders", row)
 
-    async def list_fills(self, strategy_id: str | None = None, symbol: str | None = None,
-                         since: datetime | None = None, limit: int = 500) -> list[FillRecord]:
+    async def list_fills(
+        self, strategy_id: str | None = None, symbol: str | None = None, since: datetime | None = None, limit: int = 500
+    ) -> list[FillRecord]:
         t = _T["fills"]
         where = [t.c.ts >= since] if since is not None else []
-        return await self._records("fills", eq=_eq_filters(strategy_id=strategy_id, symbol=symbol),
-                                   where=where, order_desc="ts", limit=limit)
+        return await self._records(
+            "fills", eq=_eq_filters(strategy_id=strategy_id, symbol=symbol), where=where, order_desc="ts", limit=limit
+        )
 
     # --- rebuild ------------------------------------------------------------------------------
 
-    async def load_state(self, trading_day: str | None = None,
-                         intents_since: datetime | None = None) -> dict[str, list[Any]]:
+    async def load_state(
+        self, trading_day: str | None = None, intents_since: datetime | None = None
+    ) -> dict[str, list[Any]]:
         """What the OMS needs to rebuild its state: every position, allocation, strategy_state and
         oms_state row; non-terminal orders and orders created since ``intents_since``; fills since
-        then (their execution ids de-duplicate the broker's daily fill list); intents received at or after ``intents_since`` (the
-        start of the trading day — for idempotency; all intents when ``None``); risk_daily_* rows
+        then (their execution ids de-duplicate the broker's daily fill list); intents received at or after
+        ``intents_since`` (the start of the trading day — for idempotency; all intents when ``None``); risk_daily_* rows
         of ``trading_day`` (all days when ``None``)."""
         day = _eq_filters(trading_day=trading_day)
         t_o, t_i = _T["orders"], _T["intents"]
@@ -140,7 +172,8 @@ class Repository:
             "orders": await self._records("orders", where=[open_or_today]),
             "fills": await self._records("fills", where=[t_f.c.ts >= intents_since] if intents_since else []),
             "intents": await self._records(
-                "intents", where=[t_i.c.received_at >= intents_since] if intents_since else []),
+                "intents", where=[t_i.c.received_at >= intents_since] if intents_since else []
+            ),
             "strategy_state": await self._records("strategy_state"),
             "oms_state": await self._records("oms_state"),
             "risk_daily_strategy": await self._records("risk_daily_strategy", eq=day),
@@ -170,8 +203,7 @@ class MergedReader:
     entries for some days) — and ``degraded`` is set, so the API keeps answering with what it has.
     """
 
-    def __init__(self, repository: Repository, journal: Journal,
-                 db_ok: Callable[[], bool] | None = None) -> None:
+    def __init__(self, repository: Repository, journal: Journal, db_ok: Callable[[], bool] | None = None) -> None:
         self.repo = repository
         self.journal = journal
         self.db_ok = db_ok or (lambda: True)
@@ -195,17 +227,27 @@ class MergedReader:
         self.degraded = False
         return True, out
 
-    async def _merged(self, table: str, *, eq: dict[str, Any], where: Iterable[sa.ColumnElement[bool]] = (),
-                      match: Callable[[Row], bool] = lambda r: True, order_desc: str | None = None,
-                      limit: int | None = None, db: bool = True) -> list[Row]:
+    async def _merged(
+        self,
+        table: str,
+        *,
+        eq: dict[str, Any],
+        where: Iterable[sa.ColumnElement[bool]] = (),
+        match: Callable[[Row], bool] = lambda r: True,
+        order_desc: str | None = None,
+        limit: int | None = None,
+        db: bool = True,
+    ) -> list[Row]:
         cursor = self.journal.cursor()
         db_ok, db_rows = False, None
         if db:
             # Ask for extra rows: some may be superseded by journal images that no longer match.
             extra = self.journal.count_after(cursor, table) if limit is not None else 0
-            db_ok, db_rows = await self._db_read(lambda: self.repo.select_rows(
-                table, eq=eq, where=where, order_desc=order_desc,
-                limit=None if limit is None else limit + extra))
+            db_ok, db_rows = await self._db_read(
+                lambda: self.repo.select_rows(
+                    table, eq=eq, where=where, order_desc=order_desc, limit=None if limit is None else limit + extra
+                )
+            )
         else:
             self.degraded = True
         after = cursor if db_ok else 0
@@ -237,53 +279,71 @@ class MergedReader:
 
     # --- API reads ----------------------------------------------------------------------------
 
-    async def list_intents(self, strategy_id: str | None = None, symbol: str | None = None,
-                           status: str | None = None, limit: int = 500,
-                           since: datetime | None = None) -> list[IntentRecord]:
+    async def list_intents(
+        self,
+        strategy_id: str | None = None,
+        symbol: str | None = None,
+        status: str | None = None,
+        limit: int = 500,
+        since: datetime | None = None,
+    ) -> list[IntentRecord]:
         t = _T["intents"]
         return await self._records(
-            "intents", eq=_eq_filters(strategy_id=strategy_id, symbol=symbol, status=_val(status)),
+            "intents",
+            eq=_eq_filters(strategy_id=strategy_id, symbol=symbol, status=_val(status)),
             where=[t.c.received_at >= since] if since else [],
             match=(lambda r: r["received_at"] >= since) if since else (lambda r: True),
-            order_desc="received_at", limit=limit)
+            order_desc="received_at",
+            limit=limit,
+        )
 
     async def get_intent(self, intent_id: str) -> IntentRecord | None:
         return await self._get("intents", intent_id)
 
     async def find_intent_by_key(self, idempotency_key: str) -> IntentRecord | None:
         cursor = self.journal.cursor()
-        db_ok, db = await self._db_read(lambda: self.repo.select_rows(
-            "intents", eq={"idempotency_key": idempotency_key}, limit=1))
+        db_ok, db = await self._db_read(
+            lambda: self.repo.select_rows("intents", eq={"idempotency_key": idempotency_key}, limit=1)
+        )
         after = cursor if db_ok else 0
         j = await asyncio.to_thread(self.journal.find_rows, "intents", "idempotency_key", idempotency_key, after)
         rows = j or db or []
         return codec.from_row("intents", rows[-1]) if rows else None
 
-    async def list_orders(self, strategy_id: str | None = None, symbol: str | None = None,
-                          open_only: bool = False, limit: int = 500) -> list[OrderRecord]:
+    async def list_orders(
+        self, strategy_id: str | None = None, symbol: str | None = None, open_only: bool = False, limit: int = 500
+    ) -> list[OrderRecord]:
         t = _T["orders"]
         return await self._records(
-            "orders", eq=_eq_filters(strategy_id=strategy_id, symbol=symbol),
+            "orders",
+            eq=_eq_filters(strategy_id=strategy_id, symbol=symbol),
             where=[t.c.state.not_in(TERMINAL_ORDER_STATES)] if open_only else [],
             match=(lambda r: r["state"] not in TERMINAL_ORDER_STATES) if open_only else (lambda r: True),
-            order_desc="created_at", limit=limit)
+            order_desc="created_at",
+            limit=limit,
+        )
 
     async def get_order(self, order_id: str) -> OrderRecord | None:
         return await self._get("orders", order_id)
 
-    async def list_fills(self, strategy_id: str | None = None, symbol: str | None = None,
-                         since: datetime | None = None, limit: int = 500) -> list[FillRecord]:
+    async def list_fills(
+        self, strategy_id: str | None = None, symbol: str | None = None, since: datetime | None = None, limit: int = 500
+    ) -> list[FillRecord]:
         t = _T["fills"]
         return await self._records(
-            "fills", eq=_eq_filters(strategy_id=strategy_id, symbol=symbol),
+            "fills",
+            eq=_eq_filters(strategy_id=strategy_id, symbol=symbol),
             where=[t.c.ts >= since] if since else [],
             match=(lambda r: r["ts"] >= since) if since else (lambda r: True),
-            order_desc="ts", limit=limit)
+            order_desc="ts",
+            limit=limit,
+        )
 
     # --- rebuild ------------------------------------------------------------------------------
 
-    async def load_state(self, trading_day: str | None = None, intents_since: datetime | None = None,
-                         *, db: bool = True) -> dict[str, list[Any]]:
+    async def load_state(
+        self, trading_day: str | None = None, intents_since: datetime | None = None, *, db: bool = True
+    ) -> dict[str, list[Any]]:
         """``Repository.load_state`` overlaid with the journal. With ``db=False`` (or the database
         down) only the journal is read — every entry it still holds; check ``degraded`` afterwards:
         such a state lacks whatever was pruned from the journal, so the OMS should not trust it for
@@ -292,7 +352,8 @@ class MergedReader:
         day = _eq_filters(trading_day=trading_day)
         not_terminal: Callable[[Row], bool] = lambda r: r["state"] not in TERMINAL_ORDER_STATES  # noqa: E731
         since_ok: Callable[[Row], bool] = (  # noqa: E731
-            (lambda r: r["received_at"] >= intents_since) if intents_since else (lambda r: True))
+            (lambda r: r["received_at"] >= intents_since) if intents_since else (lambda r: True)
+        )
         t_f = _T["fills"]
         open_or_today = t_o.c.state.not_in(TERMINAL_ORDER_STATES)
         order_ok = not_terminal
@@ -306,8 +367,11 @@ class MergedReader:
             "allocations": {"eq": {}},
             "orders": {"eq": {}, "where": [open_or_today], "match": order_ok},
             "fills": {"eq": {}, "where": [t_f.c.ts >= intents_since] if intents_since else [], "match": fill_ok},
-            "intents": {"eq": {}, "where": [t_i.c.received_at >= intents_since] if intents_since else [],
-                        "match": since_ok},
+            "intents": {
+                "eq": {},
+                "where": [t_i.c.received_at >= intents_since] if intents_since else [],
+                "match": since_ok,
+            },
             "strategy_state": {"eq": {}},
             "oms_state": {"eq": {}},
             "risk_daily_strategy": {"eq": day},

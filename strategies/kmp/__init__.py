@@ -80,16 +80,42 @@ Wiring on the SDK (``strategies.sdk.strategy.Strategy``), suggested:
   ``oms.modify_risk(sym, stop_px=..., hard_stop_px=..., time_stop_ts=...)``.
 * decisions → ``Strategy.decision(d.code.value, d.symbol, **d.fields)``; ``d.alert`` marks alerts.
 """
+
 from strategies.kmp.config import KmpConfig, KmpConfigError, KmpParams, UniverseConfig, load_kmp_config
 from strategies.kmp.decisions import (
-    Action, CancelAction, Code, Decision, EnterAction, ExitAction, FlattenAction, ModifyRiskAction, Output,
+    Action,
+    CancelAction,
+    Decision,
+    EnterAction,
+    ExitAction,
+    FlattenAction,
+    ModifyRiskAction,
+    Output,
+    ReasonCode,
 )
 from strategies.kmp.engine import KmpEngine
 from strategies.kmp.fsm import State
 from strategies.kmp.universe import SymbolCache, SymbolMeta, build_symbol_cache, select_universe
 
 __all__ = [
-    "Action", "CancelAction", "Code", "Decision", "EnterAction", "ExitAction", "FlattenAction", "KmpConfig",
-    "KmpConfigError", "KmpEngine", "KmpParams", "ModifyRiskAction", "Output", "State", "SymbolCache", "SymbolMeta",
-    "UniverseConfig", "build_symbol_cache", "load_kmp_config", "select_universe",
+    "Action",
+    "CancelAction",
+    "ReasonCode",
+    "Decision",
+    "EnterAction",
+    "ExitAction",
+    "FlattenAction",
+    "KmpConfig",
+    "KmpConfigError",
+    "KmpEngine",
+    "KmpParams",
+    "ModifyRiskAction",
+    "Output",
+    "State",
+    "SymbolCache",
+    "SymbolMeta",
+    "UniverseConfig",
+    "build_symbol_cache",
+    "load_kmp_config",
+    "select_universe",
 ]

@@ -11,6 +11,7 @@ Unknown keys are rejected with the file and key named (:class:`KmpConfigError`).
 read by YAML 1.1 as the sexagesimal integer 870, which is refused here rather than misread).
 Percentages are fractions (0.012 = 1.2%).
 """
+
 from __future__ import annotations
 
 from datetime import time
@@ -28,8 +29,7 @@ class KmpConfigError(ValueError):
     """config/kmp.yaml is missing or malformed; the message names the file and the key."""
 
 
-_TIME_FIELDS = ("or_start", "or_end", "scan_time", "scan_deadline", "entry_start", "entry_end",
-                "flatten_time")
+_TIME_FIELDS = ("or_start", "or_end", "scan_time", "scan_deadline", "entry_start", "entry_end", "flatten_time")
 
 
 class KmpParams(BaseModel):
@@ -170,14 +170,15 @@ class KmpParams(BaseModel):
     @classmethod
     def _time_text(cls, v: Any) -> Any:
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            raise ValueError("a time must be a quoted \"HH:MM\" string (unquoted YAML 14:30 reads as 870)")
+            raise ValueError('a time must be a quoted "HH:MM" string (unquoted YAML 14:30 reads as 870)')
         return v
 
     @model_validator(mode="after")
     def _consistent(self) -> KmpParams:
         if not self.or_start < self.or_end <= self.scan_time < self.entry_start < self.entry_end < self.flatten_time:
-            raise ValueError("times must satisfy or_start < or_end <= scan_time < entry_start < entry_end "
-                             "< flatten_time")
+            raise ValueError(
+                "times must satisfy or_start < or_end <= scan_time < entry_start < entry_end < flatten_time"
+            )
         if self.or_range_min >= self.or_range_max:
             raise ValueError("or_range_min must be below or_range_max")
         if self.imbalance_min_sec > self.imbalance_window_sec:

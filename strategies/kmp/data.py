@@ -26,6 +26,7 @@ keeps running (it still manages positions; it just cannot scan).
 failed), so a session without minute bars for the symbol counts as zero volume (B2), as in
 ``strategies.kmp.universe``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -83,10 +84,17 @@ class PremarketData:
     sessions: list[date] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {"day": str(self.day), "symbols": len(self.caches), "trend_ok": sum(c.trend_ok for c in self.caches),
-                "with_baselines": sum(c.value_base is not None and c.vol1m_base is not None for c in self.caches),
-                "missing": len(self.missing), "calls": self.calls, "failures": self.failures,
-                "wall_seconds": round(self.wall_seconds, 2), "unavailable": self.unavailable}
+        return {
+            "day": str(self.day),
+            "symbols": len(self.caches),
+            "trend_ok": sum(c.trend_ok for c in self.caches),
+            "with_baselines": sum(c.value_base is not None and c.vol1m_base is not None for c in self.caches),
+            "missing": len(self.missing),
+            "calls": self.calls,
+            "failures": self.failures,
+            "wall_seconds": round(self.wall_seconds, 2),
+            "unavailable": self.unavailable,
+        }
 
 
 class _Budget:
@@ -120,8 +128,15 @@ class _Budget:
                 return None
 
 
-async def load_premarket(oms: OmsClient, day: date, metas: Sequence[SymbolMeta], params: KmpParams,
-                         universe: UniverseConfig | None = None, *, concurrency: int = CONCURRENCY) -> PremarketData:
+async def load_premarket(
+    oms: OmsClient,
+    day: date,
+    metas: Sequence[SymbolMeta],
+    params: KmpParams,
+    universe: UniverseConfig | None = None,
+    *,
+    concurrency: int = CONCURRENCY,
+) -> PremarketData:
     """K2 caches of ``metas`` for session ``day`` from the OMS proxy (see the module docstring)."""
     started = wall.monotonic()
     result = PremarketData(day=day)
@@ -146,14 +161,17 @@ async def load_premarket(oms: OmsClient, day: date, metas: Sequence[SymbolMeta],
         empty_run = 0
         for d in reversed(result.sessions):
             try:
-                bars = await budget.call(lambda d=d: oms.bars(meta.symbol, datetime.combine(d, lo, KST),
-                                                               datetime.combine(d, hi, KST)))
+                bars = await budget.call(
+                    lambda d=d: oms.bars(meta.symbol, datetime.combine(d, lo, KST), datetime.combine(d, hi, KST))
+                )
             except NoData:
                 break  # the proxy does not know the symbol's minutes: no minute history
             if bars is None:
                 continue  # a failed call: this session does not count in the baselines
             used.append(d)
-            inside = [b for b in bars if b.start.astimezone(KST).date() == d and lo <= b.start.astimezone(KST).time() <= hi]
+            inside = [
+                b for b in bars if b.start.astimezone(KST).date() == d and lo <= b.start.astimezone(KST).time() <= hi
+            ]
             got.extend(inside)
             empty_run = empty_run + 1 if not inside and not got else 0
             if empty_run >= EMPTY_SESSIONS_BEFORE_SKIP:
@@ -163,8 +181,9 @@ async def load_premarket(oms: OmsClient, day: date, metas: Sequence[SymbolMeta],
     try:
         await _fan_out(daily, list(metas))
         # the sessions are the dates of the daily bars (no calendar needed): the last n before the day
-        result.sessions = sorted({b.start.astimezone(KST).date() for bars in dailies.values() if bars
-                                  for b in bars})[-n_minute:]
+        result.sessions = sorted({b.start.astimezone(KST).date() for bars in dailies.values() if bars for b in bars})[
+            -n_minute:
+        ]
         await _fan_out(minute, list(metas))
     except ProxyMissing:
         result.unavailable = "the OMS has no market-data proxy (GET /api/v1/marketdata/... → 404 Not Found)"
@@ -179,9 +198,17 @@ async def load_premarket(oms: OmsClient, day: date, metas: Sequence[SymbolMeta],
                 result.missing[meta.symbol] = "NO_DAILY"
             elif not m_bars:
                 result.missing[meta.symbol] = "NO_MINUTE_HISTORY"
-            result.caches.append(build_symbol_cache(meta, d_bars or [], m_bars, params,
-                                                    sessions=used if m_bars else None, today=day,
-                                                    sector_overrides=overrides))
+            result.caches.append(
+                build_symbol_cache(
+                    meta,
+                    d_bars or [],
+                    m_bars,
+                    params,
+                    sessions=used if m_bars else None,
+                    today=day,
+                    sector_overrides=overrides,
+                )
+            )
         if not result.sessions and metas:
             result.unavailable = "no daily bars through the proxy: sessions unknown, no baselines"
     result.calls, result.failures = budget.calls, budget.failures
@@ -192,8 +219,9 @@ async def load_premarket(oms: OmsClient, day: date, metas: Sequence[SymbolMeta],
     return result
 
 
-async def scan_bars(oms: OmsClient, day: date, symbols: Iterable[str], params: KmpParams, *,
-                    concurrency: int = 16) -> tuple[dict[str, list[Bar]], int, str | None]:
+async def scan_bars(
+    oms: OmsClient, day: date, symbols: Iterable[str], params: KmpParams, *, concurrency: int = 16
+) -> tuple[dict[str, list[Bar]], int, str | None]:
     """K8: REST 1m bars of ``or_start``–``or_end`` (09:00–09:14) for every symbol, one call each.
 
     Returns (bars by symbol, failed calls, why unavailable or None).
@@ -252,9 +280,16 @@ class QuoteView:
             except ValueError:
                 ts = None
         vi = next((data[k] for k in ("vi_ref_price", "vi_ref", "static_vi_ref") if data.get(k)), None)
-        return cls(symbol=symbol, ts=ts, last=_num(data.get("last") or data.get("price")), bid=_num(data.get("bid")),
-                   ask=_num(data.get("ask")), vi_ref=_num(vi), prev_close=_num(data.get("prev_close")),
-                   halted=bool(data.get("halted")))
+        return cls(
+            symbol=symbol,
+            ts=ts,
+            last=_num(data.get("last") or data.get("price")),
+            bid=_num(data.get("bid")),
+            ask=_num(data.get("ask")),
+            vi_ref=_num(vi),
+            prev_close=_num(data.get("prev_close")),
+            halted=bool(data.get("halted")),
+        )
 
 
 async def quote(oms: OmsClient, symbol: str) -> QuoteView:
@@ -264,6 +299,7 @@ async def quote(oms: OmsClient, symbol: str) -> QuoteView:
 
 
 # ---- static reference files (listing, sector map) --------------------------------------------------
+
 
 def load_sector_map() -> tuple[dict[str, str], str | None]:
     """Symbol → sector from the static reference file (B8); (map, None) or ({}, why missing)."""

@@ -21,6 +21,7 @@ docstring (:mod:`strategies.kmp`) for the call schedule. Every method takes the 
 * A gate failure of a symbol is logged at most every ``gate_log_throttle_sec`` while unchanged.
 * Close-based exits run once per minute per symbol, on the first final bar of that minute.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -31,22 +32,51 @@ from typing import Any
 
 from strategies.kmp.config import KmpParams
 from strategies.kmp.decisions import (
-    CancelAction, Code, EnterAction, ExitAction, FlattenAction, ModifyRiskAction, Output, idem_key,
+    CancelAction,
+    EnterAction,
+    ExitAction,
+    FlattenAction,
+    ModifyRiskAction,
+    Output,
+    ReasonCode,
+    idem_key,
 )
 from strategies.kmp.exits import (
-    PositionState, early_fail, exit_limit_price, r_multiple, stall_exit, stop_hit, trail_hit, trail_price,
+    PositionState,
+    early_fail,
+    exit_limit_price,
+    r_multiple,
+    stall_exit,
+    stop_hit,
+    trail_hit,
+    trail_price,
 )
 from strategies.kmp.fsm import ACCEPTING, OPEN_STATES, PRE_ENTRY, SECTOR_ACTIVE, Acceptance, Event, State
 from strategies.kmp.gates import GateInputs, check_gates, entry_rvol, size_time_mult, spread_pct
 from strategies.kmp.minutes import MinuteSeries, bar_start, field_of
 from strategies.kmp.regime import (
-    MARKETS, LeaderView, ProgramOverlay, ProgramRegime, RegimeSnapshot, compute_regime, index_change,
+    MARKETS,
+    LeaderView,
+    ProgramOverlay,
+    ProgramRegime,
+    RegimeSnapshot,
+    compute_regime,
+    index_change,
     neutral_regime,
 )
 from strategies.kmp.scanner import OpeningRange, ScanRow, is_gap_skip, opening_range, rank_candidates, surge
 from strategies.kmp.sizing import (
-    QualityInputs, Stops, confidence_label, entry_limit, entry_stops, liquidity_binds, position_size, qty_base,
-    quality_components, quality_multiplier, risk_per_share,
+    QualityInputs,
+    Stops,
+    confidence_label,
+    entry_limit,
+    entry_stops,
+    liquidity_binds,
+    position_size,
+    qty_base,
+    quality_components,
+    quality_multiplier,
+    risk_per_share,
 )
 from strategies.kmp.subscriptions import SubView, plan_subscriptions
 from strategies.kmp.timing import at, kst, minute_key, whole_minutes_since
@@ -83,7 +113,7 @@ class SymbolCtx:
     series: MinuteSeries
     imbalance: TickImbalance
     state: State = State.UNIVERSE
-    done_code: Code | None = None
+    done_code: ReasonCode | None = None
     orng: OpeningRange | None = None
     surge: float | None = None
     in_population: bool = False
@@ -98,10 +128,10 @@ class SymbolCtx:
     order: WorkingOrder | None = None
     pos: PositionState | None = None
     retry_after: datetime | None = None
-    exit_reason: Code | None = None
+    exit_reason: ReasonCode | None = None
     exit_sent_ts: datetime | None = None
     last_close_minute: int = -1
-    last_gate: tuple[Code, datetime] | None = None
+    last_gate: tuple[ReasonCode, datetime] | None = None
     vi_block_open: bool = False
 
     @property
@@ -153,9 +183,13 @@ class KmpEngine:
 
     def _new_ctx(self, symbol: str, cache: SymbolCache | None, sector: str | None = None) -> SymbolCtx:
         assert self.day is not None
-        return SymbolCtx(symbol=symbol, sector=(cache.sector if cache else None) or sector or unknown_sector(symbol),
-                         cache=cache, series=MinuteSeries(self.day),
-                         imbalance=TickImbalance(self.p.imbalance_window_sec, self.p.imbalance_min_sec))
+        return SymbolCtx(
+            symbol=symbol,
+            sector=(cache.sector if cache else None) or sector or unknown_sector(symbol),
+            cache=cache,
+            series=MinuteSeries(self.day),
+            imbalance=TickImbalance(self.p.imbalance_window_sec, self.p.imbalance_min_sec),
+        )
 
     def _ensure_day(self, now: datetime) -> None:
         if self.day is None:
@@ -168,7 +202,9 @@ class KmpEngine:
         assert self.day is not None
         return at(self.day, t)
 
-    def _done(self, ctx: SymbolCtx, code: Code, ts: datetime, out: Output, log: bool = True, **fields: Any) -> None:
+    def _done(
+        self, ctx: SymbolCtx, code: ReasonCode, ts: datetime, out: Output, log: bool = True, **fields: Any
+    ) -> None:
         prev = ctx.state
         ctx.state = State.DONE
         ctx.done_code = code
@@ -208,8 +244,12 @@ class KmpEngine:
 
     # ================================================================== premarket / open / scan
 
-    def premarket(self, now: datetime, caches: Iterable[SymbolCache] | Mapping[str, SymbolCache],
-                  dropped: Mapping[str, str] | None = None) -> Output:
+    def premarket(
+        self,
+        now: datetime,
+        caches: Iterable[SymbolCache] | Mapping[str, SymbolCache],
+        dropped: Mapping[str, str] | None = None,
+    ) -> Output:
         """K1–K2: load the day's universe caches (built by :func:`strategies.kmp.universe.build_symbol_cache`)."""
         out = Output()
         day = kst(now).date()
@@ -228,10 +268,17 @@ class KmpEngine:
             self.syms[cache.symbol] = self._new_ctx(cache.symbol, cache)
             n_trend += cache.trend_ok
             n_nobase += cache.value_base is None or cache.vol1m_base is None
-        out.log(Code.PREMARKET, None, now, universe=len(self.syms), trend_ok=n_trend, missing_baselines=n_nobase,
-                dropped=len(dropped or {}))
+        out.log(
+            ReasonCode.KMP_PREMARKET,
+            None,
+            now,
+            universe=len(self.syms),
+            trend_ok=n_trend,
+            missing_baselines=n_nobase,
+            dropped=len(dropped or {}),
+        )
         if dropped:
-            out.log(Code.UNIVERSE_DROP, None, now, dropped=dict(sorted(dropped.items())))
+            out.log(ReasonCode.KMP_UNIVERSE_DROP, None, now, dropped=dict(sorted(dropped.items())))
         return out
 
     def on_open(self, now: datetime, opens: Mapping[str, float]) -> Output:
@@ -250,8 +297,15 @@ class KmpEngine:
         ctx.gap_checked = True
         prior = ctx.cache.prior_close if ctx.cache else None
         if is_gap_skip(open_price, prior, self.p.gap_skip_pct):
-            self._done(ctx, Code.GAP_SKIP, now, out, open=open_price, prior_close=prior,
-                       gap_pct=open_price / prior - 1 if prior else None)
+            self._done(
+                ctx,
+                ReasonCode.KMP_GAP_SKIP,
+                now,
+                out,
+                open=open_price,
+                prior_close=prior,
+                gap_pct=open_price / prior - 1 if prior else None,
+            )
 
     def scan(self, now: datetime, bars_by_symbol: Mapping[str, Sequence[Any]]) -> Output:
         """K8–K10 at 09:15 with each universe symbol's REST 1m bars of 09:00–09:14.
@@ -262,11 +316,11 @@ class KmpEngine:
         if self.day is None:
             self._ensure_day(now)
         if self.scan_done:
-            out.log(Code.DATA_IGNORED, None, now, reason="scan already done")
+            out.log(ReasonCode.KMP_DATA_IGNORED, None, now, reason="scan already done")
             return out
         self.scan_done = True
         if self._t(now) >= self.p.scan_deadline:
-            out.log(Code.SCAN_LATE, None, now, deadline=self.p.scan_deadline.isoformat())
+            out.log(ReasonCode.KMP_SCAN_LATE, None, now, deadline=self.p.scan_deadline.isoformat())
         rows: list[ScanRow] = []
         no_data: list[str] = []
         for sym in sorted(self.syms):
@@ -290,25 +344,37 @@ class KmpEngine:
         for ctx in self.syms.values():
             if ctx.state is State.UNIVERSE and ctx.symbol not in chosen_set:
                 ctx.state = State.DONE  # not selected: silent, summarised in KMP_SCAN
-        out.log(Code.SCAN, None, now, scanned=len(rows), no_data=len(no_data),
-                trend_ok=sum(r.trend_ok for r in rows),
-                surge_ok=sum(1 for r in rows if r.surge is not None and r.surge >= self.p.surge_min),
-                population=sum(c.in_population for c in self.syms.values()),
-                candidates=[(r.symbol, round(r.surge or 0.0, 3)) for r in chosen])
+        out.log(
+            ReasonCode.KMP_SCAN,
+            None,
+            now,
+            scanned=len(rows),
+            no_data=len(no_data),
+            trend_ok=sum(r.trend_ok for r in rows),
+            surge_ok=sum(1 for r in rows if r.surge is not None and r.surge >= self.p.surge_min),
+            population=sum(c.in_population for c in self.syms.values()),
+            candidates=[(r.symbol, round(r.surge or 0.0, 3)) for r in chosen],
+        )
         for r in chosen:
             ctx = self.syms[r.symbol]
             assert ctx.orng is not None
             ctx.state = State.CANDIDATE
             ctx.candidate_ts = now
             o = ctx.orng
-            fields = dict(surge=r.surge, or_high=o.or_high, or_low=o.or_low, or_pct=o.or_pct, trig=o.trig,
-                          value15=o.value15)
+            fields = dict(
+                surge=r.surge, or_high=o.or_high, or_low=o.or_low, or_pct=o.or_pct, trig=o.trig, value15=o.value15
+            )
             if not self.p.or_range_min - 1e-12 <= o.or_pct <= self.p.or_range_max + 1e-12:
-                self._done(ctx, Code.OR_RANGE, now, out, **fields)
+                self._done(ctx, ReasonCode.KMP_OR_RANGE, now, out, **fields)
                 continue
-            ctx.acc = Acceptance(trig=o.trig, or_high=o.or_high, timeout_sec=self.p.acceptance_timeout_sec,
-                                 support_factor=self.p.support_factor, state=State.CANDIDATE)
-            out.log(Code.CANDIDATE, r.symbol, now, **fields)
+            ctx.acc = Acceptance(
+                trig=o.trig,
+                or_high=o.or_high,
+                timeout_sec=self.p.acceptance_timeout_sec,
+                support_factor=self.p.support_factor,
+                state=State.CANDIDATE,
+            )
+            out.log(ReasonCode.KMP_CANDIDATE, r.symbol, now, **fields)
             self._candidate_step(ctx, now, out)
         return out
 
@@ -319,14 +385,24 @@ class KmpEngine:
             ctx.state = State.WATCH
             assert ctx.acc is not None
             ctx.acc.state = State.WATCH
-            out.log(Code.WATCH, ctx.symbol, now, vi_ref=ctx.vi_ref, trig=ctx.acc.trig)
+            out.log(ReasonCode.KMP_WATCH, ctx.symbol, now, vi_ref=ctx.vi_ref, trig=ctx.acc.trig)
         elif ctx.candidate_ts is not None and (now - ctx.candidate_ts).total_seconds() >= self.p.vi_ref_grace_sec:
-            self._done(ctx, Code.VI_MISSING, now, out, waited_sec=(now - ctx.candidate_ts).total_seconds())
+            self._done(ctx, ReasonCode.KMP_VI_MISSING, now, out, waited_sec=(now - ctx.candidate_ts).total_seconds())
 
     # ================================================================== market data
 
-    def on_trade(self, symbol: str, price: float, qty: float, ts: datetime, aggressor: Any = None, *,
-                 vi_ref: float | None = None, bid: float | None = None, ask: float | None = None) -> Output:
+    def on_trade(
+        self,
+        symbol: str,
+        price: float,
+        qty: float,
+        ts: datetime,
+        aggressor: Any = None,
+        *,
+        vi_ref: float | None = None,
+        bid: float | None = None,
+        ask: float | None = None,
+    ) -> Output:
         """One trade print (ticks channel). ``vi_ref`` = static-VI reference when the feed carries it."""
         out = Output()
         ctx = self.syms.get(symbol)
@@ -343,8 +419,9 @@ class KmpEngine:
         self._on_price(ctx, price, ts, out)
         return out
 
-    def on_quote(self, symbol: str, ts: datetime, bid: float | None, ask: float | None,
-                 vi_ref: float | None = None) -> Output:
+    def on_quote(
+        self, symbol: str, ts: datetime, bid: float | None, ask: float | None, vi_ref: float | None = None
+    ) -> Output:
         out = Output()
         ctx = self.syms.get(symbol)
         if ctx is None:
@@ -365,7 +442,7 @@ class KmpEngine:
         ctx.last_vi = ts
         if vi_ref is not None and vi_ref > 0:
             ctx.vi_ref = float(vi_ref)
-        out.log(Code.VI_EVENT, symbol, ts, state=ctx.state.value, kind=kind, vi_ref=ctx.vi_ref)
+        out.log(ReasonCode.KMP_VI_EVENT, symbol, ts, state=ctx.state.value, kind=kind, vi_ref=ctx.vi_ref)
         self._timers(ctx, ts, out)
         return out
 
@@ -391,35 +468,65 @@ class KmpEngine:
         held = pos.held_minutes(bar_end)
         vwap = ctx.series.vwap_value
         if early_fail(close, pos.or_high, vwap, held, self.p):
-            self._exit(ctx, Code.X_EARLY_FAIL, bar_end, out, bar_close=close, or_high=pos.or_high, vwap=vwap,
-                       held_min=held)
+            self._exit(
+                ctx,
+                ReasonCode.KMP_X_EARLY_FAIL,
+                bar_end,
+                out,
+                bar_close=close,
+                or_high=pos.or_high,
+                vwap=vwap,
+                held_min=held,
+            )
         elif stall_exit(close, pos.fill_price, pos.r, held, self.p):
-            self._exit(ctx, Code.X_STALL, bar_end, out, bar_close=close, fill=pos.fill_price, r=pos.r,
-                       r_multiple=r_multiple(close, pos.fill_price, pos.r), held_min=held)
+            self._exit(
+                ctx,
+                ReasonCode.KMP_X_STALL,
+                bar_end,
+                out,
+                bar_close=close,
+                fill=pos.fill_price,
+                r=pos.r,
+                r_multiple=r_multiple(close, pos.fill_price, pos.r),
+                held_min=held,
+            )
 
     def _on_price(self, ctx: SymbolCtx, price: float, ts: datetime, out: Output) -> None:
         if ctx.state is State.CANDIDATE:
             self._candidate_step(ctx, ts, out)
         if ctx.state in (State.WATCH, State.WAIT_ACCEPTANCE, State.ARMED):
             if self._t(ts) >= self.p.entry_end:
-                self._done(ctx, Code.WINDOW_END, ts, out)
+                self._done(ctx, ReasonCode.KMP_WINDOW_END, ts, out)
                 return
             assert ctx.acc is not None
             vwap = ctx.series.vwap_value
             ev = ctx.acc.on_price(price, vwap, ts)
             if ev is Event.TIMEOUT:
-                self._done(ctx, Code.ACCEPT_TIMEOUT, ts, out, t_break=ctx.acc.t_break.isoformat()
-                           if ctx.acc.t_break else None)
+                self._done(
+                    ctx,
+                    ReasonCode.KMP_ACCEPT_TIMEOUT,
+                    ts,
+                    out,
+                    t_break=ctx.acc.t_break.isoformat() if ctx.acc.t_break else None,
+                )
             elif ev is Event.BREAK:
                 ctx.state = State.WAIT_ACCEPTANCE
-                out.log(Code.BREAK, ctx.symbol, ts, last=price, trig=ctx.acc.trig, vwap=vwap)
+                out.log(ReasonCode.KMP_BREAK, ctx.symbol, ts, last=price, trig=ctx.acc.trig, vwap=vwap)
             elif ev is Event.SUPPORT_LOST:
-                self._done(ctx, Code.SUPPORT_LOST, ts, out, last=price, support=ctx.acc.support(vwap), vwap=vwap,
-                           retest_low=ctx.acc.retest_low)
+                self._done(
+                    ctx,
+                    ReasonCode.KMP_SUPPORT_LOST,
+                    ts,
+                    out,
+                    last=price,
+                    support=ctx.acc.support(vwap),
+                    vwap=vwap,
+                    retest_low=ctx.acc.retest_low,
+                )
             else:
                 if ev is Event.PULLBACK:
                     ctx.state = State.ARMED
-                    out.log(Code.ARMED, ctx.symbol, ts, last=price, trig=ctx.acc.trig, vwap=vwap)
+                    out.log(ReasonCode.KMP_ARMED, ctx.symbol, ts, last=price, trig=ctx.acc.trig, vwap=vwap)
                 if ev is Event.RECLAIM:
                     self._try_enter(ctx, price, ts, out)
         elif ctx.state is State.IN_POSITION and ctx.pos is not None:
@@ -430,12 +537,15 @@ class KmpEngine:
     def _sector_counts(self, ctx: SymbolCtx) -> tuple[int, int]:
         """(KMP positions + working entries in this sector, other sector symbols accepting/working)."""
         held = sum(1 for c in self._open_ctxs(ctx.symbol) if c.sector == ctx.sector)
-        active = sum(1 for c in self.syms.values()
-                     if c.symbol != ctx.symbol and c.sector == ctx.sector and c.state in SECTOR_ACTIVE)
+        active = sum(
+            1
+            for c in self.syms.values()
+            if c.symbol != ctx.symbol and c.sector == ctx.sector and c.state in SECTOR_ACTIVE
+        )
         return held, active
 
     def _try_enter(self, ctx: SymbolCtx, price: float, ts: datetime, out: Output) -> None:
-        acc, cache = ctx.acc, ctx.cache
+        acc = ctx.acc
         assert acc is not None and acc.retest_low is not None
         p = self.p
         regime = self._regime_now(ts)
@@ -466,11 +576,21 @@ class KmpEngine:
                 lim = limit()
                 assert lim is not None and self.nav is not None
                 base = qty_base(self.nav, lim, stops().initial_stop, p)
-                comps = quality_components(QualityInputs(
-                    surge=ctx.surge or 0.0, rvol=memo.get("rvol") or 0.0, imbalance=imb,
-                    retest_low=acc.retest_low, support=support, or_high=acc.or_high,  # type: ignore[arg-type]
-                    regime_ok=regime.regime_ok, spread_pct=memo.get("spread_pct") or 0.0,
-                    liquidity_binds=liquidity_binds(base, lim, value5, p), same_sector_active=sector_active), p)
+                comps = quality_components(
+                    QualityInputs(
+                        surge=ctx.surge or 0.0,
+                        rvol=memo.get("rvol") or 0.0,
+                        imbalance=imb,
+                        retest_low=acc.retest_low,
+                        support=support,
+                        or_high=acc.or_high,  # type: ignore[arg-type]
+                        regime_ok=regime.regime_ok,
+                        spread_pct=memo.get("spread_pct") or 0.0,
+                        liquidity_binds=liquidity_binds(base, lim, value5, p),
+                        same_sector_active=sector_active,
+                    ),
+                    p,
+                )
                 memo["components"] = comps
                 memo["quality"] = min(100.0, max(0.0, sum(comps.values())))
             return memo["quality"]
@@ -478,8 +598,16 @@ class KmpEngine:
         def qty() -> int:
             lim = limit()
             assert lim is not None and self.nav is not None
-            size = position_size(self.nav, lim, stops().initial_stop, quality_multiplier(quality(), p),
-                                 size_time_mult(m, p), self.program.multiplier(ts), value5, p)
+            size = position_size(
+                self.nav,
+                lim,
+                stops().initial_stop,
+                quality_multiplier(quality(), p),
+                size_time_mult(m, p),
+                self.program.multiplier(ts),
+                value5,
+                p,
+            )
             memo["size"] = size
             return size.qty
 
@@ -492,17 +620,41 @@ class KmpEngine:
             return memo["spread_pct"]
 
         gates = GateInputs(
-            now=ts, time_of_day=self._t(ts), open_count=len(self._open_ctxs(ctx.symbol)), sector_count=sector_held,
-            day_pnl_pct=self.day_pnl_pct, risk_off=regime.risk_off or self.risk_flatten, surge=ctx.surge, m=m,
-            rvol=rv, spread_pct=sp, limit=limit, vi_ref=ctx.vi_ref, last_vi=ctx.last_vi, nav=self.nav,
-            quality=quality, qty=qty, retry_after=ctx.retry_after)
+            now=ts,
+            time_of_day=self._t(ts),
+            open_count=len(self._open_ctxs(ctx.symbol)),
+            sector_count=sector_held,
+            day_pnl_pct=self.day_pnl_pct,
+            risk_off=regime.risk_off or self.risk_flatten,
+            surge=ctx.surge,
+            m=m,
+            rvol=rv,
+            spread_pct=sp,
+            limit=limit,
+            vi_ref=ctx.vi_ref,
+            last_vi=ctx.last_vi,
+            nav=self.nav,
+            quality=quality,
+            qty=qty,
+            retry_after=ctx.retry_after,
+        )
         res = check_gates(gates, p)
-        base_fields = dict(last=price, trig=acc.trig, vwap=vwap, support=support, retest_low=acc.retest_low,
-                           imbalance=imb, regime_ok=regime.regime_ok, program=program_regime.value, m=m)
+        base_fields = dict(
+            last=price,
+            trig=acc.trig,
+            vwap=vwap,
+            support=support,
+            retest_low=acc.retest_low,
+            imbalance=imb,
+            regime_ok=regime.regime_ok,
+            program=program_regime.value,
+            m=m,
+        )
         if not res.ok:
             assert res.code is not None
-            self._gate_failed(ctx, res.code, ts, out, **{**base_fields, **res.detail},
-                              components=memo.get("components"))
+            self._gate_failed(
+                ctx, res.code, ts, out, **{**base_fields, **res.detail}, components=memo.get("components")
+            )
             return
         ctx.vi_block_open = False
         size = memo["size"]
@@ -511,24 +663,55 @@ class KmpEngine:
         assert lim is not None
         q = quality()
         key = self._key(ctx.symbol, "ENTER", ts)
-        action = EnterAction(symbol=ctx.symbol, qty=size.qty, stop_price=acc.trig, limit_price=lim,
-                             cancel_after_sec=p.order_timeout_sec, stop_px=st.initial_stop, hard_stop_px=st.hard_stop,
-                             confidence=confidence_label(q, p), idempotency_key=key, ts=ts, quality=q)
+        action = EnterAction(
+            symbol=ctx.symbol,
+            qty=size.qty,
+            stop_price=acc.trig,
+            limit_price=lim,
+            cancel_after_sec=p.order_timeout_sec,
+            stop_px=st.initial_stop,
+            hard_stop_px=st.hard_stop,
+            confidence=confidence_label(q, p),
+            idempotency_key=key,
+            ts=ts,
+            quality=q,
+        )
         out.act(action)
         self.entries.append(action)
-        ctx.order = WorkingOrder(qty=size.qty, submit_ts=ts, trig=acc.trig, limit=lim, retest_low=acc.retest_low,
-                                 atr=atr1m, stops=st, key=key)
+        ctx.order = WorkingOrder(
+            qty=size.qty,
+            submit_ts=ts,
+            trig=acc.trig,
+            limit=lim,
+            retest_low=acc.retest_low,
+            atr=atr1m,
+            stops=st,
+            key=key,
+        )
         ctx.state = State.ORDER_WORKING
         ctx.retry_after = None
         ctx.last_gate = None
         self._tries += 1
-        out.log(Code.ENTRY, ctx.symbol, ts, **{**base_fields, **res.detail}, components=memo.get("components"),
-                structure_stop=st.structure_stop, hard_stop=st.hard_stop, initial_stop=st.initial_stop, atr1m=atr1m,
-                value_last5=value5, size=size.fields(), quality_mult=quality_multiplier(q, p),
-                size_time_mult=size_time_mult(m, p), program_mult=self.program.multiplier(ts), key=key)
+        out.log(
+            ReasonCode.KMP_ENTRY,
+            ctx.symbol,
+            ts,
+            **{**base_fields, **res.detail},
+            components=memo.get("components"),
+            structure_stop=st.structure_stop,
+            hard_stop=st.hard_stop,
+            initial_stop=st.initial_stop,
+            atr1m=atr1m,
+            value_last5=value5,
+            size=size.fields(),
+            quality_mult=quality_multiplier(q, p),
+            size_time_mult=size_time_mult(m, p),
+            program_mult=self.program.multiplier(ts),
+            key=key,
+        )
 
-    def _gate_failed(self, ctx: SymbolCtx, code: Code, ts: datetime, out: Output, **fields: Any) -> None:
-        is_vi = code in (Code.VI_WALL, Code.VI_RECENT)
+    def _gate_failed(self, ctx: SymbolCtx, code: ReasonCode, ts: datetime, out: Output, **fields: Any) -> None:
+        is_vi = code in (ReasonCode.KMP_VI_WALL, ReasonCode.KMP_VI_RECENT)
         new_vi_block = is_vi and not ctx.vi_block_open
         ctx.vi_block_open = is_vi
         last = ctx.last_gate
@@ -545,46 +728,75 @@ class KmpEngine:
         while self._vi_blocks and (ts - self._vi_blocks[0]).total_seconds() > w:
             self._vi_blocks.popleft()
         if len(self._vi_blocks) >= self.p.vi_block_alert_count and (
-                self._vi_alert_ts is None or (ts - self._vi_alert_ts).total_seconds() >= w):
+            self._vi_alert_ts is None or (ts - self._vi_alert_ts).total_seconds() >= w
+        ):
             self._vi_alert_ts = ts
-            out.log(Code.ALERT_VI_BLOCKS, None, ts, alert=True, blocks=len(self._vi_blocks), window_sec=w)
+            out.log(ReasonCode.KMP_ALERT_VI_BLOCKS, None, ts, alert=True, blocks=len(self._vi_blocks), window_sec=w)
 
     # ================================================================== OMS replies and fills
 
-    def on_intent_result(self, symbol: str, now: datetime, status: str, *, intent_type: str = "ENTER",
-                         modified_qty: int | None = None, cooldown_until: datetime | None = None,
-                         message: str = "") -> Output:
+    def on_intent_result(
+        self,
+        symbol: str,
+        now: datetime,
+        status: str,
+        *,
+        intent_type: str = "ENTER",
+        modified_qty: int | None = None,
+        cooldown_until: datetime | None = None,
+        message: str = "",
+    ) -> Output:
         """The OMS's reply (C4) to an intent this engine produced."""
         out = Output()
         ctx = self.syms.get(symbol)
         status = str(status).upper()
         if ctx is None or str(intent_type).upper() != "ENTER":
-            out.log(Code.DATA_IGNORED if ctx is None else Code.INTENT_RESULT, symbol, now, intent_type=str(intent_type),
-                    status=status, message=message)
+            out.log(
+                ReasonCode.KMP_DATA_IGNORED if ctx is None else ReasonCode.KMP_INTENT_RESULT,
+                symbol,
+                now,
+                intent_type=str(intent_type),
+                status=status,
+                message=message,
+            )
             return out
         order = ctx.order
         if order is None or ctx.state is not State.ORDER_WORKING or order.filled > 0:
             if status == "MODIFIED" and order is not None and modified_qty:
                 order.qty = modified_qty
-            out.log(Code.ENTRY_ACK, symbol, now, status=status, modified_qty=modified_qty, message=message,
-                    state=ctx.state.value)
+            out.log(
+                ReasonCode.KMP_ENTRY_ACK,
+                symbol,
+                now,
+                status=status,
+                modified_qty=modified_qty,
+                message=message,
+                state=ctx.state.value,
+            )
             return out
         if status in ("ACCEPTED", "EXECUTED"):
-            out.log(Code.ENTRY_ACK, symbol, now, status=status, qty=order.qty)
+            out.log(ReasonCode.KMP_ENTRY_ACK, symbol, now, status=status, qty=order.qty)
         elif status == "MODIFIED" and modified_qty:
-            out.log(Code.ENTRY_MODIFIED, symbol, now, qty=order.qty, modified_qty=modified_qty, message=message)
+            out.log(
+                ReasonCode.KMP_ENTRY_MODIFIED, symbol, now, qty=order.qty, modified_qty=modified_qty, message=message
+            )
             order.qty = modified_qty
         elif status == "DEFERRED":
             self._tries -= 1
             ctx.order = None
             ctx.state = State.ARMED
             ctx.retry_after = cooldown_until or now
-            out.log(Code.ENTRY_DEFERRED, symbol, now, cooldown_until=cooldown_until.isoformat()
-                    if cooldown_until else None, message=message)
+            out.log(
+                ReasonCode.KMP_ENTRY_DEFERRED,
+                symbol,
+                now,
+                cooldown_until=cooldown_until.isoformat() if cooldown_until else None,
+                message=message,
+            )
         else:  # REJECTED, CANCELLED, MODIFIED to 0
             self._tries -= 1
             ctx.order = None
-            self._done(ctx, Code.ENTRY_REJECTED, now, out, status=status, message=message)
+            self._done(ctx, ReasonCode.KMP_ENTRY_REJECTED, now, out, status=status, message=message)
         return out
 
     def on_order_closed(self, symbol: str, now: datetime, filled_qty: int | None = None) -> Output:
@@ -625,7 +837,7 @@ class KmpEngine:
                 pos.bought_qty += qty
                 pos.qty += qty
                 pos.fill_price = pos.cost / pos.bought_qty
-                out.log(Code.FILL, ctx.symbol, ts, side="BUY", qty=qty, price=price, position=pos.qty)
+                out.log(ReasonCode.KMP_FILL, ctx.symbol, ts, side="BUY", qty=qty, price=price, position=pos.qty)
             return
         late = ctx.state is State.DONE
         order.filled += qty
@@ -638,51 +850,115 @@ class KmpEngine:
         pos = ctx.pos
         if pos is None:
             pos = ctx.pos = PositionState(
-                symbol=ctx.symbol, qty=0, fill_price=avg, fill_ts=ts, initial_stop=st.initial_stop,
-                structure_stop=st.structure_stop, hard_stop=st.hard_stop, r=r, max_fav=max(avg, price),
-                or_high=ctx.orng.or_high if ctx.orng else None)
+                symbol=ctx.symbol,
+                qty=0,
+                fill_price=avg,
+                fill_ts=ts,
+                initial_stop=st.initial_stop,
+                structure_stop=st.structure_stop,
+                hard_stop=st.hard_stop,
+                r=r,
+                max_fav=max(avg, price),
+                or_high=ctx.orng.or_high if ctx.orng else None,
+            )
         pos.qty += qty
         pos.bought_qty += qty
         pos.cost += qty * price
         pos.fill_price, pos.initial_stop, pos.hard_stop, pos.structure_stop, pos.r = (
-            avg, st.initial_stop, st.hard_stop, st.structure_stop, r)
+            avg,
+            st.initial_stop,
+            st.hard_stop,
+            st.structure_stop,
+            r,
+        )
         pos.max_fav = max(pos.max_fav, avg)
         if ctx.state in (State.ORDER_WORKING, State.DONE):
             ctx.state = State.IN_POSITION
             ctx.done_code = None
-        out.log(Code.FILL, ctx.symbol, ts, side="BUY", qty=qty, price=price, avg=avg, filled=order.filled,
-                ordered=order.qty, initial_stop=st.initial_stop, hard_stop=st.hard_stop,
-                structure_stop=st.structure_stop, r=r, late=late)
-        out.act(ModifyRiskAction(symbol=ctx.symbol, stop_px=st.initial_stop, hard_stop_px=st.hard_stop,
-                                 time_stop_ts=self._at(self.p.flatten_time),
-                                 idempotency_key=self._key(ctx.symbol, "MODIFY_RISK", ts, f"q{order.filled}"), ts=ts))
+        out.log(
+            ReasonCode.KMP_FILL,
+            ctx.symbol,
+            ts,
+            side="BUY",
+            qty=qty,
+            price=price,
+            avg=avg,
+            filled=order.filled,
+            ordered=order.qty,
+            initial_stop=st.initial_stop,
+            hard_stop=st.hard_stop,
+            structure_stop=st.structure_stop,
+            r=r,
+            late=late,
+        )
+        out.act(
+            ModifyRiskAction(
+                symbol=ctx.symbol,
+                stop_px=st.initial_stop,
+                hard_stop_px=st.hard_stop,
+                time_stop_ts=self._at(self.p.flatten_time),
+                idempotency_key=self._key(ctx.symbol, "MODIFY_RISK", ts, f"q{order.filled}"),
+                ts=ts,
+            )
+        )
 
     def _exit_fill(self, ctx: SymbolCtx, qty: int, price: float, ts: datetime, out: Output) -> None:
         pos = ctx.pos
         if pos is None:
-            out.log(Code.DATA_IGNORED, ctx.symbol, ts, reason="sell fill without a KMP position", qty=qty, price=price)
+            out.log(
+                ReasonCode.KMP_DATA_IGNORED,
+                ctx.symbol,
+                ts,
+                reason="sell fill without a KMP position",
+                qty=qty,
+                price=price,
+            )
             return
         pos.qty -= qty
         pos.sold_qty += qty
         pos.proceeds += qty * price
-        out.log(Code.FILL, ctx.symbol, ts, side="SELL", qty=qty, price=price, position=pos.qty,
-                external=ctx.state is not State.EXITING)
+        out.log(
+            ReasonCode.KMP_FILL,
+            ctx.symbol,
+            ts,
+            side="SELL",
+            qty=qty,
+            price=price,
+            position=pos.qty,
+            external=ctx.state is not State.EXITING,
+        )
         if pos.qty <= 0:
-            reason = ctx.exit_reason or Code.X_EXTERNAL
+            reason = ctx.exit_reason or ReasonCode.KMP_X_EXTERNAL
             if ctx.order is not None and ctx.order.open:
                 out.act(CancelAction(ctx.symbol, reason, self._key(ctx.symbol, "CANCEL", ts), ts))
                 ctx.order.open = False
             avg_exit = pos.proceeds / pos.sold_qty if pos.sold_qty else None
             self._done(ctx, reason, ts, out, log=False)
-            out.log(Code.POSITION_CLOSED, ctx.symbol, ts, reason=reason.value, realized_pnl=pos.realized_pnl(),
-                    avg_exit=avg_exit, fill=pos.fill_price,
-                    r_multiple=r_multiple(avg_exit, pos.fill_price, pos.r) if avg_exit else None,
-                    held_min=pos.held_minutes(ts))
+            out.log(
+                ReasonCode.KMP_POSITION_CLOSED,
+                ctx.symbol,
+                ts,
+                reason=reason.value,
+                realized_pnl=pos.realized_pnl(),
+                avg_exit=avg_exit,
+                fill=pos.fill_price,
+                r_multiple=r_multiple(avg_exit, pos.fill_price, pos.r) if avg_exit else None,
+                held_min=pos.held_minutes(ts),
+            )
 
-    def on_position_recovered(self, symbol: str, qty: int, avg_price: float, now: datetime, *,
-                              stop_px: float | None = None, hard_stop_px: float | None = None,
-                              entry_ts: datetime | None = None, or_high: float | None = None,
-                              sector: str | None = None) -> Output:
+    def on_position_recovered(
+        self,
+        symbol: str,
+        qty: int,
+        avg_price: float,
+        now: datetime,
+        *,
+        stop_px: float | None = None,
+        hard_stop_px: float | None = None,
+        entry_ts: datetime | None = None,
+        or_high: float | None = None,
+        sector: str | None = None,
+    ) -> Output:
         """Adopt a KMP allocation found at start (OMS ``/allocations/KMP``) and manage its exits."""
         out = Output()
         if qty <= 0:
@@ -698,20 +974,47 @@ class KmpEngine:
         r = risk_per_share(avg_price, stop)
         last = ctx.series.last_price
         orh = or_high if or_high is not None else (ctx.orng.or_high if ctx.orng else None)
-        ctx.pos = PositionState(symbol=symbol, qty=qty, fill_price=avg_price, fill_ts=entry_ts or now,
-                                initial_stop=stop, structure_stop=stop, hard_stop=hard_stop_px, r=r,
-                                max_fav=max(avg_price, last or avg_price), or_high=orh, bought_qty=qty,
-                                cost=qty * avg_price, recovered=True)
+        ctx.pos = PositionState(
+            symbol=symbol,
+            qty=qty,
+            fill_price=avg_price,
+            fill_ts=entry_ts or now,
+            initial_stop=stop,
+            structure_stop=stop,
+            hard_stop=hard_stop_px,
+            r=r,
+            max_fav=max(avg_price, last or avg_price),
+            or_high=orh,
+            bought_qty=qty,
+            cost=qty * avg_price,
+            recovered=True,
+        )
         ctx.order = None
         ctx.state = State.IN_POSITION
         ctx.done_code = None
-        out.log(Code.POSITION_RECOVERED, symbol, now, qty=qty, avg_price=avg_price, stop=stop, r=r,
-                defaulted_stop=defaulted, entry_ts=(entry_ts or now).isoformat())
+        out.log(
+            ReasonCode.KMP_POSITION_RECOVERED,
+            symbol,
+            now,
+            qty=qty,
+            avg_price=avg_price,
+            stop=stop,
+            r=r,
+            defaulted_stop=defaulted,
+            entry_ts=(entry_ts or now).isoformat(),
+        )
         if defaulted:
-            out.act(ModifyRiskAction(symbol=symbol, stop_px=stop, hard_stop_px=None,
-                                     time_stop_ts=self._at(self.p.flatten_time),
-                                     idempotency_key=self._key(symbol, "MODIFY_RISK", now, "recovered"), ts=now,
-                                     rationale_code=Code.POSITION_RECOVERED.value))
+            out.act(
+                ModifyRiskAction(
+                    symbol=symbol,
+                    stop_px=stop,
+                    hard_stop_px=None,
+                    time_stop_ts=self._at(self.p.flatten_time),
+                    idempotency_key=self._key(symbol, "MODIFY_RISK", now, "recovered"),
+                    ts=now,
+                    rationale_code=ReasonCode.KMP_POSITION_RECOVERED.value,
+                )
+            )
         return out
 
     # ================================================================== exits
@@ -723,7 +1026,7 @@ class KmpEngine:
             return
         pos.max_fav = max(pos.max_fav, price)
         if stop_hit(price, pos.initial_stop):
-            self._exit(ctx, Code.X_STOP, ts, out, last=price, initial_stop=pos.initial_stop)
+            self._exit(ctx, ReasonCode.KMP_X_STOP, ts, out, last=price, initial_stop=pos.initial_stop)
             return
         imb = self._imb(ctx, ts)
         outflow = self.program.regime(ts) is ProgramRegime.OUTFLOW
@@ -731,25 +1034,54 @@ class KmpEngine:
         t_min = pos.held_minutes(ts)
         trail = trail_price(pos.fill_price, pos.max_fav, pos.r, t_min, pos.structure_stop, defensive, self.p)
         if trail_hit(price, trail):
-            self._exit(ctx, Code.X_TRAIL, ts, out, last=price, trail=trail, max_fav=pos.max_fav, fill=pos.fill_price,
-                       r=pos.r, held_min=t_min, imbalance=imb, program_outflow=outflow)
+            self._exit(
+                ctx,
+                ReasonCode.KMP_X_TRAIL,
+                ts,
+                out,
+                last=price,
+                trail=trail,
+                max_fav=pos.max_fav,
+                fill=pos.fill_price,
+                r=pos.r,
+                held_min=t_min,
+                imbalance=imb,
+                program_outflow=outflow,
+            )
 
-    def _exit(self, ctx: SymbolCtx, reason: Code, ts: datetime, out: Output, retry: bool = False, **fields: Any) -> None:
+    def _exit(
+        self, ctx: SymbolCtx, reason: ReasonCode, ts: datetime, out: Output, retry: bool = False, **fields: Any
+    ) -> None:
         pos = ctx.pos
         if ctx.order is not None and ctx.order.open:
             out.act(CancelAction(ctx.symbol, reason, self._key(ctx.symbol, "CANCEL", ts), ts))
             ctx.order.open = False
         bid, _ = self._fresh_quote(ctx, ts)
         limit, ref = exit_limit_price(bid, ctx.series.last_price, self.p)
-        out.act(ExitAction(symbol=ctx.symbol, reason=reason, limit_price=limit, ref_price=ref,
-                           idempotency_key=self._key(ctx.symbol, "EXIT", ts), ts=ts))
+        out.act(
+            ExitAction(
+                symbol=ctx.symbol,
+                reason=reason,
+                limit_price=limit,
+                ref_price=ref,
+                idempotency_key=self._key(ctx.symbol, "EXIT", ts),
+                ts=ts,
+            )
+        )
         ctx.state = State.EXITING
         ctx.exit_reason = ctx.exit_reason if retry and ctx.exit_reason else reason
         ctx.exit_sent_ts = ts
-        out.log(Code.EXIT_RETRY if retry else reason, ctx.symbol, ts, limit=limit, ref=ref,
-                qty=pos.qty if pos else None, **fields)
+        out.log(
+            ReasonCode.KMP_EXIT_RETRY if retry else reason,
+            ctx.symbol,
+            ts,
+            limit=limit,
+            ref=ref,
+            qty=pos.qty if pos else None,
+            **fields,
+        )
 
-    def _flatten(self, reason: Code, ts: datetime, out: Output, everything: bool, **fields: Any) -> None:
+    def _flatten(self, reason: ReasonCode, ts: datetime, out: Output, everything: bool, **fields: Any) -> None:
         """FLATTEN every KMP allocation; ``everything`` also ends the pre-entry symbols (14:30)."""
         any_open = False
         for ctx in sorted(self.syms.values(), key=lambda c: c.symbol):
@@ -763,8 +1095,14 @@ class KmpEngine:
                 ctx.state = State.EXITING
                 ctx.exit_reason = reason
                 ctx.exit_sent_ts = ts
-                out.log(reason, ctx.symbol, ts, flatten=True, qty=ctx.pos.qty if ctx.pos else None,
-                        last=ctx.series.last_price)
+                out.log(
+                    reason,
+                    ctx.symbol,
+                    ts,
+                    flatten=True,
+                    qty=ctx.pos.qty if ctx.pos else None,
+                    last=ctx.series.last_price,
+                )
             elif ctx.state is State.EXITING:
                 any_open = True
             elif everything and ctx.state in PRE_ENTRY:
@@ -780,35 +1118,61 @@ class KmpEngine:
         if st is State.CANDIDATE:
             self._candidate_step(ctx, now, out)
         elif st in ACCEPTING and ctx.acc is not None and ctx.acc.on_clock(now) is Event.TIMEOUT:
-            self._done(ctx, Code.ACCEPT_TIMEOUT, now, out, t_break=ctx.acc.t_break.isoformat()
-                       if ctx.acc.t_break else None)
+            self._done(
+                ctx,
+                ReasonCode.KMP_ACCEPT_TIMEOUT,
+                now,
+                out,
+                t_break=ctx.acc.t_break.isoformat() if ctx.acc.t_break else None,
+            )
         order = ctx.order
-        if order is not None and order.open and st in (State.ORDER_WORKING, State.IN_POSITION) and \
-                (now - order.submit_ts).total_seconds() >= self.p.order_timeout_sec:
+        if (
+            order is not None
+            and order.open
+            and st in (State.ORDER_WORKING, State.IN_POSITION)
+            and (now - order.submit_ts).total_seconds() >= self.p.order_timeout_sec
+        ):
             if order.filled == 0:
                 self._missed_fill(ctx, now, out, cancel=True)
             else:
                 order.open = False
-                out.act(CancelAction(ctx.symbol, Code.PARTIAL_KEPT, self._key(ctx.symbol, "CANCEL", now), now))
-                out.log(Code.PARTIAL_KEPT, ctx.symbol, now, filled=order.filled, ordered=order.qty)
-        if st is State.EXITING and ctx.pos is not None and ctx.pos.qty > 0 and ctx.exit_sent_ts is not None and \
-                (now - ctx.exit_sent_ts).total_seconds() >= self.p.exit_retry_sec:
-            self._exit(ctx, ctx.exit_reason or Code.X_EXTERNAL, now, out, retry=True)
+                out.act(
+                    CancelAction(ctx.symbol, ReasonCode.KMP_PARTIAL_KEPT, self._key(ctx.symbol, "CANCEL", now), now)
+                )
+                out.log(ReasonCode.KMP_PARTIAL_KEPT, ctx.symbol, now, filled=order.filled, ordered=order.qty)
+        if (
+            st is State.EXITING
+            and ctx.pos is not None
+            and ctx.pos.qty > 0
+            and ctx.exit_sent_ts is not None
+            and (now - ctx.exit_sent_ts).total_seconds() >= self.p.exit_retry_sec
+        ):
+            self._exit(ctx, ctx.exit_reason or ReasonCode.KMP_X_EXTERNAL, now, out, retry=True)
 
     def _missed_fill(self, ctx: SymbolCtx, now: datetime, out: Output, cancel: bool) -> None:
         order = ctx.order
         assert order is not None
         if cancel:
-            out.act(CancelAction(ctx.symbol, Code.MISSED_FILL, self._key(ctx.symbol, "CANCEL", now), now))
+            out.act(CancelAction(ctx.symbol, ReasonCode.KMP_MISSED_FILL, self._key(ctx.symbol, "CANCEL", now), now))
         order.open = False
         self._missed += 1
-        self._done(ctx, Code.MISSED_FILL, now, out, ordered=order.qty, limit=order.limit,
-                   waited_sec=(now - order.submit_ts).total_seconds())
+        self._done(
+            ctx,
+            ReasonCode.KMP_MISSED_FILL,
+            now,
+            out,
+            ordered=order.qty,
+            limit=order.limit,
+            waited_sec=(now - order.submit_ts).total_seconds(),
+        )
         tries = max(self._tries, 1)
-        if (not self._missed_alerted and self._tries >= self.p.missed_fill_alert_min_tries
-                and self._missed / tries > self.p.missed_fill_alert_ratio):
+        if (
+            not self._missed_alerted
+            and self._tries >= self.p.missed_fill_alert_min_tries
+            and self._missed / tries > self.p.missed_fill_alert_ratio
+        ):
             self._missed_alerted = True
-            out.log(Code.ALERT_MISSED_FILLS, None, now, alert=True, missed=self._missed, tries=self._tries)
+            out.log(ReasonCode.KMP_ALERT_MISSED_FILLS, None, now, alert=True, missed=self._missed, tries=self._tries)
 
     def on_clock(self, now: datetime) -> Output:
         """Time-driven rules: timeouts, 10:00 window end, 15-s regime, risk flatten, 14:30 flatten.
@@ -827,21 +1191,22 @@ class KmpEngine:
             for sym in sorted(self.syms):
                 ctx = self.syms[sym]
                 if ctx.state in PRE_ENTRY:
-                    self._done(ctx, Code.WINDOW_END, now, out, log=False)
+                    self._done(ctx, ReasonCode.KMP_WINDOW_END, now, out, log=False)
                     ended.append(sym)
-            out.log(Code.WINDOW_END, None, now, ended=ended, held=[c.symbol for c in self._open_ctxs()])
-        if t >= self.p.or_start and (self.last_regime_ts is None or
-                                     (now - self.last_regime_ts).total_seconds() >= self.p.regime_interval_sec):
+            out.log(ReasonCode.KMP_WINDOW_END, None, now, ended=ended, held=[c.symbol for c in self._open_ctxs()])
+        if t >= self.p.or_start and (
+            self.last_regime_ts is None or (now - self.last_regime_ts).total_seconds() >= self.p.regime_interval_sec
+        ):
             self._recompute_regime(now, out)
         self._risk_check(now, out)
         if t >= self.p.flatten_time:
             if not self.eod:
                 self.eod = True
-                self._flatten(Code.X_EOD, now, out, everything=True)
+                self._flatten(ReasonCode.KMP_X_EOD, now, out, everything=True)
             else:
                 for ctx in sorted(self._open_ctxs(), key=lambda c: c.symbol):
                     if ctx.state is State.IN_POSITION:
-                        self._exit(ctx, Code.X_EOD, now, out)
+                        self._exit(ctx, ReasonCode.KMP_X_EOD, now, out)
         return out
 
     # ================================================================== regime / account / program
@@ -862,14 +1227,27 @@ class KmpEngine:
         self.last_regime_ts = now
         was_off = self.regime.risk_off if self.regime is not None else False
         kospi, kosdaq = self.index["KOSPI"], self.index["KOSDAQ"]
-        snap = compute_regime(now, kospi_chg=index_change(kospi.last, kospi.prior_close),
-                              kosdaq_chg=index_change(kosdaq.last, kosdaq.prior_close), kospi_closes=kospi.closes,
-                              leaders=self._leader_views(now), oms_halt=self.oms_halt, oms_flatten=self.oms_flatten,
-                              p=self.p)
+        snap = compute_regime(
+            now,
+            kospi_chg=index_change(kospi.last, kospi.prior_close),
+            kosdaq_chg=index_change(kosdaq.last, kosdaq.prior_close),
+            kospi_closes=kospi.closes,
+            leaders=self._leader_views(now),
+            oms_halt=self.oms_halt,
+            oms_flatten=self.oms_flatten,
+            p=self.p,
+        )
         self.regime = snap
         if self._t(now) < self.p.entry_end or self._open_ctxs() or snap.risk_off != was_off:
             missing = [m for m, s in self.index.items() if s.last is None or s.prior_close is None]
-            out.log(Code.REGIME, None, now, **snap.fields(), index_missing=missing, program=self.program.fields(now))
+            out.log(
+                ReasonCode.KMP_REGIME,
+                None,
+                now,
+                **snap.fields(),
+                index_missing=missing,
+                program=self.program.fields(now),
+            )
 
     def _risk_check(self, now: datetime, out: Output) -> None:
         regime_off = self.regime.risk_off if self.regime is not None else False
@@ -877,16 +1255,27 @@ class KmpEngine:
         if regime_off or loss:
             if not self.risk_flatten:
                 self.risk_flatten = True
-                self._flatten(Code.X_RISK, now, out, everything=False, risk_off=regime_off, day_pnl_pct=self.day_pnl_pct)
+                self._flatten(
+                    ReasonCode.KMP_X_RISK, now, out, everything=False, risk_off=regime_off, day_pnl_pct=self.day_pnl_pct
+                )
             else:
                 for ctx in sorted(self._open_ctxs(), key=lambda c: c.symbol):
                     if ctx.state is State.IN_POSITION:
-                        self._exit(ctx, Code.X_RISK, now, out, risk_off=regime_off, day_pnl_pct=self.day_pnl_pct)
+                        self._exit(
+                            ctx, ReasonCode.KMP_X_RISK, now, out, risk_off=regime_off, day_pnl_pct=self.day_pnl_pct
+                        )
         else:
             self.risk_flatten = False
 
-    def on_account(self, now: datetime, nav: float | None, day_pnl_pct: float | None, *, halt: bool = False,
-                   flatten_in_progress: bool = False) -> Output:
+    def on_account(
+        self,
+        now: datetime,
+        nav: float | None,
+        day_pnl_pct: float | None,
+        *,
+        halt: bool = False,
+        flatten_in_progress: bool = False,
+    ) -> Output:
         """Account state from the OMS (``/state/account``): NAV, day P&L (fraction, −0.02 = −2%),
         and whether the OMS is in its daily-loss halt or flattening (→ risk_off)."""
         out = Output()
@@ -900,13 +1289,19 @@ class KmpEngine:
         self._risk_check(now, out)
         return out
 
-    def on_index(self, now: datetime, market: str, last: float | None, prior_close: float | None,
-                 closes_1m: Sequence[float] | None = None) -> Output:
+    def on_index(
+        self,
+        now: datetime,
+        market: str,
+        last: float | None,
+        prior_close: float | None,
+        closes_1m: Sequence[float] | None = None,
+    ) -> Output:
         """KOSPI/KOSDAQ level vs prior close, and (KOSPI) today's 1m closes for the chop test."""
         out = Output()
         key = market.upper()
         if key not in self.index:
-            out.log(Code.DATA_IGNORED, None, now, reason=f"unknown index {market}")
+            out.log(ReasonCode.KMP_DATA_IGNORED, None, now, reason=f"unknown index {market}")
             return out
         s = self.index[key]
         s.last, s.prior_close, s.ts = last, prior_close, now
@@ -914,21 +1309,45 @@ class KmpEngine:
             s.closes = [float(c) for c in closes_1m]
         return out
 
-    def on_program(self, now: datetime, market: str, *, buy_cum: float | None = None, sell_cum: float | None = None,
-                   net_cum: float | None = None) -> Output:
+    def on_program(
+        self,
+        now: datetime,
+        market: str,
+        *,
+        buy_cum: float | None = None,
+        sell_cum: float | None = None,
+        net_cum: float | None = None,
+    ) -> Output:
         """One program-trading sample (K7). Not available on paper: never call it there (→ mixed)."""
         out = Output()
         how = self.program.update(market, now, buy_cum, sell_cum, net_cum)
         self._rest_fail[f"program:{market.upper()}"] = 0
-        out.log(Code.PROGRAM, None, now, market=market.upper(), sample=how, buy_cum=buy_cum, sell_cum=sell_cum,
-                net_cum=net_cum, **self.program.fields(now))
+        out.log(
+            ReasonCode.KMP_PROGRAM,
+            None,
+            now,
+            market=market.upper(),
+            sample=how,
+            buy_cum=buy_cum,
+            sell_cum=sell_cum,
+            net_cum=net_cum,
+            **self.program.fields(now),
+        )
         return out
 
     def on_program_failure(self, now: datetime, market: str, error: str = "") -> Output:
         out = Output()
         n = self.program.fail(market)
-        out.log(Code.PROGRAM, None, now, market=market.upper(), failed=True, failures=n, error=error,
-                **self.program.fields(now))
+        out.log(
+            ReasonCode.KMP_PROGRAM,
+            None,
+            now,
+            market=market.upper(),
+            failed=True,
+            failures=n,
+            error=error,
+            **self.program.fields(now),
+        )
         out.extend(self.on_rest_result(now, f"program:{market.upper()}", ok=False))
         return out
 
@@ -941,18 +1360,28 @@ class KmpEngine:
         n = self._rest_fail.get(source, 0) + 1
         self._rest_fail[source] = n
         if n == self.p.rest_failure_alert_streak:
-            out.log(Code.ALERT_REST_FAILURES, None, now, alert=True, source=source, streak=n)
+            out.log(ReasonCode.KMP_ALERT_REST_FAILURES, None, now, alert=True, source=source, streak=n)
         return out
 
     # ================================================================== WebSocket plan (K20)
 
     def desired_subscriptions(self, now: datetime) -> dict[str, frozenset[str]]:
         """{symbol: {"trades"[, "quotes"]}} KMP wants now; the wiring diffs it against what it holds."""
-        window_open = self.scan_done and not self.window_closed and self._t(now) < self.p.entry_end \
-            if self.day is not None else False
-        views = [SubView(c.symbol, c.state, c.series.last_price, c.trig,
-                         held=(c.pos is not None and c.pos.qty > 0) or (c.order is not None and c.order.open))
-                 for c in self.syms.values()]
+        window_open = (
+            self.scan_done and not self.window_closed and self._t(now) < self.p.entry_end
+            if self.day is not None
+            else False
+        )
+        views = [
+            SubView(
+                c.symbol,
+                c.state,
+                c.series.last_price,
+                c.trig,
+                held=(c.pos is not None and c.pos.qty > 0) or (c.order is not None and c.order.open),
+            )
+            for c in self.syms.values()
+        ]
         return plan_subscriptions(views, window_open, self.p)
 
     def breadth_poll_symbols(self, now: datetime) -> list[str]:
@@ -961,20 +1390,22 @@ class KmpEngine:
         if self.day is None or not self.scan_done or self._t(now) >= self.p.entry_end:
             return []
         subs = self.desired_subscriptions(now)
-        return sorted(c.symbol for c in self.syms.values()
-                      if c.in_population and "trades" not in subs.get(c.symbol, frozenset()))
+        return sorted(
+            c.symbol for c in self.syms.values() if c.in_population and "trades" not in subs.get(c.symbol, frozenset())
+        )
 
-    def on_slots(self, now: datetime, granted: Iterable[str], denied: Mapping[str, str],
-                 channel: str = "trades") -> Output:
+    def on_slots(
+        self, now: datetime, granted: Iterable[str], denied: Mapping[str, str], channel: str = "trades"
+    ) -> Output:
         """The OMS stream's answer to a subscribe: log it; a candidate denied its trade slot is DONE."""
         out = Output()
         granted = sorted(granted)
-        out.log(Code.SLOTS, None, now, channel=channel, granted=granted, denied=dict(sorted(denied.items())))
+        out.log(ReasonCode.KMP_SLOTS, None, now, channel=channel, granted=granted, denied=dict(sorted(denied.items())))
         if channel == "trades":
             for sym in sorted(denied):
                 ctx = self.syms.get(sym)
                 if ctx is not None and ctx.state in PRE_ENTRY:
-                    self._done(ctx, Code.SLOT_DENIED, now, out, reason=denied[sym])
+                    self._done(ctx, ReasonCode.KMP_SLOT_DENIED, now, out, reason=denied[sym])
         return out
 
     # ================================================================== introspection

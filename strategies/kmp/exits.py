@@ -13,6 +13,7 @@ engine because they FLATTEN every position.
 * Exit price: marketable limit sell ``round_down(ref·(1−b))`` with ``b = max(3 ticks, 0.3%)`` and
   ref = best bid, else last (C6).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ def stop_hit(last: float, initial_stop: float) -> bool:
     return last <= initial_stop + _EPS
 
 
-def early_fail(bar_close: float, or_high: float | None, vwap: float | None, held_min: float,
-               p: KmpParams | None = None) -> bool:
+def early_fail(
+    bar_close: float, or_high: float | None, vwap: float | None, held_min: float, p: KmpParams | None = None
+) -> bool:
     """K16: within the first 15 min held, a 1m close below both OR_high and VWAP."""
     p = p or KmpParams()
     if or_high is None or vwap is None or held_min > p.early_fail_min + _EPS:
@@ -67,8 +69,15 @@ def trail_active(max_fav: float, fill: float, r: float, p: KmpParams | None = No
     return max_fav >= fill + p.trail_activation_r * r - _EPS
 
 
-def trail_price(fill: float, max_fav: float, r: float, t_min: float, structure_stop: float, defensive: bool,
-                p: KmpParams | None = None) -> float | None:
+def trail_price(
+    fill: float,
+    max_fav: float,
+    r: float,
+    t_min: float,
+    structure_stop: float,
+    defensive: bool,
+    p: KmpParams | None = None,
+) -> float | None:
     """K18 trail level (not rounded), or None while the trail is not active."""
     p = p or KmpParams()
     if not trail_active(max_fav, fill, r, p):
@@ -81,7 +90,9 @@ def trail_hit(last: float, trail: float | None) -> bool:
     return trail is not None and last <= trail + _EPS
 
 
-def exit_limit_price(bid: float | None, last: float | None, p: KmpParams | None = None) -> tuple[int | None, float | None]:
+def exit_limit_price(
+    bid: float | None, last: float | None, p: KmpParams | None = None
+) -> tuple[int | None, float | None]:
     """(limit, ref) of a marketable-limit sell (C6/K19); (None, None) without any price."""
     p = p or KmpParams()
     ref = bid if bid is not None and bid > 0 else last

@@ -17,6 +17,7 @@ lose support); ``retest_low`` keeps tracking while ARMED, including after failed
 a VWAP not yet defined blocks break and reclaim (support falls back to OR_high); the timeout is
 checked before anything else on every price and clock update.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,8 +71,11 @@ class Acceptance:
         return support_level(vwap, self.or_high, self.support_factor)
 
     def timed_out(self, now: datetime) -> bool:
-        return (self.state in ACCEPTING and self.t_break is not None
-                and (now - self.t_break).total_seconds() > self.timeout_sec)
+        return (
+            self.state in ACCEPTING
+            and self.t_break is not None
+            and (now - self.t_break).total_seconds() > self.timeout_sec
+        )
 
     def on_clock(self, now: datetime) -> Event | None:
         return Event.TIMEOUT if self.timed_out(now) else None

@@ -15,6 +15,7 @@ the time gate already failed.
 * VI gate: ``limit < down(static_up, 10)`` with ``static_up = round_to_tick(vi_ref·(1+vi_band))``
   (strict, scenario 4), then "no VI in the last 10 min" (``KMP_VI_RECENT``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from datetime import datetime, time
 
 from broker_core.market_rules import down, round_to_tick
 from strategies.kmp.config import KmpParams
-from strategies.kmp.decisions import Code
+from strategies.kmp.decisions import ReasonCode
 
 _EPS = 1e-9
 
@@ -103,7 +104,7 @@ class GateInputs:
 
 @dataclass(slots=True)
 class GateResult:
-    code: Code | None
+    code: ReasonCode | None
     detail: dict
 
     @property
@@ -116,52 +117,52 @@ def check_gates(g: GateInputs, p: KmpParams | None = None) -> GateResult:
     p = p or KmpParams()
     d: dict = {}
     if not in_entry_window(g.time_of_day, p):
-        return GateResult(Code.G_TIME, {"time": g.time_of_day.isoformat()})
+        return GateResult(ReasonCode.KMP_G_TIME, {"time": g.time_of_day.isoformat()})
     if g.retry_after is not None and g.now < g.retry_after:
-        return GateResult(Code.G_RETRY_WAIT, {"retry_after": g.retry_after.isoformat()})
+        return GateResult(ReasonCode.KMP_G_RETRY_WAIT, {"retry_after": g.retry_after.isoformat()})
     d["open_count"] = g.open_count
     if g.open_count >= p.max_positions:
-        return GateResult(Code.G_MAX_POS, d)
+        return GateResult(ReasonCode.KMP_G_MAX_POS, d)
     d["sector_count"] = g.sector_count
     if g.sector_count >= p.max_per_sector:
-        return GateResult(Code.G_SECTOR, d)
+        return GateResult(ReasonCode.KMP_G_SECTOR, d)
     d["day_pnl_pct"] = g.day_pnl_pct
     if g.day_pnl_pct is not None and g.day_pnl_pct <= p.day_loss_entry_block_pct + 1e-12:
-        return GateResult(Code.G_DAY_LOSS, d)
+        return GateResult(ReasonCode.KMP_G_DAY_LOSS, d)
     if g.risk_off:
-        return GateResult(Code.G_RISK_OFF, d)
+        return GateResult(ReasonCode.KMP_G_RISK_OFF, d)
     d["surge"], d["m"], d["min_surge"] = g.surge, g.m, min_surge(g.m, p)
     if not time_decay_ok(g.surge, g.m, p):
-        return GateResult(Code.G_TIME_DECAY, d)
+        return GateResult(ReasonCode.KMP_G_TIME_DECAY, d)
     rv = g.rvol()
     d["rvol"] = rv
     if rv is None or rv < p.rvol_min - _EPS:
-        return GateResult(Code.G_RVOL, d)
+        return GateResult(ReasonCode.KMP_G_RVOL, d)
     sp = g.spread_pct()
     d["spread_pct"] = sp
     if sp is None:
-        return GateResult(Code.G_SPREAD_NA, d)
+        return GateResult(ReasonCode.KMP_G_SPREAD_NA, d)
     if sp > p.spread_max_pct + _EPS:
-        return GateResult(Code.G_SPREAD, d)
+        return GateResult(ReasonCode.KMP_G_SPREAD, d)
     limit = g.limit()
     d["limit"] = limit
     if g.vi_ref is None or limit is None:
-        return GateResult(Code.VI_MISSING, d)
+        return GateResult(ReasonCode.KMP_VI_MISSING, d)
     d["vi_ref"], d["static_up"] = g.vi_ref, static_up(g.vi_ref, p.vi_band)
     d["vi_wall"] = vi_wall(g.vi_ref, p.vi_band, p.vi_wall_ticks)
     if not limit < d["vi_wall"]:
-        return GateResult(Code.VI_WALL, d)
+        return GateResult(ReasonCode.KMP_VI_WALL, d)
     if g.last_vi is not None and (g.now - g.last_vi).total_seconds() < p.vi_cooldown_sec:
         d["last_vi"] = g.last_vi.isoformat()
-        return GateResult(Code.VI_RECENT, d)
+        return GateResult(ReasonCode.KMP_VI_RECENT, d)
     if g.nav is None or g.nav <= 0:
-        return GateResult(Code.G_NAV_NA, d)
+        return GateResult(ReasonCode.KMP_G_NAV_NA, d)
     q = g.quality()
     d["quality"] = q
     if q < p.quality_min - _EPS:
-        return GateResult(Code.G_QUALITY, d)
+        return GateResult(ReasonCode.KMP_G_QUALITY, d)
     qty = g.qty()
     d["qty"] = qty
     if qty < 1:
-        return GateResult(Code.G_QTY, d)
+        return GateResult(ReasonCode.KMP_G_QTY, d)
     return GateResult(None, d)

@@ -12,6 +12,7 @@ Bar objects are duck-typed: ``start`` or ``ts`` (bar start), ``open``, ``high``,
 traded value is given ``tp·V`` (**[resolved]**, the SDK's ``Bar.from_rest`` does the same).
 Minutes without a bar have volume and value 0 (B2).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from strategies.sdk.indicators import SessionVwap, atr, typical_price
 from strategies.kmp.timing import kst, minute_key
+from strategies.sdk.indicators import SessionVwap, atr, typical_price
 
 SESSION_OPEN_MINUTE = 9 * 60
 
@@ -50,8 +51,9 @@ def bar_value(bar: Any) -> float:
             v = extra.get("value")
     if v is not None:
         return float(v)
-    return typical_price(float(field_of(bar, "high")), float(field_of(bar, "low")),
-                         float(field_of(bar, "close"))) * float(field_of(bar, "volume") or 0)
+    return typical_price(
+        float(field_of(bar, "high")), float(field_of(bar, "low")), float(field_of(bar, "close"))
+    ) * float(field_of(bar, "volume") or 0)
 
 
 @dataclass(slots=True)
@@ -109,16 +111,16 @@ class MinuteSeries:
         if start.date() != self.day:
             return None
         m = minute_key(start)
-        o, h, l, c = (float(field_of(bar, n)) for n in ("open", "high", "low", "close"))
+        o, h, lo, c = (float(field_of(bar, n)) for n in ("open", "high", "low", "close"))
         v = float(field_of(bar, "volume") or 0)
-        agg = MinuteAgg(m, o, h, l, c, v, bar_value(bar), True)
+        agg = MinuteAgg(m, o, h, lo, c, v, bar_value(bar), True)
         end = start.replace(second=0, microsecond=0) + timedelta(minutes=1)
         if self.last_ts is None or end > self.last_ts:
             self.last_price, self.last_ts = c, end
         if m < SESSION_OPEN_MINUTE:
             return m
         self.bars[m] = agg
-        self.vwap.upsert_bar(m, h, l, c, v)
+        self.vwap.upsert_bar(m, h, lo, c, v)
         return m
 
     # ---- queries

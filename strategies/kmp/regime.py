@@ -13,6 +13,7 @@ tightens the trail (K18 only tightens on ``outflow``). The overlay is never a ga
 * Leader ``rvol`` uses the K12 definition: ``max(V_last_completed_1m, V_current_1m) / vol1m_base``.
 * A program sample's day is its KST date; the first sample of a new day re-initialises.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -39,7 +40,7 @@ def index_change(last: float | None, prior_close: float | None) -> float | None:
 def chop_state(closes: Sequence[float], p: KmpParams | None = None) -> tuple[bool, float | None]:
     """K4 chop over the last ``n = min(20, available)`` KOSPI 1m closes; needs n ≥ 10."""
     p = p or KmpParams()
-    window = list(closes)[-p.chop_bars:]
+    window = list(closes)[-p.chop_bars :]
     if len(window) < p.chop_min_bars:
         return False, None
     er = efficiency_ratio(window)
@@ -90,22 +91,50 @@ class RegimeSnapshot:
         return not self.risk_off and not self.chop and self.breadth_ok
 
     def fields(self) -> dict:
-        return {"risk_off": self.risk_off, "chop": self.chop, "breadth": self.breadth,
-                "breadth_ok": self.breadth_ok, "regime_ok": self.regime_ok, "kospi_chg": self.kospi_chg,
-                "kosdaq_chg": self.kosdaq_chg, "efficiency_ratio": self.efficiency,
-                "oms_halt": self.oms_halt, "oms_flatten": self.oms_flatten, "leaders": list(self.leaders)}
+        return {
+            "risk_off": self.risk_off,
+            "chop": self.chop,
+            "breadth": self.breadth,
+            "breadth_ok": self.breadth_ok,
+            "regime_ok": self.regime_ok,
+            "kospi_chg": self.kospi_chg,
+            "kosdaq_chg": self.kosdaq_chg,
+            "efficiency_ratio": self.efficiency,
+            "oms_halt": self.oms_halt,
+            "oms_flatten": self.oms_flatten,
+            "leaders": list(self.leaders),
+        }
 
 
-def compute_regime(ts: datetime, *, kospi_chg: float | None, kosdaq_chg: float | None,
-                   kospi_closes: Sequence[float], leaders: Sequence[LeaderView], oms_halt: bool = False,
-                   oms_flatten: bool = False, p: KmpParams | None = None) -> RegimeSnapshot:
+def compute_regime(
+    ts: datetime,
+    *,
+    kospi_chg: float | None,
+    kosdaq_chg: float | None,
+    kospi_closes: Sequence[float],
+    leaders: Sequence[LeaderView],
+    oms_halt: bool = False,
+    oms_flatten: bool = False,
+    p: KmpParams | None = None,
+) -> RegimeSnapshot:
     p = p or KmpParams()
     index_off = any(c is not None and c <= p.risk_off_index_drop + 1e-12 for c in (kospi_chg, kosdaq_chg))
     risk_off = index_off or oms_halt or oms_flatten
     chop, er = chop_state(kospi_closes, p)
     names = tuple(sorted(v.symbol for v in leaders if is_leader(v, p)))
-    return RegimeSnapshot(ts, risk_off, chop, len(names), len(names) >= p.breadth_min, kospi_chg, kosdaq_chg,
-                          er, oms_halt, oms_flatten, names)
+    return RegimeSnapshot(
+        ts,
+        risk_off,
+        chop,
+        len(names),
+        len(names) >= p.breadth_min,
+        kospi_chg,
+        kosdaq_chg,
+        er,
+        oms_halt,
+        oms_flatten,
+        names,
+    )
 
 
 def neutral_regime(ts: datetime) -> RegimeSnapshot:
@@ -137,8 +166,9 @@ class ProgramFlow:
     samples: int = 0
     resets: int = 0
 
-    def update(self, ts: datetime, buy_cum: float | None = None, sell_cum: float | None = None,
-               net_cum: float | None = None) -> str:
+    def update(
+        self, ts: datetime, buy_cum: float | None = None, sell_cum: float | None = None, net_cum: float | None = None
+    ) -> str:
         """Fold one sample in; returns 'init', 'reset' or 'update'."""
         if buy_cum is None and sell_cum is None and net_cum is None:
             raise ValueError("a program sample needs buy/sell cumulatives or a net cumulative")
@@ -151,8 +181,9 @@ class ProgramFlow:
         new_day = self.day != day
         self.day = day
         if buy_cum is not None and sell_cum is not None:
-            monotone_break = (self.buy is not None and buy_cum < self.buy) or \
-                (self.sell is not None and sell_cum < self.sell)
+            monotone_break = (self.buy is not None and buy_cum < self.buy) or (
+                self.sell is not None and sell_cum < self.sell
+            )
             if new_day or self.buy is None or self.sell is None or monotone_break:
                 self.buy, self.sell, self.net, self.ewma = buy_cum, sell_cum, None, 0.0
                 if not new_day and monotone_break:
@@ -202,8 +233,14 @@ class ProgramOverlay:
             raise ValueError(f"unknown market {market!r}; expected one of {MARKETS}")
         return self.flows[key]
 
-    def update(self, market: str, ts: datetime, buy_cum: float | None = None, sell_cum: float | None = None,
-               net_cum: float | None = None) -> str:
+    def update(
+        self,
+        market: str,
+        ts: datetime,
+        buy_cum: float | None = None,
+        sell_cum: float | None = None,
+        net_cum: float | None = None,
+    ) -> str:
         return self._flow(market).update(ts, buy_cum, sell_cum, net_cum)
 
     def fail(self, market: str) -> int:
@@ -222,12 +259,19 @@ class ProgramOverlay:
     def multiplier(self, now: datetime) -> float:
         r = self.regime(now)
         p = self.params
-        return {ProgramRegime.STRONG_INFLOW: p.program_inflow_mult, ProgramRegime.OUTFLOW: p.program_outflow_mult,
-                ProgramRegime.MIXED: p.program_mixed_mult}[r]
+        return {
+            ProgramRegime.STRONG_INFLOW: p.program_inflow_mult,
+            ProgramRegime.OUTFLOW: p.program_outflow_mult,
+            ProgramRegime.MIXED: p.program_mixed_mult,
+        }[r]
 
     def fields(self, now: datetime) -> dict:
         out: dict = {"regime": self.regime(now).value, "mult": self.multiplier(now)}
         for m, f in self.flows.items():
-            out[m] = {"ewma": f.ewma, "usable": f.usable(now, self.params), "failures": f.failures,
-                      "last_good": f.last_good.isoformat() if f.last_good else None}
+            out[m] = {
+                "ewma": f.ewma,
+                "usable": f.usable(now, self.params),
+                "failures": f.failures,
+                "last_good": f.last_good.isoformat() if f.last_good else None,
+            }
         return out

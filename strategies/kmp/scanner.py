@@ -8,6 +8,7 @@
 * Ranking ties (equal surge) break by symbol code, so the candidate list is deterministic.
 * A symbol without a positive ``value_base`` has no surge and is never a candidate.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -66,9 +67,9 @@ def opening_range(bars: Iterable[Any], start: time = time(9, 0), end: time = tim
             continue
         n += 1
         value += bar_value(b)
-        h, l = float(field_of(b, "high")), float(field_of(b, "low"))
-        high = h if high is None else max(high, h)
-        low = l if low is None else min(low, l)
+        bar_high, bar_low = float(field_of(b, "high")), float(field_of(b, "low"))
+        high = bar_high if high is None else max(high, bar_high)
+        low = bar_low if low is None else min(low, bar_low)
         if m == lo:
             open_price = float(field_of(b, "open"))
     if n == 0 or high is None or low is None:

@@ -11,6 +11,7 @@
 * ``R`` after the fill is at least one tick (a zero-ATR stop at the fill price would divide by 0).
 * Confidence label for the risk payload: GREEN ≥ 80, YELLOW ≥ 60, else RED.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,8 +102,11 @@ def quality_components(q: QualityInputs, p: KmpParams | None = None) -> dict[str
         "regime": 15.0 if q.regime_ok else 0.0,
         "spread": 5.0 * clip01((p.spread_max_pct - q.spread_pct) / 0.003),
         "liquidity": 0.0 if q.liquidity_binds else 5.0,
-        "sector": (max(p.sector_saturation_min, -p.sector_saturation_penalty * q.same_sector_active)
-                   if q.same_sector_active > 0 else 0.0),
+        "sector": (
+            max(p.sector_saturation_min, -p.sector_saturation_penalty * q.same_sector_active)
+            if q.same_sector_active > 0
+            else 0.0
+        ),
     }
 
 
@@ -168,13 +172,26 @@ class SizeResult:
     capped_by: str | None
 
     def fields(self) -> dict:
-        return {"qty_base": self.qty_base, "qty_after_mult": self.qty_after_mult,
-                "liquidity_cap": self.liquidity_cap, "nav_cap": self.nav_cap, "qty": self.qty,
-                "capped_by": self.capped_by}
+        return {
+            "qty_base": self.qty_base,
+            "qty_after_mult": self.qty_after_mult,
+            "liquidity_cap": self.liquidity_cap,
+            "nav_cap": self.nav_cap,
+            "qty": self.qty,
+            "capped_by": self.capped_by,
+        }
 
 
-def position_size(nav: float, limit: float, initial_stop: float, quality_mult: float, time_mult: float,
-                  program_mult: float, value_last5: float, p: KmpParams | None = None) -> SizeResult:
+def position_size(
+    nav: float,
+    limit: float,
+    initial_stop: float,
+    quality_mult: float,
+    time_mult: float,
+    program_mult: float,
+    value_last5: float,
+    p: KmpParams | None = None,
+) -> SizeResult:
     """K15: ``floor(qty_base·quality·time·program)`` then the liquidity and NAV caps."""
     p = p or KmpParams()
     base = qty_base(nav, limit, initial_stop, p)

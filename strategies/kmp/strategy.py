@@ -41,6 +41,7 @@ adds ``KMP_DATA_UNAVAILABLE`` (a data source missing: proxy, index, listing), ``
 (what the premarket load got), ``KMP_SCAN_SKIPPED``, ``KMP_INTENT_ERROR``. The heartbeat status
 carries a ``kmp`` section: premarket summary, scan summary, FSM state counts, entries, intents.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -53,7 +54,15 @@ from broker_core.clock import KST, Clock
 from strategies.kmp import data as kmp_data
 from strategies.kmp.config import KmpConfig
 from strategies.kmp.decisions import (
-    Action, CancelAction, Code, Decision, EnterAction, ExitAction, FlattenAction, ModifyRiskAction, Output,
+    Action,
+    CancelAction,
+    Decision,
+    EnterAction,
+    ExitAction,
+    FlattenAction,
+    ModifyRiskAction,
+    Output,
+    ReasonCode,
 )
 from strategies.kmp.engine import KmpEngine
 from strategies.kmp.fsm import ACCEPTING, State
@@ -84,13 +93,25 @@ def build(config: KmpConfig, oms_client: OmsClient, clock: Clock) -> KmpStrategy
 
 
 class KmpStrategy(Strategy):
-    def __init__(self, config: KmpConfig, oms: OmsClient, clock: Clock, *, heartbeat_sec: float = 15.0,
-                 sectors: dict[str, str] | None = None, quote_poll_sec: float = QUOTE_POLL_SEC) -> None:
+    def __init__(
+        self,
+        config: KmpConfig,
+        oms: OmsClient,
+        clock: Clock,
+        *,
+        heartbeat_sec: float = 15.0,
+        sectors: dict[str, str] | None = None,
+        quote_poll_sec: float = QUOTE_POLL_SEC,
+    ) -> None:
         super().__init__(oms.strategy_id, oms, clock, channels=("trades",), heartbeat_sec=heartbeat_sec)
         self._kept: set[str] = set()
         if config.strategy_id.upper() != self.strategy_id:
-            self.log.warning("config strategy_id %s differs from the OMS key's %s; using %s", config.strategy_id,
-                             self.strategy_id, self.strategy_id)
+            self.log.warning(
+                "config strategy_id %s differs from the OMS key's %s; using %s",
+                config.strategy_id,
+                self.strategy_id,
+                self.strategy_id,
+            )
         self.config = config
         self.p = config.params
         self.engine = KmpEngine(self.p, self.strategy_id)
@@ -160,11 +181,20 @@ class KmpStrategy(Strategy):
 
     def status(self) -> dict[str, Any]:
         e = self.engine
-        return {**super().status(), "kmp": {
-            "day": str(e.day) if e.day else None, "premarket": self.premarket_info, "scan": self.scan_info,
-            "states": e.counts(), "entries": e.entry_signal_count, "intents": dict(self.intent_counts),
-            "regime": e.regime.fields() if e.regime is not None else None,
-            "data_unavailable": dict(self.unavailable), "quote_polled": sorted(self._quote_syms)}}
+        return {
+            **super().status(),
+            "kmp": {
+                "day": str(e.day) if e.day else None,
+                "premarket": self.premarket_info,
+                "scan": self.scan_info,
+                "states": e.counts(),
+                "entries": e.entry_signal_count,
+                "intents": dict(self.intent_counts),
+                "regime": e.regime.fields() if e.regime is not None else None,
+                "data_unavailable": dict(self.unavailable),
+                "quote_polled": sorted(self._quote_syms),
+            },
+        }
 
     # ================================================================== output → log + intents
 
@@ -195,49 +225,89 @@ class KmpStrategy(Strategy):
         try:
             reply = await self._submit(a)
         except IntentsClosed:
-            self.decision("KMP_INTENT_ERROR", symbol, intent_type=kind, error="strategy stopping: not sent",
-                          key=a.idempotency_key)
+            self.decision(
+                "KMP_INTENT_ERROR", symbol, intent_type=kind, error="strategy stopping: not sent", key=a.idempotency_key
+            )
             return Output()
         except OmsError as exc:
             self.intent_counts[f"{kind}:ERROR"] += 1
-            self.decision("KMP_INTENT_ERROR", symbol, intent_type=kind, error=str(exc), status=exc.status,
-                          key=a.idempotency_key)
+            self.decision(
+                "KMP_INTENT_ERROR", symbol, intent_type=kind, error=str(exc), status=exc.status, key=a.idempotency_key
+            )
             if isinstance(a, EnterAction):
-                return self.engine.on_intent_result(symbol, self.clock.now(), "REJECTED", intent_type=kind,
-                                                    message=f"not sent: {exc}")
+                return self.engine.on_intent_result(
+                    symbol, self.clock.now(), "REJECTED", intent_type=kind, message=f"not sent: {exc}"
+                )
             return Output()
         self.intent_counts[f"{kind}:{reply.status.value}"] += 1
         if symbol == "*":
             out = Output()
-            out.log(Code.INTENT_RESULT, None, self.clock.now(), intent_type=kind, status=reply.status.value,
-                    message=reply.message, reason_code=reply.reason_code, intent_id=reply.intent_id)
+            out.log(
+                ReasonCode.KMP_INTENT_RESULT,
+                None,
+                self.clock.now(),
+                intent_type=kind,
+                status=reply.status.value,
+                message=reply.message,
+                reason_code=reply.reason_code,
+                intent_id=reply.intent_id,
+            )
             return out
-        return self.engine.on_intent_result(symbol, self.clock.now(), reply.status.value, intent_type=kind,
-                                            modified_qty=reply.modified_qty, cooldown_until=reply.cooldown_until,
-                                            message=_reply_text(reply))
+        return self.engine.on_intent_result(
+            symbol,
+            self.clock.now(),
+            reply.status.value,
+            intent_type=kind,
+            modified_qty=reply.modified_qty,
+            cooldown_until=reply.cooldown_until,
+            message=_reply_text(reply),
+        )
 
     async def _submit(self, a: Action) -> IntentReply:
         oms = self.oms
         if isinstance(a, EnterAction):
-            return await oms.enter(a.symbol, a.qty, stop_price=a.stop_price, limit_price=a.limit_price,
-                                   order_type=a.order_type, cancel_after_sec=a.cancel_after_sec,
-                                   risk=RiskPayload(**_positive(a.risk_payload())), idempotency_key=a.idempotency_key,
-                                   urgency=a.urgency, time_horizon=a.time_horizon)
+            return await oms.enter(
+                a.symbol,
+                a.qty,
+                stop_price=a.stop_price,
+                limit_price=a.limit_price,
+                order_type=a.order_type,
+                cancel_after_sec=a.cancel_after_sec,
+                risk=RiskPayload(**_positive(a.risk_payload())),
+                idempotency_key=a.idempotency_key,
+                urgency=a.urgency,
+                time_horizon=a.time_horizon,
+            )
         if isinstance(a, ExitAction):
-            return await oms.exit(a.symbol, limit_price=a.limit_price,
-                                  order_type="LIMIT" if a.limit_price is not None else "MARKETABLE_LIMIT",
-                                  risk=RiskPayload(rationale_code=a.rationale_code),
-                                  idempotency_key=a.idempotency_key, urgency=a.urgency, time_horizon=a.time_horizon)
+            return await oms.exit(
+                a.symbol,
+                limit_price=a.limit_price,
+                order_type="LIMIT" if a.limit_price is not None else "MARKETABLE_LIMIT",
+                risk=RiskPayload(rationale_code=a.rationale_code),
+                idempotency_key=a.idempotency_key,
+                urgency=a.urgency,
+                time_horizon=a.time_horizon,
+            )
         if isinstance(a, FlattenAction):
-            return await oms.flatten(a.symbol, risk=RiskPayload(rationale_code=a.rationale_code),
-                                     idempotency_key=a.idempotency_key, urgency=a.urgency)
+            return await oms.flatten(
+                a.symbol,
+                risk=RiskPayload(rationale_code=a.rationale_code),
+                idempotency_key=a.idempotency_key,
+                urgency=a.urgency,
+            )
         if isinstance(a, CancelAction):
-            return await oms.cancel_orders(a.symbol, risk=RiskPayload(rationale_code=a.rationale_code),
-                                           idempotency_key=a.idempotency_key)
+            return await oms.cancel_orders(
+                a.symbol, risk=RiskPayload(rationale_code=a.rationale_code), idempotency_key=a.idempotency_key
+            )
         if isinstance(a, ModifyRiskAction):
-            return await oms.modify_risk(a.symbol, stop_px=_pos(a.stop_px), hard_stop_px=_pos(a.hard_stop_px),
-                                         time_stop_ts=a.time_stop_ts, rationale_code=a.rationale_code,
-                                         idempotency_key=a.idempotency_key)
+            return await oms.modify_risk(
+                a.symbol,
+                stop_px=_pos(a.stop_px),
+                hard_stop_px=_pos(a.hard_stop_px),
+                time_stop_ts=a.time_stop_ts,
+                rationale_code=a.rationale_code,
+                idempotency_key=a.idempotency_key,
+            )
         raise TypeError(f"unknown KMP action {a!r}")
 
     # ================================================================== subscriptions
@@ -302,10 +372,19 @@ class KmpStrategy(Strategy):
         metas = [m for m in metas if m.symbol not in entered]
         result = await kmp_data.load_premarket(self.oms, day, metas, self.p, self.config.universe)
         now = self.clock.now()
-        self.premarket_info = {**result.summary(), "universe": len(metas), "dropped": len(dropped),
-                               "entered_today": sorted(entered)}
-        self.decision("KMP_PREMARKET_DATA", None, at=now.isoformat(timespec="seconds"), **self.premarket_info,
-                      missing_by_reason=dict(Counter(result.missing.values())))
+        self.premarket_info = {
+            **result.summary(),
+            "universe": len(metas),
+            "dropped": len(dropped),
+            "entered_today": sorted(entered),
+        }
+        self.decision(
+            "KMP_PREMARKET_DATA",
+            None,
+            at=now.isoformat(timespec="seconds"),
+            **self.premarket_info,
+            missing_by_reason=dict(Counter(result.missing.values())),
+        )
         if result.unavailable:
             self._data_unavailable("premarket", result.unavailable, now)
         self._scan_symbols = [c.symbol for c in result.caches if c.value_base is not None]
@@ -314,8 +393,9 @@ class KmpStrategy(Strategy):
     async def _entered_today(self, day: date) -> set[str]:
         """Symbols KMP already sent an ENTER for today that was not DEFERRED (K11 across restarts)."""
         try:
-            rows = await self.oms.request("GET", "/api/v1/intents",
-                                          params={"strategy_id": self.strategy_id, "limit": 5000})
+            rows = await self.oms.request(
+                "GET", "/api/v1/intents", params={"strategy_id": self.strategy_id, "limit": 5000}
+            )
         except OmsError as exc:
             self.log.warning("intents of today not read (%s): entries of before a restart are not excluded", exc)
             return set()
@@ -338,8 +418,9 @@ class KmpStrategy(Strategy):
             return
         now = self.clock.now()
         if now.astimezone(KST).time() >= self.p.entry_end:
-            self.decision("KMP_SCAN_SKIPPED", None, at=now.isoformat(timespec="seconds"),
-                          reason="the entry window is over")
+            self.decision(
+                "KMP_SCAN_SKIPPED", None, at=now.isoformat(timespec="seconds"), reason="the entry window is over"
+            )
             return
         day = now.astimezone(KST).date()
         bars, failures, why = await kmp_data.scan_bars(self.oms, day, self._scan_symbols, self.p)
@@ -347,10 +428,14 @@ class KmpStrategy(Strategy):
         if why:
             self._data_unavailable("scan", why, now)
         out = self.engine.scan(now, bars)
-        scan = next((d for d in out.decisions if d.code is Code.SCAN), None)
-        self.scan_info = {"at": now.isoformat(timespec="seconds"), "asked": len(self._scan_symbols),
-                          "with_bars": len(bars), "failures": failures,
-                          **({k: v for k, v in scan.fields.items()} if scan else {})}
+        scan = next((d for d in out.decisions if d.code is ReasonCode.KMP_SCAN), None)
+        self.scan_info = {
+            "at": now.isoformat(timespec="seconds"),
+            "asked": len(self._scan_symbols),
+            "with_bars": len(bars),
+            "failures": failures,
+            **({k: v for k, v in scan.fields.items()} if scan else {}),
+        }
         await self._apply(out, sync=True)
         await self._poll_quotes(self._candidates_without_ref(), force=True)
 
@@ -370,8 +455,15 @@ class KmpStrategy(Strategy):
             out.extend(self.engine.on_rest_result(now, "account", ok=False))
         else:
             out.extend(self.engine.on_rest_result(now, "account", ok=True))
-            out.extend(self.engine.on_account(now, acct.equity, acct.daily_pnl_pct, halt=acct.halt_new_entries,
-                                              flatten_in_progress=acct.flatten_in_progress))
+            out.extend(
+                self.engine.on_account(
+                    now,
+                    acct.equity,
+                    acct.daily_pnl_pct,
+                    halt=acct.halt_new_entries,
+                    flatten_in_progress=acct.flatten_in_progress,
+                )
+            )
         out.extend(await self._poll_index(now))
         await self._apply(out)
 
@@ -452,9 +544,16 @@ class KmpStrategy(Strategy):
     async def on_trade(self, event: dict[str, Any]) -> None:
         sym = event["symbol"]
         ts = _ts(event.get("ts")) or self.clock.now()
-        out = self.engine.on_trade(sym, float(event["price"]), float(event["qty"]), ts,
-                                   event.get("side") or event.get("aggressor"), vi_ref=_vi_ref(event),
-                                   bid=_num(event.get("bid")), ask=_num(event.get("ask")))
+        out = self.engine.on_trade(
+            sym,
+            float(event["price"]),
+            float(event["qty"]),
+            ts,
+            event.get("side") or event.get("aggressor"),
+            vi_ref=_vi_ref(event),
+            bid=_num(event.get("bid")),
+            ask=_num(event.get("ask")),
+        )
         await self._apply(out)
 
     async def on_bar(self, bar: Bar) -> None:
@@ -468,15 +567,15 @@ class KmpStrategy(Strategy):
         sym = event["symbol"]
         ts = _ts(event.get("ts")) or self.clock.now()
         self._stream_quote_at[sym] = self.clock.now()
-        await self._apply(self.engine.on_quote(sym, ts, _num(event.get("bid")), _num(event.get("ask")),
-                                               vi_ref=_vi_ref(event)))
+        await self._apply(
+            self.engine.on_quote(sym, ts, _num(event.get("bid")), _num(event.get("ask")), vi_ref=_vi_ref(event))
+        )
 
     async def on_event(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
         if kind == "vi" and event.get("symbol"):
             ts = _ts(event.get("ts")) or self.clock.now()
-            await self._apply(self.engine.on_vi(event["symbol"], ts, vi_ref=_vi_ref(event),
-                                                kind=event.get("kind")))
+            await self._apply(self.engine.on_vi(event["symbol"], ts, vi_ref=_vi_ref(event), kind=event.get("kind")))
         elif kind == "evicted":
             # the OMS took slots back (preempted, lease window end): a candidate without ticks is DONE
             symbols = [s for s in event.get("symbols", []) if isinstance(s, str)]
@@ -488,8 +587,9 @@ class KmpStrategy(Strategy):
     async def on_order(self, event: dict[str, Any]) -> None:
         side = str(event.get("side", "")).upper()
         if side in _BUY and str(event.get("state", "")).upper() in TERMINAL_ORDER_STATES:
-            await self._apply(self.engine.on_order_closed(event["symbol"], self.clock.now(),
-                                                          int(event.get("filled_qty") or 0)))
+            await self._apply(
+                self.engine.on_order_closed(event["symbol"], self.clock.now(), int(event.get("filled_qty") or 0))
+            )
 
     async def on_fill(self, event: dict[str, Any]) -> None:
         await self._fill(event)
@@ -503,8 +603,10 @@ class KmpStrategy(Strategy):
         ts = _ts(event.get("ts")) or self.clock.now()
         if self._last_fill_ts is None or ts > self._last_fill_ts:
             self._last_fill_ts = ts
-        await self._apply(self.engine.on_fill(event["symbol"], str(event["side"]), int(event["qty"]),
-                                              float(event["price"]), ts), sync=True)
+        await self._apply(
+            self.engine.on_fill(event["symbol"], str(event["side"]), int(event["qty"]), float(event["price"]), ts),
+            sync=True,
+        )
 
     async def on_recover(self) -> None:
         """Adopt KMP allocations the engine does not manage yet; after a reconnect, replay missed fills."""
@@ -516,8 +618,16 @@ class KmpStrategy(Strategy):
                 self.log.warning("fills since %s not read after a reconnect: %s", self._last_fill_ts, exc)
             else:
                 for f in sorted(fills, key=lambda f: f.ts):
-                    await self._fill({"execution_id": f.execution_id, "symbol": f.symbol, "side": f.side,
-                                      "qty": f.qty, "price": f.price, "ts": f.ts.isoformat()})
+                    await self._fill(
+                        {
+                            "execution_id": f.execution_id,
+                            "symbol": f.symbol,
+                            "side": f.side,
+                            "qty": f.qty,
+                            "price": f.price,
+                            "ts": f.ts.isoformat(),
+                        }
+                    )
         elif self._last_fill_ts is None:
             self._last_fill_ts = now
         out = Output()
@@ -529,13 +639,23 @@ class KmpStrategy(Strategy):
             if avg <= 0:
                 self.log.warning("allocation %s has no cost basis; not adopted", sym)
                 continue
-            out.extend(self.engine.on_position_recovered(sym, a.qty, avg, now, stop_px=a.soft_stop_px,
-                                                         hard_stop_px=a.hard_stop_px, entry_ts=a.entry_ts,
-                                                         sector=self.sectors.get(sym)))
+            out.extend(
+                self.engine.on_position_recovered(
+                    sym,
+                    a.qty,
+                    avg,
+                    now,
+                    stop_px=a.soft_stop_px,
+                    hard_stop_px=a.hard_stop_px,
+                    entry_ts=a.entry_ts,
+                    sector=self.sectors.get(sym),
+                )
+            )
         await self._apply(out, sync=bool(out.decisions))
 
 
 # ---- helpers ------------------------------------------------------------------------------------
+
 
 def _intent_type(a: Action) -> str:
     if isinstance(a, EnterAction):

@@ -12,6 +12,7 @@
 **[resolved]** one slot per (symbol, channel); quote slots are handed out in the order
 IN_POSITION/EXITING/ORDER_WORKING, ARMED, WAIT_ACCEPTANCE near trig, then by symbol.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -41,8 +42,9 @@ def _near_trig(v: SubView, ticks: int) -> bool:
     return down(v.trig, ticks) <= v.last <= up(v.trig, ticks)
 
 
-def plan_subscriptions(views: Iterable[SubView], window_open: bool, p: KmpParams | None = None
-                       ) -> dict[str, frozenset[str]]:
+def plan_subscriptions(
+    views: Iterable[SubView], window_open: bool, p: KmpParams | None = None
+) -> dict[str, frozenset[str]]:
     p = p or KmpParams()
     views = sorted(views, key=lambda v: v.symbol)
     want: dict[str, set[str]] = {}

@@ -1,4 +1,5 @@
 """KST time helpers for the KMP rules (all rule times are KST wall-clock times of one session)."""
+
 from __future__ import annotations
 
 import math

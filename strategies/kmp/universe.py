@@ -20,6 +20,7 @@ Inputs are plain lists the caller fetched through the OMS market-data proxy:
   containing ETN is an ETN, a name starting with a known ETF brand is an ETF, and otherwise a
   6-digit code not ending in 0 is a preferred share.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -33,8 +34,27 @@ from strategies.kmp.minutes import bar_start, bar_value, field_of
 from strategies.kmp.timing import minute_of_time
 from strategies.sdk.indicators import sma, sma_slope
 
-ETF_BRANDS = ("KODEX", "TIGER", "KBSTAR", "ARIRANG", "HANARO", "KOSEF", "ACE ", "SOL ", "RISE ", "PLUS ",
-              "KIWOOM", "TIMEFOLIO", "WOORI", "1Q ", "BNK ", "FOCUS", "TREX", "마이티", "히어로즈")
+ETF_BRANDS = (
+    "KODEX",
+    "TIGER",
+    "KBSTAR",
+    "ARIRANG",
+    "HANARO",
+    "KOSEF",
+    "ACE ",
+    "SOL ",
+    "RISE ",
+    "PLUS ",
+    "KIWOOM",
+    "TIMEFOLIO",
+    "WOORI",
+    "1Q ",
+    "BNK ",
+    "FOCUS",
+    "TREX",
+    "마이티",
+    "히어로즈",
+)
 EXCLUDED_KINDS = frozenset({"ETF", "ETN", "SPAC", "PREFERRED", "REIT", "FUND", "WARRANT"})
 
 
@@ -83,8 +103,9 @@ def drop_reason(meta: SymbolMeta) -> str | None:
     return None
 
 
-def select_universe(metas: Iterable[SymbolMeta], cfg: UniverseConfig | None = None
-                    ) -> tuple[list[SymbolMeta], dict[str, str]]:
+def select_universe(
+    metas: Iterable[SymbolMeta], cfg: UniverseConfig | None = None
+) -> tuple[list[SymbolMeta], dict[str, str]]:
     """K1 over the caller's listing; returns (kept, {symbol: drop reason})."""
     cfg = cfg or UniverseConfig()
     wanted = set(cfg.symbols)
@@ -125,8 +146,15 @@ def trend_stats(closes: Sequence[float], p: KmpParams | None = None) -> TrendSta
     s20 = sma(closes, p.sma_fast) if closes else None
     s60 = sma(closes, p.sma_slow) if closes else None
     slope = sma_slope(closes, p.sma_fast, p.slope_lag)
-    ok = (close is not None and s20 is not None and s60 is not None and slope is not None
-          and close > s20 and s20 >= s60 and slope >= 0)
+    ok = (
+        close is not None
+        and s20 is not None
+        and s60 is not None
+        and slope is not None
+        and close > s20
+        and s20 >= s60
+        and slope >= 0
+    )
     return TrendStats(close, s20, s60, slope, ok)
 
 
@@ -137,16 +165,21 @@ def _by_session(minute_bars: Iterable[Any]) -> dict[date, list[Any]]:
     return out
 
 
-def _last_sessions(by_day: dict[date, list[Any]], n: int, sessions: Sequence[date] | None,
-                   before: date | None) -> list[date]:
+def _last_sessions(
+    by_day: dict[date, list[Any]], n: int, sessions: Sequence[date] | None, before: date | None
+) -> list[date]:
     days = sorted(set(sessions) if sessions is not None else set(by_day))
     if before is not None:
         days = [d for d in days if d < before]
     return days[-n:]
 
 
-def value_base(minute_bars: Iterable[Any], p: KmpParams | None = None, sessions: Sequence[date] | None = None,
-               before: date | None = None) -> float | None:
+def value_base(
+    minute_bars: Iterable[Any],
+    p: KmpParams | None = None,
+    sessions: Sequence[date] | None = None,
+    before: date | None = None,
+) -> float | None:
     """K2: mean over the last 14 sessions of the traded value of the 09:00–09:14 bars."""
     p = p or KmpParams()
     by_day = _by_session(minute_bars)
@@ -165,8 +198,12 @@ def value_base(minute_bars: Iterable[Any], p: KmpParams | None = None, sessions:
     return sum(totals) / len(totals)
 
 
-def vol1m_base(minute_bars: Iterable[Any], p: KmpParams | None = None, sessions: Sequence[date] | None = None,
-               before: date | None = None) -> float | None:
+def vol1m_base(
+    minute_bars: Iterable[Any],
+    p: KmpParams | None = None,
+    sessions: Sequence[date] | None = None,
+    before: date | None = None,
+) -> float | None:
     """K2: mean 1m volume pooled over all 09:00–09:59 minutes of the last 20 sessions (missing = 0)."""
     p = p or KmpParams()
     by_day = _by_session(minute_bars)
@@ -201,10 +238,16 @@ class SymbolCache:
         return self.trend.trend_ok
 
 
-def build_symbol_cache(meta: SymbolMeta | str, daily_bars: Sequence[Any], minute_bars: Iterable[Any],
-                       p: KmpParams | None = None, *, sessions: Sequence[date] | None = None,
-                       today: date | None = None, sector_overrides: dict[str, str] | None = None
-                       ) -> SymbolCache:
+def build_symbol_cache(
+    meta: SymbolMeta | str,
+    daily_bars: Sequence[Any],
+    minute_bars: Iterable[Any],
+    p: KmpParams | None = None,
+    *,
+    sessions: Sequence[date] | None = None,
+    today: date | None = None,
+    sector_overrides: dict[str, str] | None = None,
+) -> SymbolCache:
     """K2 cache of one symbol. ``today`` (the session being traded) excludes its own bars if present."""
     p = p or KmpParams()
     if isinstance(meta, str):
@@ -216,9 +259,15 @@ def build_symbol_cache(meta: SymbolMeta | str, daily_bars: Sequence[Any], minute
     minutes = list(minute_bars)
     sector = (sector_overrides or {}).get(meta.symbol) or meta.sector or unknown_sector(meta.symbol)
     return SymbolCache(
-        symbol=meta.symbol, sector=sector, prior_close=closes[-1] if closes else None,
-        trend=trend_stats(closes, p), value_base=value_base(minutes, p, sessions, today),
-        vol1m_base=vol1m_base(minutes, p, sessions, today), market=meta.market, name=meta.name)
+        symbol=meta.symbol,
+        sector=sector,
+        prior_close=closes[-1] if closes else None,
+        trend=trend_stats(closes, p),
+        value_base=value_base(minutes, p, sessions, today),
+        vol1m_base=vol1m_base(minutes, p, sessions, today),
+        market=meta.market,
+        name=meta.name,
+    )
 
 
 def _row_date(row: Any) -> date | None:

@@ -13,6 +13,7 @@ Trades older than the symbol's open bar (out of order, or for a minute already c
 dropped and counted in :attr:`BarBuilder.late_trades`; a closed bar is never changed.
 Pure: no clock, no I/O — time comes in with the trades and with ``flush(now)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -55,10 +56,18 @@ class Bar:
         o, h, low, c = (float(row[k]) for k in ("open", "high", "low", "close"))
         volume = int(row.get("volume") or 0)
         value = row.get("value")
-        return cls(symbol=str(row.get("symbol") or symbol), start=start.astimezone(KST), open=o, high=h, low=low,
-                   close=c, volume=volume,
-                   value=float(value) if value is not None else (h + low + c) / 3 * volume,
-                   trades=int(row.get("trades") or 0), interval=interval)
+        return cls(
+            symbol=str(row.get("symbol") or symbol),
+            start=start.astimezone(KST),
+            open=o,
+            high=h,
+            low=low,
+            close=c,
+            volume=volume,
+            value=float(value) if value is not None else (h + low + c) / 3 * volume,
+            trades=int(row.get("trades") or 0),
+            interval=interval,
+        )
 
 
 def minute_of(ts: datetime) -> datetime:
@@ -98,9 +107,15 @@ class BarBuilder:
         if bar is None:
             self._open[symbol] = Bar(symbol, minute, price, price, price, price, qty, price * qty, 1)
         else:
-            self._open[symbol] = replace(bar, high=max(bar.high, price), low=min(bar.low, price), close=price,
-                                         volume=bar.volume + qty, value=bar.value + price * qty,
-                                         trades=bar.trades + 1)
+            self._open[symbol] = replace(
+                bar,
+                high=max(bar.high, price),
+                low=min(bar.low, price),
+                close=price,
+                volume=bar.volume + qty,
+                value=bar.value + price * qty,
+                trades=bar.trades + 1,
+            )
         return closed
 
     def on_event(self, event: dict[str, Any]) -> list[Bar]:

@@ -10,6 +10,7 @@ Intent submissions run in their own tasks and are shielded from the caller's can
 strategy being stopped never leaves a half-sent intent. :meth:`OmsClient.close_intents` stops new
 ones and :meth:`OmsClient.drain_intents` waits for those in flight.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,13 +26,32 @@ import httpx
 
 from strategies.sdk.bars import Bar
 from strategies.sdk.errors import (
-    IntentsClosed, MarketDataUnavailable, OmsAuthError, OmsBadRequest, OmsError, OmsNotFound, OmsRejected,
-    OmsUnavailable, describe_detail,
+    IntentsClosed,
+    MarketDataUnavailable,
+    OmsAuthError,
+    OmsBadRequest,
+    OmsError,
+    OmsNotFound,
+    OmsRejected,
+    OmsUnavailable,
+    describe_detail,
 )
 from strategies.sdk.keys import decision_key, random_key
 from strategies.sdk.models import (
-    Account, Allocation, Constraints, Fill, IntentReply, IntentType, MarketClock, Order, OrderType, Position,
-    RiskPayload, TimeHorizon, Urgency, body_of,
+    Account,
+    Allocation,
+    Constraints,
+    Fill,
+    IntentReply,
+    IntentType,
+    MarketClock,
+    Order,
+    OrderType,
+    Position,
+    RiskPayload,
+    TimeHorizon,
+    Urgency,
+    body_of,
 )
 
 log = logging.getLogger("strategies.sdk.client")
@@ -43,9 +63,20 @@ _RETRY_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemotePro
 class OmsClient:
     """One strategy's view of the OMS (its key acts only as ``strategy_id``)."""
 
-    def __init__(self, base_url: str, api_key: str, strategy_id: str, *, timeout: float = 5.0, retries: int = 3,
-                 transport: httpx.AsyncBaseTransport | None = None, backoff_base: float = 0.25,
-                 backoff_max: float = 5.0, sleep: Sleep = asyncio.sleep, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        strategy_id: str,
+        *,
+        timeout: float = 5.0,
+        retries: int = 3,
+        transport: httpx.AsyncBaseTransport | None = None,
+        backoff_base: float = 0.25,
+        backoff_max: float = 5.0,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
         if retries < 0:
             raise ValueError("retries must be >= 0")
         self.base_url = base_url.rstrip("/")
@@ -56,8 +87,9 @@ class OmsClient:
         self.backoff_max = backoff_max
         self._sleep = sleep
         self._rng = rng or random.Random()
-        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport,
-                                       headers={"Authorization": f"Bearer {api_key}"})
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, transport=transport, headers={"Authorization": f"Bearer {api_key}"}
+        )
         self._inflight: set[asyncio.Task[IntentReply]] = set()
         self._intents_open = True
 
@@ -80,13 +112,12 @@ class OmsClient:
 
     # ---- transport ----------------------------------------------------------------------------
     def _delay(self, attempt: int, retry_after: float | None) -> float:
-        delay = min(self.backoff_max, self.backoff_base * (2 ** attempt)) * self._rng.uniform(0.5, 1.0)
+        delay = min(self.backoff_max, self.backoff_base * (2**attempt)) * self._rng.uniform(0.5, 1.0)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.backoff_max))
         return float(delay)
 
-    async def request(self, method: str, path: str, *, json: Any = None,
-                      params: dict[str, Any] | None = None) -> Any:
+    async def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
         """One API call with bounded retries; returns the decoded JSON body or raises a typed error."""
         params = {k: v for k, v in (params or {}).items() if v is not None}
         last = "no attempt made"
@@ -103,20 +134,32 @@ class OmsClient:
                 retry_after = _retry_after(resp)
             if attempt < self.retries:
                 delay = self._delay(attempt, retry_after)
-                log.warning("OMS %s %s failed (%s); retry %d/%d in %.2fs", method, path, last, attempt + 1,
-                            self.retries, delay)
+                log.warning(
+                    "OMS %s %s failed (%s); retry %d/%d in %.2fs", method, path, last, attempt + 1, self.retries, delay
+                )
                 await self._sleep(delay)
-        raise OmsUnavailable(f"OMS {method} {path} unavailable after {self.retries + 1} attempt(s): {last}",
-                             method=method, path=path)
+        raise OmsUnavailable(
+            f"OMS {method} {path} unavailable after {self.retries + 1} attempt(s): {last}", method=method, path=path
+        )
 
     # ---- intents ------------------------------------------------------------------------------
-    async def submit_intent(self, intent_type: IntentType | str, symbol: str, *, qty: int | None = None,
-                            target_qty: int | None = None, urgency: Urgency | str = Urgency.NORMAL,
-                            time_horizon: TimeHorizon | str = TimeHorizon.INTRADAY,
-                            constraints: Constraints | None = None, risk: RiskPayload | None = None,
-                            signal_hash: str | None = None, idempotency_key: str | None = None,
-                            decision_ts: datetime | None = None, key_tag: str | None = None,
-                            bucket_sec: int = 60) -> IntentReply:
+    async def submit_intent(
+        self,
+        intent_type: IntentType | str,
+        symbol: str,
+        *,
+        qty: int | None = None,
+        target_qty: int | None = None,
+        urgency: Urgency | str = Urgency.NORMAL,
+        time_horizon: TimeHorizon | str = TimeHorizon.INTRADAY,
+        constraints: Constraints | None = None,
+        risk: RiskPayload | None = None,
+        signal_hash: str | None = None,
+        idempotency_key: str | None = None,
+        decision_ts: datetime | None = None,
+        key_tag: str | None = None,
+        bucket_sec: int = 60,
+    ) -> IntentReply:
         """Send one intent and return the OMS's decision.
 
         The key is ``idempotency_key`` when given; else a decision key from ``decision_ts`` (the
@@ -129,13 +172,19 @@ class OmsClient:
         kind = IntentType(str(intent_type).upper())
         if idempotency_key is None:
             tag = key_tag if key_tag is not None else (risk.rationale_code if risk else None)
-            idempotency_key = (decision_key(self.strategy_id, symbol, kind.value, decision_ts, bucket_sec=bucket_sec,
-                                            tag=tag) if decision_ts is not None else random_key())
+            idempotency_key = (
+                decision_key(self.strategy_id, symbol, kind.value, decision_ts, bucket_sec=bucket_sec, tag=tag)
+                if decision_ts is not None
+                else random_key()
+            )
         body: dict[str, Any] = {
-            "intent_type": kind.value, "strategy_id": self.strategy_id, "symbol": symbol,
+            "intent_type": kind.value,
+            "strategy_id": self.strategy_id,
+            "symbol": symbol,
             "urgency": Urgency(str(urgency).upper()).value,
             "time_horizon": TimeHorizon(str(time_horizon).upper()).value,
-            "constraints": body_of(constraints), "risk_payload": body_of(risk),
+            "constraints": body_of(constraints),
+            "risk_payload": body_of(risk),
             "idempotency_key": idempotency_key,
         }
         if qty is not None:
@@ -175,80 +224,189 @@ class OmsClient:
             return len(still)
         return 0
 
-    async def enter(self, symbol: str, qty: int, *, limit_price: float | None = None,
-                    stop_price: float | None = None, order_type: OrderType | str | None = None,
-                    cancel_after_sec: float | None = None, max_slippage_bps: float | None = None,
-                    max_spread_bps: float | None = None, expiry_ts: datetime | None = None,
-                    risk: RiskPayload | None = None, signal_hash: str | None = None,
-                    idempotency_key: str | None = None, decision_ts: datetime | None = None,
-                    key_tag: str | None = None, urgency: Urgency | str = Urgency.NORMAL,
-                    time_horizon: TimeHorizon | str = TimeHorizon.INTRADAY) -> IntentReply:
+    async def enter(
+        self,
+        symbol: str,
+        qty: int,
+        *,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        order_type: OrderType | str | None = None,
+        cancel_after_sec: float | None = None,
+        max_slippage_bps: float | None = None,
+        max_spread_bps: float | None = None,
+        expiry_ts: datetime | None = None,
+        risk: RiskPayload | None = None,
+        signal_hash: str | None = None,
+        idempotency_key: str | None = None,
+        decision_ts: datetime | None = None,
+        key_tag: str | None = None,
+        urgency: Urgency | str = Urgency.NORMAL,
+        time_horizon: TimeHorizon | str = TimeHorizon.INTRADAY,
+    ) -> IntentReply:
         """ENTER (long). Without ``order_type`` the OMS plans it: stop → STOP_LIMIT, limit → LIMIT,
         else a marketable limit (C6)."""
-        constraints = Constraints(order_type=_order_type(order_type), limit_price=limit_price, stop_price=stop_price,
-                                  cancel_after_sec=cancel_after_sec, max_slippage_bps=max_slippage_bps,
-                                  max_spread_bps=max_spread_bps, expiry_ts=expiry_ts)
-        return await self.submit_intent(IntentType.ENTER, symbol, qty=qty, urgency=urgency,
-                                        time_horizon=time_horizon, constraints=constraints, risk=risk,
-                                        signal_hash=signal_hash, idempotency_key=idempotency_key,
-                                        decision_ts=decision_ts, key_tag=key_tag)
+        constraints = Constraints(
+            order_type=_order_type(order_type),
+            limit_price=limit_price,
+            stop_price=stop_price,
+            cancel_after_sec=cancel_after_sec,
+            max_slippage_bps=max_slippage_bps,
+            max_spread_bps=max_spread_bps,
+            expiry_ts=expiry_ts,
+        )
+        return await self.submit_intent(
+            IntentType.ENTER,
+            symbol,
+            qty=qty,
+            urgency=urgency,
+            time_horizon=time_horizon,
+            constraints=constraints,
+            risk=risk,
+            signal_hash=signal_hash,
+            idempotency_key=idempotency_key,
+            decision_ts=decision_ts,
+            key_tag=key_tag,
+        )
 
-    async def reduce(self, symbol: str, qty: int, *, limit_price: float | None = None,
-                     order_type: OrderType | str | None = None, max_slippage_bps: float | None = None,
-                     risk: RiskPayload | None = None, signal_hash: str | None = None,
-                     idempotency_key: str | None = None, decision_ts: datetime | None = None,
-                     key_tag: str | None = None, urgency: Urgency | str = Urgency.NORMAL,
-                     time_horizon: TimeHorizon | str = TimeHorizon.INTRADAY) -> IntentReply:
+    async def reduce(
+        self,
+        symbol: str,
+        qty: int,
+        *,
+        limit_price: float | None = None,
+        order_type: OrderType | str | None = None,
+        max_slippage_bps: float | None = None,
+        risk: RiskPayload | None = None,
+        signal_hash: str | None = None,
+        idempotency_key: str | None = None,
+        decision_ts: datetime | None = None,
+        key_tag: str | None = None,
+        urgency: Urgency | str = Urgency.NORMAL,
+        time_horizon: TimeHorizon | str = TimeHorizon.INTRADAY,
+    ) -> IntentReply:
         """REDUCE: sell ``qty`` of this strategy's allocation."""
-        constraints = Constraints(order_type=_order_type(order_type), limit_price=limit_price,
-                                  max_slippage_bps=max_slippage_bps)
-        return await self.submit_intent(IntentType.REDUCE, symbol, qty=qty, urgency=urgency,
-                                        time_horizon=time_horizon, constraints=constraints, risk=risk,
-                                        signal_hash=signal_hash, idempotency_key=idempotency_key,
-                                        decision_ts=decision_ts, key_tag=key_tag)
+        constraints = Constraints(
+            order_type=_order_type(order_type), limit_price=limit_price, max_slippage_bps=max_slippage_bps
+        )
+        return await self.submit_intent(
+            IntentType.REDUCE,
+            symbol,
+            qty=qty,
+            urgency=urgency,
+            time_horizon=time_horizon,
+            constraints=constraints,
+            risk=risk,
+            signal_hash=signal_hash,
+            idempotency_key=idempotency_key,
+            decision_ts=decision_ts,
+            key_tag=key_tag,
+        )
 
-    async def exit(self, symbol: str, *, limit_price: float | None = None, order_type: OrderType | str | None = None,
-                   max_slippage_bps: float | None = None, risk: RiskPayload | None = None,
-                   signal_hash: str | None = None, idempotency_key: str | None = None,
-                   decision_ts: datetime | None = None, key_tag: str | None = None,
-                   urgency: Urgency | str = Urgency.HIGH,
-                   time_horizon: TimeHorizon | str = TimeHorizon.INTRADAY) -> IntentReply:
+    async def exit(
+        self,
+        symbol: str,
+        *,
+        limit_price: float | None = None,
+        order_type: OrderType | str | None = None,
+        max_slippage_bps: float | None = None,
+        risk: RiskPayload | None = None,
+        signal_hash: str | None = None,
+        idempotency_key: str | None = None,
+        decision_ts: datetime | None = None,
+        key_tag: str | None = None,
+        urgency: Urgency | str = Urgency.HIGH,
+        time_horizon: TimeHorizon | str = TimeHorizon.INTRADAY,
+    ) -> IntentReply:
         """EXIT: sell this strategy's whole allocation in ``symbol``."""
-        constraints = Constraints(order_type=_order_type(order_type), limit_price=limit_price,
-                                  max_slippage_bps=max_slippage_bps)
-        return await self.submit_intent(IntentType.EXIT, symbol, urgency=urgency, time_horizon=time_horizon,
-                                        constraints=constraints, risk=risk, signal_hash=signal_hash,
-                                        idempotency_key=idempotency_key, decision_ts=decision_ts, key_tag=key_tag)
+        constraints = Constraints(
+            order_type=_order_type(order_type), limit_price=limit_price, max_slippage_bps=max_slippage_bps
+        )
+        return await self.submit_intent(
+            IntentType.EXIT,
+            symbol,
+            urgency=urgency,
+            time_horizon=time_horizon,
+            constraints=constraints,
+            risk=risk,
+            signal_hash=signal_hash,
+            idempotency_key=idempotency_key,
+            decision_ts=decision_ts,
+            key_tag=key_tag,
+        )
 
-    async def flatten(self, symbol: str = "*", *, risk: RiskPayload | None = None,
-                      idempotency_key: str | None = None, decision_ts: datetime | None = None,
-                      key_tag: str | None = None, urgency: Urgency | str = Urgency.HIGH,
-                      time_horizon: TimeHorizon | str = TimeHorizon.INTRADAY) -> IntentReply:
+    async def flatten(
+        self,
+        symbol: str = "*",
+        *,
+        risk: RiskPayload | None = None,
+        idempotency_key: str | None = None,
+        decision_ts: datetime | None = None,
+        key_tag: str | None = None,
+        urgency: Urgency | str = Urgency.HIGH,
+        time_horizon: TimeHorizon | str = TimeHorizon.INTRADAY,
+    ) -> IntentReply:
         """FLATTEN: exit every allocation of this strategy (``symbol='*'``) or one symbol."""
-        return await self.submit_intent(IntentType.FLATTEN, symbol, urgency=urgency, time_horizon=time_horizon,
-                                        risk=risk, idempotency_key=idempotency_key, decision_ts=decision_ts,
-                                        key_tag=key_tag)
+        return await self.submit_intent(
+            IntentType.FLATTEN,
+            symbol,
+            urgency=urgency,
+            time_horizon=time_horizon,
+            risk=risk,
+            idempotency_key=idempotency_key,
+            decision_ts=decision_ts,
+            key_tag=key_tag,
+        )
 
-    async def cancel_orders(self, symbol: str, *, risk: RiskPayload | None = None,
-                            idempotency_key: str | None = None, decision_ts: datetime | None = None,
-                            key_tag: str | None = None) -> IntentReply:
+    async def cancel_orders(
+        self,
+        symbol: str,
+        *,
+        risk: RiskPayload | None = None,
+        idempotency_key: str | None = None,
+        decision_ts: datetime | None = None,
+        key_tag: str | None = None,
+    ) -> IntentReply:
         """CANCEL_ORDERS: cancel this strategy's working orders in ``symbol`` (``'*'`` = all)."""
-        return await self.submit_intent(IntentType.CANCEL_ORDERS, symbol, urgency=Urgency.HIGH, risk=risk,
-                                        idempotency_key=idempotency_key, decision_ts=decision_ts, key_tag=key_tag)
+        return await self.submit_intent(
+            IntentType.CANCEL_ORDERS,
+            symbol,
+            urgency=Urgency.HIGH,
+            risk=risk,
+            idempotency_key=idempotency_key,
+            decision_ts=decision_ts,
+            key_tag=key_tag,
+        )
 
-    async def modify_risk(self, symbol: str, *, stop_px: float | None = None, hard_stop_px: float | None = None,
-                          time_stop_ts: datetime | None = None, rationale_code: str | None = None,
-                          confidence: str | None = None, idempotency_key: str | None = None,
-                          decision_ts: datetime | None = None, key_tag: str | None = None) -> IntentReply:
+    async def modify_risk(
+        self,
+        symbol: str,
+        *,
+        stop_px: float | None = None,
+        hard_stop_px: float | None = None,
+        time_stop_ts: datetime | None = None,
+        rationale_code: str | None = None,
+        confidence: str | None = None,
+        idempotency_key: str | None = None,
+        decision_ts: datetime | None = None,
+        key_tag: str | None = None,
+    ) -> IntentReply:
         """MODIFY_RISK: new stop / hard stop / time stop of the allocation in ``symbol``.
 
         The OMS reads the time stop from ``constraints.expiry_ts`` (oms/core/intents.py _modify_risk).
         """
-        risk = RiskPayload(stop_px=stop_px, hard_stop_px=hard_stop_px, rationale_code=rationale_code,
-                           confidence=confidence)
-        return await self.submit_intent(IntentType.MODIFY_RISK, symbol, constraints=Constraints(expiry_ts=time_stop_ts),
-                                        risk=risk, idempotency_key=idempotency_key, decision_ts=decision_ts,
-                                        key_tag=key_tag)
+        risk = RiskPayload(
+            stop_px=stop_px, hard_stop_px=hard_stop_px, rationale_code=rationale_code, confidence=confidence
+        )
+        return await self.submit_intent(
+            IntentType.MODIFY_RISK,
+            symbol,
+            constraints=Constraints(expiry_ts=time_stop_ts),
+            risk=risk,
+            idempotency_key=idempotency_key,
+            decision_ts=decision_ts,
+            key_tag=key_tag,
+        )
 
     # ---- state --------------------------------------------------------------------------------
     async def positions(self) -> dict[str, Position]:
@@ -273,23 +431,30 @@ class OmsClient:
 
     async def orders(self, open_only: bool = False, symbol: str | None = None) -> list[Order]:
         """This strategy's orders (the OMS scopes a strategy key to its own orders)."""
-        data = await self.request("GET", "/api/v1/orders", params={"open_only": str(open_only).lower(),
-                                                                   "symbol": symbol,
-                                                                   "strategy_id": self.strategy_id})
+        data = await self.request(
+            "GET",
+            "/api/v1/orders",
+            params={"open_only": str(open_only).lower(), "symbol": symbol, "strategy_id": self.strategy_id},
+        )
         return [Order.model_validate(o) for o in data]
 
     async def order(self, order_id: str) -> Order:
         return Order.model_validate(await self.request("GET", f"/api/v1/orders/{_seg(order_id)}"))
 
     async def fills(self, since: datetime | None = None, symbol: str | None = None) -> list[Fill]:
-        data = await self.request("GET", "/api/v1/fills", params={
-            "since": since.isoformat() if since else None, "symbol": symbol, "strategy_id": self.strategy_id})
+        data = await self.request(
+            "GET",
+            "/api/v1/fills",
+            params={"since": since.isoformat() if since else None, "symbol": symbol, "strategy_id": self.strategy_id},
+        )
         return [Fill.model_validate(f) for f in data]
 
     async def heartbeat(self, status: dict[str, Any]) -> dict[str, Any]:
         result: dict[str, Any] = await self.request(
-            "POST", f"/api/v1/strategies/{_seg(self.strategy_id)}/heartbeat",
-            json={"status": json.loads(json.dumps(status, default=str))})
+            "POST",
+            f"/api/v1/strategies/{_seg(self.strategy_id)}/heartbeat",
+            json={"status": json.loads(json.dumps(status, default=str))},
+        )
         return result
 
     async def clock(self) -> MarketClock:
@@ -312,8 +477,9 @@ class OmsClient:
             except OmsUnavailable as exc:
                 last = str(exc)
             if loop.time() >= deadline:
-                raise OmsUnavailable(f"OMS at {self.base_url} not ready after {timeout:g}s (last: {last})",
-                                     method="GET", path="/health")
+                raise OmsUnavailable(
+                    f"OMS at {self.base_url} not ready after {timeout:g}s (last: {last})", method="GET", path="/health"
+                )
             await self._sleep(poll)
 
     # ---- market data (REST proxy) -------------------------------------------------------------
@@ -322,8 +488,9 @@ class OmsClient:
         return result
 
     async def bars(self, symbol: str, start: datetime, end: datetime, interval: str = "1m") -> list[Bar]:
-        data = await self._marketdata(f"bars/{_seg(symbol)}", {"interval": interval, "start": start.isoformat(),
-                                                              "end": end.isoformat()})
+        data = await self._marketdata(
+            f"bars/{_seg(symbol)}", {"interval": interval, "start": start.isoformat(), "end": end.isoformat()}
+        )
         return [Bar.from_rest(symbol, row, interval) for row in _rows(data)]
 
     async def daily(self, symbol: str, start: date, end: date) -> list[Bar]:
@@ -340,13 +507,22 @@ class OmsClient:
         except OmsNotFound as exc:
             raise MarketDataUnavailable(
                 f"market data GET {full}: 404 ({describe_detail(exc.detail)}) — the OMS has no such endpoint "
-                "or no data for this symbol", method="GET", path=full, status=404, detail=exc.detail) from exc
+                "or no data for this symbol",
+                method="GET",
+                path=full,
+                status=404,
+                detail=exc.detail,
+            ) from exc
         except OmsRejected as exc:
             if exc.status != 501:
                 raise
             raise MarketDataUnavailable(
                 f"market data GET {full}: not offered by this broker ({describe_detail(exc.detail)})",
-                method="GET", path=full, status=501, detail=exc.detail) from exc
+                method="GET",
+                path=full,
+                status=501,
+                detail=exc.detail,
+            ) from exc
 
 
 def _order_type(value: OrderType | str | None) -> OrderType | None:
@@ -386,8 +562,7 @@ def _decode(method: str, path: str, resp: httpx.Response) -> Any:
         try:
             return resp.json()
         except ValueError as exc:
-            raise OmsError(f"OMS {method} {path}: answer is not JSON", method=method, path=path,
-                           status=status) from exc
+            raise OmsError(f"OMS {method} {path}: answer is not JSON", method=method, path=path, status=status) from exc
     detail = _detail(resp)
     text = f"OMS {method} {path} → {status}: {describe_detail(detail)}"
     kind: type[OmsError]

@@ -5,6 +5,7 @@ valid integer``, and are raised as :class:`broker_core.config_errors.ConfigError
 prints them and exits 2). Models should derive from :class:`StrictModel` so unknown keys — usually
 typos — are rejected instead of silently ignored.
 """
+
 from __future__ import annotations
 
 import os

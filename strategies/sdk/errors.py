@@ -11,6 +11,7 @@ A strategy decides what to do from the error type, never from message text:
 
 An intent the OMS *decides* to reject is not an error: it is an ``IntentReply`` with status REJECTED.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -23,8 +24,9 @@ class SdkError(Exception):
 class OmsError(SdkError):
     """A call to the OMS failed; ``status`` is the HTTP status (None when no response came)."""
 
-    def __init__(self, message: str, *, method: str = "", path: str = "", status: int | None = None,
-                 detail: Any = None) -> None:
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", status: int | None = None, detail: Any = None
+    ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path

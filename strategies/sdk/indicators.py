@@ -22,6 +22,7 @@ Choices where the spec is silent (**[resolved]**):
 * ``percentiles``: rank / (n − 1) with ties given their mean rank; one value → 0.5.
 * ``minmax_norm``: all values equal → 0.5 each. ``zscores``: population std; std 0 → 0 each.
 """
+
 from __future__ import annotations
 
 import math
@@ -182,10 +183,10 @@ def atr(bars: Iterable[Any], n: int = 14) -> float | None:
     ind = Atr(n)
     for b in bars:
         if isinstance(b, tuple):
-            h, l, c = b
+            h, lo, c = b
         else:
-            h, l, c = b.high, b.low, b.close
-        ind.update(h, l, c)
+            h, lo, c = b.high, b.low, b.close
+        ind.update(h, lo, c)
     return ind.value
 
 
@@ -232,8 +233,7 @@ class SessionVwap:
         self._pv += pv
         self._v += v
 
-    def upsert_bar(self, key: Any, high: float | None, low: float | None, close: float,
-                   volume: float) -> None:
+    def upsert_bar(self, key: Any, high: float | None, low: float | None, close: float, volume: float) -> None:
         self._replace(key, _MinuteBar(high, low, close, float(volume)))
 
     def add_trade(self, key: Any, price: float, qty: float) -> None:

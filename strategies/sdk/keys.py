@@ -8,6 +8,7 @@ bucket (KST), plus an optional tag telling apart two different decisions in one 
 stop and a target exit). A strategy that crashes and re-derives the same decision for the same
 bucket sends the same key and gets the stored answer. Without decision inputs the key is random.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 from broker_core.clock import KST
 
 MAX_KEY_LEN = 200
-"""The OMS accepts keys up to this length (oms/api/schemas.py IntentIn.idempotency_key)."""
+"""The OMS accepts keys up to this length (broker_core/contract/wire.py IntentRequest.idempotency_key)."""
 _MAX_TAG_LEN = 48
 
 
@@ -33,8 +34,9 @@ def bucket_start(ts: datetime, bucket_sec: int) -> datetime:
     return midnight + timedelta(seconds=(into_day // bucket_sec) * bucket_sec)
 
 
-def decision_key(strategy_id: str, symbol: str, action: str, decision_ts: datetime, *, bucket_sec: int = 60,
-                 tag: str | None = None) -> str:
+def decision_key(
+    strategy_id: str, symbol: str, action: str, decision_ts: datetime, *, bucket_sec: int = 60, tag: str | None = None
+) -> str:
     """``KMP:005930:ENTER:20260227T091600[:tag]`` — the same inputs always give the same key."""
     start = bucket_start(decision_ts, bucket_sec)
     key = f"{strategy_id.upper()}:{symbol}:{str(action).upper()}:{start:%Y%m%dT%H%M%S}"

@@ -11,6 +11,7 @@ Exit codes: 0 after a clean stop (SIGTERM/SIGINT); 1 when the OMS stays unreacha
 stream refuses the key or the strategy fails. Configuration problems raise
 :class:`broker_core.config_errors.ConfigError`, which ``trader`` prints before exiting 2.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -71,8 +72,9 @@ def config_model(module: ModuleType) -> type[BaseModel]:
         hints = typing.get_type_hints(module.build) if params else {}
         model = hints.get(params[0]) if params else None
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise ConfigError(f"{module.__name__}: set CONFIG_MODEL (a pydantic model) or annotate build()'s "
-                          "config parameter with one")
+        raise ConfigError(
+            f"{module.__name__}: set CONFIG_MODEL (a pydantic model) or annotate build()'s config parameter with one"
+        )
     return model
 
 
@@ -83,8 +85,9 @@ def run_strategy(name: str, *, package: str = "strategies") -> int:
     url = os.environ.get("OMS_URL") or DEFAULT_OMS_URL
     key = os.environ.get("OMS_API_KEY", "")
     if not key:
-        raise ConfigError(f"OMS_API_KEY: not set (the strategy key the OMS knows for {name.upper()} "
-                          "in OMS_STRATEGY_KEYS)")
+        raise ConfigError(
+            f"OMS_API_KEY: not set (the strategy key the OMS knows for {name.upper()} in OMS_STRATEGY_KEYS)"
+        )
     try:
         clock = clock_from_env()
     except ClockSpecError as exc:
@@ -92,6 +95,7 @@ def run_strategy(name: str, *, package: str = "strategies") -> int:
     strategy_id = (os.environ.get("STRATEGY_ID") or name).upper()
     if not logging.getLogger().handlers:
         from broker_core.logging_setup import configure
+
         configure(os.environ.get("LOG_LEVEL", "INFO"))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
     return asyncio.run(_main(module, config, url, key, strategy_id, clock))

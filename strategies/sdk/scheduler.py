@@ -18,6 +18,7 @@ Rules:
 - ``every``: fire times lie on a grid of ``seconds`` anchored at the window's start each day (or,
   without a window, at the moment the job starts), inside ``[start, end)`` KST.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -74,8 +75,11 @@ class _Every:
         day = now.astimezone(self.tz).date() - timedelta(days=1)  # a window may run past midnight
         for _ in range(400):
             begin = datetime.combine(day, self.start or time(0), tzinfo=self.tz)
-            finish = (datetime.combine(day, self.end, tzinfo=self.tz) if self.end is not None
-                      else datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz))
+            finish = (
+                datetime.combine(day, self.end, tzinfo=self.tz)
+                if self.end is not None
+                else datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
+            )
             if finish <= begin:
                 finish += timedelta(days=1)
             fire = self._on_grid(begin, floor)
@@ -136,11 +140,13 @@ class Scheduler:
         day_ok = None
         if trading_days_only:
             from broker_core.calendars import is_trading_day
+
             day_ok = is_trading_day
         self._add(_Entry(name, job, _Daily(parse_time(time_kst), self.tz, day_ok)))
 
-    def every(self, seconds: float, job: Job, name: str, *, start: time | str | None = None,
-              end: time | str | None = None) -> None:
+    def every(
+        self, seconds: float, job: Job, name: str, *, start: time | str | None = None, end: time | str | None = None
+    ) -> None:
         """Run ``job`` every ``seconds`` of clock time, inside ``[start, end)`` KST when given."""
         if not seconds > 0:
             raise ValueError(f"job {name}: seconds must be > 0, got {seconds}")

@@ -16,6 +16,7 @@ through ``self.oms``. The base class:
   intents, no more hooks or jobs — waits for intents already in flight to get their answer, calls
   ``on_stop`` and sends a last heartbeat. An intent is never left half-sent.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,16 +39,31 @@ Event = dict[str, Any]
 
 
 class Strategy:
-    def __init__(self, strategy_id: str, oms: OmsClient, clock: Clock, *, symbols: Iterable[str] = (),
-                 channels: Iterable[str] = ("trades",), heartbeat_sec: float = 15.0, bar_flush_sec: float = 1.0,
-                 stop_grace_sec: float = 30.0) -> None:
+    def __init__(
+        self,
+        strategy_id: str,
+        oms: OmsClient,
+        clock: Clock,
+        *,
+        symbols: Iterable[str] = (),
+        channels: Iterable[str] = ("trades",),
+        heartbeat_sec: float = 15.0,
+        bar_flush_sec: float = 1.0,
+        stop_grace_sec: float = 30.0,
+    ) -> None:
         self.strategy_id = strategy_id.upper()
         self.oms = oms
         self.clock = clock
         self.log = logging.getLogger(f"strategy.{self.strategy_id}")
         self.scheduler = Scheduler(clock)
-        self.stream = StreamClient(oms.ws_url, oms.api_key, on_event=self._on_stream_event, symbols=symbols,
-                                   channels=channels, on_connect=self._on_stream_connect)
+        self.stream = StreamClient(
+            oms.ws_url,
+            oms.api_key,
+            on_event=self._on_stream_event,
+            symbols=symbols,
+            channels=channels,
+            on_connect=self._on_stream_connect,
+        )
         self.bars = BarBuilder()
         self.heartbeat_sec = heartbeat_sec
         self.bar_flush_sec = bar_flush_sec
@@ -88,11 +104,16 @@ class Strategy:
 
     def status(self) -> dict[str, Any]:
         """The heartbeat's status dict; extend with ``{**super().status(), ...}``."""
-        return {"state": "stopping" if self.stopping else "running", "now": self.clock.now().isoformat(),
-                "decisions": dict(self.decision_counts), "open_orders": len(self.open_orders),
-                "allocations": {s: a.qty for s, a in self.allocations.items()},
-                "stream_connected": self.stream.connected, "subscribed": sorted(self.stream.granted),
-                "denied": dict(self.stream.denied)}
+        return {
+            "state": "stopping" if self.stopping else "running",
+            "now": self.clock.now().isoformat(),
+            "decisions": dict(self.decision_counts),
+            "open_orders": len(self.open_orders),
+            "allocations": {s: a.qty for s, a in self.allocations.items()},
+            "stream_connected": self.stream.connected,
+            "subscribed": sorted(self.stream.granted),
+            "denied": dict(self.stream.denied),
+        }
 
     # ---- decisions ----------------------------------------------------------------------------
     def decision(self, code: str, symbol: str | None = None, **fields: Any) -> None:
@@ -102,8 +123,7 @@ class Strategy:
         if symbol is not None:
             parts.append(f"symbol={symbol}")
         parts += [f"{k}={_fmt(v)}" for k, v in fields.items()]
-        self.log.info("decision %s", " ".join(parts),
-                      extra={"decision": {"code": code, "symbol": symbol, **fields}})
+        self.log.info("decision %s", " ".join(parts), extra={"decision": {"code": code, "symbol": symbol, **fields}})
 
     # ---- subscriptions ------------------------------------------------------------------------
     async def subscribe(self, symbols: Iterable[str], keep: Iterable[str] | None = None) -> None:
@@ -131,8 +151,12 @@ class Strategy:
         held = set(allocations) | {o.symbol for o in self.open_orders.values()}
         if held:
             await self.subscribe(sorted(held))
-        self.log.info("recovered %d allocation(s) %s and %d open order(s)", len(allocations),
-                      {s: a.qty for s, a in allocations.items()}, len(self.open_orders))
+        self.log.info(
+            "recovered %d allocation(s) %s and %d open order(s)",
+            len(allocations),
+            {s: a.qty for s, a in allocations.items()},
+            len(self.open_orders),
+        )
         await self.on_recover()
 
     # ---- lifecycle ----------------------------------------------------------------------------
@@ -172,8 +196,11 @@ class Strategy:
             return
         self._stopped = True
         self.stopping = True
-        self.log.info("%s stopping: no new decisions; waiting for %d intent(s) in flight", self.strategy_id,
-                      self.oms.intents_in_flight)
+        self.log.info(
+            "%s stopping: no new decisions; waiting for %d intent(s) in flight",
+            self.strategy_id,
+            self.oms.intents_in_flight,
+        )
         self.oms.close_intents()
         await self.scheduler.stop(grace=self.stop_grace_sec)
         await self.stream.close()

@@ -11,6 +11,7 @@ Events sent while the socket was down are not replayed by the OMS: ``on_connect`
 each connection's subscribe, with the connection count) is where a strategy re-reads its orders
 and allocations over REST.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -33,10 +34,21 @@ CONTROL_TYPES = frozenset({"subscribed", "unsubscribed", "error", "evicted"})
 
 
 class StreamClient:
-    def __init__(self, ws_url: str, api_key: str, *, on_event: EventHandler, symbols: Iterable[str] = (),
-                 channels: Iterable[str] = ("trades",), on_connect: ConnectHandler | None = None,
-                 backoff_initial: float = 0.5, backoff_max: float = 30.0, max_retries: int | None = None,
-                 open_timeout: float = 10.0, ping_interval: float | None = 20.0) -> None:
+    def __init__(
+        self,
+        ws_url: str,
+        api_key: str,
+        *,
+        on_event: EventHandler,
+        symbols: Iterable[str] = (),
+        channels: Iterable[str] = ("trades",),
+        on_connect: ConnectHandler | None = None,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        max_retries: int | None = None,
+        open_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+    ) -> None:
         self.ws_url = ws_url
         self._api_key = api_key
         self.on_event = on_event
@@ -120,9 +132,12 @@ class StreamClient:
             except InvalidStatus as exc:
                 code = exc.response.status_code
                 if code in (401, 403):
-                    raise OmsAuthError(f"stream {self.ws_url}: handshake refused with HTTP {code} "
-                                       "(check OMS_API_KEY)", method="WS", path="/api/v1/stream",
-                                       status=code) from exc
+                    raise OmsAuthError(
+                        f"stream {self.ws_url}: handshake refused with HTTP {code} (check OMS_API_KEY)",
+                        method="WS",
+                        path="/api/v1/stream",
+                        status=code,
+                    ) from exc
                 self.last_error = f"HTTP {code} at handshake"
             except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -130,16 +145,23 @@ class StreamClient:
                 break
             failures += 1
             if self.max_retries is not None and failures > self.max_retries:
-                raise OmsUnavailable(f"stream {self.ws_url}: gave up after {failures} failed connection(s) "
-                                     f"({self.last_error})", method="WS", path="/api/v1/stream")
+                raise OmsUnavailable(
+                    f"stream {self.ws_url}: gave up after {failures} failed connection(s) ({self.last_error})",
+                    method="WS",
+                    path="/api/v1/stream",
+                )
             delay = min(self.backoff_max, self.backoff_initial * 2 ** (failures - 1)) * random.uniform(0.5, 1.0)
             log.warning("stream disconnected (%s); reconnecting in %.2fs", self.last_error, delay)
             await self._pause(delay)
 
     async def _session(self) -> None:
-        async with connect(self.ws_url, additional_headers={"Authorization": f"Bearer {self._api_key}"},
-                           open_timeout=self.open_timeout, ping_interval=self.ping_interval,
-                           compression=None) as ws:
+        async with connect(
+            self.ws_url,
+            additional_headers={"Authorization": f"Bearer {self._api_key}"},
+            open_timeout=self.open_timeout,
+            ping_interval=self.ping_interval,
+            compression=None,
+        ) as ws:
             self._ws = ws
             self.connects += 1
             self.granted.clear()

@@ -1,4 +1,5 @@
 """Helpers of the end-to-end tests: processes, waiting with deadlines, KMP decision logs, the databases."""
+
 from __future__ import annotations
 
 import ast
@@ -35,6 +36,7 @@ def wait_for(check: Callable[[], T], *, timeout: float, what: str, interval: flo
 
 # ---- processes -------------------------------------------------------------------------------------
 
+
 def children_of(pid: int) -> set[int]:
     """PIDs whose parent is ``pid`` (from /proc)."""
     out = set()
@@ -69,12 +71,15 @@ def environ_has(pid: int, text: str) -> bool:
 
 def processes_with_env(text: str) -> list[int]:
     """Live PIDs (of this user) whose environment contains ``text``."""
-    return [int(p.name) for p in Path("/proc").iterdir()
-            if p.name.isdigit() and int(p.name) != os.getpid() and environ_has(int(p.name), text)
-            and alive(int(p.name))]
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and int(p.name) != os.getpid() and environ_has(int(p.name), text) and alive(int(p.name))
+    ]
 
 
 # ---- KMP decision log ------------------------------------------------------------------------------
+
 
 @dataclass
 class Decision:
@@ -110,6 +115,7 @@ def codes(ds: list[Decision], symbol: str | None = None) -> list[str]:
 
 # ---- databases -------------------------------------------------------------------------------------
 
+
 def rows(db: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
     with sqlite3.connect(db) as conn:
         conn.row_factory = sqlite3.Row
@@ -118,8 +124,12 @@ def rows(db: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
 
 def intent_keys(intents: list[dict[str, Any]]) -> set[str]:
     """The strategies' own idempotency keys (the OMS stores them as ``<strategy_id>:<key>``)."""
-    return {str(i["idempotency_key"]).split(":", 1)[1] if str(i["idempotency_key"]).startswith(f"{i['strategy_id']}:")
-            else str(i["idempotency_key"]) for i in intents}
+    return {
+        str(i["idempotency_key"]).split(":", 1)[1]
+        if str(i["idempotency_key"]).startswith(f"{i['strategy_id']}:")
+        else str(i["idempotency_key"])
+        for i in intents
+    }
 
 
 def paper_positions(path: Path) -> dict[str, int]:
@@ -134,7 +144,9 @@ def paper_positions(path: Path) -> dict[str, int]:
 
 
 def db_positions(db: Path) -> dict[str, int]:
-    return {r["symbol"]: int(r["real_qty"]) for r in rows(db, "SELECT symbol, real_qty FROM positions") if r["real_qty"]}
+    return {
+        r["symbol"]: int(r["real_qty"]) for r in rows(db, "SELECT symbol, real_qty FROM positions") if r["real_qty"]
+    }
 
 
 def heartbeat_status(db: Path, strategy_id: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ on one virtual clock, stops them at 10:30 and writes its JSON report. Checked af
 - the ledger equals the paper broker's positions (report ← OMS API, database, paper account file);
 - no process of the run is left.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,16 @@ import pytest
 
 from broker_core.paper.data import resolve_data_dir
 from tests.e2e._support import (
-    PROJECT_ROOT, alive, children_of, codes, db_positions, decisions, heartbeat_status, intent_keys, paper_positions, rows,
+    PROJECT_ROOT,
+    alive,
+    children_of,
+    codes,
+    db_positions,
+    decisions,
+    heartbeat_status,
+    intent_keys,
+    paper_positions,
+    rows,
     wait_for,
 )
 
@@ -31,8 +41,18 @@ pytestmark = pytest.mark.e2e
 
 SESSION = "2026-02-27"
 ENDING_CODES = {
-    "KMP_OR_RANGE", "KMP_VI_MISSING", "KMP_ACCEPT_TIMEOUT", "KMP_SUPPORT_LOST", "KMP_SLOT_DENIED", "KMP_GAP_SKIP",
-    "KMP_ENTRY_REJECTED", "KMP_MISSED_FILL", "KMP_ENTRY", "KMP_WINDOW_END", "KMP_X_EOD", "KMP_X_RISK",
+    "KMP_OR_RANGE",
+    "KMP_VI_MISSING",
+    "KMP_ACCEPT_TIMEOUT",
+    "KMP_SUPPORT_LOST",
+    "KMP_SLOT_DENIED",
+    "KMP_GAP_SKIP",
+    "KMP_ENTRY_REJECTED",
+    "KMP_MISSED_FILL",
+    "KMP_ENTRY",
+    "KMP_WINDOW_END",
+    "KMP_X_EOD",
+    "KMP_X_RISK",
 }
 """Codes that end a candidate's day (or send its entry); gate failures come on top of them."""
 
@@ -40,8 +60,22 @@ ENDING_CODES = {
 def test_demo_runs_kmp_over_the_first_90_minutes(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TRADER_CLOCK"))}
-    cmd = [sys.executable, "-m", "trader", "demo", "--date", SESSION, "--until", "10:30", "--speed", "120",
-           "--data-dir", str(resolve_data_dir()), "--json-report", str(report_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trader",
+        "demo",
+        "--date",
+        SESSION,
+        "--until",
+        "10:30",
+        "--speed",
+        "120",
+        "--data-dir",
+        str(resolve_data_dir()),
+        "--json-report",
+        str(report_path),
+    ]
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen: set[int] = set()
 
@@ -70,8 +104,7 @@ def test_demo_runs_kmp_over_the_first_90_minutes(tmp_path: Path) -> None:
     assert report["exit_codes"].get("kmp") == 0, report["exit_codes"]
     assert report["exit_codes"].get("oms") in (0, -15), report["exit_codes"]
     counts = report["database_check"]["counts"]
-    assert counts == {"intents": report["intent_count"], "orders": report["order_count"],
-                      "fills": report["fill_count"]}
+    assert counts == {"intents": report["intent_count"], "orders": report["order_count"], "fills": report["fill_count"]}
 
     # -- KMP got its data through the OMS and scanned at 09:15
     ds = decisions(kmp_log)
@@ -79,7 +112,8 @@ def test_demo_runs_kmp_over_the_first_90_minutes(tmp_path: Path) -> None:
     assert pre, f"no KMP_PREMARKET_DATA in {kmp_log}"
     assert pre[0].value("with_baselines") > 0, (
         f"KMP got no 1m history through the OMS proxy ({pre[0].line}); the paper broker must serve past "
-        "sessions' minute bars")
+        "sessions' minute bars"
+    )
     scans = [d for d in ds if d.code == "KMP_SCAN"]
     assert len(scans) == 1, codes(ds)
     scan = scans[0]
@@ -100,8 +134,10 @@ def test_demo_runs_kmp_over_the_first_90_minutes(tmp_path: Path) -> None:
         assert candidates or scan.value("surge_ok") == 0 or scan.value("trend_ok") == 0, scan.line
 
     # -- every intent is in the database with its decision; every ENTER KMP logged is among them
-    assert all(i["status"] in ("ACCEPTED", "EXECUTED", "MODIFIED", "REJECTED", "DEFERRED", "CANCELLED")
-               and i["decided_at"] for i in intents), intents
+    assert all(
+        i["status"] in ("ACCEPTED", "EXECUTED", "MODIFIED", "REJECTED", "DEFERRED", "CANCELLED") and i["decided_at"]
+        for i in intents
+    ), intents
     keys = intent_keys(intents)
     logged_entries = [d.value("key") for d in ds if d.code == "KMP_ENTRY"]
     assert set(logged_entries) <= keys, (logged_entries, keys)

@@ -16,6 +16,7 @@ SIGKILLs KMP and checks the position is still held; then it starts a new KMP pro
 
 Then everything is stopped and the ledger is compared with the paper broker's account file.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,7 +24,7 @@ import secrets
 import signal
 import socket
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +33,33 @@ import pytest
 
 from broker_core.clock import KST, parse_clock, sim_spec
 from broker_core.paper.data import resolve_data_dir
-from trader.launcher import ProcessGroup
 from tests.e2e._support import (
-    alive, codes, db_positions, decisions, intent_keys, paper_positions, processes_with_env, rows, wait_for,
+    alive,
+    codes,
+    db_positions,
+    decisions,
+    intent_keys,
+    paper_positions,
+    processes_with_env,
+    rows,
+    wait_for,
 )
+from trader.launcher import ProcessGroup
 
 pytestmark = pytest.mark.e2e
 
 SESSION = "2026-02-04"
 START = datetime(2026, 2, 4, 8, 55, tzinfo=KST)
 SPEED = 60.0
-EXIT_CODES = {"KMP_X_STOP", "KMP_X_TRAIL", "KMP_X_STALL", "KMP_X_EARLY_FAIL", "KMP_X_EOD", "KMP_X_RISK",
-              "KMP_EXIT_RETRY"}
+EXIT_CODES = {
+    "KMP_X_STOP",
+    "KMP_X_TRAIL",
+    "KMP_X_STALL",
+    "KMP_X_EARLY_FAIL",
+    "KMP_X_EOD",
+    "KMP_X_RISK",
+    "KMP_EXIT_RETRY",
+}
 
 
 def _free_port() -> int:
@@ -60,9 +76,16 @@ def test_kmp_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
     clock = parse_clock(clock_spec)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TRADER_CLOCK", "STRATEGY_ID"))}
     base.update(TRADER_CLOCK=clock_spec, OMS_URL=url, TRADER_DATA_DIR=str(resolve_data_dir()))
-    oms_env = {**base, "OMS_BROKER": "paper", "OMS_DATA_DIR": str(tmp_path / "oms"), "OMS_PAPER_DATE": SESSION,
-               "OMS_ADMIN_KEY": keys["admin"], "OMS_READ_KEY": keys["read"], "OMS_INSTANCE_ID": "e2e-restart",
-               "OMS_STRATEGY_KEYS": f"KMP:{keys['KMP']}"}
+    oms_env = {
+        **base,
+        "OMS_BROKER": "paper",
+        "OMS_DATA_DIR": str(tmp_path / "oms"),
+        "OMS_PAPER_DATE": SESSION,
+        "OMS_ADMIN_KEY": keys["admin"],
+        "OMS_READ_KEY": keys["read"],
+        "OMS_INSTANCE_ID": "e2e-restart",
+        "OMS_STRATEGY_KEYS": f"KMP:{keys['KMP']}",
+    }
     kmp_env = {**base, "OMS_API_KEY": keys["KMP"]}
     group = ProcessGroup(tmp_path / "logs")
     http = httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"Bearer {keys['admin']}"})
@@ -73,8 +96,9 @@ def test_kmp_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
         first = group.start("kmp", ["strategy", "kmp"], kmp_env)
 
         # 1. KMP enters and publishes its stop; kill it at once
-        held = wait_for(lambda: _published(http, group), timeout=90, what="a KMP allocation with its stop",
-                        interval=0.02)
+        held = wait_for(
+            lambda: _published(http, group), timeout=90, what="a KMP allocation with its stop", interval=0.02
+        )
         symbol, alloc = held
         first.send_signal(signal.SIGKILL)
         assert first.wait(10) == -signal.SIGKILL
@@ -84,11 +108,16 @@ def test_kmp_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
 
         # 2. a new KMP process adopts the allocation and exits it
         group.start("kmp2", ["strategy", "kmp"], kmp_env)
-        wait_for(lambda: _flat(http, symbol, group), timeout=120, what=f"the restarted KMP to exit {symbol}",
-                 interval=0.1)
+        wait_for(
+            lambda: _flat(http, symbol, group), timeout=120, what=f"the restarted KMP to exit {symbol}", interval=0.1
+        )
         # ... and, started inside the entry window, catches up its premarket and scan without re-entering
-        wait_for(lambda: "KMP_SCAN" in codes(decisions(tmp_path / "logs" / "kmp2.log")), timeout=60,
-                 what="the restarted KMP's catch-up scan", interval=0.2)
+        wait_for(
+            lambda: "KMP_SCAN" in codes(decisions(tmp_path / "logs" / "kmp2.log")),
+            timeout=60,
+            what="the restarted KMP's catch-up scan",
+            interval=0.2,
+        )
         positions = http.get("/api/v1/positions").json()
         health = http.get("/health").json()
     finally:
@@ -127,8 +156,7 @@ def test_kmp_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
     assert exit_rows and all(_ts(i["received_at"]) > killed_at for i in exit_rows), (exit_rows, killed_at)
     assert any(i["status"] in ("ACCEPTED", "EXECUTED") for i in exit_rows), exit_rows
     assert all(i["status"] and i["decided_at"] for i in intents)
-    keys_logged = [d.value("key") for d in decisions(tmp_path / "logs" / "kmp.log") + second
-                   if d.code == "KMP_ENTRY"]
+    keys_logged = [d.value("key") for d in decisions(tmp_path / "logs" / "kmp.log") + second if d.code == "KMP_ENTRY"]
     assert keys_logged and set(keys_logged) <= intent_keys(intents)
     fills = rows(db, "SELECT side, qty FROM fills WHERE symbol = ? AND strategy_id = 'KMP'", symbol)
     bought = sum(f["qty"] for f in fills if f["side"] == "BUY")
@@ -157,7 +185,8 @@ def _published(http: httpx.Client, group: ProcessGroup) -> tuple[str, dict[str, 
     if log.exists():
         for d in decisions(log):
             assert d.code != "KMP_PREMARKET_DATA" or d.value("with_baselines"), (
-                f"KMP got no 1m history through the OMS proxy: {d.line}")
+                f"KMP got no 1m history through the OMS proxy: {d.line}"
+            )
             assert d.code != "KMP_SCAN" or d.value("candidates"), f"KMP found no candidate: {d.line}"
     allocations = http.get("/api/v1/allocations/KMP").json()
     for symbol, a in sorted(allocations.items()):
@@ -175,4 +204,4 @@ def _flat(http: httpx.Client, symbol: str, group: ProcessGroup) -> bool:
 def _ts(raw: Any) -> datetime:
     """A database time: SQLite keeps them naive in UTC."""
     ts = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)

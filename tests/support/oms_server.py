@@ -1,4 +1,5 @@
 """A real OMS (uvicorn on a free localhost port) inside the test's event loop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,16 +15,20 @@ import httpx
 import uvicorn
 
 from broker_core.clock import KST, Clock, VirtualClock
-from trader.venues import build_venue
 from oms.app import create_app
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings, load_config
 from tests.support.wait import until
+from trader.venues import build_venue
 
 ADMIN_KEY = "test-admin-key-000001"
 READ_KEY = "test-read-key-0000001"
-STRATEGY_KEYS = {"KMP": "test-kmp-key-00000001", "KPR": "test-kpr-key-00000001",
-                 "NULRIMOK": "test-nul-key-00000001", "PCIM": "test-pcim-key-0000001"}
+STRATEGY_KEYS = {
+    "KMP": "test-kmp-key-00000001",
+    "KPR": "test-kpr-key-00000001",
+    "NULRIMOK": "test-nul-key-00000001",
+    "PCIM": "test-pcim-key-0000001",
+}
 SESSION = "2026-02-27"
 
 
@@ -39,10 +44,14 @@ def auth(key: str) -> dict[str, str]:
 
 def oms_settings(tmp_path: Path, database_url: str = "", **overrides: Any) -> OmsSettings:
     values: dict[str, Any] = dict(
-        oms_admin_key=ADMIN_KEY, oms_read_key=READ_KEY,
+        oms_admin_key=ADMIN_KEY,
+        oms_read_key=READ_KEY,
         oms_strategy_keys=",".join(f"{k}:{v}" for k, v in STRATEGY_KEYS.items()),
-        oms_data_dir=str(tmp_path / "oms"), oms_paper_date=SESSION, database_url=database_url,
-        oms_instance_id="test")
+        oms_data_dir=str(tmp_path / "oms"),
+        oms_paper_date=SESSION,
+        database_url=database_url,
+        oms_instance_id="test",
+    )
     values.update(overrides)
     return OmsSettings(**values)
 
@@ -70,9 +79,13 @@ class Oms:
 
 
 @asynccontextmanager
-async def running_oms(settings: OmsSettings, config: OmsConfig | None = None,
-                      clock: Clock | None = None, runtime: OmsRuntime | None = None,
-                      healthy: tuple[str, ...] = ("ok",)) -> AsyncIterator[Oms]:
+async def running_oms(
+    settings: OmsSettings,
+    config: OmsConfig | None = None,
+    clock: Clock | None = None,
+    runtime: OmsRuntime | None = None,
+    healthy: tuple[str, ...] = ("ok",),
+) -> AsyncIterator[Oms]:
     runtime = runtime or OmsRuntime(settings, config or load_config(), venue=build_venue, clock=clock or sim_clock())
     app = create_app(runtime=runtime)
     port = free_port()
@@ -80,6 +93,7 @@ async def running_oms(settings: OmsSettings, config: OmsConfig | None = None,
     task = asyncio.create_task(server.serve())
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+
         async def is_up() -> bool:
             if task.done():
                 task.result()
@@ -87,6 +101,7 @@ async def running_oms(settings: OmsSettings, config: OmsConfig | None = None,
                 return (await http.get("/health")).json().get("status") in healthy
             except httpx.HTTPError:
                 return False
+
         await until(is_up, timeout=60, what=f"OMS /health in {healthy}")
         try:
             yield Oms(url, runtime, http)

@@ -2,6 +2,7 @@
 
 When Postgres is missing the tests FAIL with a message saying so — they never skip.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,8 +29,11 @@ async def admin_execute(sql: str) -> None:
     try:
         conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=5)
     except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"Postgres is required and is not reachable at {PG_ADMIN_DSN!r} ({type(exc).__name__}: {exc}). "
-                    "Start it (this machine runs one on 127.0.0.1:5432) or set TRADER_TEST_PG_DSN.", pytrace=False)
+        pytest.fail(
+            f"Postgres is required and is not reachable at {PG_ADMIN_DSN!r} ({type(exc).__name__}: {exc}). "
+            "Start it (this machine runs one on 127.0.0.1:5432) or set TRADER_TEST_PG_DSN.",
+            pytrace=False,
+        )
     try:
         await conn.execute(sql)
     finally:

@@ -3,6 +3,7 @@
 Up: every accepted connection is piped to the target. Down: open connections are cut and new
 ones are closed as soon as they are accepted (a client sees a reset / closed connection).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,7 +20,7 @@ class SwitchableProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> "SwitchableProxy":
+    async def start(self) -> SwitchableProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self

@@ -1,4 +1,5 @@
 """Poll for a condition with a deadline (tests never sleep a fixed time to wait)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +10,9 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-async def until(check: Callable[[], Awaitable[T] | T], *, timeout: float = 20.0, interval: float = 0.02,
-                what: str = "condition") -> T:
+async def until(
+    check: Callable[[], Awaitable[T] | T], *, timeout: float = 20.0, interval: float = 0.02, what: str = "condition"
+) -> T:
     """Return the first truthy result of ``check`` or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: object = None

@@ -1,7 +1,8 @@
 """XKRX / XNYS calendars via exchange_calendars."""
+
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -12,19 +13,19 @@ from broker_core.clock import KST, NEW_YORK
 @pytest.mark.parametrize(
     ("day", "is_session"),
     [
-        ("2026-02-27", True),    # Friday
+        ("2026-02-27", True),  # Friday
         (date(2026, 2, 27), True),
-        ("2026-02-28", False),   # Saturday
-        ("2026-03-01", False),   # Sunday (and 삼일절)
-        ("2026-03-02", False),   # substitute holiday for 삼일절
+        ("2026-02-28", False),  # Saturday
+        ("2026-03-01", False),  # Sunday (and 삼일절)
+        ("2026-03-02", False),  # substitute holiday for 삼일절
         ("2026-03-03", True),
-        ("2026-01-01", False),   # New Year's Day
-        ("2025-10-06", False),   # Chuseok
-        ("2026-02-16", False),   # Seollal
+        ("2026-01-01", False),  # New Year's Day
+        ("2025-10-06", False),  # Chuseok
+        ("2026-02-16", False),  # Seollal
         ("2026-02-17", False),
         ("2026-02-18", False),
         ("2026-02-19", True),
-        ("2025-12-31", False),   # year-end market closure
+        ("2025-12-31", False),  # year-end market closure
     ],
 )
 def test_xkrx_sessions(day: str | date, is_session: bool) -> None:
@@ -39,10 +40,10 @@ def test_is_trading_day_accepts_datetime_in_kst() -> None:
 
 def test_aware_datetime_is_read_in_the_exchange_timezone() -> None:
     # Friday 2026-02-27 23:30 UTC is already Saturday 08:30 in Seoul: not a KRX session.
-    sat_morning_seoul = datetime(2026, 2, 27, 23, 30, tzinfo=timezone.utc)
+    sat_morning_seoul = datetime(2026, 2, 27, 23, 30, tzinfo=UTC)
     assert not cals.is_trading_day(sat_morning_seoul)
     # Thursday 2026-02-26 23:30 UTC is Friday 08:30 in Seoul: a session.
-    assert cals.is_trading_day(datetime(2026, 2, 26, 23, 30, tzinfo=timezone.utc))
+    assert cals.is_trading_day(datetime(2026, 2, 26, 23, 30, tzinfo=UTC))
     # ... and for NYSE, Friday 2026-02-27 01:00 KST is still Thursday in New York.
     assert cals.is_trading_day(datetime(2026, 2, 27, 1, 0, tzinfo=KST), cals.NYSE)
     assert cals.next_trading_day(sat_morning_seoul) == date(2026, 3, 3)
@@ -50,7 +51,7 @@ def test_aware_datetime_is_read_in_the_exchange_timezone() -> None:
 
 
 def test_next_and_previous_around_weekend() -> None:
-    assert cals.next_trading_day("2026-02-27") == date(2026, 3, 3)   # weekend + 3/2 substitute holiday
+    assert cals.next_trading_day("2026-02-27") == date(2026, 3, 3)  # weekend + 3/2 substitute holiday
     assert cals.next_trading_day("2026-02-28") == date(2026, 3, 3)
     assert cals.previous_trading_day("2026-03-03") == date(2026, 2, 27)
     assert cals.previous_trading_day("2026-03-01") == date(2026, 2, 27)
@@ -59,9 +60,9 @@ def test_next_and_previous_around_weekend() -> None:
 
 
 def test_next_and_previous_around_holidays() -> None:
-    assert cals.next_trading_day("2026-02-13") == date(2026, 2, 19)   # Seollal 16-18 + weekend
+    assert cals.next_trading_day("2026-02-13") == date(2026, 2, 19)  # Seollal 16-18 + weekend
     assert cals.previous_trading_day("2026-02-19") == date(2026, 2, 13)
-    assert cals.next_trading_day("2025-12-30") == date(2026, 1, 2)    # 12-31 closure, 1-1 holiday
+    assert cals.next_trading_day("2025-12-30") == date(2026, 1, 2)  # 12-31 closure, 1-1 holiday
     assert cals.previous_trading_day("2026-01-02") == date(2025, 12, 30)
     assert cals.previous_trading_day("2025-10-10") == date(2025, 10, 2)  # Chuseok/Hangul week
     assert cals.next_trading_day(date(2025, 10, 2)) == date(2025, 10, 10)
@@ -73,8 +74,8 @@ def test_trading_days_range() -> None:
 
 
 def test_xnys_july_fourth() -> None:
-    assert not cals.is_trading_day("2025-07-04", cals.NYSE)      # Friday
-    assert not cals.is_trading_day("2026-07-03", cals.NYSE)      # observed (7/4 is a Saturday)
+    assert not cals.is_trading_day("2025-07-04", cals.NYSE)  # Friday
+    assert not cals.is_trading_day("2026-07-03", cals.NYSE)  # observed (7/4 is a Saturday)
     assert not cals.is_trading_day("2026-07-04", cals.NYSE)
     assert cals.is_trading_day("2025-07-03", cals.NYSE)
     assert cals.next_trading_day("2026-07-02", cals.NYSE) == date(2026, 7, 6)
@@ -101,7 +102,7 @@ def test_xnys_session_open_close_across_dst() -> None:
         open_, close = cals.session_open_close(day, cals.NYSE)
         assert open_.astimezone(NEW_YORK).time() == time(9, 30)
         assert close.astimezone(NEW_YORK).time() == time(16, 0)
-    assert cals.session_open_close("2026-03-06", cals.NYSE)[0].hour == 14   # UTC
+    assert cals.session_open_close("2026-03-06", cals.NYSE)[0].hour == 14  # UTC
     assert cals.session_open_close("2026-03-09", cals.NYSE)[0].hour == 13
 
 

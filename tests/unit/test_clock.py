@@ -1,4 +1,5 @@
 """Clocks: TRADER_CLOCK parsing, virtual-time math, the manual clock, and cross-process agreement."""
+
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,7 @@ async def settle(rounds: int = 20) -> None:
 
 
 # --------------------------------------------------------------------------- parse_clock
+
 
 @pytest.mark.parametrize("spec", ["real", None, "", "  real  "])
 def test_parse_real(spec: str | None) -> None:
@@ -96,21 +98,21 @@ def test_clock_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.parametrize(
     ("spec", "must_mention"),
     [
-        ("sim speed=60 anchor=1", "start"),                               # missing start
-        ("sim", "start"),                                                  # nothing at all
-        ("sim start=2026-02-27T08:50:00+09:00 speed=fast", "speed"),      # bad speed
-        ("sim start=2026-02-27T08:50:00+09:00 speed=0", "speed"),         # non-positive speed
+        ("sim speed=60 anchor=1", "start"),  # missing start
+        ("sim", "start"),  # nothing at all
+        ("sim start=2026-02-27T08:50:00+09:00 speed=fast", "speed"),  # bad speed
+        ("sim start=2026-02-27T08:50:00+09:00 speed=0", "speed"),  # non-positive speed
         ("sim start=2026-02-27T08:50:00+09:00 speed=-2", "speed"),
-        ("sim start=2026-02-27T08:50:00+09:00 speed=nan", "speed"),       # not finite
+        ("sim start=2026-02-27T08:50:00+09:00 speed=nan", "speed"),  # not finite
         ("sim start=2026-02-27T08:50:00+09:00 speed=inf", "speed"),
         ("sim start=2026-02-27T08:50:00+09:00 anchor=yesterday", "anchor"),  # bad anchor
         ("sim start=2026-02-27T08:50:00+09:00 anchor=nan", "anchor"),
-        ("sim start=2026-02-27T08:50:00+09:00 speed=60 rate=2", "rate=2"),   # unknown key
-        ("sim start=2026-02-27T08:50:00+09:00 speed60", "speed60"),          # malformed part
-        ("sim start=not-a-date", "not-a-date"),                             # bad start
+        ("sim start=2026-02-27T08:50:00+09:00 speed=60 rate=2", "rate=2"),  # unknown key
+        ("sim start=2026-02-27T08:50:00+09:00 speed60", "speed60"),  # malformed part
+        ("sim start=not-a-date", "not-a-date"),  # bad start
         ("sim start=2026-02-27T08:50:00 speed=60", "2026-02-27T08:50:00"),  # naive start
-        ("sim start=2026-02-27T08:50:00+09:00 speed=1 speed=2", "speed"),   # duplicate key
-        ("simulate start=2026-02-27T08:50:00+09:00", "simulate"),          # unknown kind
+        ("sim start=2026-02-27T08:50:00+09:00 speed=1 speed=2", "speed"),  # duplicate key
+        ("simulate start=2026-02-27T08:50:00+09:00", "simulate"),  # unknown kind
         ("virtual", "virtual"),
     ],
 )
@@ -127,6 +129,7 @@ def test_naive_start_error_mentions_offset() -> None:
 
 
 # --------------------------------------------------------------------------- VirtualClock
+
 
 def test_virtual_at_anchor_is_start() -> None:
     c = VirtualClock(START, speed=60, anchor=ANCHOR)
@@ -157,7 +160,7 @@ def test_virtual_wall_time_of_is_inverse_of_at() -> None:
         assert wall == pytest.approx(ANCHOR + virtual_offset / 60, abs=1e-6)
         assert abs((c.at(wall) - when).total_seconds()) < 1e-5
     # an instant given in another timezone maps to the same wall time
-    assert c.wall_time_of(START.astimezone(timezone.utc)) == ANCHOR
+    assert c.wall_time_of(START.astimezone(UTC)) == ANCHOR
 
 
 def test_virtual_now_follows_time_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -178,7 +181,7 @@ def test_virtual_clock_across_dst_is_exact_elapsed_time() -> None:
     start = datetime(2026, 3, 7, 12, 0, tzinfo=NEW_YORK)
     c = VirtualClock(start, speed=1, anchor=0.0, tz=NEW_YORK)
     later = c.at(24 * 3600.0)
-    assert (later.astimezone(timezone.utc) - start.astimezone(timezone.utc)) == timedelta(hours=24)
+    assert (later.astimezone(UTC) - start.astimezone(UTC)) == timedelta(hours=24)
     assert later.hour == 13 and later.utcoffset() == timedelta(hours=-4)
     assert c.wall_time_of(later) == pytest.approx(24 * 3600.0)
 
@@ -206,6 +209,7 @@ def test_clocks_satisfy_protocol() -> None:
 
 
 # --------------------------------------------------------------------------- sim_spec
+
 
 @pytest.mark.parametrize("speed", [1, 60, 2.5, 1 / 3, 1234567, 0.001])
 @pytest.mark.parametrize("anchor", [ANCHOR, 1_795_000_000, 1_700_000_000.123456])
@@ -245,6 +249,7 @@ def test_sim_spec_rejects_naive_start() -> None:
 
 
 # --------------------------------------------------------------------------- ManualClock
+
 
 async def test_manual_sleep_until_wakes_when_advanced() -> None:
     c = ManualClock(START)
@@ -305,7 +310,7 @@ async def test_manual_set_never_goes_backwards() -> None:
 
 async def test_manual_sleep_until_accepts_other_timezone() -> None:
     c = ManualClock(START)
-    task = asyncio.create_task(c.sleep_until((START + timedelta(seconds=60)).astimezone(timezone.utc)))
+    task = asyncio.create_task(c.sleep_until((START + timedelta(seconds=60)).astimezone(UTC)))
     await settle()
     assert not task.done()
     c.advance(60)
@@ -339,10 +344,11 @@ def test_manual_advance_across_dst_is_exact_elapsed_time() -> None:
     start = datetime(2026, 3, 7, 12, 0, tzinfo=NEW_YORK)
     c = ManualClock(start)
     c.advance(24 * 3600)
-    assert c.now().astimezone(timezone.utc) - start.astimezone(timezone.utc) == timedelta(hours=24)
+    assert c.now().astimezone(UTC) - start.astimezone(UTC) == timedelta(hours=24)
 
 
 # --------------------------------------------------------------------------- RealClock
+
 
 async def test_real_clock_sleep_until_computes_real_elapsed_seconds() -> None:
     asked: list[float] = []
@@ -385,7 +391,11 @@ def _spawn(env_value: str, walls: list[float]) -> subprocess.Popen[str]:
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return subprocess.Popen(
         [sys.executable, "-c", CHILD, *map(repr, walls)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

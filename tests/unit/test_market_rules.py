@@ -4,10 +4,11 @@ The expected values come from an independent reference built in this file: the f
 prices is enumerated band by band from the spec table (strategies.md §0.4 B1, kis.md §7), and
 rounding/stepping are answered by bisecting that list with exact ``Decimal`` arithmetic.
 """
+
 from __future__ import annotations
 
 import bisect
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import pytest
@@ -71,8 +72,8 @@ def ref_down(p: int, n: int = 1) -> int:
 
 
 def ref_limits(base: int) -> tuple[int, int]:
-    lo = (Decimal(base) * Decimal("0.7"))
-    hi = (Decimal(base) * Decimal("1.3"))
+    lo = Decimal(base) * Decimal("0.7")
+    hi = Decimal(base) * Decimal("1.3")
     return ref_round_up(lo), ref_round_down(hi)
 
 
@@ -91,13 +92,27 @@ EDGES = [2_000, 5_000, 20_000, 50_000, 200_000, 500_000]
 @pytest.mark.parametrize(
     ("price", "tick"),
     [
-        (1, 1), (999, 1), (1_999, 1),
-        (2_000, 5), (3_500, 5), (4_999, 5),
-        (5_000, 10), (12_340, 10), (19_999, 10),
-        (20_000, 50), (33_350, 50), (49_999, 50),
-        (50_000, 100), (123_400, 100), (199_999, 100),
-        (200_000, 500), (350_500, 500), (499_999, 500),
-        (500_000, 1_000), (1_234_000, 1_000), (9_999_000, 1_000),
+        (1, 1),
+        (999, 1),
+        (1_999, 1),
+        (2_000, 5),
+        (3_500, 5),
+        (4_999, 5),
+        (5_000, 10),
+        (12_340, 10),
+        (19_999, 10),
+        (20_000, 50),
+        (33_350, 50),
+        (49_999, 50),
+        (50_000, 100),
+        (123_400, 100),
+        (199_999, 100),
+        (200_000, 500),
+        (350_500, 500),
+        (499_999, 500),
+        (500_000, 1_000),
+        (1_234_000, 1_000),
+        (9_999_000, 1_000),
     ],
 )
 def test_tick_size_table(price: int, tick: int) -> None:
@@ -121,16 +136,44 @@ def test_tick_size_matches_reference_everywhere_on_a_sweep() -> None:
 
 # --------------------------------------------------------------------------- is_on_tick
 
+
 @pytest.mark.parametrize(
     ("price", "on"),
     [
-        (1_999, True), (2_000, True), (2_001, False), (2_003, False), (2_005, True),
-        (4_995, True), (4_999, False), (5_000, True), (5_005, False), (5_010, True),
-        (19_990, True), (19_995, False), (20_000, True), (20_010, False), (20_050, True),
-        (49_950, True), (49_990, False), (50_000, True), (50_050, False), (50_100, True),
-        (199_900, True), (199_950, False), (200_000, True), (200_100, False), (200_500, True),
-        (499_500, True), (499_900, False), (500_000, True), (500_500, False), (501_000, True),
-        (1_234, True), (1_234.5, False), (0, False), (-5, False),
+        (1_999, True),
+        (2_000, True),
+        (2_001, False),
+        (2_003, False),
+        (2_005, True),
+        (4_995, True),
+        (4_999, False),
+        (5_000, True),
+        (5_005, False),
+        (5_010, True),
+        (19_990, True),
+        (19_995, False),
+        (20_000, True),
+        (20_010, False),
+        (20_050, True),
+        (49_950, True),
+        (49_990, False),
+        (50_000, True),
+        (50_050, False),
+        (50_100, True),
+        (199_900, True),
+        (199_950, False),
+        (200_000, True),
+        (200_100, False),
+        (200_500, True),
+        (499_500, True),
+        (499_900, False),
+        (500_000, True),
+        (500_500, False),
+        (501_000, True),
+        (1_234, True),
+        (1_234.5, False),
+        (0, False),
+        (-5, False),
     ],
 )
 def test_is_on_tick(price: float, on: bool) -> None:
@@ -150,6 +193,7 @@ def test_is_on_tick_tolerates_float_noise() -> None:
 
 
 # --------------------------------------------------------------------------- rounding
+
 
 @pytest.mark.parametrize(
     ("price", "down", "up", "nearest"),
@@ -197,7 +241,7 @@ def test_brief_examples() -> None:
 
 
 def test_grid_prices_are_fixed_points() -> None:
-    for p in GRID[:: 3]:
+    for p in GRID[::3]:
         if p > 3_000_000:
             break
         assert mr.round_down(p) == p
@@ -238,6 +282,7 @@ def test_rounding_results_are_on_grid_and_bracket_price() -> None:
 
 # --------------------------------------------------------------------------- up / down
 
+
 @pytest.mark.parametrize(
     ("fn", "price", "n", "expected"),
     [
@@ -255,15 +300,15 @@ def test_rounding_results_are_on_grid_and_bracket_price() -> None:
         (mr.up, 499_500, 1, 500_000),
         (mr.up, 500_000, 1, 501_000),
         # several steps across an edge: tick re-read every step
-        (mr.up, 4_990, 3, 5_010),        # 4995, 5000, 5010
-        (mr.up, 19_980, 4, 20_100),      # 19990, 20000, 20050, 20100
-        (mr.up, 1_998, 4, 2_010),        # 1999, 2000, 2005, 2010
-        (mr.down, 5_010, 3, 4_990),      # 5000, 4995, 4990
-        (mr.down, 20_050, 3, 19_980),    # 20000, 19990, 19980
+        (mr.up, 4_990, 3, 5_010),  # 4995, 5000, 5010
+        (mr.up, 19_980, 4, 20_100),  # 19990, 20000, 20050, 20100
+        (mr.up, 1_998, 4, 2_010),  # 1999, 2000, 2005, 2010
+        (mr.down, 5_010, 3, 4_990),  # 5000, 4995, 4990
+        (mr.down, 20_050, 3, 19_980),  # 20000, 19990, 19980
         (mr.down, 500_000, 3, 498_500),  # 499500, 499000, 498500
-        (mr.down, 2_010, 4, 1_998),      # 2005, 2000, 1999, 1998
+        (mr.down, 2_010, 4, 1_998),  # 2005, 2000, 1999, 1998
         (mr.down, 200_500, 2, 199_900),  # 200000, 199900
-        (mr.up, 199_800, 3, 200_500),    # 199900, 200000, 200500
+        (mr.up, 199_800, 3, 200_500),  # 199900, 200000, 200500
         (mr.up, 12_340, 0, 12_340),
         (mr.down, 12_340, 0, 12_340),
     ],
@@ -297,19 +342,20 @@ def test_down_never_goes_below_one() -> None:
 
 # --------------------------------------------------------------------------- price limits
 
+
 @pytest.mark.parametrize(
     ("base", "expected"),
     [
-        (1_600, (1_120, 2_080)),       # upper lands in the 5-tick band
-        (45_000, (31_500, 58_500)),    # upper lands in the 100-tick band
-        (56_200, (39_350, 73_000)),    # lower lands in the 50-tick band
+        (1_600, (1_120, 2_080)),  # upper lands in the 5-tick band
+        (45_000, (31_500, 58_500)),  # upper lands in the 100-tick band
+        (56_200, (39_350, 73_000)),  # lower lands in the 50-tick band
         (10_000, (7_000, 13_000)),
         (1_000, (700, 1_300)),
         (3_000, (2_100, 3_900)),
-        (2_860, (2_005, 3_715)),       # 0.7·base = 2,002 rounds inward (up) to 2,005
-        (2_850, (1_995, 3_705)),       # 0.7·base = 1,995 exactly, on the 1-tick band
-        (7_130, (4_995, 9_260)),       # 4,991 rounds up to 4,995 (still the 5-tick band)
-        (38_500, (26_950, 50_000)),    # upper exactly on the 50,000 edge
+        (2_860, (2_005, 3_715)),  # 0.7·base = 2,002 rounds inward (up) to 2,005
+        (2_850, (1_995, 3_705)),  # 0.7·base = 1,995 exactly, on the 1-tick band
+        (7_130, (4_995, 9_260)),  # 4,991 rounds up to 4,995 (still the 5-tick band)
+        (38_500, (26_950, 50_000)),  # upper exactly on the 50,000 edge
         (16_000, (11_200, 20_800)),
         (160_000, (112_000, 208_000)),
         (400_000, (280_000, 520_000)),
@@ -344,6 +390,7 @@ def test_price_limits_match_reference_for_every_grid_base() -> None:
 
 # --------------------------------------------------------------------------- marketable limits
 
+
 def ref_marketable(ref_price: int, buy: bool, pct: str = "0.003", ticks: int = 3) -> int:
     x = Decimal(ref_price) * (1 + Decimal(pct) if buy else 1 - Decimal(pct))
     if buy:
@@ -354,11 +401,11 @@ def ref_marketable(ref_price: int, buy: bool, pct: str = "0.003", ticks: int = 3
 @pytest.mark.parametrize(
     ("ref_price", "buy", "expected"),
     [
-        (10_000, True, 10_030),   # 0.3% = 30 = 3 ticks
+        (10_000, True, 10_030),  # 0.3% = 30 = 3 ticks
         (10_000, False, 9_970),
-        (4_990, True, 5_010),     # crosses 5,000 edge: 5004.97 -> 5010
-        (5_000, False, 4_985),    # 4985 either way
-        (50_000, True, 50_300),   # 3 ticks (300) > 0.3% (150)
+        (4_990, True, 5_010),  # crosses 5,000 edge: 5004.97 -> 5010
+        (5_000, False, 4_985),  # 4985 either way
+        (50_000, True, 50_300),  # 3 ticks (300) > 0.3% (150)
         (50_000, False, 49_850),  # 3 ticks down: 49950, 49900, 49850; 0.3% -> 49850
         (1_000, True, 1_003),
         (1_000, False, 997),
@@ -421,7 +468,7 @@ def test_session_phase_boundaries(t: tuple[int, int, int], phase: SessionPhase) 
     now = kst(*t)
     assert mr.session_phase(now) is phase
     # the same instant expressed in UTC gives the same phase
-    assert mr.session_phase(now.astimezone(timezone.utc)) is phase
+    assert mr.session_phase(now.astimezone(UTC)) is phase
 
 
 def test_session_phase_microsecond_before_open() -> None:
@@ -431,9 +478,9 @@ def test_session_phase_microsecond_before_open() -> None:
 
 def test_session_phase_utc_input_is_evaluated_in_kst() -> None:
     # 00:00 UTC == 09:00 KST
-    assert mr.session_phase(datetime(2026, 2, 27, 0, 0, tzinfo=timezone.utc)) is SessionPhase.CONTINUOUS
+    assert mr.session_phase(datetime(2026, 2, 27, 0, 0, tzinfo=UTC)) is SessionPhase.CONTINUOUS
     # 23:45 UTC the day before == 08:45 KST
-    assert mr.session_phase(datetime(2026, 2, 26, 23, 45, tzinfo=timezone.utc)) is SessionPhase.PRE_OPEN_AUCTION
+    assert mr.session_phase(datetime(2026, 2, 26, 23, 45, tzinfo=UTC)) is SessionPhase.PRE_OPEN_AUCTION
 
 
 @pytest.mark.parametrize("t", [(8, 45, 0), (9, 0, 0), (12, 0, 0), (15, 25, 0), (16, 0, 0)])

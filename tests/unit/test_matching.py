@@ -1,4 +1,5 @@
 """The paper matching engine: resting and crossing, partial fills, reservations, rejections, fees."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -32,22 +33,31 @@ def tick(price: float, seconds: float, qty: int = 1_000, symbol: str = SYM) -> T
     return Tick(symbol, at(seconds), price, qty)
 
 
-def buy(cid: str, qty: int, price: float | None = None, order_type: OrderType = OrderType.LIMIT,
-        symbol: str = SYM) -> OrderRequest:
+def buy(
+    cid: str, qty: int, price: float | None = None, order_type: OrderType = OrderType.LIMIT, symbol: str = SYM
+) -> OrderRequest:
     return OrderRequest(cid, symbol, Side.BUY, qty, order_type, price)
 
 
-def sell(cid: str, qty: int, price: float | None = None, order_type: OrderType = OrderType.LIMIT,
-         symbol: str = SYM) -> OrderRequest:
+def sell(
+    cid: str, qty: int, price: float | None = None, order_type: OrderType = OrderType.LIMIT, symbol: str = SYM
+) -> OrderRequest:
     return OrderRequest(cid, symbol, Side.SELL, qty, order_type, price)
 
 
 def snapshot(engine: MatchingEngine) -> tuple[object, ...]:
-    return (engine.account(), engine.positions(), engine.open_orders(), engine.reserved_cash(),
-            engine.reserved_shares(SYM), engine.fills())
+    return (
+        engine.account(),
+        engine.positions(),
+        engine.open_orders(),
+        engine.reserved_cash(),
+        engine.reserved_shares(SYM),
+        engine.fills(),
+    )
 
 
 # -- resting and crossing -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("through", [9_900, 9_880])
 def test_buy_limit_below_market_rests_until_the_tape_trades_at_or_through_it(through: float) -> None:
@@ -85,7 +95,9 @@ def test_market_and_marketable_limit_orders_fill_at_tape_prices() -> None:
     updates = engine.on_tick(tick(10_020, 2))
 
     assert [(u.order.client_order_id, u.fill.price, u.fill.qty) for u in updates] == [
-        ("m1", 10_020, 5), ("ml1", 10_020, 5)]
+        ("m1", 10_020, 5),
+        ("ml1", 10_020, 5),
+    ]
 
 
 def test_marketable_limit_uses_band_bps_and_stays_inside_the_daily_limits() -> None:
@@ -107,6 +119,7 @@ def test_orders_fill_only_on_prints_after_their_submission() -> None:
 
 # -- partial fills and the participation cap ---------------------------------------------------
 
+
 def test_partial_fills_add_up_to_the_order_and_to_the_account_change() -> None:
     engine = make_engine(fees=FeeSchedule())
     cash0 = engine.account().cash
@@ -114,8 +127,11 @@ def test_partial_fills_add_up_to_the_order_and_to_the_account_change() -> None:
 
     updates = [u for i, p in enumerate([9_990, 10_000, 9_980], 1) for u in engine.on_tick(tick(p, i, qty=40))]
 
-    assert [u.order.status for u in updates] == [OrderStatus.PARTIALLY_FILLED, OrderStatus.PARTIALLY_FILLED,
-                                                 OrderStatus.FILLED]
+    assert [u.order.status for u in updates] == [
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.FILLED,
+    ]
     fills = [u.fill for u in updates]
     assert [f.qty for f in fills] == [10, 10, 5]
     assert sum(f.qty for f in fills) == 25
@@ -162,6 +178,7 @@ def test_execution_ids_are_unique_and_deterministic() -> None:
 
 
 # -- cancel and idempotency -------------------------------------------------------------------
+
 
 def test_cancel_of_a_filled_order_is_rejected() -> None:
     engine = make_engine()
@@ -211,25 +228,29 @@ def test_resubmitting_a_client_order_id_creates_nothing() -> None:
 
 # -- rejections ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("req", "code"), [
-    (buy("x", 1, 10_005), RejectCode.OFF_TICK),
-    (buy("x", 1, 10_000.5), RejectCode.OFF_TICK),
-    (buy("x", 1, None), RejectCode.INVALID_PRICE),
-    (buy("x", 1, 0), RejectCode.INVALID_PRICE),
-    (buy("x", 1, -10_000), RejectCode.INVALID_PRICE),
-    (buy("x", 1, 13_010), RejectCode.OUTSIDE_PRICE_LIMIT),
-    (buy("x", 1, 6_990), RejectCode.OUTSIDE_PRICE_LIMIT),
-    (buy("x", 1, 50_100, symbol=EDGE), RejectCode.OUTSIDE_PRICE_LIMIT),
-    (buy("x", 1, 26_900, symbol=EDGE), RejectCode.OUTSIDE_PRICE_LIMIT),
-    (buy("x", 0, 10_000), RejectCode.INVALID_QTY),
-    (buy("x", -5, 10_000), RejectCode.INVALID_QTY),
-    (sell("x", 0, 10_000), RejectCode.INVALID_QTY),
-    (buy("x", 1, 10_000, symbol="999999"), RejectCode.UNKNOWN_SYMBOL),
-    (buy("x", 10_001, 10_000), RejectCode.INSUFFICIENT_CASH),
-    (sell("x", 11, 10_000), RejectCode.INSUFFICIENT_SHARES),
-    (sell("x", 1, 40_000, symbol=EDGE), RejectCode.INSUFFICIENT_SHARES),
-    (sell("x", 1, order_type=OrderType.MARKET, symbol=EDGE), RejectCode.INSUFFICIENT_SHARES),
-])
+
+@pytest.mark.parametrize(
+    ("req", "code"),
+    [
+        (buy("x", 1, 10_005), RejectCode.OFF_TICK),
+        (buy("x", 1, 10_000.5), RejectCode.OFF_TICK),
+        (buy("x", 1, None), RejectCode.INVALID_PRICE),
+        (buy("x", 1, 0), RejectCode.INVALID_PRICE),
+        (buy("x", 1, -10_000), RejectCode.INVALID_PRICE),
+        (buy("x", 1, 13_010), RejectCode.OUTSIDE_PRICE_LIMIT),
+        (buy("x", 1, 6_990), RejectCode.OUTSIDE_PRICE_LIMIT),
+        (buy("x", 1, 50_100, symbol=EDGE), RejectCode.OUTSIDE_PRICE_LIMIT),
+        (buy("x", 1, 26_900, symbol=EDGE), RejectCode.OUTSIDE_PRICE_LIMIT),
+        (buy("x", 0, 10_000), RejectCode.INVALID_QTY),
+        (buy("x", -5, 10_000), RejectCode.INVALID_QTY),
+        (sell("x", 0, 10_000), RejectCode.INVALID_QTY),
+        (buy("x", 1, 10_000, symbol="999999"), RejectCode.UNKNOWN_SYMBOL),
+        (buy("x", 10_001, 10_000), RejectCode.INSUFFICIENT_CASH),
+        (sell("x", 11, 10_000), RejectCode.INSUFFICIENT_SHARES),
+        (sell("x", 1, 40_000, symbol=EDGE), RejectCode.INSUFFICIENT_SHARES),
+        (sell("x", 1, order_type=OrderType.MARKET, symbol=EDGE), RejectCode.INSUFFICIENT_SHARES),
+    ],
+)
 def test_bad_orders_are_rejected_with_a_code_and_change_nothing(req: OrderRequest, code: RejectCode) -> None:
     engine = make_engine()
     engine.set_position(SYM, 10, 9_000)
@@ -302,8 +323,10 @@ def test_a_sell_fill_never_exceeds_the_shares_held_even_after_admin_drift() -> N
     assert engine.on_tick(tick(10_000, 2)) == []
 
 
-@pytest.mark.parametrize(("hhmm", "accepted"), [
-    ((8, 0), False), ((8, 30), True), ((9, 0), True), ((15, 25), True), ((15, 30), False), ((16, 0), False)])
+@pytest.mark.parametrize(
+    ("hhmm", "accepted"),
+    [((8, 0), False), ((8, 30), True), ((9, 0), True), ((15, 25), True), ((15, 30), False), ((16, 0), False)],
+)
 def test_orders_are_accepted_only_during_the_regular_session(hhmm: tuple[int, int], accepted: bool) -> None:
     engine = make_engine(order_window=regular_session)
     now = OPEN.replace(hour=hhmm[0], minute=hhmm[1])
@@ -317,6 +340,7 @@ def test_orders_are_accepted_only_during_the_regular_session(hhmm: tuple[int, in
 
 
 # -- fees and P&L -------------------------------------------------------------------------
+
 
 def test_fee_schedule_defaults() -> None:
     fees = FeeSchedule()
@@ -359,6 +383,7 @@ def test_partial_close_realizes_against_the_average_price() -> None:
 
 # -- the day, quotes, account -------------------------------------------------------------
 
+
 def test_day_expiry_expires_working_orders_and_closes_the_book() -> None:
     engine = make_engine()
     engine.set_position(SYM, 10, 9_000)
@@ -370,7 +395,9 @@ def test_day_expiry_expires_working_orders_and_closes_the_book() -> None:
     updates = engine.expire_day(at(3600))
 
     assert [(u.order.client_order_id, u.order.status, u.order.reason) for u in updates] == [
-        ("b1", OrderStatus.EXPIRED, "DAY_END"), ("s1", OrderStatus.EXPIRED, "DAY_END")]
+        ("b1", OrderStatus.EXPIRED, "DAY_END"),
+        ("s1", OrderStatus.EXPIRED, "DAY_END"),
+    ]
     assert engine.get_order("b1").filled_qty == 9
     assert engine.get_order("done").status is OrderStatus.FILLED
     assert engine.open_orders() == [] and engine.reserved_cash() == 0 and engine.reserved_shares(SYM) == 0
@@ -422,6 +449,7 @@ def test_plain_string_enums_are_understood_and_garbage_is_invalid() -> None:
 
 def test_reserved_cash_kept_incrementally_equals_a_full_recount() -> None:
     import random
+
     rng = random.Random(11)
     engine = make_engine(fees=FeeSchedule())
     accepted = 0
@@ -439,7 +467,10 @@ def test_reserved_cash_kept_incrementally_equals_a_full_recount() -> None:
             engine.cancel(victim.client_order_id, at(step))
         else:
             engine.on_tick(tick(float(10_000 + 10 * rng.randint(-20, 20)), step + 0.5, qty=rng.randint(1, 40)))
-        recount = sum(engine._reservation(o.qty - o.filled_qty, o.limit_price or 0.0)
-                      for o in engine.open_orders() if o.side is Side.BUY)
+        recount = sum(
+            engine._reservation(o.qty - o.filled_qty, o.limit_price or 0.0)
+            for o in engine.open_orders()
+            if o.side is Side.BUY
+        )
         assert abs(engine.reserved_cash() - recount) < 1e-6, step
     assert accepted > 100 and engine.fills() and engine.open_orders()

@@ -1,4 +1,5 @@
 """Domain models and the broker error taxonomy."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -23,6 +24,7 @@ TS = datetime(2026, 2, 27, 9, 0, tzinfo=KST)
 
 # --------------------------------------------------------------------------- models
 
+
 @pytest.mark.parametrize(
     ("status", "terminal"),
     [
@@ -40,14 +42,26 @@ def test_order_status_is_terminal(status: OrderStatus, terminal: bool) -> None:
 
 def test_every_status_is_classified() -> None:
     assert {s for s in OrderStatus if s.is_terminal} == {
-        OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
+        OrderStatus.FILLED,
+        OrderStatus.CANCELLED,
+        OrderStatus.REJECTED,
+        OrderStatus.EXPIRED,
+    }
 
 
 def _order(status: OrderStatus, qty: int = 10, filled: int = 0) -> BrokerOrder:
     return BrokerOrder(
-        client_order_id="c1", broker_order_id="0000000001", symbol="005930", side=Side.BUY,
-        qty=qty, order_type=OrderType.LIMIT, limit_price=70_000, status=status,
-        created_at=TS, updated_at=TS, filled_qty=filled,
+        client_order_id="c1",
+        broker_order_id="0000000001",
+        symbol="005930",
+        side=Side.BUY,
+        qty=qty,
+        order_type=OrderType.LIMIT,
+        limit_price=70_000,
+        status=status,
+        created_at=TS,
+        updated_at=TS,
+        filled_qty=filled,
     )
 
 
@@ -57,7 +71,7 @@ def _order(status: OrderStatus, qty: int = 10, filled: int = 0) -> BrokerOrder:
         (OrderStatus.NEW, 10, 0, 10),
         (OrderStatus.PARTIALLY_FILLED, 10, 4, 6),
         (OrderStatus.FILLED, 10, 10, 0),
-        (OrderStatus.CANCELLED, 10, 4, 0),   # cancelled remainder leaves nothing open
+        (OrderStatus.CANCELLED, 10, 4, 0),  # cancelled remainder leaves nothing open
         (OrderStatus.REJECTED, 10, 0, 0),
         (OrderStatus.EXPIRED, 10, 3, 0),
     ],
@@ -83,6 +97,7 @@ def test_side_sign_and_string_values() -> None:
 
 
 # --------------------------------------------------------------------------- errors
+
 
 @pytest.mark.parametrize(
     ("cls", "code"),
@@ -128,7 +143,12 @@ def test_outcome_unknown_carries_client_order_id() -> None:
 
 
 def test_taxonomy_can_be_caught_as_broker_error() -> None:
-    for exc in (OrderRejected("x"), RateLimited("x"), BrokerUnavailable("x"), AuthError("x"),
-                OutcomeUnknown("x", client_order_id="c")):
+    for exc in (
+        OrderRejected("x"),
+        RateLimited("x"),
+        BrokerUnavailable("x"),
+        AuthError("x"),
+        OutcomeUnknown("x", client_order_id="c"),
+    ):
         with pytest.raises(BrokerError):
             raise exc

@@ -1,4 +1,5 @@
 """PaperBroker over a PaperExchange replaying a StaticFeed on a ManualClock (the feed drives time)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,7 +38,10 @@ def falling_tape(n: int = 6, qty: int = 40) -> list[Tick]:
     return ticks
 
 
-def make(ticks: list[Tick], start: datetime = at(9, 0), **kw: object) -> tuple[PaperExchange, PaperBroker]:
+OPEN = at(9, 0)
+
+
+def make(ticks: list[Tick], start: datetime = OPEN, **kw: object) -> tuple[PaperExchange, PaperBroker]:
     exchange = PaperExchange(feed(ticks), ManualClock(start), **kw)  # type: ignore[arg-type]
     return exchange, PaperBroker(exchange)
 
@@ -64,8 +68,12 @@ async def test_end_to_end_updates_fills_positions_and_account_agree() -> None:
     await exchange.run()
 
     got = await collect(broker, updates)
-    assert [u.order.status for u in got] == [OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED,
-                                             OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED]
+    assert [u.order.status for u in got] == [
+        OrderStatus.NEW,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.FILLED,
+    ]
     assert all(u.order.client_order_id == "b1" == order.client_order_id for u in got)
     fills = [u.fill for u in got if u.fill is not None]
     assert [(f.qty, f.price) for f in fills] == [(10, 9_990), (10, 9_980), (5, 9_970)]
@@ -120,7 +128,10 @@ async def test_rejections_and_cancels_are_published() -> None:
 
     got = await collect(broker, updates)
     assert [(u.order.client_order_id, u.order.status) for u in got] == [
-        ("bad", OrderStatus.REJECTED), ("b1", OrderStatus.NEW), ("b1", OrderStatus.CANCELLED)]
+        ("bad", OrderStatus.REJECTED),
+        ("b1", OrderStatus.NEW),
+        ("b1", OrderStatus.CANCELLED),
+    ]
 
 
 async def test_subscription_capacity_is_enforced() -> None:
@@ -162,13 +173,16 @@ async def test_bars_show_only_what_has_happened_by_now() -> None:
 
     bars = await broker.get_bars(SYM, at(9, 0), at(9, 10))
     assert [(b.ts, b.open, b.close, b.volume) for b in bars] == [
-        (at(9, 0), 10_000, 10_003, 20), (at(9, 1), 10_010, 10_013, 20)]
+        (at(9, 0), 10_000, 10_003, 20),
+        (at(9, 1), 10_010, 10_013, 20),
+    ]
     assert exchange.ticks_skipped == 3
 
     exchange.clock.set(at(9, 3, 10))  # type: ignore[attr-defined]
     bars = await broker.get_bars(SYM, at(9, 1), at(9, 10), interval="2m")
     assert [(b.ts, b.open, b.high, b.low, b.close, b.volume) for b in bars] == [
-        (at(9, 2), 10_020, 10_030, 10_020, 10_030, 30)]
+        (at(9, 2), 10_020, 10_030, 10_020, 10_030, 30)
+    ]
 
 
 async def test_joining_mid_session_skips_earlier_prints_but_knows_the_last_price() -> None:

@@ -1,4 +1,5 @@
 """A paper account that survives restarts: PaperStateStore, the exchange/broker hooks, the OMS wiring."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,8 @@ from broker_core.paper.exchange import PaperExchange
 from broker_core.paper.feed import StaticFeed
 from broker_core.paper.matching import MatchingEngine
 from broker_core.paper.persistence import PaperStateStore
-from trader.paper_wiring import PAPER_ACCOUNT_FILE, build_paper_broker
 from oms.settings import OmsConfig, OmsSettings, PaperConfig
+from trader.paper_wiring import PAPER_ACCOUNT_FILE, build_paper_broker
 
 SYM, OTHER = "005930", "035720"  # bases 10,000 (tick 10) and 50,000 (tick 50)
 DAY = date(2026, 2, 27)
@@ -45,20 +46,34 @@ def new_engine(day: date = DAY, **kw: Any) -> MatchingEngine:
     return MatchingEngine({SYM: 10_000, OTHER: 50_000}, session_date=day, **kw)
 
 
-def buy(cid: str, qty: int, price: float | None = None, order_type: OrderType = OrderType.LIMIT,
-        symbol: str = SYM) -> OrderRequest:
+def buy(
+    cid: str, qty: int, price: float | None = None, order_type: OrderType = OrderType.LIMIT, symbol: str = SYM
+) -> OrderRequest:
     return OrderRequest(cid, symbol, Side.BUY, qty, order_type, price)
 
 
-def sell(cid: str, qty: int, price: float | None = None, order_type: OrderType = OrderType.LIMIT,
-         symbol: str = SYM) -> OrderRequest:
+def sell(
+    cid: str, qty: int, price: float | None = None, order_type: OrderType = OrderType.LIMIT, symbol: str = SYM
+) -> OrderRequest:
     return OrderRequest(cid, symbol, Side.SELL, qty, order_type, price)
 
 
 def account_view(engine: MatchingEngine) -> tuple[Any, ...]:
-    return (engine.account(), engine.positions(), engine.orders(), engine.open_orders(), engine.fills(),
-            engine.reserved_cash(), engine.reserved_shares(SYM), engine.reserved_shares(OTHER), engine.closed,
-            engine.last_price(SYM), engine.last_price(OTHER), engine.matched_through, engine.session_date)
+    return (
+        engine.account(),
+        engine.positions(),
+        engine.orders(),
+        engine.open_orders(),
+        engine.fills(),
+        engine.reserved_cash(),
+        engine.reserved_shares(SYM),
+        engine.reserved_shares(OTHER),
+        engine.closed,
+        engine.last_price(SYM),
+        engine.last_price(OTHER),
+        engine.matched_through,
+        engine.session_date,
+    )
 
 
 def busy_engine() -> MatchingEngine:
@@ -72,17 +87,16 @@ def busy_engine() -> MatchingEngine:
     engine.submit(buy("partial", 100, 9_990), at(9, 0, 3))
     engine.submit(buy("rests", 20, 9_500), at(9, 0, 4))
     engine.submit(buy("mkt", 5, order_type=OrderType.MARKET, symbol=OTHER), at(9, 0, 5))
-    engine.submit(OrderRequest("mlimit", SYM, Side.BUY, 3, OrderType.MARKETABLE_LIMIT, band_bps=50),
-                  at(9, 0, 6))
+    engine.submit(OrderRequest("mlimit", SYM, Side.BUY, 3, OrderType.MARKETABLE_LIMIT, band_bps=50), at(9, 0, 6))
     engine.submit(sell("sell-other", 10, 52_000, symbol=OTHER), at(9, 0, 7))
     engine.submit(buy("cancelled", 1, 9_000), at(9, 0, 8))
     engine.cancel("cancelled", at(9, 0, 9))
     with pytest.raises(OrderRejected):
         engine.submit(buy("rejected", 1, 9_995), at(9, 0, 10))
     # 40 × 0.25 = 10 shares per print, in time priority
-    engine.on_tick(Tick(SYM, at(9, 0, 11), 9_990, 40))   # filled 10 @ 9,990
-    engine.on_tick(Tick(SYM, at(9, 0, 12), 9_990, 40))   # partial 10
-    engine.on_tick(Tick(SYM, at(9, 0, 12), 9_980, 40))   # partial 20 (a second print of the same second)
+    engine.on_tick(Tick(SYM, at(9, 0, 11), 9_990, 40))  # filled 10 @ 9,990
+    engine.on_tick(Tick(SYM, at(9, 0, 12), 9_990, 40))  # partial 10
+    engine.on_tick(Tick(SYM, at(9, 0, 12), 9_980, 40))  # partial 20 (a second print of the same second)
     engine.on_tick(Tick(OTHER, at(9, 0, 13), 50_000, 8))  # mkt 2 of 5
     assert engine.get_order("filled").status is OrderStatus.FILLED
     assert engine.get_order("partial").status is OrderStatus.PARTIALLY_FILLED
@@ -92,10 +106,11 @@ def busy_engine() -> MatchingEngine:
 
 # -- the store on its own ----------------------------------------------------------------------
 
+
 def test_save_then_load_restores_the_identical_account(tmp_path: Path) -> None:
     engine = busy_engine()
     store = PaperStateStore(tmp_path / "paper.db")
-    assert store.load(new_engine()) is False          # an empty file
+    assert store.load(new_engine()) is False  # an empty file
     assert store.save(engine) is True
     assert not engine.dirty and store.save(engine) is False  # nothing changed: nothing written
 
@@ -104,8 +119,7 @@ def test_save_then_load_restores_the_identical_account(tmp_path: Path) -> None:
 
     assert account_view(restored) == account_view(engine)
     assert restored.account().buyable_cash == engine.account().buyable_cash
-    assert {o.client_order_id for o in restored.open_orders()} == {"partial", "rests", "mkt", "mlimit",
-                                                                  "sell-other"}
+    assert {o.client_order_id for o in restored.open_orders()} == {"partial", "rests", "mkt", "mlimit", "sell-other"}
     assert not restored.dirty
 
 
@@ -116,8 +130,12 @@ def test_restored_working_orders_keep_matching_like_the_original(tmp_path: Path)
     restored = new_engine()
     PaperStateStore(tmp_path / "paper.db").load(restored)
 
-    later = [Tick(SYM, at(9, 1), 9_980, 400), Tick(OTHER, at(9, 1, 1), 50_000, 400),
-             Tick(OTHER, at(9, 1, 2), 52_000, 400), Tick(SYM, at(9, 1, 3), 9_500, 400)]
+    later = [
+        Tick(SYM, at(9, 1), 9_980, 400),
+        Tick(OTHER, at(9, 1, 1), 50_000, 400),
+        Tick(OTHER, at(9, 1, 2), 52_000, 400),
+        Tick(SYM, at(9, 1, 3), 9_500, 400),
+    ]
     for tick in later:
         assert restored.on_tick(tick) == engine.on_tick(tick)
     assert account_view(restored) == account_view(engine)
@@ -189,13 +207,13 @@ def test_a_new_session_date_carries_cash_and_positions_and_drops_the_old_day(tmp
     today = new_engine(NEXT_DAY)
     store = PaperStateStore(tmp_path / "paper.db")
     assert store.load(today) is False
-    assert store.stored_session_date() == NEXT_DAY       # the new day is written at once
+    assert store.stored_session_date() == NEXT_DAY  # the new day is written at once
 
     assert today.session_date == NEXT_DAY
     assert today.positions() == engine.positions()
     account = today.account()
     assert account.cash == old.cash and account.realized_pnl == 0
-    assert account.buyable_cash == account.cash          # yesterday's working orders expired: nothing reserved
+    assert account.buyable_cash == account.cash  # yesterday's working orders expired: nothing reserved
     assert today.orders() == [] and today.open_orders() == [] and today.fills() == []
     assert not today.closed and today.matched_through is None
     order = today.submit(buy("rests", 1, 9_500), at(9, 0, day=NEXT_DAY))  # yesterday's id is free again
@@ -210,6 +228,7 @@ def test_a_new_session_date_carries_cash_and_positions_and_drops_the_old_day(tmp
 
 
 # -- the exchange and the broker -----------------------------------------------------------------
+
 
 def day_tape() -> list[Tick]:
     """SYM and OTHER both print every 10 s from 09:00:10 (same timestamps), prices wandering."""
@@ -249,8 +268,12 @@ def place_orders(exchange: PaperExchange) -> None:
 
 def test_exchange_with_a_store_saves_every_change_before_it_is_published(tmp_path: Path) -> None:
     path = tmp_path / "paper.db"
-    exchange = PaperExchange(StaticFeed(DAY, day_tape(), {SYM: 10_000, OTHER: 50_000}), ManualClock(at(9, 0)),
-                             new_engine(), state_store=PaperStateStore(path))
+    exchange = PaperExchange(
+        StaticFeed(DAY, day_tape(), {SYM: 10_000, OTHER: 50_000}),
+        ManualClock(at(9, 0)),
+        new_engine(),
+        state_store=PaperStateStore(path),
+    )
     reader = PaperStateStore(path)
     checked: list[OrderUpdate] = []
 
@@ -265,7 +288,7 @@ def test_exchange_with_a_store_saves_every_change_before_it_is_published(tmp_pat
             checked.append(update)
             super().put_nowait(update)
 
-    exchange._order_subs.append(CheckingQueue())   # sees each update at the moment it is published
+    exchange._order_subs.append(CheckingQueue())  # sees each update at the moment it is published
     plain = exchange.subscribe_order_updates()
     place_orders(exchange)
     with pytest.raises(OrderRejected):
@@ -276,16 +299,23 @@ def test_exchange_with_a_store_saves_every_change_before_it_is_published(tmp_pat
     asyncio.run(exchange.run())
 
     assert exchange.fills > 0 and len(checked) == plain.qsize()
-    assert {u.order.status for u in checked} >= {OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED,
-                                                 OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+    assert {u.order.status for u in checked} >= {
+        OrderStatus.NEW,
+        OrderStatus.PARTIALLY_FILLED,
+        OrderStatus.FILLED,
+        OrderStatus.REJECTED,
+        OrderStatus.CANCELLED,
+        OrderStatus.EXPIRED,
+    }
     final = new_engine()
     assert PaperStateStore(path).load(final) is True
     assert account_view(final) == account_view(exchange.engine) and final.closed
 
 
 def reference_run() -> MatchingEngine:
-    exchange = PaperExchange(StaticFeed(DAY, day_tape(), {SYM: 10_000, OTHER: 50_000}), ManualClock(at(9, 0)),
-                             new_engine())
+    exchange = PaperExchange(
+        StaticFeed(DAY, day_tape(), {SYM: 10_000, OTHER: 50_000}), ManualClock(at(9, 0)), new_engine()
+    )
     place_orders(exchange)
     asyncio.run(exchange.run())
     return exchange.engine
@@ -293,7 +323,8 @@ def reference_run() -> MatchingEngine:
 
 @pytest.mark.parametrize("resume_clock", ["open", "crash"])
 def test_a_crash_anywhere_in_the_session_then_resume_matches_every_print_exactly_once(
-        tmp_path: Path, resume_clock: str) -> None:
+    tmp_path: Path, resume_clock: str
+) -> None:
     """Kill the replay after every possible print; the resumed account ends exactly like one
     uninterrupted run (no fill twice, none lost), whether the restarted clock starts back at
     the open (a ManualClock) or at the time of the crash."""
@@ -303,21 +334,30 @@ def test_a_crash_anywhere_in_the_session_then_resume_matches_every_print_exactly
     ticks = day_tape()
     for n in range(1, len(ticks)):
         path = tmp_path / f"crash{n}.db"
-        first = PaperExchange(CrashingFeed(ticks, n), ManualClock(at(9, 0)), new_engine(),
-                              state_store=PaperStateStore(path))
+        first = PaperExchange(
+            CrashingFeed(ticks, n), ManualClock(at(9, 0)), new_engine(), state_store=PaperStateStore(path)
+        )
         place_orders(first)
         with pytest.raises(Crash):
             asyncio.run(first.run())
 
         start = at(9, 0) if resume_clock == "open" else ticks[n - 1].ts
-        second = PaperExchange(StaticFeed(DAY, ticks, {SYM: 10_000, OTHER: 50_000}), ManualClock(start),
-                               new_engine(), state_store=PaperStateStore(path))
+        second = PaperExchange(
+            StaticFeed(DAY, ticks, {SYM: 10_000, OTHER: 50_000}),
+            ManualClock(start),
+            new_engine(),
+            state_store=PaperStateStore(path),
+        )
         assert second.restored
         assert {o.client_order_id for o in second.engine.orders()} == {"b1", "b2", "s1", "m1"}
-        place_orders_again = [second.submit(buy("b1", 60, 10_000)), second.submit(buy("m1", 7, None,
-                                                                                       OrderType.MARKET, OTHER))]
+        place_orders_again = [
+            second.submit(buy("b1", 60, 10_000)),
+            second.submit(buy("m1", 7, None, OrderType.MARKET, OTHER)),
+        ]
         assert [o.broker_order_id for o in place_orders_again] == [
-            reference.get_order("b1").broker_order_id, reference.get_order("m1").broker_order_id]
+            reference.get_order("b1").broker_order_id,
+            reference.get_order("m1").broker_order_id,
+        ]
         asyncio.run(second.run())
 
         fills = second.engine.fills()
@@ -329,16 +369,23 @@ def test_a_crash_anywhere_in_the_session_then_resume_matches_every_print_exactly
 
 async def test_paper_broker_takes_a_state_store_and_saves_injections(tmp_path: Path) -> None:
     path = tmp_path / "paper.db"
-    exchange = PaperExchange(StaticFeed(DAY, day_tape(), {SYM: 10_000, OTHER: 50_000}), ManualClock(at(9, 0)),
-                             MatchingEngine(order_window=None))
+    exchange = PaperExchange(
+        StaticFeed(DAY, day_tape(), {SYM: 10_000, OTHER: 50_000}),
+        ManualClock(at(9, 0)),
+        MatchingEngine(order_window=None),
+    )
     broker = PaperBroker(exchange, state_store=PaperStateStore(path))
     assert exchange.engine.session_date == DAY and exchange.state_store is not None
     broker.inject_position(SYM, 7, 8_000)
     broker.inject_cash(500)
     await broker.submit_order(sell("s1", 3, 10_100))
 
-    again = PaperBroker(PaperExchange(StaticFeed(DAY, day_tape(), {SYM: 10_000}), ManualClock(at(9, 5)),
-                                      MatchingEngine(order_window=None)), state_store=PaperStateStore(path))
+    again = PaperBroker(
+        PaperExchange(
+            StaticFeed(DAY, day_tape(), {SYM: 10_000}), ManualClock(at(9, 5)), MatchingEngine(order_window=None)
+        ),
+        state_store=PaperStateStore(path),
+    )
     assert again.exchange.restored
     assert await again.get_positions() == await broker.get_positions()
     assert await again.get_account() == await broker.get_account()
@@ -348,8 +395,9 @@ async def test_paper_broker_takes_a_state_store_and_saves_injections(tmp_path: P
 
 def test_a_failed_save_makes_the_submit_outcome_unknown(tmp_path: Path) -> None:
     store = PaperStateStore(tmp_path / "paper.db")
-    exchange = PaperExchange(StaticFeed(DAY, [], {SYM: 10_000}), ManualClock(at(9, 0)),
-                             MatchingEngine(order_window=None), state_store=store)
+    exchange = PaperExchange(
+        StaticFeed(DAY, [], {SYM: 10_000}), ManualClock(at(9, 0)), MatchingEngine(order_window=None), state_store=store
+    )
     store.close()
     with pytest.raises(OutcomeUnknown) as err:
         exchange.submit(buy("b1", 1, 9_000))
@@ -364,9 +412,14 @@ def test_engine_without_a_session_date_cannot_be_loaded(tmp_path: Path) -> None:
 
 # -- OMS wiring ------------------------------------------------------------------------------------
 
+
 def oms_settings(tmp_path: Path) -> OmsSettings:
-    return OmsSettings(oms_data_dir=str(tmp_path / "oms"), oms_paper_date=str(DAY),
-                       trader_data_dir=str(tmp_path / "no-krx-data"), oms_admin_key="k")
+    return OmsSettings(
+        oms_data_dir=str(tmp_path / "oms"),
+        oms_paper_date=str(DAY),
+        trader_data_dir=str(tmp_path / "no-krx-data"),
+        oms_admin_key="k",
+    )
 
 
 async def test_build_paper_broker_keeps_the_account_in_the_oms_data_dir(tmp_path: Path) -> None:
@@ -376,8 +429,7 @@ async def test_build_paper_broker_keeps_the_account_in_the_oms_data_dir(tmp_path
     assert exchange.state_store is not None
     assert exchange.state_store.path == tmp_path / "oms" / PAPER_ACCOUNT_FILE and not exchange.restored
     price = (await broker.get_quote(symbols[0])).last
-    order = await broker.submit_order(OrderRequest("c1", symbols[0], Side.BUY, 1, OrderType.LIMIT,
-                                                   float(down(price))))
+    order = await broker.submit_order(OrderRequest("c1", symbols[0], Side.BUY, 1, OrderType.LIMIT, float(down(price))))
 
     broker2, exchange2, _, _ = build_paper_broker(oms_settings(tmp_path), config, ManualClock(at(9, 40)))
     assert exchange2.restored
@@ -395,7 +447,7 @@ def test_build_paper_broker_without_persist_starts_fresh(tmp_path: Path) -> None
 
 # -- a real kill ----------------------------------------------------------------------------------
 
-CHILD_FEED = textwrap.dedent('''
+CHILD_FEED = textwrap.dedent("""
     import asyncio, sys
     from datetime import date, datetime, timedelta
     from broker_core.clock import KST, ManualClock
@@ -414,8 +466,8 @@ CHILD_FEED = textwrap.dedent('''
 
     def feed():
         return StaticFeed(date(2026, 2, 27), TICKS, {SYM: 10_000})
-''')
-CHILD = CHILD_FEED + textwrap.dedent('''
+""")
+CHILD = CHILD_FEED + textwrap.dedent("""
     async def main(path):
         exchange = PaperExchange(feed(), ManualClock(OPEN), MatchingEngine(order_window=None),
                                  state_store=PaperStateStore(path))
@@ -457,7 +509,7 @@ CHILD = CHILD_FEED + textwrap.dedent('''
         await asyncio.Event().wait()
 
     asyncio.run(main(sys.argv[1]))
-''')
+""")
 
 
 def _lines(stream: Any, out: queue.Queue[str | None]) -> None:
@@ -472,8 +524,9 @@ def test_sigkill_then_reload_finds_every_acked_order_and_every_published_fill(tm
     kill_after = random.Random(os.getpid()).randrange(20, 200)
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     errors = (tmp_path / "child.err").open("w")
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE,
-                            stderr=errors, text=True, cwd=PROJECT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(path)], stdout=subprocess.PIPE, stderr=errors, text=True, cwd=PROJECT, env=env
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True)
     reader.start()
@@ -490,7 +543,7 @@ def test_sigkill_then_reload_finds_every_acked_order_and_every_published_fill(tm
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
         errors.close()
-    while (line := lines.get(timeout=60)) is not None:   # what the child printed before it died
+    while (line := lines.get(timeout=60)) is not None:  # what the child printed before it died
         got.append(line)
     assert proc.returncode == -signal.SIGKILL
 
@@ -505,24 +558,26 @@ def test_sigkill_then_reload_finds_every_acked_order_and_every_published_fill(tm
     assert {cid: stored[cid].broker_order_id for cid in acked} == acked
     assert all(stored[cid].status is OrderStatus.CANCELLED for cid in cancelled)
     assert published <= {f.execution_id for f in state.fills}
-    _assert_consistent([s.order for s in state.orders], state.fills, state.cash, {p.symbol: p.qty for p in state.positions})
+    _assert_consistent(
+        [s.order for s in state.orders], state.fills, state.cash, {p.symbol: p.qty for p in state.positions}
+    )
 
     # the restarted exchange resumes the session: every acked order is there, nothing fills twice
     ns: dict[str, Any] = {}
     exec(compile(CHILD_FEED, "child_feed", "exec"), ns)
-    exchange = PaperExchange(ns["feed"](), ManualClock(at(9, 0)), MatchingEngine(order_window=None),
-                             state_store=PaperStateStore(path))
+    exchange = PaperExchange(
+        ns["feed"](), ManualClock(at(9, 0)), MatchingEngine(order_window=None), state_store=PaperStateStore(path)
+    )
     assert exchange.restored
     assert {cid: exchange.engine.get_order(cid).broker_order_id for cid in acked} == acked  # type: ignore[union-attr]
     before = exchange.engine.fills()
     asyncio.run(exchange.run())
     after = exchange.engine.fills()
-    assert after[:len(before)] == before
+    assert after[: len(before)] == before
     assert len({f.execution_id for f in after}) == len(after)
-    assert all(f.ts >= before[-1].ts for f in after[len(before):]) if before else True
+    assert all(f.ts >= before[-1].ts for f in after[len(before) :]) if before else True
     engine = exchange.engine
-    _assert_consistent(engine.orders(), after, engine.account().cash,
-                       {p.symbol: p.qty for p in engine.positions()})
+    _assert_consistent(engine.orders(), after, engine.account().cash, {p.symbol: p.qty for p in engine.positions()})
     assert not engine.open_orders() and engine.closed
 
 
@@ -535,6 +590,8 @@ def _assert_consistent(orders: list[BrokerOrder], fills: list[Fill], cash: float
         assert o.filled_qty == by_order.get(o.client_order_id, 0) <= o.qty, o
     net = sum(f.qty if f.side is Side.BUY else -f.qty for f in fills)
     assert positions.get(SYM, 0) == net
-    flow = sum(-(f.qty * f.price + f.commission) if f.side is Side.BUY else f.qty * f.price - f.commission - f.tax
-               for f in fills)
+    flow = sum(
+        -(f.qty * f.price + f.commission) if f.side is Side.BUY else f.qty * f.price - f.commission - f.tax
+        for f in fills
+    )
     assert cash == pytest.approx(100_000_000 + flow)

@@ -1,4 +1,5 @@
 """Token-bucket limiter driven entirely by a fake monotonic time and a fake async sleep."""
+
 from __future__ import annotations
 
 import asyncio
@@ -105,6 +106,7 @@ def assert_token_bucket_bound(times: Iterable[float], rate: float, burst: float,
 
 # --------------------------------------------------------------------------- basics
 
+
 def test_constructor_validation() -> None:
     with pytest.raises(ValueError):
         RateLimiter(0)
@@ -145,6 +147,7 @@ async def test_acquire_immediate_when_tokens_available() -> None:
 
 
 # --------------------------------------------------------------------------- the rate bound
+
 
 @pytest.mark.parametrize(("rate", "burst", "n"), [(5, 2, 40), (20, 20, 100), (2, 1, 15), (0.5, 1, 6), (3, 4.5, 30)])
 async def test_never_grants_more_than_rate_times_elapsed_plus_burst(rate: float, burst: float, n: int) -> None:
@@ -197,6 +200,7 @@ async def test_try_acquire_does_not_jump_the_queue() -> None:
 
 # --------------------------------------------------------------------------- priorities
 
+
 async def test_orders_are_served_before_market_data_regardless_of_arrival() -> None:
     ft = GatedTime()
     lim = make(1, 1, ft)
@@ -220,9 +224,14 @@ async def test_orders_are_served_before_market_data_regardless_of_arrival() -> N
         tasks.append(asyncio.create_task(caller(name, prio)))
         await settle()  # each one is queued (and the pump asleep) before the next arrives
     assert served == []
-    for expected in (["ord1"], ["ord1", "ord2"], ["ord1", "ord2", "rec1"],
-                     ["ord1", "ord2", "rec1", "md1"], ["ord1", "ord2", "rec1", "md1", "md2"],
-                     ["ord1", "ord2", "rec1", "md1", "md2", "md3"]):
+    for expected in (
+        ["ord1"],
+        ["ord1", "ord2"],
+        ["ord1", "ord2", "rec1"],
+        ["ord1", "ord2", "rec1", "md1"],
+        ["ord1", "ord2", "rec1", "md1", "md2"],
+        ["ord1", "ord2", "rec1", "md1", "md2", "md3"],
+    ):
         ft.advance(1.0)
         await settle()
         assert served == expected
@@ -269,6 +278,7 @@ async def test_same_priority_is_fifo() -> None:
 
 
 # --------------------------------------------------------------------------- cancellation
+
 
 async def test_cancelled_waiter_does_not_consume_a_token() -> None:
     ft = GatedTime()
@@ -360,6 +370,7 @@ async def test_cancel_after_grant_hands_token_to_next_waiter() -> None:
 
 
 # --------------------------------------------------------------------------- default (real) behaviour
+
 
 async def test_default_sleep_and_monotonic_are_real() -> None:
     import time as real_time

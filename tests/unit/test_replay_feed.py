@@ -1,7 +1,9 @@
 """Replay of real KRX minute data (needs ../shared/data/krx or $TRADER_DATA_DIR: fails, never skips)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -55,11 +57,16 @@ def test_minute_bars_match_the_parquet_file(krx: KrxData) -> None:
         bars = krx.minute_bars(symbol, SESSION)
         raw = _raw_minute(krx, symbol, SESSION)
         assert len(bars) == len(raw) == 381
-        for bar, row in zip(bars, raw.itertuples()):
+        for bar, row in zip(bars, raw.itertuples(), strict=True):
             assert bar.symbol == symbol and bar.interval == "1m"
             assert bar.ts == row.timestamp.to_pydatetime() and bar.ts.utcoffset() == timedelta(hours=9)
             assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (
-                row.open, row.high, row.low, row.close, row.volume)
+                row.open,
+                row.high,
+                row.low,
+                row.close,
+                row.volume,
+            )
         assert bars[-1].ts == _at(SESSION, 15, 30)
         assert bars[-2].ts == _at(SESSION, 15, 19)
 
@@ -101,11 +108,27 @@ def test_tickers_keep_leading_zeros(krx: KrxData) -> None:
 def test_prev_close_falls_back_to_the_last_minute_close(tmp_path: Path) -> None:
     (tmp_path / "minute").mkdir()
     stamps = pd.to_datetime(["2026-02-26 09:00", "2026-02-26 15:30", "2026-02-27 09:00"]).tz_localize("Asia/Seoul")
-    pd.DataFrame({"timestamp": stamps, "open": [100.0, 105.0, 106.0], "high": [101.0, 105.0, 107.0],
-                  "low": [99.0, 105.0, 106.0], "close": [100.0, 105.0, 107.0], "volume": [10, 20, 30]}
-                 ).to_parquet(tmp_path / "minute" / "012345.parquet")
-    pd.DataFrame({"ticker": ["000001"], "date": ["2026-02-26"], "open": [1.0], "high": [1.0], "low": [1.0],
-                  "close": [1.0], "volume": [1.0]}).to_parquet(tmp_path / "daily_ohlcv.parquet")
+    pd.DataFrame(
+        {
+            "timestamp": stamps,
+            "open": [100.0, 105.0, 106.0],
+            "high": [101.0, 105.0, 107.0],
+            "low": [99.0, 105.0, 106.0],
+            "close": [100.0, 105.0, 107.0],
+            "volume": [10, 20, 30],
+        }
+    ).to_parquet(tmp_path / "minute" / "012345.parquet")
+    pd.DataFrame(
+        {
+            "ticker": ["000001"],
+            "date": ["2026-02-26"],
+            "open": [1.0],
+            "high": [1.0],
+            "low": [1.0],
+            "close": [1.0],
+            "volume": [1.0],
+        }
+    ).to_parquet(tmp_path / "daily_ohlcv.parquet")
     krx = KrxData(tmp_path)
     assert krx.minute_symbols() == ["012345"]
     assert krx.sessions() == [date(2026, 2, 26), SESSION]
@@ -171,19 +194,27 @@ def test_replay_reproduces_every_minute_exactly(krx: KrxData) -> None:
     assert isinstance(feed, TickFeed)
     assert feed.session_date == SESSION and feed.symbols == PAIR
     ticks = list(feed)
-    assert all(a.ts <= b.ts for a, b in zip(ticks, ticks[1:]))
+    assert all(a.ts <= b.ts for a, b in pairwise(ticks))
     assert all(t.qty > 0 for t in ticks)
     assert feed.count_bars() == 2 * 381
     for symbol in PAIR:
         source = krx.minute_bars(symbol, SESSION)
         assert feed.bars(symbol) == source
         own = [t for t in ticks if t.symbol == symbol]
-        assert all(a.ts < b.ts for a, b in zip(own, own[1:]))
+        assert all(a.ts < b.ts for a, b in pairwise(own))
         rebuilt = ticks_to_bars(own)
         assert rebuilt == source
-        for got, want in zip(rebuilt, source):
+        for got, want in zip(rebuilt, source, strict=True):
             assert (got.symbol, got.ts, got.open, got.high, got.low, got.close, got.volume, got.interval) == (
-                want.symbol, want.ts, want.open, want.high, want.low, want.close, want.volume, want.interval)
+                want.symbol,
+                want.ts,
+                want.open,
+                want.high,
+                want.low,
+                want.close,
+                want.volume,
+                want.interval,
+            )
         auction = [t for t in own if t.ts >= _at(SESSION, 15, 20)]
         assert len(auction) == 1
         assert auction[0].ts == _at(SESSION, 15, 30)
@@ -201,7 +232,7 @@ def test_replay_prev_close_and_first_aggressor(krx: KrxData) -> None:
 
 def test_ticks_at_the_same_instant_follow_symbol_order(krx: KrxData) -> None:
     feed = ReplayFeed(krx, SESSION, ["000660", "005930"])
-    head = list(zip(range(4), feed))
+    head = list(zip(range(4), feed, strict=False))
     assert [t.symbol for _, t in head[:2]] == ["000660", "005930"]
     assert head[0][1].ts == head[1][1].ts
 
@@ -231,7 +262,7 @@ def _check_bar(bar: Bar, ticks: list, prev_price: float | None = None) -> None:
     assert all(t.symbol == bar.symbol for t in ticks)
     end = bar.ts + timedelta(seconds=60)
     assert all(bar.ts <= t.ts < end for t in ticks)
-    assert all(a.ts < b.ts for a, b in zip(ticks, ticks[1:]))
+    assert all(a.ts < b.ts for a, b in pairwise(ticks))
     ohlc = {bar.open, bar.high, bar.low, bar.close}
     assert all(is_on_tick(p) for p in prices if p not in ohlc), bar
     if all(is_on_tick(p) for p in ohlc):
@@ -274,24 +305,27 @@ def _bar(o: float, h: float, lo: float, c: float, v: int, hh: int = 10, mm: int 
     return Bar("005930", _at(SESSION, hh, mm), o, h, lo, c, v)
 
 
-@pytest.mark.parametrize("bar", [
-    _bar(70_000, 70_000, 70_000, 70_000, 1),
-    _bar(70_000, 70_000, 70_000, 70_000, 2),
-    _bar(70_000, 70_000, 70_000, 70_000, 1_000_000),
-    _bar(70_000, 70_100, 70_000, 70_100, 2),
-    _bar(70_100, 70_100, 70_000, 70_000, 2),
-    _bar(70_000, 70_200, 70_000, 70_100, 3),
-    _bar(70_100, 70_100, 69_900, 70_000, 3),
-    _bar(70_000, 70_200, 69_900, 70_100, 4),
-    _bar(70_000, 72_000, 68_000, 69_000, 5),
-    _bar(70_000, 72_000, 68_000, 69_000, 123_457),
-    _bar(1_990, 2_100, 1_950, 2_050, 9_999),
-    _bar(49_800, 50_300, 49_500, 50_100, 777),
-    _bar(55_900, 56_000, 55_800, 55_950, 85_187),
-    _bar(70_000, 70_000, 70_000, 70_000, 5_000, 15, 30),
-    _bar(103_600, 104_100, 103_600, 103_900, 401_062, 15, 30),
-    _bar(70_000, 70_100, 69_900, 70_000, 7, 9, 0),
-])
+@pytest.mark.parametrize(
+    "bar",
+    [
+        _bar(70_000, 70_000, 70_000, 70_000, 1),
+        _bar(70_000, 70_000, 70_000, 70_000, 2),
+        _bar(70_000, 70_000, 70_000, 70_000, 1_000_000),
+        _bar(70_000, 70_100, 70_000, 70_100, 2),
+        _bar(70_100, 70_100, 70_000, 70_000, 2),
+        _bar(70_000, 70_200, 70_000, 70_100, 3),
+        _bar(70_100, 70_100, 69_900, 70_000, 3),
+        _bar(70_000, 70_200, 69_900, 70_100, 4),
+        _bar(70_000, 72_000, 68_000, 69_000, 5),
+        _bar(70_000, 72_000, 68_000, 69_000, 123_457),
+        _bar(1_990, 2_100, 1_950, 2_050, 9_999),
+        _bar(49_800, 50_300, 49_500, 50_100, 777),
+        _bar(55_900, 56_000, 55_800, 55_950, 85_187),
+        _bar(70_000, 70_000, 70_000, 70_000, 5_000, 15, 30),
+        _bar(103_600, 104_100, 103_600, 103_900, 401_062, 15, 30),
+        _bar(70_000, 70_100, 69_900, 70_000, 7, 9, 0),
+    ],
+)
 def test_bar_to_ticks_edge_bars(bar: Bar) -> None:
     ticks = bar_to_ticks(bar)
     _check_bar(bar, ticks)

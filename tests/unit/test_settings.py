@@ -1,4 +1,5 @@
 """Configuration errors name the file and key (YAML) or the variable (env) and stop the start."""
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,9 @@ def test_unknown_yaml_key_names_file_and_key(tmp_path: Path) -> None:
     path.write_text("risk:\n  max_gross_exposure: 0.8\n")
     with pytest.raises(ConfigError) as exc:
         load_config(path)
-    assert str(path) in str(exc.value) and "risk.max_gross_exposure" in str(exc.value) and "unknown key" in str(exc.value)
+    assert (
+        str(path) in str(exc.value) and "risk.max_gross_exposure" in str(exc.value) and "unknown key" in str(exc.value)
+    )
 
 
 def test_bad_yaml_value_names_key(tmp_path: Path) -> None:
@@ -43,12 +46,15 @@ def test_missing_config_file_named_when_explicit(tmp_path: Path) -> None:
         load_config(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize(("env", "needle"), [
-    ({}, "OMS_ADMIN_KEY"),
-    ({"OMS_ADMIN_KEY": "k" * 20, "DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
-    ({"OMS_ADMIN_KEY": "k" * 20, "OMS_STRATEGY_KEYS": "KMP"}, "OMS_STRATEGY_KEYS"),
-    ({"OMS_ADMIN_KEY": "k" * 20, "OMS_BROKER": "ib"}, "OMS_BROKER"),
-])
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({}, "OMS_ADMIN_KEY"),
+        ({"OMS_ADMIN_KEY": "k" * 20, "DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
+        ({"OMS_ADMIN_KEY": "k" * 20, "OMS_STRATEGY_KEYS": "KMP"}, "OMS_STRATEGY_KEYS"),
+        ({"OMS_ADMIN_KEY": "k" * 20, "OMS_BROKER": "ib"}, "OMS_BROKER"),
+    ],
+)
 def test_env_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], needle: str) -> None:
     for key in ("OMS_ADMIN_KEY", "DATABASE_URL", "OMS_STRATEGY_KEYS", "OMS_BROKER"):
         monkeypatch.delenv(key, raising=False)
@@ -60,7 +66,13 @@ def test_env_errors_name_the_variable(monkeypatch: pytest.MonkeyPatch, env: dict
 
 def test_trader_oms_refuses_to_start_without_admin_key(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMS_")}
-    proc = subprocess.run([sys.executable, "-m", "trader", "oms", "--port", "1"], env=env, capture_output=True,
-                          text=True, timeout=60, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trader", "oms", "--port", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 2
     assert "OMS_ADMIN_KEY" in proc.stderr + proc.stdout

@@ -1,7 +1,9 @@
 """The seeded synthetic session (no data needed)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -36,7 +38,7 @@ def test_same_seed_same_tape_different_seed_different_tape() -> None:
 def test_prices_on_grid_within_limits_and_time_ordered(seed: int) -> None:
     feed = SyntheticFeed(DAY, seed=seed)
     ticks = list(feed)
-    assert all(a.ts <= b.ts for a, b in zip(ticks, ticks[1:]))
+    assert all(a.ts <= b.ts for a, b in pairwise(ticks))
     assert all(t.qty > 0 and is_on_tick(t.price) for t in ticks)
     for symbol in feed.symbols:
         prev = feed.prev_close(symbol)

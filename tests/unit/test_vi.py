@@ -1,4 +1,5 @@
 """Volatility interruption: static and dynamic triggers, the 2-minute halt, resumption."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -70,16 +71,19 @@ def test_pre_open_prints_do_not_trigger() -> None:
     assert not vi.is_halted(SYM, at(8, 36))
 
 
-@pytest.mark.parametrize(("kospi200", "when", "move", "triggers"), [
-    ((), (9, 30), 600, True),
-    ((), (9, 30), 590, False),
-    ((SYM,), (9, 30), 300, True),
-    ((SYM,), (9, 30), 290, False),
-    ((), (15, 25), 400, True),
-    ((), (15, 25), 390, False),
-    ((SYM,), (15, 25), 200, True),
-    ((SYM,), (15, 25), 190, False),
-])
+@pytest.mark.parametrize(
+    ("kospi200", "when", "move", "triggers"),
+    [
+        ((), (9, 30), 600, True),
+        ((), (9, 30), 590, False),
+        ((SYM,), (9, 30), 300, True),
+        ((SYM,), (9, 30), 290, False),
+        ((), (15, 25), 400, True),
+        ((), (15, 25), 390, False),
+        ((SYM,), (15, 25), 200, True),
+        ((SYM,), (15, 25), 190, False),
+    ],
+)
 def test_dynamic_vi_bands(kospi200: tuple[str, ...], when: tuple[int, int], move: int, triggers: bool) -> None:
     vi = monitor(kospi200=kospi200)
     vi.on_trade(SYM, 10_000, at(9, 0))
@@ -113,7 +117,9 @@ def test_a_vi_pauses_matching_for_two_minutes_then_matching_resumes() -> None:
     updates = engine.on_tick(Tick(SYM, at(9, 3), 11_100, 1_000))
 
     assert [(u.order.client_order_id, u.fill.price, u.order.status) for u in updates] == [
-        ("s1", 11_100, OrderStatus.FILLED), ("s2", 11_100, OrderStatus.FILLED)]
+        ("s1", 11_100, OrderStatus.FILLED),
+        ("s2", 11_100, OrderStatus.FILLED),
+    ]
     quote = engine.quote(SYM, at(9, 3))
     assert not quote.halted and quote.vi_ref_price == 11_100
 

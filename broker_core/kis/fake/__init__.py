@@ -1,4 +1,5 @@
 """A protocol-faithful fake KIS server backed by the paper exchange (specs/kis.md §9)."""
+
 from broker_core.kis.fake.server import FakeKis
 from broker_core.kis.fake.state import FAKE_CODES, FakeKisState, FakeProfile, LoggedRequest, profile
 

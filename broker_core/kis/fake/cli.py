@@ -4,6 +4,7 @@ The exchange replays the session of the clock's day (``TRADER_CLOCK``; real time
 KRX data when it has that day, else a synthetic session of the same day, paced on the clock. The
 credentials to point an adapter at it are printed (also as KIS_* environment lines).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,13 @@ from broker_core.paper.synthetic import SyntheticFeed
 log = logging.getLogger("broker_core.kis.fake")
 
 
-def build_fake(profile: str = "paper", port: int = 0, host: str = "127.0.0.1",
-               data_dir: str | None = None, symbols: list[str] | None = None) -> FakeKis:
+def build_fake(
+    profile: str = "paper",
+    port: int = 0,
+    host: str = "127.0.0.1",
+    data_dir: str | None = None,
+    symbols: list[str] | None = None,
+) -> FakeKis:
     clock = clock_from_env()
     day = clock.now().date()
     data = None
@@ -45,16 +51,23 @@ def build_fake(profile: str = "paper", port: int = 0, host: str = "127.0.0.1",
                     base[sym] = close
         feed = SyntheticFeed(day, symbols, base_prices=base or None)
     exchange = PaperExchange(feed, clock)
-    return FakeKis(profile, exchange=exchange, host=host, port=port,
-                   daily_source=data.daily_bars if data is not None else None,
-                   flow_source=data.investor_flow if data is not None else None,
-                   pingpong_interval_s=100.0)
+    return FakeKis(
+        profile,
+        exchange=exchange,
+        host=host,
+        port=port,
+        daily_source=data.daily_bars if data is not None else None,
+        flow_source=data.investor_flow if data is not None else None,
+        pingpong_interval_s=100.0,
+    )
 
 
 def print_banner(fake: FakeKis, out: TextIO = sys.stdout) -> None:
-    out.write(f"fake KIS ({fake.profile.name}) listening on {fake.rest_url} (WebSocket {fake.ws_url}, also "
-              f"{fake.ws_url}/tryitout); session {fake.exchange.feed.session_date}, "
-              f"{len(fake.exchange.feed.symbols)} symbols\n")
+    out.write(
+        f"fake KIS ({fake.profile.name}) listening on {fake.rest_url} (WebSocket {fake.ws_url}, also "
+        f"{fake.ws_url}/tryitout); session {fake.exchange.feed.session_date}, "
+        f"{len(fake.exchange.feed.symbols)} symbols\n"
+    )
     for key, value in fake.client_env().items():
         out.write(f"{key}={value}\n")
     out.flush()

@@ -5,6 +5,7 @@ clock. Sharing a ``SteppingClock`` between the fake and the adapter (its rate li
 waits sleep on it) lets a test advance time exactly when the adapter waits, with no wall-clock sleep
 and no timing assumption.
 """
+
 from __future__ import annotations
 
 from datetime import datetime

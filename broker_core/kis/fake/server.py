@@ -12,6 +12,7 @@ Test hooks: ``request_log`` (method, path, tr_id, time by the fake's clock), ``d
 
 Run one alone with ``broker_core.kis.fake.cli.run_fake_kis``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,9 +32,12 @@ from fastapi.responses import JSONResponse
 from broker_core.clock import Clock, RealClock
 from broker_core.kis import tr_ids as T
 from broker_core.kis.crypto import encrypt_notice
-from broker_core.kis.fake.state import (
-    FakeKisState, FakeProfile, LoggedRequest, Reply, envelope, error, group_by_symbol, profile as make_profile,
-)
+from broker_core.kis.fake.profiles import FakeProfile
+from broker_core.kis.fake.profiles import profile as make_profile
+from broker_core.kis.fake.realtime import group_by_symbol
+from broker_core.kis.fake.state import FakeKisState
+from broker_core.kis.fake.traffic import LoggedRequest
+from broker_core.kis.fake.wire import Reply, envelope, error
 from broker_core.kis.parsers import format_frame
 from broker_core.models import Tick
 from broker_core.paper.exchange import PaperExchange
@@ -91,11 +95,23 @@ class DropReplyMiddleware:
 
 
 class FakeKis:
-    def __init__(self, prof: str | FakeProfile = "paper", *, exchange: PaperExchange | None = None,
-                 feed: TickFeed | None = None, clock: Clock | None = None, engine: MatchingEngine | None = None,
-                 host: str = "127.0.0.1", port: int = 0, run_exchange: bool = True,
-                 names: dict[str, str] | None = None, markets: dict[str, str] | None = None,
-                 daily_source: Any = None, flow_source: Any = None, **profile_overrides: Any) -> None:
+    def __init__(
+        self,
+        prof: str | FakeProfile = "paper",
+        *,
+        exchange: PaperExchange | None = None,
+        feed: TickFeed | None = None,
+        clock: Clock | None = None,
+        engine: MatchingEngine | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        run_exchange: bool = True,
+        names: dict[str, str] | None = None,
+        markets: dict[str, str] | None = None,
+        daily_source: Any = None,
+        flow_source: Any = None,
+        **profile_overrides: Any,
+    ) -> None:
         self.profile = prof if isinstance(prof, FakeProfile) else make_profile(prof, **profile_overrides)
         if exchange is None:
             clock = clock or RealClock()
@@ -103,8 +119,9 @@ class FakeKis:
             exchange = PaperExchange(feed, clock, engine)
         self.exchange = exchange
         self.clock = exchange.clock
-        self.state = FakeKisState(self.profile, exchange, names=names, markets=markets, daily_source=daily_source,
-                                  flow_source=flow_source)
+        self.state = FakeKisState(
+            self.profile, exchange, names=names, markets=markets, daily_source=daily_source, flow_source=flow_source
+        )
         self.state.notice_sink = self._deliver_notice
         self.host = host
         self.port = port
@@ -147,8 +164,7 @@ class FakeKis:
         return len(sessions)
 
     def send_pingpong(self) -> int:
-        text = json.dumps({"header": {"tr_id": "PINGPONG",
-                                      "datetime": self.clock.now().strftime("%Y%m%d%H%M%S")}})
+        text = json.dumps({"header": {"tr_id": "PINGPONG", "datetime": self.clock.now().strftime("%Y%m%d%H%M%S")}})
         for s in self.sessions:
             s.pings += 1
             s.send(text)
@@ -158,7 +174,7 @@ class FakeKis:
         """Send prints as H0STCNT0 frames: each run of consecutive prints of one symbol is one frame
         with NNN = its length (and one H0STASP0 record per run to book subscribers)."""
         for symbol, group in group_by_symbol(ticks):
-            records = [self.state.trade_record(t) for t in group]
+            records = [self.state.realtime.trade_record(t) for t in group]
             trade_key = (T.WS_TRADE, symbol)
             book_key = (T.WS_BOOK, symbol)
             frame = None
@@ -170,7 +186,7 @@ class FakeKis:
                 if book_key in s.registrations:
                     if book is None:
                         try:
-                            book = format_frame(T.WS_BOOK, [self.state.book_record(symbol)])
+                            book = format_frame(T.WS_BOOK, [self.state.realtime.book_record(symbol)])
                         except Exception:
                             book = ""
                     if book:
@@ -182,11 +198,17 @@ class FakeKis:
     def client_env(self, **extra: str) -> dict[str, str]:
         """The KIS_* environment an adapter needs to talk to this fake."""
         p = self.profile
-        env = {"KIS_IS_PAPER": "true" if p.paper else "false", "KIS_REST_URL": self.rest_url,
-               "KIS_WS_URL": self.ws_url, "KIS_HTS_ID": p.hts_id, "KIS_ACCOUNT_PROD_CODE": p.prod_code}
+        env = {
+            "KIS_IS_PAPER": "true" if p.paper else "false",
+            "KIS_REST_URL": self.rest_url,
+            "KIS_WS_URL": self.ws_url,
+            "KIS_HTS_ID": p.hts_id,
+            "KIS_ACCOUNT_PROD_CODE": p.prod_code,
+        }
         if p.paper:
-            env.update(KIS_PAPER_APP_KEY=p.app_key, KIS_PAPER_APP_SECRET=p.app_secret,
-                       KIS_PAPER_ACCOUNT_NO=p.account_no)
+            env.update(
+                KIS_PAPER_APP_KEY=p.app_key, KIS_PAPER_APP_SECRET=p.app_secret, KIS_PAPER_ACCOUNT_NO=p.account_no
+            )
         else:
             env.update(KIS_APP_KEY=p.app_key, KIS_APP_SECRET=p.app_secret, KIS_ACCOUNT_NO=p.account_no)
         env.update(extra)
@@ -196,14 +218,22 @@ class FakeKis:
         from dataclasses import replace as dc_replace
 
         from broker_core.kis.settings import KisSettings
+
         settings = KisSettings.from_env(self.client_env())
         return dc_replace(settings, **overrides) if overrides else settings
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> FakeKis:
-        config = uvicorn.Config(self.asgi, host=self.host, port=self.port, log_level="warning", lifespan="off",
-                                ws_ping_interval=None, ws_ping_timeout=None)
+        config = uvicorn.Config(
+            self.asgi,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            ws_ping_interval=None,
+            ws_ping_timeout=None,
+        )
         self._server = uvicorn.Server(config)
         serve = asyncio.create_task(self._server.serve(), name="fake-kis-uvicorn")
         while not self._server.started:
@@ -212,8 +242,11 @@ class FakeKis:
                 raise RuntimeError("fake KIS server stopped during start")
             await asyncio.sleep(0.005)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
-        self._tasks = [serve, asyncio.create_task(self._tick_pump(), name="fake-kis-ticks"),
-                       asyncio.create_task(self._order_pump(), name="fake-kis-orders")]
+        self._tasks = [
+            serve,
+            asyncio.create_task(self._tick_pump(), name="fake-kis-ticks"),
+            asyncio.create_task(self._order_pump(), name="fake-kis-orders"),
+        ]
         if self.profile.pingpong_interval_s:
             self._tasks.append(asyncio.create_task(self._pingpong_loop(), name="fake-kis-pingpong"))
         if self.run_exchange:
@@ -258,7 +291,7 @@ class FakeKis:
             while True:
                 update = await queue.get()
                 try:
-                    self.state.on_engine_update(update)
+                    self.state.order_desk.on_engine_update(update)
                 except Exception:
                     log.exception("fake KIS: notice for an engine update failed")
         finally:
@@ -297,36 +330,44 @@ class FakeKis:
 
         def logged(request: Request, reply: Reply, tr_id: str, at: Any, app_key: str = "") -> JSONResponse:
             msg_cd = str(reply.body.get("msg_cd") or reply.body.get("error_code") or "")
-            state.log(request.method, request.url.path, tr_id, reply.status, msg_cd, app_key,
-                      request.headers.get("tr_cont", ""), at=at)
+            state.traffic.log(
+                request.method,
+                request.url.path,
+                tr_id,
+                reply.status,
+                msg_cd,
+                app_key,
+                request.headers.get("tr_cont", ""),
+                at=at,
+            )
             return respond(reply, request, tr_id)
 
         @app.post("/oauth2/tokenP")
         async def token(request: Request) -> JSONResponse:
             at = self.clock.now()
             body = await json_body(request) or {}
-            return logged(request, state.issue_token(body), "", at, str(body.get("appkey", "")))
+            return logged(request, state.auth.issue_token(body), "", at, str(body.get("appkey", "")))
 
         @app.post("/oauth2/revokeP")
         async def revoke(request: Request) -> JSONResponse:
             at = self.clock.now()
             body = await json_body(request) or {}
-            return logged(request, state.revoke_token(body), "", at, str(body.get("appkey", "")))
+            return logged(request, state.auth.revoke_token(body), "", at, str(body.get("appkey", "")))
 
         @app.post("/oauth2/Approval")
         async def approval(request: Request) -> JSONResponse:
             at = self.clock.now()
             body = await json_body(request) or {}
-            return logged(request, state.approval(body), "", at, str(body.get("appkey", "")))
+            return logged(request, state.auth.approval(body), "", at, str(body.get("appkey", "")))
 
         @app.post("/uapi/hashkey")
         async def hashkey(request: Request) -> JSONResponse:
             at = self.clock.now()
             body = await json_body(request) or {}
             h = request.headers
-            if not state.check_credentials(h.get("appkey", ""), h.get("appsecret", "")):
+            if not state.auth.check_credentials(h.get("appkey", ""), h.get("appsecret", "")):
                 return logged(request, Reply(403, {"error_code": "EGW00103", "error_description": "appkey"}), "", at)
-            return logged(request, state.hashkey(body), "", at, h.get("appkey", ""))
+            return logged(request, state.auth.hashkey(body), "", at, h.get("appkey", ""))
 
         @app.api_route("/uapi/{rest:path}", methods=["GET", "POST"])
         async def uapi(request: Request, rest: str) -> JSONResponse:
@@ -347,14 +388,14 @@ class FakeKis:
         state = self.state
         h = request.headers
         tr_id, app_key, tr_cont = h.get("tr_id", ""), h.get("appkey", ""), h.get("tr_cont", "")
-        if not state.check_credentials(app_key, h.get("appsecret", "")):
+        if not state.auth.check_credentials(app_key, h.get("appsecret", "")):
             return Reply(500, envelope("1", "EGW00103", "유효하지 않은 AppKey입니다."))
-        token_error = state.check_token(h.get("authorization", ""), app_key, at)
+        token_error = state.auth.check_token(h.get("authorization", ""), app_key, at)
         if token_error == "EGW00123":
             return Reply(500, envelope("1", "EGW00123", "기간이 만료된 token 입니다."))
         if token_error:
             return Reply(500, envelope("1", token_error, "유효하지 않은 token 입니다."))
-        if not state.admit(app_key, at):
+        if not state.traffic.admit(app_key, at):
             return Reply(500, envelope("1", "EGW00201", "초당 거래건수를 초과하였습니다."))
         if h.get("custtype", "") not in ("P", "B"):
             return Reply(500, envelope("1", "EGW00105", "custtype 을 확인하세요 (P/B)."))
@@ -378,29 +419,30 @@ class FakeKis:
             if bad:
                 return error("APBK9012", f"body keys must be UPPER-CASE with string values: {bad}")
             if tr.name in ("order_buy", "order_sell"):
-                return state.order_cash(tr, body)
-            return state.order_rvsecncl(body)
+                return state.order_desk.order_cash(tr, body)
+            return state.order_desk.order_rvsecncl(body)
         params = {k: v for k, v in request.query_params.items()}
         if path.startswith("/uapi/domestic-stock/v1/quotations/"):
             if tr.name != "chk_holiday" and params.get("FID_COND_MRKT_DIV_CODE", "J") not in ("J", "UN"):
                 return error("APBK9012", "FID_COND_MRKT_DIV_CODE: the fake serves J (KRX)")
         symbol = params.get("FID_INPUT_ISCD", "")
         handlers: dict[str, Callable[[], Reply]] = {
-            "inquire_balance": lambda: state.balance(params, tr_cont),
-            "inquire_daily_ccld": lambda: state.daily_ccld(params, tr_cont),
-            "inquire_daily_ccld_3m": lambda: state.daily_ccld(params, tr_cont),
-            "inquire_psbl_order": lambda: state.psbl_order(params),
-            "inquire_psbl_rvsecncl": lambda: state.psbl_rvsecncl(params, tr_cont),
-            "inquire_price": lambda: state.price(symbol),
-            "inquire_asking_price": lambda: state.asking_price(symbol),
-            "inquire_time_itemchartprice": lambda: state.minute_bars(symbol, params),
-            "inquire_time_dailychartprice": lambda: state.minute_bars(
-                symbol, params, _ymd_or_none(params.get("FID_INPUT_DATE_1", ""))),
-            "inquire_daily_itemchartprice": lambda: state.daily_chart(symbol, params),
-            "inquire_daily_price": lambda: state.daily_price(symbol),
-            "inquire_investor": lambda: state.investor(symbol),
-            "program_trade_by_stock": lambda: state.program_trade(symbol),
-            "chk_holiday": lambda: state.holidays(params, tr_cont),
+            "inquire_balance": lambda: state.account.balance(params, tr_cont),
+            "inquire_daily_ccld": lambda: state.account.daily_ccld(params, tr_cont),
+            "inquire_daily_ccld_3m": lambda: state.account.daily_ccld(params, tr_cont),
+            "inquire_psbl_order": lambda: state.account.psbl_order(params),
+            "inquire_psbl_rvsecncl": lambda: state.account.psbl_rvsecncl(params, tr_cont),
+            "inquire_price": lambda: state.market_data.price(symbol),
+            "inquire_asking_price": lambda: state.market_data.asking_price(symbol),
+            "inquire_time_itemchartprice": lambda: state.market_data.minute_bars(symbol, params),
+            "inquire_time_dailychartprice": lambda: state.market_data.minute_bars(
+                symbol, params, _ymd_or_none(params.get("FID_INPUT_DATE_1", ""))
+            ),
+            "inquire_daily_itemchartprice": lambda: state.market_data.daily_chart(symbol, params),
+            "inquire_daily_price": lambda: state.market_data.daily_price(symbol),
+            "inquire_investor": lambda: state.market_data.investor(symbol),
+            "program_trade_by_stock": lambda: state.market_data.program_trade(symbol),
+            "chk_holiday": lambda: state.market_data.holidays(params, tr_cont),
         }
         handler = handlers.get(tr.name)
         if handler is None:
@@ -433,13 +475,19 @@ class FakeKis:
             await session.ws.send_text(text)
 
     def _ws_message(self, session: WsSession, text: str) -> None:
-        def ack(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str, output: dict[str, str] | None = None,
-                encrypt: str = "N") -> None:
+        def ack(
+            tr_id: str,
+            tr_key: str,
+            rt_cd: str,
+            msg_cd: str,
+            msg1: str,
+            output: dict[str, str] | None = None,
+            encrypt: str = "N",
+        ) -> None:
             body: dict[str, Any] = {"rt_cd": rt_cd, "msg_cd": msg_cd, "msg1": msg1}
             if output:
                 body["output"] = output
-            session.send(json.dumps({"header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": encrypt},
-                                     "body": body}))
+            session.send(json.dumps({"header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": encrypt}, "body": body}))
             if rt_cd != "0":
                 session.refused.append(msg_cd)
 
@@ -455,7 +503,7 @@ class FakeKis:
             return
         inp = (body.get("input") or {}) if isinstance(body, dict) else {}
         tr_id, tr_key = str(inp.get("tr_id", "")), str(inp.get("tr_key", ""))
-        if header.get("approval_key") not in self.state.approval_keys:
+        if header.get("approval_key") not in self.state.auth.approval_keys:
             ack(tr_id, tr_key, "1", "OPSP0011", "invalid approval : NOT FOUND")
             return
         notice = self.profile.notice_tr_id
@@ -474,10 +522,17 @@ class FakeKis:
                 return
             session.registrations[key] = None
             if tr_id not in session.keys:
-                session.keys[tr_id] = self.state.new_key_iv()
+                session.keys[tr_id] = self.state.auth.new_key_iv()
             k, iv = session.keys[tr_id]
-            ack(tr_id, tr_key, "0", "OPSP0000", "SUBSCRIBE SUCCESS", {"iv": iv, "key": k},
-                encrypt="Y" if tr_id == notice else "N")
+            ack(
+                tr_id,
+                tr_key,
+                "0",
+                "OPSP0000",
+                "SUBSCRIBE SUCCESS",
+                {"iv": iv, "key": k},
+                encrypt="Y" if tr_id == notice else "N",
+            )
         elif tr_type == "2":
             if key not in session.registrations:
                 ack(tr_id, tr_key, "1", "OPSP0003", "UNSUBSCRIBE ERROR(not found!)")

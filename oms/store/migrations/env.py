@@ -5,6 +5,7 @@ Used two ways: ``oms.store.migrate.migrate()`` passes an open connection in
 line (``alembic -c oms/store/alembic.ini ...``) gets the URL from ``sqlalchemy.url`` or
 ``DATABASE_URL`` and opens its own async engine.
 """
+
 from __future__ import annotations
 
 import asyncio

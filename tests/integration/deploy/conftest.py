@@ -4,6 +4,7 @@ Docker is not needed: the compose files and the Dockerfile are checked staticall
 runs against the real Postgres on 127.0.0.1:5432 and the shell scripts run with stub ``docker`` /
 ``pg_isready`` commands on a temporary PATH.
 """
+
 from __future__ import annotations
 
 import re
@@ -54,7 +55,11 @@ def run(cmd: list[str], env: dict[str, str], timeout: float = 120, **kw: Any) ->
 @pytest.fixture(scope="session")
 def compose_schema() -> dict[str, Any]:
     import json
+
     if not COMPOSE_SCHEMA.is_file():
-        pytest.fail(f"the Compose Specification schema is missing: expected {COMPOSE_SCHEMA} "
-                    "(../shared/schemas/compose-spec.json beside the repository)", pytrace=False)
+        pytest.fail(
+            f"the Compose Specification schema is missing: expected {COMPOSE_SCHEMA} "
+            "(../shared/schemas/compose-spec.json beside the repository)",
+            pytrace=False,
+        )
     return json.loads(COMPOSE_SCHEMA.read_text())

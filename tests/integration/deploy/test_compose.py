@@ -1,4 +1,5 @@
 """The compose files: valid against the Compose Specification and consistent with the repository."""
+
 from __future__ import annotations
 
 import re
@@ -7,10 +8,15 @@ from typing import Any
 import jsonschema
 import pytest
 
-from trader.config_check import interpolate
 from tests.integration.deploy.conftest import (
-    COMPOSE_FILES, REPO, env_example, health_check_containers, load_compose, trader_command,
+    COMPOSE_FILES,
+    REPO,
+    env_example,
+    health_check_containers,
+    load_compose,
+    trader_command,
 )
+from trader.config_check import interpolate
 
 HOSTS = sorted(COMPOSE_FILES)
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -49,7 +55,8 @@ def test_valid_against_compose_spec(host: str, compose_schema: dict[str, Any]) -
     for label, doc in (("as written", raw), ("interpolated with .env.example", _interpolated(raw, filled))):
         errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
         assert not errors, f"{COMPOSE_FILES[host].name} ({label}) violates the Compose Specification:\n" + "\n".join(
-            f"  {'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors)
+            f"  {'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors
+        )
 
 
 @pytest.mark.parametrize("host", HOSTS)
@@ -84,7 +91,7 @@ def test_named_volumes_are_declared(host: str) -> None:
     compose = load_compose(host)
     declared = set(compose.get("volumes") or {})
     used: set[str] = set()
-    for name, svc in compose["services"].items():
+    for svc in compose["services"].values():
         for vol in svc.get("volumes") or []:
             source = vol.split(":", 1)[0] if isinstance(vol, str) else vol.get("source", "")
             if source and not source.startswith((".", "/", "~", "$")):
@@ -98,8 +105,15 @@ def test_container_names_match_health_check() -> None:
     for host in HOSTS:
         services = load_compose(host)["services"]
         base = {s["container_name"] for s in services.values() if not s.get("profiles")}
-        assert base == expected[host.upper()], f"{host}: compose {sorted(base)} vs health_check.sh {sorted(expected[host.upper()])}"
-    profiled = {s["container_name"] for h in HOSTS for s in load_compose(h)["services"].values() if "alpaca" in (s.get("profiles") or [])}
+        assert base == expected[host.upper()], (
+            f"{host}: compose {sorted(base)} vs health_check.sh {sorted(expected[host.upper()])}"
+        )
+    profiled = {
+        s["container_name"]
+        for h in HOSTS
+        for s in load_compose(h)["services"].values()
+        if "alpaca" in (s.get("profiles") or [])
+    }
     assert profiled == expected["ALPACA"]
 
 
@@ -107,7 +121,11 @@ def test_required_container_names() -> None:
     names = {h: {n: s.get("container_name") for n, s in load_compose(h)["services"].items()} for h in HOSTS}
     assert names["vps1"] == {"oms": "oms_vps1", "kmp": "strategy_kmp", "nulrimok": "strategy_nulrimok"}
     assert {k: v for k, v in names["vps2"].items() if k in ("postgres", "oms", "kpr", "pcim")} == {
-        "postgres": "trading_db", "oms": "oms_vps2", "kpr": "strategy_kpr", "pcim": "strategy_pcim"}
+        "postgres": "trading_db",
+        "oms": "oms_vps2",
+        "kpr": "strategy_kpr",
+        "pcim": "strategy_pcim",
+    }
 
 
 @pytest.mark.parametrize("host", HOSTS)
@@ -131,7 +149,9 @@ def test_strategies_start_after_a_healthy_oms(host: str) -> None:
         assert isinstance(deps, dict), f"{host}: {name} must use the long depends_on form"
         oms_deps = [d for d in deps if _role(services[d]) == "oms"]
         assert len(oms_deps) == 1, f"{host}: {name} must depend on exactly one OMS ({list(deps)})"
-        assert deps[oms_deps[0]].get("condition") == "service_healthy", f"{host}: {name} starts before its OMS is healthy"
+        assert deps[oms_deps[0]].get("condition") == "service_healthy", (
+            f"{host}: {name} starts before its OMS is healthy"
+        )
         env = svc["environment"]
         assert env["OMS_URL"] == f"http://{oms_deps[0]}:8000", f"{host}: {name} talks to another OMS than it waits for"
         assert env["TRADER_CLOCK"] == "real"
@@ -139,8 +159,9 @@ def test_strategies_start_after_a_healthy_oms(host: str) -> None:
         assert re.fullmatch(r"\$\{OMS_KEY_[A-Z_]+\}", env["OMS_API_KEY"]), f"{host}: {name} OMS_API_KEY"
         sid = env["STRATEGY_ID"]
         assert env["OMS_API_KEY"] == f"${{OMS_KEY_{sid}}}"
-        assert f"{sid}:${{OMS_KEY_{sid}}}" in services[oms_deps[0]]["environment"]["OMS_STRATEGY_KEYS"], \
+        assert f"{sid}:${{OMS_KEY_{sid}}}" in services[oms_deps[0]]["environment"]["OMS_STRATEGY_KEYS"], (
             f"{host}: the OMS does not know {sid}'s key"
+        )
 
 
 def test_oms_on_host2_waits_for_postgres() -> None:
@@ -164,7 +185,9 @@ def test_oms_wiring(host: str) -> None:
         assert trader_command(svc) == ["trader", "oms", "--host", "0.0.0.0", "--port", "8000"]
         assert env["OMS_JOURNAL_PATH"] == "/var/lib/oms/journal.db" and env["OMS_DATA_DIR"] == "/var/lib/oms"
         journal_vol = [v for v in svc["volumes"] if v.endswith(":/var/lib/oms")]
-        assert journal_vol and not journal_vol[0].startswith((".", "/")), f"{host}: {name} journal is not on a named volume"
+        assert journal_vol and not journal_vol[0].startswith((".", "/")), (
+            f"{host}: {name} journal is not on a named volume"
+        )
         assert env["DATABASE_URL"].startswith("postgresql+asyncpg://trading_writer:${POSTGRES_WRITER_PASSWORD}@")
         assert env["DATABASE_URL"].endswith(":5432/trading")
         assert env["OMS_ADMIN_KEY"] == "${OMS_ADMIN_KEY}" and env["OMS_READ_KEY"] == "${OMS_READ_KEY}"
@@ -184,8 +207,17 @@ def test_config_is_mounted_read_only(host: str) -> None:
 
 
 def test_kis_variables_on_every_kis_oms() -> None:
-    names = {"KIS_IS_PAPER", "KIS_APP_KEY", "KIS_APP_SECRET", "KIS_ACCOUNT_NO", "KIS_ACCOUNT_PROD_CODE", "KIS_HTS_ID",
-             "KIS_PAPER_APP_KEY", "KIS_PAPER_APP_SECRET", "KIS_PAPER_ACCOUNT_NO"}
+    names = {
+        "KIS_IS_PAPER",
+        "KIS_APP_KEY",
+        "KIS_APP_SECRET",
+        "KIS_ACCOUNT_NO",
+        "KIS_ACCOUNT_PROD_CODE",
+        "KIS_HTS_ID",
+        "KIS_PAPER_APP_KEY",
+        "KIS_PAPER_APP_SECRET",
+        "KIS_PAPER_ACCOUNT_NO",
+    }
     for host in HOSTS:
         env = load_compose(host)["services"]["oms"]["environment"]
         assert names <= set(env), f"{host}: missing {sorted(names - set(env))}"

@@ -1,4 +1,5 @@
 """trader.config_check.check: a host's .env against the compose files, and the YAML configuration."""
+
 from __future__ import annotations
 
 import shutil
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trader.config_check import check, compose_variables, interpolate, parse_env_file
 from tests.integration.deploy.conftest import COMPOSE_FILES, ENV_EXAMPLE, REPO
+from trader.config_check import check, compose_variables, interpolate, parse_env_file
 
 CONFIG = REPO / "config"
 
@@ -17,20 +18,38 @@ def _key(tag: str) -> str:
 
 
 VPS1 = {
-    "COMPOSE_FILE": "docker-compose.vps1.yml", "COMPOSE_PROFILES": "",
-    "OMS_ADMIN_KEY": _key("admin"), "OMS_READ_KEY": _key("read"), "OMS_KEY_KMP": _key("kmp"),
-    "OMS_KEY_NULRIMOK": _key("nulrimok"), "KIS_IS_PAPER": "true", "KIS_HTS_ID": "myhtsid",
-    "KIS_PAPER_APP_KEY": "PSpaperappkey", "KIS_PAPER_APP_SECRET": "paperappsecret", "KIS_PAPER_ACCOUNT_NO": "50123456",
-    "KIS_ACCOUNT_PROD_CODE": "01", "POSTGRES_WRITER_PASSWORD": "0123456789abcdef0123", "VPS2_DB_HOST": "10.0.0.2",
+    "COMPOSE_FILE": "docker-compose.vps1.yml",
+    "COMPOSE_PROFILES": "",
+    "OMS_ADMIN_KEY": _key("admin"),
+    "OMS_READ_KEY": _key("read"),
+    "OMS_KEY_KMP": _key("kmp"),
+    "OMS_KEY_NULRIMOK": _key("nulrimok"),
+    "KIS_IS_PAPER": "true",
+    "KIS_HTS_ID": "myhtsid",
+    "KIS_PAPER_APP_KEY": "PSpaperappkey",
+    "KIS_PAPER_APP_SECRET": "paperappsecret",
+    "KIS_PAPER_ACCOUNT_NO": "50123456",
+    "KIS_ACCOUNT_PROD_CODE": "01",
+    "POSTGRES_WRITER_PASSWORD": "0123456789abcdef0123",
+    "VPS2_DB_HOST": "10.0.0.2",
 }
 VPS2 = {
     **{k: v for k, v in VPS1.items() if k not in ("OMS_KEY_KMP", "OMS_KEY_NULRIMOK", "VPS2_DB_HOST")},
-    "COMPOSE_FILE": "docker-compose.vps2.yml", "OMS_KEY_KPR": _key("kpr"), "OMS_KEY_PCIM": _key("pcim"),
-    "POSTGRES_PASSWORD": "superuserpassword01", "POSTGRES_READER_PASSWORD": "readerpassword0001",
-    "METABASE_DB_PASSWORD": "metabasepassword01", "METABASE_ENCRYPTION_KEY": "0123456789abcdef0123",
+    "COMPOSE_FILE": "docker-compose.vps2.yml",
+    "OMS_KEY_KPR": _key("kpr"),
+    "OMS_KEY_PCIM": _key("pcim"),
+    "POSTGRES_PASSWORD": "superuserpassword01",
+    "POSTGRES_READER_PASSWORD": "readerpassword0001",
+    "METABASE_DB_PASSWORD": "metabasepassword01",
+    "METABASE_ENCRYPTION_KEY": "0123456789abcdef0123",
 }
-ALPACA = {"COMPOSE_PROFILES": "alpaca", "OMS_KEY_SWING_ML": _key("swingml"), "ALPACA_API_KEY": "PKALPACA",
-          "ALPACA_SECRET_KEY": "alpacasecret", "ALPACA_PAPER": "true"}
+ALPACA = {
+    "COMPOSE_PROFILES": "alpaca",
+    "OMS_KEY_SWING_ML": _key("swingml"),
+    "ALPACA_API_KEY": "PKALPACA",
+    "ALPACA_SECRET_KEY": "alpacasecret",
+    "ALPACA_PAPER": "true",
+}
 
 
 def write_env(path: Path, values: dict[str, str]) -> Path:
@@ -48,8 +67,14 @@ def test_env_example_as_is_lists_what_is_missing(tmp_path: Path) -> None:
     shutil.copy(ENV_EXAMPLE, env)
     problems = check(env, CONFIG)  # COMPOSE_FILE=docker-compose.vps1.yml in the example
     text = "\n".join(problems)
-    for name in ("OMS_ADMIN_KEY", "OMS_KEY_KMP", "POSTGRES_WRITER_PASSWORD", "VPS2_DB_HOST", "KIS_HTS_ID",
-                 "KIS_PAPER_APP_KEY"):
+    for name in (
+        "OMS_ADMIN_KEY",
+        "OMS_KEY_KMP",
+        "POSTGRES_WRITER_PASSWORD",
+        "VPS2_DB_HOST",
+        "KIS_HTS_ID",
+        "KIS_PAPER_APP_KEY",
+    ):
         assert f".env: {name}:" in text, text
     assert "POSTGRES_PASSWORD:" not in text, "host 2's variables are not required on host 1"
     assert "ALPACA" not in text, "profile services are only checked when the profile is on"

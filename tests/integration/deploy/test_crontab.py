@@ -1,4 +1,5 @@
 """scripts/crontab.example: the health check runs every 5 minutes 09:00–15:30 KST on weekdays."""
+
 from __future__ import annotations
 
 import re

@@ -1,6 +1,7 @@
 """scripts/health_check.sh against a real OMS (``trader oms`` on a free port), a local webhook
 receiver and stub ``docker`` / ``pg_isready`` commands on a temporary PATH; and the strategy
 container probe (scripts/strategy_health.py) against the same OMS."""
+
 from __future__ import annotations
 
 import json
@@ -49,13 +50,26 @@ class OmsProcess:
 @pytest.fixture
 def oms(tmp_path: Path) -> Iterator[OmsProcess]:
     port = free_port()
-    env = {**os.environ, "OMS_BROKER": "paper", "OMS_ADMIN_KEY": ADMIN_KEY, "OMS_READ_KEY": "deploy-read-key-0000001",
-           "OMS_STRATEGY_KEYS": f"KMP:{KMP_KEY},NULRIMOK:{NUL_KEY}", "OMS_DATA_DIR": str(tmp_path / "oms"),
-           "OMS_CONFIG": str(REPO / "config" / "oms.yaml"), "OMS_INSTANCE_ID": "deploy-test", "TRADER_CLOCK": "real"}
+    env = {
+        **os.environ,
+        "OMS_BROKER": "paper",
+        "OMS_ADMIN_KEY": ADMIN_KEY,
+        "OMS_READ_KEY": "deploy-read-key-0000001",
+        "OMS_STRATEGY_KEYS": f"KMP:{KMP_KEY},NULRIMOK:{NUL_KEY}",
+        "OMS_DATA_DIR": str(tmp_path / "oms"),
+        "OMS_CONFIG": str(REPO / "config" / "oms.yaml"),
+        "OMS_INSTANCE_ID": "deploy-test",
+        "TRADER_CLOCK": "real",
+    }
     for var in ("DATABASE_URL", "OMS_JOURNAL_PATH"):
         env.pop(var, None)
-    proc = subprocess.Popen([str(TRADER), "oms", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(TRADER), "oms", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     server = OmsProcess(f"http://127.0.0.1:{port}", proc)
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -134,12 +148,13 @@ def stubs(tmp_path: Path) -> Stubs:
     bindir.mkdir()
     ps_file = tmp_path / "docker_ps.txt"
     (bindir / "docker").write_text(
-        '#!/bin/sh\n[ "$1" = ps ] || { echo "stub docker: only ps" >&2; exit 1; }\n'
-        f'cat "{ps_file}"\n')
+        f'#!/bin/sh\n[ "$1" = ps ] || {{ echo "stub docker: only ps" >&2; exit 1; }}\ncat "{ps_file}"\n'
+    )
     (bindir / "pg_isready").write_text(
         '#!/bin/sh\ncode="${FAKE_PG_EXIT:-0}"\n'
         'if [ "$code" = 0 ]; then echo "127.0.0.1:5432 - accepting connections"; '
-        'else echo "127.0.0.1:5432 - no response"; fi\nexit "$code"\n')
+        'else echo "127.0.0.1:5432 - no response"; fi\nexit "$code"\n'
+    )
     for f in bindir.iterdir():
         f.chmod(0o755)
     s = Stubs(bindir, ps_file)
@@ -151,9 +166,17 @@ def _all_up(names: set[str]) -> dict[str, str]:
     return {n: "Up 2 hours (healthy)" for n in sorted(names)}
 
 
-def health_check(host: str, webhook: Webhook, stubs: Stubs, oms_url: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": f"{stubs.bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}", "HOME": os.environ.get("HOME", "/tmp"),
-           "OMS_URL": oms_url, "PYTHON": sys.executable, "CURL_TIMEOUT": "10", **extra}
+def health_check(
+    host: str, webhook: Webhook, stubs: Stubs, oms_url: str, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": f"{stubs.bin}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "OMS_URL": oms_url,
+        "PYTHON": sys.executable,
+        "CURL_TIMEOUT": "10",
+        **extra,
+    }
     return run(["bash", str(HEALTH_CHECK), host, webhook.url], env=env)
 
 
@@ -165,7 +188,7 @@ def _assert_alerts(result: subprocess.CompletedProcess[str], webhook: Webhook, h
     fails = _lines(result.stdout, "[FAIL]")
     assert result.returncode == len(fails), result.stdout
     assert len(webhook.posts) == len(fails), f"one alert per failure: {webhook.posts}\n{result.stdout}"
-    for post, line in zip(webhook.posts, fails):
+    for post, line in zip(webhook.posts, fails, strict=True):
         body = post["json"]
         assert post["content_type"] == "application/json"
         assert body["text"] == body["content"], "Slack reads text, Discord reads content"
@@ -260,8 +283,15 @@ def stub_oms() -> Iterator[StubOms]:
 
 def test_each_health_criterion_fails_on_its_own(stub_oms: StubOms, webhook: Webhook, stubs: Stubs) -> None:
     stubs.containers(_all_up(health_check_containers()["VPS1"]))
-    stub_oms.health = {"status": "degraded", "uptime_sec": 10, "positions_count": 0, "kis_circuit_breaker": "OPEN",
-                       "recon_status": "FAIL", "db": "unavailable", "journal_backlog": 25000}
+    stub_oms.health = {
+        "status": "degraded",
+        "uptime_sec": 10,
+        "positions_count": 0,
+        "kis_circuit_breaker": "OPEN",
+        "recon_status": "FAIL",
+        "db": "unavailable",
+        "journal_backlog": 25000,
+    }
     result = health_check("VPS1", webhook, stubs, stub_oms.url)
     fails = _lines(result.stdout, "[FAIL]")
     assert result.returncode == 4, result.stdout
@@ -295,12 +325,18 @@ def test_usage_errors() -> None:
 
 def test_strategy_container_probe(oms: OmsProcess) -> None:
     def probe(sid: str, key: str) -> subprocess.CompletedProcess[str]:
-        return run([sys.executable, str(STRATEGY_HEALTH)],
-                   env={"PATH": os.environ.get("PATH", ""), "OMS_URL": oms.url, "OMS_API_KEY": key, "STRATEGY_ID": sid})
+        return run(
+            [sys.executable, str(STRATEGY_HEALTH)],
+            env={"PATH": os.environ.get("PATH", ""), "OMS_URL": oms.url, "OMS_API_KEY": key, "STRATEGY_ID": sid},
+        )
 
     assert probe("KMP", KMP_KEY).returncode == 1  # no heartbeat yet
-    resp = httpx.post(f"{oms.url}/api/v1/strategies/KMP/heartbeat", json={"status": {"phase": "running"}},
-                      headers={"Authorization": f"Bearer {KMP_KEY}"}, timeout=10)
+    resp = httpx.post(
+        f"{oms.url}/api/v1/strategies/KMP/heartbeat",
+        json={"status": {"phase": "running"}},
+        headers={"Authorization": f"Bearer {KMP_KEY}"},
+        timeout=10,
+    )
     assert resp.status_code == 200, resp.text
     ok = probe("KMP", KMP_KEY)
     assert ok.returncode == 0, ok.stdout

@@ -6,6 +6,7 @@ server with PGHOST/PGPORT, with uniquely named roles and databases (TRADING_DB, 
 READER_ROLE, METABASE_DB, METABASE_DB_USER) that are dropped afterwards. It fails, never skips,
 when Postgres is missing.
 """
+
 from __future__ import annotations
 
 import base64
@@ -48,23 +49,40 @@ class Cluster:
         return f"postgresql://{user}@{self.host}:{self.port}/{db}"
 
     def script_env(self) -> dict[str, str]:
-        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PGHOST": self.host, "PGPORT": str(self.port),
-                "POSTGRES_USER": self.admin, "POSTGRES_DB": "postgres", "TRADING_DB": self.trading_db,
-                "WRITER_ROLE": self.writer, "READER_ROLE": self.reader, "METABASE_DB": self.metabase_db,
-                "METABASE_DB_USER": self.metabase_role, "POSTGRES_WRITER_PASSWORD": self.writer_pw,
-                "POSTGRES_READER_PASSWORD": self.reader_pw, "METABASE_DB_PASSWORD": self.metabase_pw}
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PGHOST": self.host,
+            "PGPORT": str(self.port),
+            "POSTGRES_USER": self.admin,
+            "POSTGRES_DB": "postgres",
+            "TRADING_DB": self.trading_db,
+            "WRITER_ROLE": self.writer,
+            "READER_ROLE": self.reader,
+            "METABASE_DB": self.metabase_db,
+            "METABASE_DB_USER": self.metabase_role,
+            "POSTGRES_WRITER_PASSWORD": self.writer_pw,
+            "POSTGRES_READER_PASSWORD": self.reader_pw,
+            "METABASE_DB_PASSWORD": self.metabase_pw,
+        }
 
 
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
     parts = urlsplit(PG_ADMIN_DSN)
     tag = uuid.uuid4().hex[:10]
-    c = Cluster(host=parts.hostname or "127.0.0.1", port=parts.port or 5432, admin=parts.username or "postgres",
-                trading_db=f"deploy_trading_{tag}", writer=f"deploy_writer_{tag}", reader=f"deploy_reader_{tag}",
-                metabase_db=f"deploy_metabase_{tag}", metabase_role=f"deploy_mb_{tag}",
-                writer_pw=secrets.token_hex(16),                      # goes into a database URL
-                reader_pw=f"r'e\"a d:@/{secrets.token_hex(6)}",        # any character must survive quoting
-                metabase_pw=f"m$b'{secrets.token_hex(6)}")
+    c = Cluster(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 5432,
+        admin=parts.username or "postgres",
+        trading_db=f"deploy_trading_{tag}",
+        writer=f"deploy_writer_{tag}",
+        reader=f"deploy_reader_{tag}",
+        metabase_db=f"deploy_metabase_{tag}",
+        metabase_role=f"deploy_mb_{tag}",
+        writer_pw=secrets.token_hex(16),  # goes into a database URL
+        reader_pw=f"r'e\"a d:@/{secrets.token_hex(6)}",  # any character must survive quoting
+        metabase_pw=f"m$b'{secrets.token_hex(6)}",
+    )
     run_sync(admin_execute("SELECT 1"))  # fails the test clearly when Postgres is not there
     try:
         yield c
@@ -105,17 +123,25 @@ def test_roles_grants_and_migrations_as_writer(cluster: Cluster) -> None:
     async def verify() -> None:
         admin = await _connect(c, c.admin, "postgres")
         try:
-            rows = {r["rolname"]: r for r in await admin.fetch(
-                "SELECT rolname, rolpassword, rolsuper, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_authid "
-                "WHERE rolname = ANY($1::text[])", [c.writer, c.reader, c.metabase_role])}
+            rows = {
+                r["rolname"]: r
+                for r in await admin.fetch(
+                    "SELECT rolname, rolpassword, rolsuper, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_authid "
+                    "WHERE rolname = ANY($1::text[])",
+                    [c.writer, c.reader, c.metabase_role],
+                )
+            }
             assert set(rows) == {c.writer, c.reader, c.metabase_role}
             for role, pw in ((c.writer, c.writer_pw), (c.reader, c.reader_pw), (c.metabase_role, c.metabase_pw)):
                 r = rows[role]
                 assert r["rolcanlogin"] and not (r["rolsuper"] or r["rolcreatedb"] or r["rolcreaterole"]), role
                 assert _scram_matches(r["rolpassword"], pw), f"{role}: the stored password is not the one from the env"
-            owners = dict(await admin.fetch(
-                "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname = ANY($1::text[])",
-                [c.trading_db, c.metabase_db]))
+            owners = dict(
+                await admin.fetch(
+                    "SELECT datname, pg_get_userbyid(datdba) FROM pg_database WHERE datname = ANY($1::text[])",
+                    [c.trading_db, c.metabase_db],
+                )
+            )
             assert owners == {c.trading_db: c.writer, c.metabase_db: c.metabase_role}
         finally:
             await admin.close()
@@ -125,11 +151,15 @@ def test_roles_grants_and_migrations_as_writer(cluster: Cluster) -> None:
 
         writer = await _connect(c, c.writer, c.trading_db)
         try:
-            tables = [r[0] for r in await writer.fetch(
-                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")]
+            tables = [
+                r[0]
+                for r in await writer.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+            ]
             assert "alembic_version" in tables and len(tables) > 3, tables
-            assert {r[0] for r in await writer.fetch(
-                "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")} == {c.writer}
+            assert {
+                r[0]
+                for r in await writer.fetch("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'")
+            } == {c.writer}
             # a table created later by the writer; the writer reads and writes everything
             await writer.execute("CREATE TABLE deploy_probe (id serial PRIMARY KEY, note text)")
             await writer.execute("INSERT INTO deploy_probe (note) VALUES ('written by the writer')")

@@ -5,6 +5,7 @@
 once the requests already granted have reached the fake, so limits are judged exactly on the fake's
 clock with no wall-clock waiting. Order tests use a VirtualClock instead, so the exchange replays.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,9 +39,15 @@ def make_exchange(clock: Clock, symbols: list[str], base: float = 10_000.0, **en
 
 
 @asynccontextmanager
-async def fake_kis(profile: str = "paper", *, clock: Clock, symbols: list[str] | None = None,
-                   exchange: PaperExchange | None = None, run_exchange: bool = False,
-                   **kw: Any) -> AsyncIterator[FakeKis]:
+async def fake_kis(
+    profile: str = "paper",
+    *,
+    clock: Clock,
+    symbols: list[str] | None = None,
+    exchange: PaperExchange | None = None,
+    run_exchange: bool = False,
+    **kw: Any,
+) -> AsyncIterator[FakeKis]:
     exchange = exchange or make_exchange(clock, symbols or ["005930", "000660"])
     fake = FakeKis(profile, exchange=exchange, run_exchange=run_exchange, **kw)
     await fake.start()
@@ -59,8 +66,13 @@ def uapi_count(fake: FakeKis) -> int:
     return sum(1 for r in fake.request_log if r.path.startswith("/uapi/"))
 
 
-async def drive(clock: SteppingClock, task: asyncio.Future[Any], *, settled: Callable[[], bool] = lambda: True,
-                timeout: float = 60.0) -> Any:
+async def drive(
+    clock: SteppingClock,
+    task: asyncio.Future[Any],
+    *,
+    settled: Callable[[], bool] = lambda: True,
+    timeout: float = 60.0,
+) -> Any:
     """Step ``clock`` to the next sleeper's deadline whenever ``settled()`` holds, until ``task`` ends."""
     deadline = time.monotonic() + timeout
     while not task.done():
@@ -73,15 +85,32 @@ async def drive(clock: SteppingClock, task: asyncio.Future[Any], *, settled: Cal
     return task.result()
 
 
-async def run(clock: SteppingClock, coro: Any, *, fake: FakeKis | None = None, broker: KisBroker | None = None,
-              timeout: float = 60.0) -> Any:
+async def run(
+    clock: SteppingClock,
+    coro: Any,
+    *,
+    fake: FakeKis | None = None,
+    broker: KisBroker | None = None,
+    timeout: float = 60.0,
+) -> Any:
     """Await ``coro`` while driving the clock (stepping only once every granted request reached the fake)."""
     task = asyncio.ensure_future(coro)
-    settled: Callable[[], bool] = lambda: True
-    if fake is not None and broker is not None:
-        settled = lambda: uapi_count(fake) >= broker.rest.sent  # noqa: E731
+
+    def settled() -> bool:
+        return fake is None or broker is None or uapi_count(fake) >= broker.rest.sent
+
     return await drive(clock, task, settled=settled, timeout=timeout)
 
 
-__all__ = ["run", "SESSION", "SteppingClock", "adapter", "drive", "fake_kis", "kst", "make_exchange", "replace",
-           "uapi_count"]
+__all__ = [
+    "run",
+    "SESSION",
+    "SteppingClock",
+    "adapter",
+    "drive",
+    "fake_kis",
+    "kst",
+    "make_exchange",
+    "replace",
+    "uapi_count",
+]

@@ -1,4 +1,5 @@
 """Access token: reuse across restarts, the once-a-minute issuance, expiry, proactive refresh."""
+
 from __future__ import annotations
 
 import asyncio
@@ -58,9 +59,11 @@ async def test_expired_token_is_reissued_once_and_refresh_is_proactive(tmp_path:
         fake.state.expire_tokens()
         await run(clock, b.get_quote("005930"), fake=fake, broker=b)
         statuses = [(r.path, r.status, r.msg_cd) for r in fake.request_log if r.path != "/oauth2/Approval"]
-        assert statuses[-3:] == [("/uapi/domestic-stock/v1/quotations/inquire-price", 500, "EGW00123"),
-                                 (TOKEN_PATH, 200, ""),
-                                 ("/uapi/domestic-stock/v1/quotations/inquire-price", 200, "MCA00000")]
+        assert statuses[-3:] == [
+            ("/uapi/domestic-stock/v1/quotations/inquire-price", 500, "EGW00123"),
+            (TOKEN_PATH, 200, ""),
+            ("/uapi/domestic-stock/v1/quotations/inquire-price", 200, "MCA00000"),
+        ]
         assert b.rest.tokens.issued == 2
         # 23h45m later the token has 15 minutes left: the next call renews it first, never sees EGW00123
         clock.advance(23 * 3600 + 45 * 60)

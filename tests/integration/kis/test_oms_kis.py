@@ -3,6 +3,7 @@
 The OMS, the fake and its exchange share one virtual clock (in-process), as a simulated session
 would; the adapter is configured from KIS_* environment variables pointing at the fake.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,10 +41,17 @@ async def test_oms_on_the_kis_adapter_against_the_fake(tmp_path: Path, monkeypat
 
             # 1. a limit buy: KIS order number recorded, encrypted notices decrypted, fills applied once
             last = (await broker.get_quote("005930")).last
-            reply = (await oms.intent(STRATEGY_KEYS["KMP"], intent_type="ENTER", strategy_id="KMP",
-                                      symbol="005930", desired_qty=60,
-                                      constraints={"order_type": "LIMIT", "limit_price": float(up(last, 5))},
-                                      idempotency_key="kis-buy-1")).json()
+            reply = (
+                await oms.intent(
+                    STRATEGY_KEYS["KMP"],
+                    intent_type="ENTER",
+                    strategy_id="KMP",
+                    symbol="005930",
+                    desired_qty=60,
+                    constraints={"order_type": "LIMIT", "limit_price": float(up(last, 5))},
+                    idempotency_key="kis-buy-1",
+                )
+            ).json()
             assert reply["status"] == "ACCEPTED", reply
             buy_id = reply["order_id"]
             await until(lambda: _state_is(oms, buy_id, "FILLED"), timeout=90, what="limit buy filled")
@@ -56,8 +64,11 @@ async def test_oms_on_the_kis_adapter_against_the_fake(tmp_path: Path, monkeypat
             assert {f["execution_id"] for f in fills} == pushed
             # later reconciliation cycles read the same fills from the daily query: ignored, not re-applied
             cycles = oms.runtime.reconciler.cycles  # type: ignore[union-attr]
-            await until(lambda: oms.runtime.reconciler.cycles >= cycles + 2, timeout=60,  # type: ignore[union-attr]
-                        what="two more reconciliation cycles")
+            await until(
+                lambda: oms.runtime.reconciler.cycles >= cycles + 2,
+                timeout=60,  # type: ignore[union-attr]
+                what="two more reconciliation cycles",
+            )
             assert oms.runtime.metrics.duplicate_fills._value.get() >= len(fills)
             again = await oms.get("/api/v1/fills", symbol="005930")
             assert sorted(f["execution_id"] for f in again) == sorted(f["execution_id"] for f in fills)
@@ -66,15 +77,23 @@ async def test_oms_on_the_kis_adapter_against_the_fake(tmp_path: Path, monkeypat
 
             # 2. a larger buy fills partly; the rest is cancelled with the branch number
             last2 = (await broker.get_quote("000660")).last
-            reply2 = (await oms.intent(STRATEGY_KEYS["KPR"], intent_type="ENTER", strategy_id="KPR",
-                                       symbol="000660", desired_qty=900,
-                                       constraints={"order_type": "LIMIT", "limit_price": float(up(last2, 5))},
-                                       idempotency_key="kis-buy-2")).json()
+            reply2 = (
+                await oms.intent(
+                    STRATEGY_KEYS["KPR"],
+                    intent_type="ENTER",
+                    strategy_id="KPR",
+                    symbol="000660",
+                    desired_qty=900,
+                    constraints={"order_type": "LIMIT", "limit_price": float(up(last2, 5))},
+                    idempotency_key="kis-buy-2",
+                )
+            ).json()
             assert reply2["status"] == "ACCEPTED", reply2
             big_id = reply2["order_id"]
             await until(lambda: _state_is(oms, big_id, "PARTIALLY_FILLED"), timeout=90, what="partial fill")
-            cancel = (await oms.intent(STRATEGY_KEYS["KPR"], intent_type="CANCEL_ORDERS", strategy_id="KPR",
-                                       symbol="000660")).json()
+            cancel = (
+                await oms.intent(STRATEGY_KEYS["KPR"], intent_type="CANCEL_ORDERS", strategy_id="KPR", symbol="000660")
+            ).json()
             assert cancel["status"] == "EXECUTED", cancel
             await until(lambda: _state_is(oms, big_id, "CANCELLED"), timeout=60, what="rest cancelled")
             big = await _order(oms, big_id)
@@ -88,16 +107,26 @@ async def test_oms_on_the_kis_adapter_against_the_fake(tmp_path: Path, monkeypat
             # 3. the reply of a submit is dropped after the order was placed: settled without a second order
             fake.drop_next_order_reply()
             last3 = (await broker.get_quote("035720")).last
-            reply3 = (await oms.intent(STRATEGY_KEYS["NULRIMOK"], intent_type="ENTER", strategy_id="NULRIMOK",
-                                       symbol="035720", desired_qty=7,
-                                       constraints={"order_type": "LIMIT", "limit_price": float(down(last3, 10))},
-                                       idempotency_key="kis-lost-1")).json()
+            reply3 = (
+                await oms.intent(
+                    STRATEGY_KEYS["NULRIMOK"],
+                    intent_type="ENTER",
+                    strategy_id="NULRIMOK",
+                    symbol="035720",
+                    desired_qty=7,
+                    constraints={"order_type": "LIMIT", "limit_price": float(down(last3, 10))},
+                    idempotency_key="kis-lost-1",
+                )
+            ).json()
             assert reply3["status"] == "ACCEPTED", reply3
             lost_id = reply3["order_id"]
             assert fake.dropped_replies == 1
             assert oms.runtime.state.orders[lost_id].reason == "OUTCOME_UNKNOWN"
-            await until(lambda: oms.runtime.state.orders[lost_id].state is OrderState.SUBMITTED, timeout=60,
-                        what="lost submit settled by lookup")
+            await until(
+                lambda: oms.runtime.state.orders[lost_id].state is OrderState.SUBMITTED,
+                timeout=60,
+                what="lost submit settled by lookup",
+            )
             placed = [o for o in fake.state.orders.values() if o.symbol == "035720"]
             assert len(placed) == 1 and (await _order(oms, lost_id))["broker_order_id"] == placed[0].odno
             await until(lambda: oms.runtime.reconciler.cycles >= 2, timeout=30)  # type: ignore[union-attr]

@@ -1,4 +1,5 @@
 """Orders and fills, adapter ↔ fake, with the fake's exchange replaying on a virtual clock."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,9 @@ async def test_limit_buy_fills_by_encrypted_notices_and_the_daily_query_agrees(t
         stream = b.order_updates()
         updates: list[OrderUpdate] = []
         last = (await b.get_quote("005930")).last
-        order = await b.submit_order(OrderRequest("buy-1", "005930", Side.BUY, 300, OrderType.LIMIT,
-                                                  float(up(last, 2))))
+        order = await b.submit_order(
+            OrderRequest("buy-1", "005930", Side.BUY, 300, OrderType.LIMIT, float(up(last, 2)))
+        )
         [kis_order] = fake.state.orders.values()
         assert order.broker_order_id == kis_order.odno and len(kis_order.odno) == 10
         assert order.status is OrderStatus.NEW
@@ -42,8 +44,9 @@ async def test_limit_buy_fills_by_encrypted_notices_and_the_daily_query_agrees(t
         engine_fills = fake.exchange.engine.fills()
         assert len(pushed) == len(engine_fills) and b.notices_seen >= len(pushed) + 1  # + the receipt
         assert [(f.qty, f.price) for f in pushed] == [(f.qty, f.price) for f in engine_fills]
-        assert [f.execution_id for f in pushed] == [f"KIS-20260227-{kis_order.odno}-{c}" for c in
-                                                     _cumulative([f.qty for f in pushed])]
+        assert [f.execution_id for f in pushed] == [
+            f"KIS-20260227-{kis_order.odno}-{c}" for c in _cumulative([f.qty for f in pushed])
+        ]
         listed = await b.list_fills()
         assert [f.execution_id for f in listed] == [f.execution_id for f in pushed]
         assert stream.queue.empty()  # type: ignore[attr-defined]  # the query found nothing new
@@ -85,7 +88,9 @@ async def test_cancel_modify_reject_and_a_dropped_reply(tmp_path: Path) -> None:
         assert cancelled.status is OrderStatus.CANCELLED and cancelled.filled_qty == 0
         rows = await b.api.daily_orders(clock.now().date())
         assert [(r.odno, r.orig_odno, r.cancel_yn) for r in rows] == [
-            (resting.broker_order_id, "", False), ("0000000002", resting.broker_order_id, True)]
+            (resting.broker_order_id, "", False),
+            ("0000000002", resting.broker_order_id, True),
+        ]
         assert await b.list_open_orders() == []
         with pytest.raises(OrderRejected) as final:
             await b.cancel_order("rest-1")

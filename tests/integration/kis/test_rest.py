@@ -1,4 +1,5 @@
 """REST: the paper rate budget measured on the fake's clock, paging, real-only TRs, back-off."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,7 +16,15 @@ from broker_core.kis.settings import KisCredentials
 from broker_core.models import Bar, OrderRequest, OrderType, Side
 from broker_core.ratelimit import RateLimiter
 from tests.integration.kis.conftest import (
-    SESSION, SteppingClock, adapter, drive, fake_kis, kst, make_exchange, run, uapi_count,
+    SESSION,
+    SteppingClock,
+    adapter,
+    drive,
+    fake_kis,
+    kst,
+    make_exchange,
+    run,
+    uapi_count,
 )
 
 
@@ -26,8 +35,7 @@ async def test_30_quotes_on_paper_never_exceed_2_per_second_at_the_fake(tmp_path
         await b.connect()
         start = clock.now()
         sequential = [await run(clock, b.get_quote("005930"), fake=fake, broker=b) for _ in range(15)]
-        concurrent = await run(clock, asyncio.gather(*(b.get_quote("000660") for _ in range(15))), fake=fake,
-                               broker=b)
+        concurrent = await run(clock, asyncio.gather(*(b.get_quote("000660") for _ in range(15))), fake=fake, broker=b)
         quotes = sequential + list(concurrent)
         assert len(quotes) == 30 and all(q.last > 0 for q in quotes)
         prices = [r for r in fake.request_log if r.tr_id == "FHKST01010100"]
@@ -72,8 +80,9 @@ async def test_minute_bars_of_a_full_session_across_pages(tmp_path: Path) -> Non
         bars = await run(clock, b.get_bars("005930", kst(9, 0), kst(15, 30)), fake=fake, broker=b)
         expected = exchange.tape.bars("005930", kst(9, 0), kst(15, 30), now=clock.now())
         assert len(bars) == len(expected) == 381
-        assert [(x.ts, x.open, x.high, x.low, x.close, x.volume) for x in bars] == \
-            [(x.ts, x.open, x.high, x.low, x.close, x.volume) for x in expected]
+        assert [(x.ts, x.open, x.high, x.low, x.close, x.volume) for x in bars] == [
+            (x.ts, x.open, x.high, x.low, x.close, x.volume) for x in expected
+        ]
         pages = [r for r in fake.request_log if r.tr_id == "FHKST03010200"]
         assert len(pages) == 13  # 381 bars, 30 per call
         five = await run(clock, b.get_bars("005930", kst(9, 0), kst(9, 59), "5m"), fake=fake, broker=b)
@@ -87,8 +96,7 @@ async def test_daily_orders_page_at_15_on_paper(tmp_path: Path) -> None:
         b = adapter(fake, clock, tmp_path)
         await b.connect()
         for i in range(32):
-            reply = await run(clock, b.api.order_cash(Side.BUY, "005930", 1, price=9_000 - 10 * i),
-                              fake=fake, broker=b)
+            reply = await run(clock, b.api.order_cash(Side.BUY, "005930", 1, price=9_000 - 10 * i), fake=fake, broker=b)
             assert reply.odno == f"{i + 1:010d}" and reply.branch == "06590"
         rows = await run(clock, b.api.daily_orders(SESSION), fake=fake, broker=b)
         assert [r.odno for r in rows] == [f"{i + 1:010d}" for i in range(32)]
@@ -112,8 +120,13 @@ async def test_program_trading_is_a_typed_unavailable_on_paper_and_served_by_the
         await b.close()
         # paper mode with real credentials: the real host answers the market-data TRs, orders stay on paper
         rp = real.profile
-        b2 = adapter(paper, clock, tmp_path / "mixed",
-                     real_credentials=KisCredentials(rp.app_key, rp.app_secret), real_rest_url=real.rest_url)
+        b2 = adapter(
+            paper,
+            clock,
+            tmp_path / "mixed",
+            real_credentials=KisCredentials(rp.app_key, rp.app_secret),
+            real_rest_url=real.rest_url,
+        )
         await run(clock, b2.connect())  # a second paper token within the minute: waits for the next one
         rows = await run(clock, b2.program_trading("005930"))
         assert isinstance(rows, list) and rows and rows[0].time == "153000"
@@ -158,12 +171,14 @@ async def test_legacy_tr_ids_are_accepted_and_minute_bar_paging_stops_at_the_ope
 
 
 async def test_book_with_expected_open_daily_bars_investor_flow_and_order_checks(tmp_path: Path) -> None:
-    history = {d: 9_000.0 + 10 * i for i, d in enumerate(
-        SESSION - timedelta(days=k) for k in range(250, 0, -1))}
+    history = {d: 9_000.0 + 10 * i for i, d in enumerate(SESSION - timedelta(days=k) for k in range(250, 0, -1))}
 
     def daily(symbol: str, start: date, end: date) -> list[Bar]:
-        return [Bar(symbol, datetime.combine(d, time(0, 0), KST), c, c + 50, c - 50, c, 1000 + i, "1d")
-                for i, (d, c) in enumerate(history.items()) if start <= d <= end]
+        return [
+            Bar(symbol, datetime.combine(d, time(0, 0), KST), c, c + 50, c - 50, c, 1000 + i, "1d")
+            for i, (d, c) in enumerate(history.items())
+            if start <= d <= end
+        ]
 
     def flow(symbol: str, start: date, end: date) -> list[dict[str, object]]:
         return [{"date": d, "foreign_net": 100, "inst_net": -40} for d in history if start <= d <= end]
@@ -175,24 +190,34 @@ async def test_book_with_expected_open_daily_bars_investor_flow_and_order_checks
         book = await run(clock, b.get_order_book("005930"), fake=fake, broker=b)
         assert book.expected_price == 10_000 and book.base == 10_000
         assert book.asks[0] > book.bids[0] and len(book.asks) == 10 and book.ask_sizes[0] > 0
-        bars = await run(clock, b.get_daily_bars("005930", SESSION - timedelta(days=249), SESSION),
-                         fake=fake, broker=b)
+        bars = await run(clock, b.get_daily_bars("005930", SESSION - timedelta(days=249), SESSION), fake=fake, broker=b)
         assert len(bars) == 249 and bars[0].ts.date() == SESSION - timedelta(days=249)
         assert [r.tr_id for r in fake.request_log].count("FHKST03010100") == 3  # 100 rows per call
-        rows = await run(clock, b.get_investor_flow("005930", SESSION - timedelta(days=10), SESSION),
-                         fake=fake, broker=b)
-        assert rows and all(r["foreign_net"] == 100 and r["inst_net"] == -40 and r["individual_net"] == -60
-                            for r in rows)
+        rows = await run(
+            clock, b.get_investor_flow("005930", SESSION - timedelta(days=10), SESSION), fake=fake, broker=b
+        )
+        assert rows and all(
+            r["foreign_net"] == 100 and r["inst_net"] == -40 and r["individual_net"] == -60 for r in rows
+        )
         with pytest.raises(OrderRejected) as outside:  # base 10,000: the upper limit is 13,000
-            await run(clock, b.submit_order(OrderRequest("x-1", "005930", Side.BUY, 1, OrderType.LIMIT, 13_100.0)),
-                      fake=fake, broker=b)
+            await run(
+                clock,
+                b.submit_order(OrderRequest("x-1", "005930", Side.BUY, 1, OrderType.LIMIT, 13_100.0)),
+                fake=fake,
+                broker=b,
+            )
         assert outside.value.code == "APBK9002"
-        market = await run(clock, b.submit_order(OrderRequest("m-1", "005930", Side.BUY, 2, OrderType.MARKET)),
-                           fake=fake, broker=b)
+        market = await run(
+            clock, b.submit_order(OrderRequest("m-1", "005930", Side.BUY, 2, OrderType.MARKET)), fake=fake, broker=b
+        )
         assert market.limit_price is None and fake.state.orders[market.broker_order_id].ord_dvsn == "01"
         with pytest.raises(OrderRejected) as short:
-            await run(clock, b.submit_order(OrderRequest("s-1", "000660", Side.SELL, 1, OrderType.LIMIT, 10_000.0)),
-                      fake=fake, broker=b)
+            await run(
+                clock,
+                b.submit_order(OrderRequest("s-1", "000660", Side.SELL, 1, OrderType.LIMIT, 10_000.0)),
+                fake=fake,
+                broker=b,
+            )
         assert short.value.code == "APBK9004"
         await run(clock, b.rest.tokens.revoke())
         assert fake.state.tokens_by_value == {}

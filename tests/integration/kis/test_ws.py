@@ -1,4 +1,5 @@
 """WebSocket: the 41-registration cap, OPSP0008, reconnect with resubscription, batches, PINGPONG."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -15,8 +16,7 @@ from tests.support.wait import until
 SYMBOLS = [f"{200000 + 10 * i:06d}" for i in range(45)]
 
 
-async def test_45_subscriptions_40_granted_42nd_registration_refused_and_restored_after_a_drop(
-        tmp_path: Path) -> None:
+async def test_45_subscriptions_40_granted_42nd_registration_refused_and_restored_after_a_drop(tmp_path: Path) -> None:
     clock = SteppingClock(kst(9, 30))
     async with fake_kis(clock=clock, exchange=make_exchange(clock, SYMBOLS)) as fake:
         b = adapter(fake, clock, tmp_path)
@@ -40,14 +40,18 @@ async def test_45_subscriptions_40_granted_42nd_registration_refused_and_restore
         assert session.refused == ["OPSP0008"] and len(session.registrations) == 41
         # a dropped connection is re-established with every registration restored
         assert await fake.close_websockets() == 1
-        await until(lambda: b.ws.connects == 2 and b.ws.connected.is_set() and len(fake.registrations()) == 41,
-                    what="reconnect and resubscription")
+        await until(
+            lambda: b.ws.connects == 2 and b.ws.connected.is_set() and len(fake.registrations()) == 41,
+            what="reconnect and resubscription",
+        )
         assert set(fake.registrations()) == regs and fake.ws_connects == 2
         # unsubscribe frees a slot for another symbol
         await b.unsubscribe_ticks([SYMBOLS[0]])
         await b.subscribe_ticks([SYMBOLS[44]])
-        assert (T.WS_TRADE, SYMBOLS[44]) in fake.registrations() and (T.WS_TRADE, SYMBOLS[0]) not in \
-            fake.registrations()
+        assert (T.WS_TRADE, SYMBOLS[44]) in fake.registrations() and (
+            T.WS_TRADE,
+            SYMBOLS[0],
+        ) not in fake.registrations()
         await b.close()
 
 
@@ -64,8 +68,11 @@ async def test_multi_record_frame_yields_every_tick_and_pingpong_is_echoed(tmp_p
         await b.ws.subscribe(T.WS_BOOK, "005930")
         stream = b.ticks()
         t0 = kst(9, 30, 1)
-        prints = [Tick("005930", t0, 10_000.0, 5, Side.BUY), Tick("005930", t0, 10_010.0, 3, Side.BUY),
-                  Tick("005930", t0 + timedelta(seconds=1), 9_990.0, 7, Side.SELL)]
+        prints = [
+            Tick("005930", t0, 10_000.0, 5, Side.BUY),
+            Tick("005930", t0, 10_010.0, 3, Side.BUY),
+            Tick("005930", t0 + timedelta(seconds=1), 9_990.0, 7, Side.SELL),
+        ]
         frames = b.ws.frames
         fake.publish_ticks(prints)
         got = [await stream.__anext__() for _ in range(3)]

@@ -7,6 +7,7 @@
   correct-allocation from ``_UNKNOWN_``) is adopted at start with a default stop that KMP publishes,
   and KMP then exits it on its own rules.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,7 +27,12 @@ from strategies.kmp.strategy import KmpStrategy
 from strategies.kmp.universe import SymbolMeta
 from strategies.sdk import OmsClient
 from tests.support.oms_server import (
-    ADMIN_KEY, STRATEGY_KEYS, Oms, oms_settings, running_oms, sim_clock,
+    ADMIN_KEY,
+    STRATEGY_KEYS,
+    Oms,
+    oms_settings,
+    running_oms,
+    sim_clock,
 )
 from tests.support.wait import until
 
@@ -68,8 +74,9 @@ async def test_market_data_reaches_kmp_through_the_proxy(tmp_path: Path) -> None
             truth = [b for b in krx.minute_bars("005930", DAY) if b.ts.astimezone(KST).time() < time(9, 15)]
             got = bars["005930"]
             assert [b.start for b in got] == [b.ts for b in truth]
-            assert [(b.open, b.high, b.low, b.close, b.volume) for b in got] == \
-                   [(b.open, b.high, b.low, b.close, b.volume) for b in truth]
+            assert [(b.open, b.high, b.low, b.close, b.volume) for b in got] == [
+                (b.open, b.high, b.low, b.close, b.volume) for b in truth
+            ]
 
             # a REST quote carries the static-VI reference and a book
             q = await kmp_data.quote(client, "005930")
@@ -97,15 +104,23 @@ async def test_a_missing_proxy_costs_one_call() -> None:
 
 async def test_recovers_an_allocation_and_manages_its_exit(tmp_path: Path) -> None:
     symbol = "005930"
-    async with running_oms(oms_settings(tmp_path), _config(reconcile_fast=True),
-                           clock=sim_clock(9, 40, speed=30)) as oms:
+    async with running_oms(
+        oms_settings(tmp_path), _config(reconcile_fast=True), clock=sim_clock(9, 40, speed=30)
+    ) as oms:
         last = (await oms.get(f"/api/v1/marketdata/quote/{symbol}", ADMIN_KEY))["last"]
         avg = float(round_up(last * 1.05))  # bought above the market: the default stop (−1.5%) is already hit
         oms.runtime.broker.inject_position(symbol, 12, avg)
         await until(lambda: _unknown(oms, symbol), timeout=30, what="the drift assigned to _UNKNOWN_")
-        resp = await oms.admin("/api/v1/admin/correct-allocation",
-                               {"symbol": symbol, "from_strategy": "_UNKNOWN_", "to_strategy": "KMP", "qty": 12,
-                                "note": "test: a KMP position from before a crash"})
+        resp = await oms.admin(
+            "/api/v1/admin/correct-allocation",
+            {
+                "symbol": symbol,
+                "from_strategy": "_UNKNOWN_",
+                "to_strategy": "KMP",
+                "qty": 12,
+                "note": "test: a KMP position from before a crash",
+            },
+        )
         assert resp.status_code == 200 and resp.json()["frozen"] is False, resp.text
 
         config = KmpConfig(universe=UniverseConfig(symbols=SYMBOLS))

@@ -2,6 +2,7 @@
 
 No fixed sleeps and no timing assertions: every wait polls a condition with a deadline.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -11,12 +12,12 @@ from typing import Any
 from broker_core.clock import KST
 from broker_core.models import Tick
 from broker_core.paper.broker import PaperBroker
-from trader.venues import build_venue
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, load_config
 from tests.integration.marketdata.wsclient import WsClient
 from tests.support.oms_server import ADMIN_KEY, READ_KEY, STRATEGY_KEYS, Oms, oms_settings, running_oms, sim_clock
 from tests.support.wait import until
+from trader.venues import build_venue
 
 SYMS = ["005930", "000660", "000270", "012330", "055550", "066570", "105560", "005380", "035420", "028260"]
 LIQUID = ["005930", "000660", "000270"]
@@ -30,8 +31,9 @@ def config(**marketdata: Any) -> OmsConfig:
 
 
 def _has_minutes(symbol: str) -> bool:
-    return (Path(__file__).resolve().parents[3].parent / "shared" / "data" / "krx" / "minute" /
-            f"{symbol}.parquet").is_file()
+    return (
+        Path(__file__).resolve().parents[3].parent / "shared" / "data" / "krx" / "minute" / f"{symbol}.parquet"
+    ).is_file()
 
 
 def tape(oms: Oms, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[tuple[float, int, str]]]:
@@ -39,9 +41,13 @@ def tape(oms: Oms, symbols: list[str], start: datetime, end: datetime) -> dict[s
     return {s: [(t.price, t.qty, t.ts.isoformat()) for t in ticks.get(s, []) if start <= t.ts < end] for s in symbols}
 
 
-def received(client: WsClient, symbols: list[str], start: datetime, end: datetime) -> dict[str, list[tuple[float, int, str]]]:
-    return {s: [(m["price"], m["qty"], m["ts"]) for m in client.trades(s) if start <= datetime.fromisoformat(m["ts"]) < end]
-            for s in symbols}
+def received(
+    client: WsClient, symbols: list[str], start: datetime, end: datetime
+) -> dict[str, list[tuple[float, int, str]]]:
+    return {
+        s: [(m["price"], m["qty"], m["ts"]) for m in client.trades(s) if start <= datetime.fromisoformat(m["ts"]) < end]
+        for s in symbols
+    }
 
 
 def minute_after(now: datetime, minutes: int = 1) -> datetime:
@@ -67,22 +73,34 @@ async def test_five_subscribers_receive_every_trade_of_a_replayed_minute_in_orde
             start = minute_after(oms.runtime.clock.now())
             end = start + timedelta(minutes=1)
             for c in clients:
-                await until(lambda c=c: (c.last_trade_ts() or start) >= end, timeout=60,
-                            what=f"{c.name} past the end of the minute")
+                await until(
+                    lambda c=c: (c.last_trade_ts() or start) >= end,
+                    timeout=60,
+                    what=f"{c.name} past the end of the minute",
+                )
             expected = tape(oms, LIQUID, start, end)
             assert sum(len(v) for v in expected.values()) >= 10, expected
             sequences = []
             for c in clients:
                 assert received(c, LIQUID, start, end) == expected, c.name
-                sequences.append([(m["symbol"], m["ts"], m["price"]) for m in c.trades()
-                                  if start <= datetime.fromisoformat(m["ts"]) < end])
+                sequences.append(
+                    [
+                        (m["symbol"], m["ts"], m["price"])
+                        for m in c.trades()
+                        if start <= datetime.fromisoformat(m["ts"]) < end
+                    ]
+                )
             assert all(seq == sequences[0] for seq in sequences)  # one global order for everyone
             assert [ts for _, ts, _ in sequences[0]] == sorted(ts for _, ts, _ in sequences[0])
         finally:
             for c in clients:
                 await c.close()
-        await until(lambda: oms.runtime.hub is not None and oms.runtime.hub.book.used == 0
-                    and not oms.runtime.broker.subscribed, what="every lease and subscription released")
+        await until(
+            lambda: (
+                oms.runtime.hub is not None and oms.runtime.hub.book.used == 0 and not oms.runtime.broker.subscribed
+            ),
+            what="every lease and subscription released",
+        )
 
 
 async def test_a_subscriber_that_stops_reading_delays_nobody_and_still_gets_its_fills(tmp_path: Path) -> None:
@@ -92,8 +110,10 @@ async def test_a_subscriber_that_stops_reading_delays_nobody_and_still_gets_its_
     async with running_oms(settings, cfg, clock=sim_clock(9, 30, speed=240)) as oms:
         hub = oms.runtime.hub
         assert hub is not None
-        fast = [await WsClient.open(oms.url, STRATEGY_KEYS["KMP"], "fast-kmp"),
-                await WsClient.open(oms.url, ADMIN_KEY, "fast-admin")]
+        fast = [
+            await WsClient.open(oms.url, STRATEGY_KEYS["KMP"], "fast-kmp"),
+            await WsClient.open(oms.url, ADMIN_KEY, "fast-admin"),
+        ]
         slow = await WsClient.open(oms.url, STRATEGY_KEYS["KPR"], "slow-kpr", tiny_buffers=True)
         try:
             for c in fast + [slow]:
@@ -101,13 +121,24 @@ async def test_a_subscriber_that_stops_reading_delays_nobody_and_still_gets_its_
             slow_consumer = next(c for c in hub.consumers if c.owner == "KPR")
             assert slow.choke_server_side()  # a small pipe: a stalled reader pushes back within kilobytes
             slow.ws.transport.pause_reading()  # the KPR strategy stops reading its socket
-            await until(lambda: slow_consumer.conflated > 0, timeout=90,
-                        what="the server side of the slow socket is backed up and conflating")
+            await until(
+                lambda: slow_consumer.conflated > 0,
+                timeout=90,
+                what="the server side of the slow socket is backed up and conflating",
+            )
             # The feed goes on for the others: a whole minute after the stall began, complete and in order.
             start = minute_after(oms.runtime.clock.now())
             end = start + timedelta(minutes=1)
-            reply = (await oms.intent(STRATEGY_KEYS["KPR"], intent_type="ENTER", strategy_id="KPR", symbol="005930",
-                                      desired_qty=2, constraints={"order_type": "MARKETABLE_LIMIT"})).json()
+            reply = (
+                await oms.intent(
+                    STRATEGY_KEYS["KPR"],
+                    intent_type="ENTER",
+                    strategy_id="KPR",
+                    symbol="005930",
+                    desired_qty=2,
+                    constraints={"order_type": "MARKETABLE_LIMIT"},
+                )
+            ).json()
             assert reply["status"] in ("ACCEPTED", "EXECUTED"), reply
             order_id = reply["order_id"]
             for c in fast:
@@ -115,17 +146,27 @@ async def test_a_subscriber_that_stops_reading_delays_nobody_and_still_gets_its_
             expected = tape(oms, symbols, start, end)
             for c in fast:
                 assert received(c, symbols, start, end) == expected, c.name
-            await until(lambda: oms.runtime.state.orders[order_id].state.value == "FILLED", timeout=60,
-                        what="KPR's order filled")
+            await until(
+                lambda: oms.runtime.state.orders[order_id].state.value == "FILLED",
+                timeout=60,
+                what="KPR's order filled",
+            )
             assert slow_consumer.critical_backlog > 0 or slow_consumer.conflated > 0
             assert sum(1 for m in fast[0].msgs if m.get("type") in ("order", "fill")) == 0  # KMP sees none of KPR's
             # KPR resumes: every order event and the fill are there, trades conflated but in order per symbol.
             slow.ws.transport.resume_reading()
             slow.start_reading()
-            await until(lambda: any(m.get("type") == "fill" and m.get("order_id") == order_id for m in slow.msgs)
-                        and any(m.get("type") == "order" and m.get("order_id") == order_id
-                                and m.get("state") == "FILLED" for m in slow.msgs),
-                        timeout=60, what="KPR's order and fill events after it resumed")
+            await until(
+                lambda: (
+                    any(m.get("type") == "fill" and m.get("order_id") == order_id for m in slow.msgs)
+                    and any(
+                        m.get("type") == "order" and m.get("order_id") == order_id and m.get("state") == "FILLED"
+                        for m in slow.msgs
+                    )
+                ),
+                timeout=60,
+                what="KPR's order and fill events after it resumed",
+            )
             fills = [m for m in slow.msgs if m.get("type") == "fill" and m.get("order_id") == order_id]
             assert sum(f["qty"] for f in fills) == 2
             for s in symbols:
@@ -158,23 +199,34 @@ async def test_one_strategy_leaving_never_cuts_the_feed_of_another(tmp_path: Pat
             snap = await slots(oms)
             assert snap["leases"]["KMP"]["symbols"] == [] and snap["shared"] == {"005930": ["ADMIN", "KPR"]}
             mark = oms.runtime.clock.now()
-            await until(lambda: any(datetime.fromisoformat(m["ts"]) > mark for m in b.trades("005930")),
-                        timeout=60, what="B still fed after A unsubscribed")
+            await until(
+                lambda: any(datetime.fromisoformat(m["ts"]) > mark for m in b.trades("005930")),
+                timeout=60,
+                what="B still fed after A unsubscribed",
+            )
             # D's socket dies without a close: its leases are released, B keeps its feed.
             d.kill()
             await until(lambda: broker.subscribed == {"005930"}, timeout=30, what="D's leases released")
             snap = await slots(oms)
             assert snap["used"] == 1 and snap["shared"] == {} and "ADMIN" not in snap["leases"]
             mark = oms.runtime.clock.now()
-            await until(lambda: any(datetime.fromisoformat(m["ts"]) > mark for m in b.trades("005930")),
-                        timeout=60, what="B still fed after D's socket died")
+            await until(
+                lambda: any(datetime.fromisoformat(m["ts"]) > mark for m in b.trades("005930")),
+                timeout=60,
+                what="B still fed after D's socket died",
+            )
             # B leaves too: nothing leaks.
             await b.close()
             await until(lambda: not broker.subscribed, timeout=30, what="last lease released upstream")
             assert (await slots(oms))["used"] == 0
             metrics = (await oms.http.get("/metrics")).text
-            assert 'oms_marketdata_slot_events_total{event="release",reason="DISCONNECTED",strategy="ADMIN"} 2.0' in metrics
-            assert 'oms_marketdata_slot_events_total{event="release",reason="UNSUBSCRIBED",strategy="KMP"} 2.0' in metrics
+            assert (
+                'oms_marketdata_slot_events_total{event="release",reason="DISCONNECTED",strategy="ADMIN"} 2.0'
+                in metrics
+            )
+            assert (
+                'oms_marketdata_slot_events_total{event="release",reason="UNSUBSCRIBED",strategy="KMP"} 2.0' in metrics
+            )
         finally:
             for c in (a, b, d):
                 await c.close()
@@ -207,6 +259,7 @@ class GoesSilentBroker(PaperBroker):
                         yield tick
             finally:
                 await inner.aclose()
+
         return stream()
 
     async def subscribe_ticks(self, symbols: list[str]) -> None:
@@ -240,16 +293,27 @@ async def test_a_silent_upstream_is_reconnected_with_its_subscriptions(tmp_path:
             broker.go_silent()
             silent_at = oms.runtime.clock.now()
             await until(lambda: hub.reconnects > before, timeout=60, what="watchdog reconnect")
-            assert broker.sub_calls[:2] == [("unsubscribe", tuple(sorted(LIQUID))), ("subscribe", tuple(sorted(LIQUID)))]
+            assert broker.sub_calls[:2] == [
+                ("unsubscribe", tuple(sorted(LIQUID))),
+                ("subscribe", tuple(sorted(LIQUID))),
+            ]
             assert broker.subscribed == set(LIQUID)
             for c, syms in ((kpr, LIQUID), (kmp, ["005930"])):
-                await until(lambda c=c: any(datetime.fromisoformat(m["ts"]) > silent_at + timedelta(seconds=20)
-                                            for m in c.trades()), timeout=60, what=f"{c.name} fed after the reconnect")
+                await until(
+                    lambda c=c: any(
+                        datetime.fromisoformat(m["ts"]) > silent_at + timedelta(seconds=20) for m in c.trades()
+                    ),
+                    timeout=60,
+                    what=f"{c.name} fed after the reconnect",
+                )
                 gaps = c.of("gap")
                 assert gaps and gaps[0]["reason"] == "UPSTREAM_STALE" and gaps[0]["symbols"] == sorted(syms)
             snap = await slots(oms)
             assert snap["reconnects"] >= 1 and snap["upstream"] == sorted(LIQUID)
-            assert 'oms_marketdata_upstream_reconnects_total{reason="UPSTREAM_STALE"}' in (await oms.http.get("/metrics")).text
+            assert (
+                'oms_marketdata_upstream_reconnects_total{reason="UPSTREAM_STALE"}'
+                in (await oms.http.get("/metrics")).text
+            )
         finally:
             await kpr.close()
             await kmp.close()
@@ -266,8 +330,10 @@ async def test_stream_protocol_errors_and_denials(tmp_path: Path) -> None:
             answer = await pcim.subscribe(["005930"])
             assert answer["denied"] == {"005930": "NO_LEASE"} and "max_slots 0" in answer["detail"]["005930"]
             answer = await nul.subscribe(["005930", "999999"])
-            assert answer["granted"] == [] and answer["denied"] == {"005930": "OUTSIDE_WINDOW",
-                                                                   "999999": "UNKNOWN_SYMBOL"}
+            assert answer["granted"] == [] and answer["denied"] == {
+                "005930": "OUTSIDE_WINDOW",
+                "999999": "UNKNOWN_SYMBOL",
+            }
             answer = await kmp.subscribe(["005930"], keep=["005930"])
             assert answer == {"type": "subscribed", "granted": ["005930"], "denied": {}}
             assert (await slots(oms))["leases"]["KMP"]["keep"] == ["005930"]

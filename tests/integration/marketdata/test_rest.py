@@ -1,4 +1,5 @@
 """REST market-data proxy over HTTP against a running OMS (paper exchange replaying 2026-02-27)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -8,11 +9,11 @@ from typing import Any
 
 from broker_core.models import Quote
 from broker_core.paper.broker import PaperBroker
-from trader.venues import build_venue
 from oms.runtime import OmsRuntime
 from tests.integration.marketdata.test_fanout import config
 from tests.support.oms_server import READ_KEY, STRATEGY_KEYS, auth, oms_settings, running_oms, sim_clock
 from tests.support.wait import until
+from trader.venues import build_venue
 
 
 class CountingBroker(PaperBroker):
@@ -35,8 +36,9 @@ def _runtime(tmp_path: Path, **marketdata: Any) -> tuple[OmsRuntime, CountingBro
     runtime = OmsRuntime(settings, config(**marketdata), venue=build_venue, clock=sim_clock(9, 30, speed=30))
     old = runtime.broker
     assert isinstance(old, PaperBroker)
-    broker = CountingBroker(old.exchange, subscription_capacity=old.subscription_capacity,
-                            daily_source=old._daily_source)
+    broker = CountingBroker(
+        old.exchange, subscription_capacity=old.subscription_capacity, daily_source=old._daily_source
+    )
     runtime.broker = broker
     return runtime, broker
 
@@ -46,8 +48,10 @@ async def test_twenty_concurrent_identical_quote_requests_make_one_upstream_call
     async with running_oms(runtime.settings, runtime.config, runtime=runtime) as oms:
         broker.gate.clear()
         keys = list(STRATEGY_KEYS.values()) + [READ_KEY]
-        requests = [asyncio.create_task(oms.http.get("/api/v1/marketdata/quote/005930",
-                                                     headers=auth(keys[i % len(keys)]))) for i in range(20)]
+        requests = [
+            asyncio.create_task(oms.http.get("/api/v1/marketdata/quote/005930", headers=auth(keys[i % len(keys)])))
+            for i in range(20)
+        ]
         proxy = oms.runtime.md_proxy
         assert proxy is not None
         await until(lambda: proxy.waiting("quote", "005930") == 20, timeout=30, what="20 requests on one call")
@@ -69,19 +73,27 @@ async def test_endpoints_shapes_validation_and_errors(tmp_path: Path) -> None:
     async with running_oms(runtime.settings, runtime.config, runtime=runtime) as oms:
         key = STRATEGY_KEYS["KPR"]
         get = oms.http.get
-        bars = await oms.get("/api/v1/marketdata/bars/005930", key, interval="1m",
-                             start="2026-02-27T09:00:00+09:00", end="2026-02-27T09:20:00+09:00")
+        bars = await oms.get(
+            "/api/v1/marketdata/bars/005930",
+            key,
+            interval="1m",
+            start="2026-02-27T09:00:00+09:00",
+            end="2026-02-27T09:20:00+09:00",
+        )
         assert bars["symbol"] == "005930" and bars["interval"] == "1m" and len(bars["bars"]) >= 15
         first = bars["bars"][0]
         assert set(first) >= {"ts", "open", "high", "low", "close", "volume"}
         assert datetime.fromisoformat(first["ts"]) == datetime.fromisoformat("2026-02-27T09:00:00+09:00")
-        five = await oms.get("/api/v1/marketdata/bars/005930", key, interval="5m", start="2026-02-27T09:00:00",
-                             end="2026-02-27T09:20:00")  # naive = KST
+        five = await oms.get(
+            "/api/v1/marketdata/bars/005930", key, interval="5m", start="2026-02-27T09:00:00", end="2026-02-27T09:20:00"
+        )  # naive = KST
         assert [b["ts"][11:16] for b in five["bars"]] == ["09:00", "09:05", "09:10", "09:15", "09:20"]
         daily = await oms.get("/api/v1/marketdata/daily/005930", READ_KEY, start="2026-02-01", end="2026-02-27")
         assert daily["interval"] == "1d" and daily["bars"][-1]["ts"].startswith("2026-02-26")  # today after the close
         flow = await oms.get("/api/v1/marketdata/investor-flow/005930", key)
-        assert flow["symbol"] == "005930" and flow["rows"] and set(flow["rows"][-1]) == {"date", "foreign_net", "inst_net"}
+        assert (
+            flow["symbol"] == "005930" and flow["rows"] and set(flow["rows"][-1]) == {"date", "foreign_net", "inst_net"}
+        )
         assert flow["rows"][-1]["date"] <= "2026-02-26"
         slots = await oms.get("/api/v1/marketdata/slots", key)
         assert slots["capacity"] == 40 and slots["used"] == 0 and slots["broker"] == "paper"
@@ -99,8 +111,9 @@ async def test_endpoints_shapes_validation_and_errors(tmp_path: Path) -> None:
         assert code == 422 and body["detail"][0]["field"] == "query.interval"
         code, body = await status("/api/v1/marketdata/bars/005930", start="yesterday")
         assert code == 422 and body["detail"][0]["field"] == "query.start"
-        code, body = await status("/api/v1/marketdata/bars/005930", start="2026-02-27T10:00:00",
-                                  end="2026-02-27T09:00:00")
+        code, body = await status(
+            "/api/v1/marketdata/bars/005930", start="2026-02-27T10:00:00", end="2026-02-27T09:00:00"
+        )
         assert code == 422 and body["detail"][0]["field"] == "query.start"
         code, body = await status("/api/v1/marketdata/daily/005930", end="2026-13-01")
         assert code == 422 and body["detail"][0]["field"] == "query.end"

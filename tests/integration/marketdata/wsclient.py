@@ -1,4 +1,5 @@
 """A raw client of WS /api/v1/stream for the hub tests (no SDK: the tests look at every frame)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,9 @@ class WsClient:
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, base_url: str, key: str, name: str = "", *, reading: bool = True,
-                   tiny_buffers: bool = False) -> WsClient:
+    async def open(
+        cls, base_url: str, key: str, name: str = "", *, reading: bool = True, tiny_buffers: bool = False
+    ) -> WsClient:
         """``tiny_buffers``: a socket with a small receive buffer and a library queue of one frame, so a
         client that stops reading pushes back on the server within a few kilobytes."""
         url = base_url.replace("http://", "ws://") + "/api/v1/stream"
@@ -34,8 +36,7 @@ class WsClient:
             sock.setblocking(False)
             await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
             kwargs.update(sock=sock, max_queue=1)
-        ws = await connect(url, additional_headers={"Authorization": f"Bearer {key}"}, ping_interval=None,
-                           **kwargs)
+        ws = await connect(url, additional_headers={"Authorization": f"Bearer {key}"}, ping_interval=None, **kwargs)
         client = cls(ws, name or key[:8])
         if reading:
             client.start_reading()
@@ -46,13 +47,15 @@ class WsClient:
             with suppress(Exception):
                 async for raw in self.ws:
                     self.msgs.append(json.loads(raw))
+
         self._task = asyncio.create_task(run())
 
     async def send(self, **msg: Any) -> None:
         await self.ws.send(json.dumps(msg))
 
-    async def subscribe(self, symbols: list[str], *, channels: list[str] | None = None,
-                        keep: list[str] | None = None) -> dict[str, Any]:
+    async def subscribe(
+        self, symbols: list[str], *, channels: list[str] | None = None, keep: list[str] | None = None
+    ) -> dict[str, Any]:
         """Send a subscribe and wait for its answer (the client must be reading)."""
         before = len(self.of("subscribed"))
         body: dict[str, Any] = {"op": "subscribe", "symbols": symbols, "channels": channels or ["trades"]}

@@ -1,4 +1,5 @@
 """OMS integration fixtures: one migrated database per backend (SQLite file, real Postgres)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -1,4 +1,5 @@
 """Over HTTP against a running OMS (paper broker replaying 2026-02-27), on SQLite and Postgres."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +14,15 @@ KMP, KPR = STRATEGY_KEYS["KMP"], STRATEGY_KEYS["KPR"]
 
 
 def enter(strategy: str, symbol: str, qty: int, **extra: object) -> dict[str, object]:
-    return {"intent_type": "ENTER", "strategy_id": strategy, "symbol": symbol, "desired_qty": qty,
-            "constraints": {"order_type": "MARKETABLE_LIMIT"}, "risk_payload": {"rationale_code": "TEST"}, **extra}
+    return {
+        "intent_type": "ENTER",
+        "strategy_id": strategy,
+        "symbol": symbol,
+        "desired_qty": qty,
+        "constraints": {"order_type": "MARKETABLE_LIMIT"},
+        "risk_payload": {"rationale_code": "TEST"},
+        **extra,
+    }
 
 
 async def filled_qty(oms: Oms, symbol: str, strategy: str) -> int:
@@ -109,7 +117,9 @@ async def test_same_intent_ten_times_concurrently_is_one_order(tmp_path: Path, d
         assert len(history) == 1
 
 
-async def test_fills_of_two_strategies_are_attributed_and_sum_to_the_position(tmp_path: Path, database_url: str) -> None:
+async def test_fills_of_two_strategies_are_attributed_and_sum_to_the_position(
+    tmp_path: Path, database_url: str
+) -> None:
     config = load_config()
     config.risk = config.risk.model_copy(update={"entry_lock_sec": {"KMP": 1, "KPR": 1}})
     async with running_oms(oms_settings(tmp_path, database_url), config) as oms:
@@ -133,7 +143,9 @@ async def _accepted(oms: Oms, key: str, body: dict[str, object]) -> dict[str, ob
     return reply if reply["status"] != "DEFERRED" else None
 
 
-async def test_drift_goes_to_unknown_freezes_and_correct_allocation_unfreezes(tmp_path: Path, database_url: str) -> None:
+async def test_drift_goes_to_unknown_freezes_and_correct_allocation_unfreezes(
+    tmp_path: Path, database_url: str
+) -> None:
     config = load_config()
     config.reconcile = config.reconcile.model_copy(update={"min_interval_s": 1, "max_interval_s": 2})
     async with running_oms(oms_settings(tmp_path, database_url), config) as oms:
@@ -143,8 +155,10 @@ async def test_drift_goes_to_unknown_freezes_and_correct_allocation_unfreezes(tm
         assert pos["allocations"]["_UNKNOWN_"]["qty"] == 7 and pos["real_qty"] == 7
         refused = (await oms.intent(KMP, **enter("KMP", "055550", 1, idempotency_key="while-frozen"))).json()
         assert refused["status"] == "REJECTED" and refused["reason_code"] == "SYMBOL_FROZEN", refused
-        resp = await oms.admin("/api/v1/admin/correct-allocation",
-                               {"symbol": "055550", "from_strategy": "_UNKNOWN_", "to_strategy": "KPR", "qty": 7})
+        resp = await oms.admin(
+            "/api/v1/admin/correct-allocation",
+            {"symbol": "055550", "from_strategy": "_UNKNOWN_", "to_strategy": "KPR", "qty": 7},
+        )
         assert resp.status_code == 200, resp.text
         assert resp.json()["frozen"] is False
         pos = (await oms.get("/api/v1/positions"))["055550"]

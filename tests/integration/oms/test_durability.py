@@ -1,15 +1,16 @@
 """Durability over HTTP: a Postgres outage during a burst of intents loses and doubles nothing."""
+
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from trader.venues import build_venue
 from oms.settings import StrategyConfig, load_config
 from tests.support.oms_server import STRATEGY_KEYS, oms_settings, running_oms
 from tests.support.pg import create_database, drop_database, fetch_value, pg_url
 from tests.support.proxy import SwitchableProxy
 from tests.support.wait import until
+from trader.venues import build_venue
 
 SYMBOLS = ["005930", "000660", "000270", "012330", "055550", "066570", "105560", "003490", "096770", "015760"]
 STRATEGIES = ["KMP", "KPR", "NULRIMOK", "PCIM"]
@@ -19,8 +20,13 @@ def body(i: int) -> dict[str, object]:
     strategy = STRATEGIES[i % len(STRATEGIES)]
     symbol = SYMBOLS[(i // len(STRATEGIES)) % len(SYMBOLS)]
     kind = "ENTER" if (i // 40) % 2 == 0 else "EXIT"
-    out: dict[str, object] = {"intent_type": kind, "strategy_id": strategy, "symbol": symbol,
-                              "idempotency_key": f"burst-{i}", "risk_payload": {"rationale_code": "DURABILITY"}}
+    out: dict[str, object] = {
+        "intent_type": kind,
+        "strategy_id": strategy,
+        "symbol": symbol,
+        "idempotency_key": f"burst-{i}",
+        "risk_payload": {"rationale_code": "DURABILITY"},
+    }
     if kind == "ENTER":
         out.update(desired_qty=1, constraints={"order_type": "MARKETABLE_LIMIT"})
     return out
@@ -37,8 +43,12 @@ async def test_postgres_outage_during_500_intents(tmp_path: Path) -> None:
             proxy.go_down()
             accepted: list[str] = []
             for start in range(0, 500, 25):
-                replies = await asyncio.gather(*(oms.intent(STRATEGY_KEYS[str(body(i)["strategy_id"])], **body(i))
-                                                 for i in range(start, start + 25)))
+                replies = await asyncio.gather(
+                    *(
+                        oms.intent(STRATEGY_KEYS[str(body(i)["strategy_id"])], **body(i))
+                        for i in range(start, start + 25)
+                    )
+                )
                 assert all(r.status_code == 200 for r in replies), [r.text for r in replies if r.status_code != 200]
                 accepted += [r.json()["intent_id"] for r in replies]
             drainer = oms.runtime.drainer
@@ -47,8 +57,11 @@ async def test_postgres_outage_during_500_intents(tmp_path: Path) -> None:
             during = await oms.get("/api/v1/intents", limit=5000)
             assert len(during) == 500, "intents accepted during the outage are readable from the journal"
             fills_during = len(oms.runtime.state.seen_executions)
-            await until(lambda: len(oms.runtime.state.seen_executions) > fills_during or fills_during > 0,
-                        timeout=30, what="fills while the database is down")
+            await until(
+                lambda: len(oms.runtime.state.seen_executions) > fills_during or fills_during > 0,
+                timeout=30,
+                what="fills while the database is down",
+            )
             proxy.go_up()
             await until(lambda: drainer.db_ok and drainer.backlog == 0, timeout=60, what="journal drained")
             expected_orders = len(oms.runtime.state.orders)
@@ -73,6 +86,7 @@ async def test_oms_starts_and_trades_while_its_database_is_down(tmp_path: Path) 
     url = pg_url(name, port=proxy.port)
     from oms.runtime import OmsRuntime
     from tests.support.oms_server import sim_clock
+
     settings = oms_settings(tmp_path, url)
     runtime = OmsRuntime(settings, load_config(), venue=build_venue, clock=sim_clock())
     try:

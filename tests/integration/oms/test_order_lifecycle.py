@@ -1,4 +1,5 @@
 """Order planning over HTTP: held stop-limit entries, cancel_after timeouts, flatten, EOD cleanup."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +23,7 @@ def _rising_symbol(oms: Oms) -> tuple[str, float]:
     """A symbol and a stop that the replayed tape does not reach in the next 2 minutes but does
     reach within 20 (so the order is seen HELD first, then triggered)."""
     from broker_core.market_rules import up
+
     now, feed, engine = oms.runtime.clock.now().timestamp(), oms.runtime.exchange.feed, oms.runtime.exchange.engine
     for symbol in feed.symbols:
         last = engine.last_price(symbol)
@@ -37,20 +39,43 @@ def _rising_symbol(oms: Oms) -> tuple[str, float]:
 async def test_stop_limit_entry_is_held_until_the_trigger_trades(tmp_path: Path) -> None:
     async with running_oms(oms_settings(tmp_path)) as oms:
         from broker_core.market_rules import up
+
         symbol, stop = _rising_symbol(oms)
-        reply = (await oms.intent(KMP, intent_type="ENTER", strategy_id="KMP", symbol=symbol, desired_qty=1,
-                                  constraints={"order_type": "STOP_LIMIT", "stop_price": stop,
-                                               "limit_price": float(up(stop, 3))})).json()
+        reply = (
+            await oms.intent(
+                KMP,
+                intent_type="ENTER",
+                strategy_id="KMP",
+                symbol=symbol,
+                desired_qty=1,
+                constraints={"order_type": "STOP_LIMIT", "stop_price": stop, "limit_price": float(up(stop, 3))},
+            )
+        ).json()
         assert reply["status"] == "ACCEPTED" and "held" in reply["message"], reply
         order = await _order(oms, reply["order_id"])
         assert order["state"] == "HELD" and order["broker_order_id"] is None
         assert not [o for o in oms.runtime.exchange.engine.orders() if o.client_order_id == reply["order_id"]]
-        far = (await oms.intent(KPR, intent_type="ENTER", strategy_id="KPR", symbol="000660", desired_qty=1,
-                                constraints={"order_type": "STOP_LIMIT", "stop_price": 9_990_000.0,
-                                             "limit_price": 9_990_000.0, "cancel_after_sec": 60})).json()
+        far = (
+            await oms.intent(
+                KPR,
+                intent_type="ENTER",
+                strategy_id="KPR",
+                symbol="000660",
+                desired_qty=1,
+                constraints={
+                    "order_type": "STOP_LIMIT",
+                    "stop_price": 9_990_000.0,
+                    "limit_price": 9_990_000.0,
+                    "cancel_after_sec": 60,
+                },
+            )
+        ).json()
         assert far["status"] in ("ACCEPTED", "REJECTED"), far
-        await until(lambda: _state_is(oms, reply["order_id"], "SUBMITTED", "PARTIALLY_FILLED", "FILLED"),
-                    timeout=60, what="stop to trigger (the tape trades through the stop)")
+        await until(
+            lambda: _state_is(oms, reply["order_id"], "SUBMITTED", "PARTIALLY_FILLED", "FILLED"),
+            timeout=60,
+            what="stop to trigger (the tape trades through the stop)",
+        )
         sent = await _order(oms, reply["order_id"])
         assert sent["broker_order_id"], sent
 
@@ -59,9 +84,21 @@ async def test_cancel_after_sec_cancels_a_resting_order(tmp_path: Path) -> None:
     async with running_oms(oms_settings(tmp_path)) as oms:
         last = (await oms.runtime.broker.get_quote("000270")).last
         from broker_core.market_rules import round_down
-        reply = (await oms.intent(KMP, intent_type="ENTER", strategy_id="KMP", symbol="000270", desired_qty=1,
-                                  constraints={"order_type": "LIMIT", "limit_price": float(round_down(last * 0.97)),
-                                               "cancel_after_sec": 30})).json()
+
+        reply = (
+            await oms.intent(
+                KMP,
+                intent_type="ENTER",
+                strategy_id="KMP",
+                symbol="000270",
+                desired_qty=1,
+                constraints={
+                    "order_type": "LIMIT",
+                    "limit_price": float(round_down(last * 0.97)),
+                    "cancel_after_sec": 30,
+                },
+            )
+        ).json()
         assert reply["status"] == "ACCEPTED", reply
         await until(lambda: _state_is(oms, reply["order_id"], "CANCELLED"), timeout=60, what="timeout cancel")
         order = await _order(oms, reply["order_id"])
@@ -75,8 +112,16 @@ async def test_flatten_all_and_eod_cleanup(tmp_path: Path) -> None:
     config.risk = config.risk.model_copy(update={"entry_lock_sec": {"KMP": 1, "KPR": 1}})
     async with running_oms(oms_settings(tmp_path), config) as oms:
         for key, strategy, symbol in ((KMP, "KMP", "005930"), (KPR, "KPR", "000660")):
-            r = (await oms.intent(key, intent_type="ENTER", strategy_id=strategy, symbol=symbol, desired_qty=1,
-                                  constraints={"order_type": "MARKETABLE_LIMIT"})).json()
+            r = (
+                await oms.intent(
+                    key,
+                    intent_type="ENTER",
+                    strategy_id=strategy,
+                    symbol=symbol,
+                    desired_qty=1,
+                    constraints={"order_type": "MARKETABLE_LIMIT"},
+                )
+            ).json()
             assert r["status"] == "ACCEPTED", r
 
         async def both_filled() -> bool:
@@ -86,8 +131,17 @@ async def test_flatten_all_and_eod_cleanup(tmp_path: Path) -> None:
         await until(both_filled, timeout=60, what="both entries filled")
         last = (await oms.runtime.broker.get_quote("012330")).last
         from broker_core.market_rules import round_down
-        resting = (await oms.intent(KMP, intent_type="ENTER", strategy_id="KMP", symbol="012330", desired_qty=1,
-                                    constraints={"order_type": "LIMIT", "limit_price": float(round_down(last * 0.97))})).json()
+
+        resting = (
+            await oms.intent(
+                KMP,
+                intent_type="ENTER",
+                strategy_id="KMP",
+                symbol="012330",
+                desired_qty=1,
+                constraints={"order_type": "LIMIT", "limit_price": float(round_down(last * 0.97))},
+            )
+        ).json()
         assert resting["status"] == "ACCEPTED", resting
         resp = await oms.admin("/api/v1/admin/flatten-all")
         assert resp.status_code == 200 and len(resp.json()["order_ids"]) == 2, resp.text

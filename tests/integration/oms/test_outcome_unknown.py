@@ -1,4 +1,5 @@
 """A submit whose reply is lost (timeout after send) is settled by lookup, never re-sent."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,12 +10,12 @@ import pytest
 from broker_core.errors import BrokerUnavailable, OutcomeUnknown
 from broker_core.models import BrokerOrder, OrderRequest
 from broker_core.paper.broker import PaperBroker
-from trader.venues import build_venue
 from oms.core.types import OrderState
 from oms.runtime import OmsRuntime
 from oms.settings import load_config
 from tests.support.oms_server import STRATEGY_KEYS, Oms, oms_settings, running_oms, sim_clock
 from tests.support.wait import until
+from trader.venues import build_venue
 
 
 class LostReplyBroker(PaperBroker):
@@ -36,6 +37,7 @@ class LostReplyNoPushBroker(LostReplyBroker):
         async def silent():  # type: ignore[no-untyped-def]
             await asyncio.Event().wait()
             yield
+
         return silent()
 
 
@@ -60,21 +62,40 @@ async def test_lost_submit_reply_is_resolved_without_a_second_order(tmp_path: Pa
     runtime = OmsRuntime(settings, config, venue=build_venue, clock=sim_clock())
     _swap(runtime, broker_cls)
     async with running_oms(settings, config, runtime=runtime) as oms:
-        reply = (await oms.intent(STRATEGY_KEYS["KMP"], intent_type="ENTER", strategy_id="KMP", symbol="005930",
-                                  desired_qty=3, constraints={"order_type": "MARKETABLE_LIMIT"},
-                                  idempotency_key="lost-1")).json()
+        reply = (
+            await oms.intent(
+                STRATEGY_KEYS["KMP"],
+                intent_type="ENTER",
+                strategy_id="KMP",
+                symbol="005930",
+                desired_qty=3,
+                constraints={"order_type": "MARKETABLE_LIMIT"},
+                idempotency_key="lost-1",
+            )
+        ).json()
         assert reply["status"] == "ACCEPTED", reply
         order_id = reply["order_id"]
         assert oms.runtime.state.orders[order_id].reason == "OUTCOME_UNKNOWN"
         await until(lambda: _settled(oms, order_id), timeout=30, what="order settled by reconciliation")
         engine = oms.runtime.exchange.engine
         assert [o.client_order_id for o in engine.orders()] == [order_id]
-        await until(lambda: oms.runtime.state.orders[order_id].state is OrderState.FILLED, timeout=30,
-                    what="fills applied (pushed, or polled by reconciliation)")
+        await until(
+            lambda: oms.runtime.state.orders[order_id].state is OrderState.FILLED,
+            timeout=30,
+            what="fills applied (pushed, or polled by reconciliation)",
+        )
         assert (await oms.get("/api/v1/positions"))["005930"]["allocations"]["KMP"]["qty"] == 3
-        again = (await oms.intent(STRATEGY_KEYS["KMP"], intent_type="ENTER", strategy_id="KMP", symbol="005930",
-                                  desired_qty=3, constraints={"order_type": "MARKETABLE_LIMIT"},
-                                  idempotency_key="lost-1")).json()
+        again = (
+            await oms.intent(
+                STRATEGY_KEYS["KMP"],
+                intent_type="ENTER",
+                strategy_id="KMP",
+                symbol="005930",
+                desired_qty=3,
+                constraints={"order_type": "MARKETABLE_LIMIT"},
+                idempotency_key="lost-1",
+            )
+        ).json()
         assert again["order_id"] == order_id
         assert len(engine.orders()) == 1
 
@@ -90,9 +111,16 @@ async def test_unreachable_broker_rejects_with_reason_and_opens_the_breaker(tmp_
     _swap(runtime, DownBroker)
     async with running_oms(settings, config, runtime=runtime) as oms:
         for i in range(3):
-            reply = (await oms.intent(STRATEGY_KEYS["KPR"], intent_type="ENTER", strategy_id="KPR",
-                                      symbol=["005930", "000660", "000270"][i], desired_qty=1,
-                                      constraints={"order_type": "MARKETABLE_LIMIT"})).json()
+            reply = (
+                await oms.intent(
+                    STRATEGY_KEYS["KPR"],
+                    intent_type="ENTER",
+                    strategy_id="KPR",
+                    symbol=["005930", "000660", "000270"][i],
+                    desired_qty=1,
+                    constraints={"order_type": "MARKETABLE_LIMIT"},
+                )
+            ).json()
             assert reply["status"] == "REJECTED" and reply["reason_code"] == "BROKER_UNAVAILABLE", reply
         health = (await oms.http.get("/health")).json()
         assert health["kis_circuit_breaker"] == "OPEN" and health["status"] == "degraded"

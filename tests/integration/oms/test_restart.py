@@ -4,6 +4,7 @@ The OMS runs as a real process (``trader oms``); its paper account lives in the 
 the broker survives the kill like a real one. After the restart: state equals the broker's, every
 intent that got a 2xx is there with its decision, and no order was sent twice.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,18 +29,27 @@ STRATEGIES = ["KMP", "KPR", "NULRIMOK", "PCIM"]
 
 def _env(data_dir: Path, anchor: float) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "DATABASE_URL", "TRADER_"))}
-    env.update(OMS_ADMIN_KEY=ADMIN_KEY, OMS_READ_KEY=READ_KEY, OMS_DATA_DIR=str(data_dir),
-               OMS_STRATEGY_KEYS=",".join(f"{k}:{v}" for k, v in STRATEGY_KEYS.items()),
-               OMS_PAPER_DATE=SESSION, OMS_INSTANCE_ID="restart",
-               TRADER_CLOCK=f"sim start={SESSION}T09:30:00+09:00 speed=20 anchor={anchor!r}")
+    env.update(
+        OMS_ADMIN_KEY=ADMIN_KEY,
+        OMS_READ_KEY=READ_KEY,
+        OMS_DATA_DIR=str(data_dir),
+        OMS_STRATEGY_KEYS=",".join(f"{k}:{v}" for k, v in STRATEGY_KEYS.items()),
+        OMS_PAPER_DATE=SESSION,
+        OMS_INSTANCE_ID="restart",
+        TRADER_CLOCK=f"sim start={SESSION}T09:30:00+09:00 speed=20 anchor={anchor!r}",
+    )
     return env
 
 
 @contextmanager
 def oms_process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "trader", "oms", "--port", str(port), "--log-level", "WARNING"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trader", "oms", "--port", str(port), "--log-level", "WARNING"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         yield proc
     finally:
@@ -64,8 +74,14 @@ async def _healthy(http: httpx.AsyncClient, proc: subprocess.Popen[bytes], log: 
 def _body(i: int) -> tuple[str, dict[str, object]]:
     strategy = STRATEGIES[i % len(STRATEGIES)]
     symbol = SYMBOLS[(i // len(STRATEGIES)) % len(SYMBOLS)]
-    body: dict[str, object] = {"intent_type": "ENTER", "strategy_id": strategy, "symbol": symbol, "desired_qty": 1 + i % 3,
-                               "constraints": {"order_type": "MARKETABLE_LIMIT"}, "idempotency_key": f"kill-{i}"}
+    body: dict[str, object] = {
+        "intent_type": "ENTER",
+        "strategy_id": strategy,
+        "symbol": symbol,
+        "desired_qty": 1 + i % 3,
+        "constraints": {"order_type": "MARKETABLE_LIMIT"},
+        "idempotency_key": f"kill-{i}",
+    }
     return STRATEGY_KEYS[strategy], body
 
 
@@ -122,9 +138,12 @@ async def test_sigkill_mid_burst_then_restart(tmp_path: Path) -> None:
                 broker = {p.symbol: p.qty for p in store.read_state().positions if p.qty}  # type: ignore[union-attr]
                 positions = (await http.get("/api/v1/positions", headers=auth(READ_KEY))).json()
                 ledger = {s: p["real_qty"] for s, p in positions.items() if p["real_qty"]}
-                working = any(o["state"] not in ("FILLED", "CANCELLED", "REJECTED", "EXPIRED") for o in
-                              (await http.get("/api/v1/orders", params={"open_only": True},
-                                              headers=auth(READ_KEY))).json())
+                working = any(
+                    o["state"] not in ("FILLED", "CANCELLED", "REJECTED", "EXPIRED")
+                    for o in (
+                        await http.get("/api/v1/orders", params={"open_only": True}, headers=auth(READ_KEY))
+                    ).json()
+                )
                 return not working and broker == ledger and broker
 
             await until(converged, timeout=90, what="ledger equal to the broker with no working orders")

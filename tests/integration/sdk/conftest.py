@@ -4,6 +4,7 @@ The OMS runs the paper exchange replaying 2026-02-27 on a VirtualClock that star
 runs 60× faster, with SQLite and its journal under the test's tmp_path. The ASGI app is wrapped in
 :class:`StreamKillSwitch` so a test can make the server close every stream socket.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,10 +21,10 @@ import uvicorn
 from pydantic import SecretStr
 
 from broker_core.clock import KST, VirtualClock
-from trader.venues import build_venue
 from oms.app import create_app
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings, PaperConfig
+from trader.venues import build_venue
 
 ADMIN_KEY = "admin-key-for-sdk-tests"
 KEYS = {"KMP": "k1", "KPR": "k2", "ECHO": "k3"}
@@ -73,8 +74,9 @@ class StreamKillSwitch:
         self.app = app
         self.conns: set[_Conn] = set()
 
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Message]],
-                       send: Callable[[Message], Awaitable[None]]) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Callable[[], Awaitable[Message]], send: Callable[[Message], Awaitable[None]]
+    ) -> None:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
@@ -121,10 +123,15 @@ class RunningOms:
 @pytest.fixture
 async def oms_server(tmp_path: Path) -> AsyncIterator[RunningOms]:
     clock = VirtualClock(datetime(2026, 2, 27, 9, 0, tzinfo=KST), speed=60)
-    settings = OmsSettings(oms_admin_key=SecretStr(ADMIN_KEY),
-                           oms_strategy_keys=SecretStr(",".join(f"{s}:{k}" for s, k in KEYS.items())),
-                           oms_data_dir=str(tmp_path / "oms"), oms_paper_date="2026-02-27",
-                           oms_instance_id="sdktest", database_url="", oms_journal_path="")
+    settings = OmsSettings(
+        oms_admin_key=SecretStr(ADMIN_KEY),
+        oms_strategy_keys=SecretStr(",".join(f"{s}:{k}" for s, k in KEYS.items())),
+        oms_data_dir=str(tmp_path / "oms"),
+        oms_paper_date="2026-02-27",
+        oms_instance_id="sdktest",
+        database_url="",
+        oms_journal_path="",
+    )
     config = OmsConfig(paper=PaperConfig.model_validate({"symbols": SYMBOLS}))
     runtime = OmsRuntime(settings, config, venue=build_venue, clock=clock)
     switch = StreamKillSwitch(create_app(runtime=runtime))

@@ -1,4 +1,5 @@
 """OmsClient against a real OMS over HTTP."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Strategy base and runner against a real OMS: hooks, heartbeats, recovery, graceful stop."""
+
 from __future__ import annotations
 
 import asyncio
@@ -136,14 +137,30 @@ async def test_stop_waits_for_an_intent_in_flight(oms_server: RunningOms) -> Non
 
 async def test_runner_runs_a_strategy_until_sigterm(oms_server: RunningOms, tmp_path: Path) -> None:
     (tmp_path / "echo.yaml").write_text("symbols: ['005930']\nheartbeat_sec: 5\n")
-    env = {**os.environ, "OMS_URL": oms_server.url, "OMS_API_KEY": KEYS["ECHO"],
-           "TRADER_CLOCK": oms_server.clock.spec(), "TRADER_CONFIG_DIR": str(tmp_path),
-           "PYTHONPATH": str(PROJECT_ROOT), "LOG_LEVEL": "INFO"}
-    code = ("import sys; from strategies.sdk.runner import run_strategy; "
-            "sys.exit(run_strategy('echo', package='tests.integration.sdk.fixtures'))")
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, env=env, cwd=str(PROJECT_ROOT),
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "OMS_URL": oms_server.url,
+        "OMS_API_KEY": KEYS["ECHO"],
+        "TRADER_CLOCK": oms_server.clock.spec(),
+        "TRADER_CONFIG_DIR": str(tmp_path),
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "LOG_LEVEL": "INFO",
+    }
+    code = (
+        "import sys; from strategies.sdk.runner import run_strategy; "
+        "sys.exit(run_strategy('echo', package='tests.integration.sdk.fixtures'))"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        code,
+        env=env,
+        cwd=str(PROJECT_ROOT),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     try:
+
         async def echoed() -> bool:
             st = await strategy_status(oms_server, "ECHO")
             return bool((st.get("status") or {}).get("decisions", {}).get("ECHO_BAR", 0) >= 1)

@@ -1,4 +1,5 @@
 """StreamClient against a real OMS over WebSocket."""
+
 from __future__ import annotations
 
 import asyncio
@@ -55,8 +56,15 @@ async def test_reconnects_after_server_close_and_resubscribes(oms_server: Runnin
     async def on_connect(count: int) -> None:
         connects.append(count)
 
-    stream = StreamClient(oms_server.ws_url, KEYS["KMP"], on_event=inbox, symbols=["005930"], on_connect=on_connect,
-                          backoff_initial=0.05, backoff_max=0.5)
+    stream = StreamClient(
+        oms_server.ws_url,
+        KEYS["KMP"],
+        on_event=inbox,
+        symbols=["005930"],
+        on_connect=on_connect,
+        backoff_initial=0.05,
+        backoff_max=0.5,
+    )
     task = asyncio.create_task(stream.run())
     try:
         await eventually(lambda: "005930" in stream.granted and inbox.of("trade"), what="first trades")
@@ -65,8 +73,10 @@ async def test_reconnects_after_server_close_and_resubscribes(oms_server: Runnin
         assert connects == [1, 2]
         assert stream.granted == {"005930"}
         seen = len(inbox.events)
-        await eventually(lambda: len(inbox.of("trade", symbol="005930")) > 0 and len(inbox.events) > seen,
-                         what="trades after the reconnect")
+        await eventually(
+            lambda: len(inbox.of("trade", symbol="005930")) > 0 and len(inbox.events) > seen,
+            what="trades after the reconnect",
+        )
 
         await stream.subscribe(["000660"])
         await eventually(lambda: "000660" in stream.granted, what="live subscribe granted")

@@ -4,6 +4,7 @@ Postgres is the one on 127.0.0.1:5432 (override with ``TRADER_TEST_PG_DSN``, an 
 run creates its own ``trader_test_<random>`` databases and drops them afterwards. When Postgres is
 missing the tests FAIL with a message saying so — they never skip.
 """
+
 from __future__ import annotations
 
 import uuid

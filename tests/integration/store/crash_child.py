@@ -1,5 +1,6 @@
 """Child process for the crash tests: appends (and optionally drains) forever, printing
 ``i seq`` after every append returned, until the parent SIGKILLs it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -32,5 +33,6 @@ async def main(journal_path: str, db_url: str | None, instance_id: str | None) -
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None,
-                     sys.argv[3] if len(sys.argv) > 3 else None))
+    asyncio.run(
+        main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None, sys.argv[3] if len(sys.argv) > 3 else None)
+    )

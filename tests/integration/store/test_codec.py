@@ -1,4 +1,5 @@
 """Codec round trips for every record kind: in memory, through the journal's JSON, through the DB."""
+
 from __future__ import annotations
 
 from datetime import datetime

@@ -1,4 +1,5 @@
 """Crash safety: SIGKILL between append and drain (or in the middle of a drain) loses nothing."""
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,14 @@ ROOT = Path(__file__).resolve().parents[3]
 def run_and_kill(args: list[str], after_lines: int) -> list[tuple[int, int]]:
     """Start the child, SIGKILL it once it reported ``after_lines`` appends; every ``(i, seq)``
     it printed (including lines still in the pipe after the kill)."""
-    proc = subprocess.Popen([sys.executable, "-m", "tests.integration.store.crash_child", *args],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.store.crash_child", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.stdout is not None
     lines: list[str] = []
     while len(lines) < after_lines:
@@ -60,7 +66,8 @@ def test_sigkill_after_appends_loses_nothing(tmp_path: Path) -> None:
 
 
 async def test_sigkill_while_draining_then_resume_copies_everything_once(
-        tmp_path: Path, db_url: str, engine: AsyncEngine, instance_id: str) -> None:
+    tmp_path: Path, db_url: str, engine: AsyncEngine, instance_id: str
+) -> None:
     path = tmp_path / "journal.sqlite"
     reported = run_and_kill([str(path), db_url, instance_id], after_lines=300)
     journal = Journal(path)

@@ -1,4 +1,5 @@
 """Journal → database: exactly once, upserts, outages, rejects, the run loop."""
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,7 @@ async def assert_db_holds(engine: AsyncEngine, instance_id: str, records: list[o
         assert stored is not None and codec.from_row(table, stored) == rec
 
 
-async def test_every_row_once_then_again_after_rewind(engine: AsyncEngine, journal: Journal,
-                                                      instance_id: str) -> None:
+async def test_every_row_once_then_again_after_rewind(engine: AsyncEngine, journal: Journal, instance_id: str) -> None:
     records = [r for i in range(40) for r in f.one_of_each(i)]  # 520 entries, 13 tables
     journal.append(records[:300])
     journal.append(records[300:])
@@ -50,7 +50,8 @@ async def test_every_row_once_then_again_after_rewind(engine: AsyncEngine, journ
 
 
 async def test_state_changes_of_one_key_leave_one_row_with_the_latest_image(
-        engine: AsyncEngine, journal: Journal, instance_id: str) -> None:
+    engine: AsyncEngine, journal: Journal, instance_id: str
+) -> None:
     history = [
         f.order(1, state=OrderState.PENDING_SUBMIT),
         f.order(1, state=OrderState.SUBMITTED),
@@ -70,20 +71,19 @@ async def test_state_changes_of_one_key_leave_one_row_with_the_latest_image(
 
 
 async def test_outage_keeps_backlog_logs_once_and_drains_when_back(
-        engine: AsyncEngine, down_engine: AsyncEngine, journal: Journal, instance_id: str,
-        caplog: pytest.LogCaptureFixture) -> None:
+    engine: AsyncEngine, down_engine: AsyncEngine, journal: Journal, instance_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="oms.store.drain")
     drainer = Drainer(journal, down_engine, instance_id, batch_size=100)
     records = [f.order(i) for i in range(250)] + [f.fill(i) for i in range(250)]
     for i in range(0, 500, 50):  # trading goes on: appends interleave with failed drains
-        journal.append(records[i:i + 50])
+        journal.append(records[i : i + 50])
         assert await drainer.drain_once() == 0
         assert not drainer.db_ok
         assert drainer.backlog == i + 50
     assert drainer.failures == 10 and drainer.last_error_code == DB_UNAVAILABLE
     assert drainer.last_error is not None and "connect" in drainer.last_error.lower()
-    outage_logs = [r for r in caplog.records if DB_UNAVAILABLE in r.getMessage()
-                   and r.levelno >= logging.WARNING]
+    outage_logs = [r for r in caplog.records if DB_UNAVAILABLE in r.getMessage() and r.levelno >= logging.WARNING]
     assert len(outage_logs) == 1  # once per outage, not once per attempt
     assert drainer.stats()["backlog"] == 500 and drainer.stats()["db_ok"] is False
 
@@ -94,8 +94,9 @@ async def test_outage_keeps_backlog_logs_once_and_drains_when_back(
     await assert_db_holds(engine, instance_id, records)
 
 
-async def test_run_loop_backs_off_then_recovers(engine: AsyncEngine, down_engine: AsyncEngine,
-                                                journal: Journal, instance_id: str) -> None:
+async def test_run_loop_backs_off_then_recovers(
+    engine: AsyncEngine, down_engine: AsyncEngine, journal: Journal, instance_id: str
+) -> None:
     """Drive ``run()`` with an injected sleep: no real waiting, the delays are inspected."""
     records = [f.intent(i) for i in range(30)]
     journal.append(records)
@@ -127,9 +128,9 @@ async def test_started_task_stops_and_flushes(engine: AsyncEngine, journal: Jour
     await assert_db_holds(engine, instance_id, records)
 
 
-async def test_refused_row_is_parked_and_the_rest_drains(engine: AsyncEngine, journal: Journal,
-                                                         instance_id: str,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+async def test_refused_row_is_parked_and_the_rest_drains(
+    engine: AsyncEngine, journal: Journal, instance_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
     good = [f.intent(1, key="same-key"), f.order(1), f.fill(1)]
     clash = f.intent(2, key="same-key")  # a second intent reusing an idempotency key
     journal.append(good[:2] + [clash] + good[2:])
@@ -152,14 +153,12 @@ def test_error_classification() -> None:
     assert not is_connectivity_error(ValueError("bad"))
 
 
-async def test_live_postgres_outage_through_a_proxy(postgres_database: str, journal: Journal,
-                                                    instance_id: str) -> None:
+async def test_live_postgres_outage_through_a_proxy(postgres_database: str, journal: Journal, instance_id: str) -> None:
     """The same engine survives its server going away mid-session and coming back: pooled
     connections die, new ones are refused, the backlog grows, then everything lands once."""
     from sqlalchemy.engine import make_url
 
     from oms.store.migrate import make_engine
-
     from tests.support.proxy import SwitchableProxy
 
     proxy = await SwitchableProxy().start()
@@ -175,7 +174,7 @@ async def test_live_postgres_outage_through_a_proxy(postgres_database: str, jour
         during = [f.order(i, state=OrderState.FILLED, filled=10) for i in range(50)]  # updates
         during += [f.fill(i) for i in range(200)] + [f.intent(i) for i in range(250)]
         for i in range(0, len(during), 100):
-            journal.append(during[i:i + 100])
+            journal.append(during[i : i + 100])
             assert await drainer.drain_once() == 0
         assert not drainer.db_ok and drainer.backlog == 500
         assert drainer.last_error_code == DB_UNAVAILABLE, drainer.last_error
@@ -189,9 +188,9 @@ async def test_live_postgres_outage_through_a_proxy(postgres_database: str, jour
         await proxy.close()
 
 
-async def test_idle_drainer_probes_during_an_outage(engine: AsyncEngine, down_engine: AsyncEngine,
-                                                    journal: Journal, instance_id: str,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+async def test_idle_drainer_probes_during_an_outage(
+    engine: AsyncEngine, down_engine: AsyncEngine, journal: Journal, instance_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """With nothing to copy, a drainer that saw an outage asks the database before calling it over
     (so /health does not report "ok" just because the journal is empty)."""
     drainer = Drainer(journal, down_engine, instance_id)

@@ -1,4 +1,5 @@
 """Several OMS instances (hosts) share one database without colliding."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The local journal on its own."""
+
 from __future__ import annotations
 
 import sqlite3

@@ -1,4 +1,5 @@
 """Migrations: packaged, idempotent, in step with the models, safe to run concurrently."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,15 +28,15 @@ async def _inspect(url: str) -> tuple[set[str], list[object]]:
     try:
         async with engine.connect() as conn:
             tables = set(await conn.run_sync(lambda c: sa.inspect(c).get_table_names()))
-            diff = await conn.run_sync(lambda c: compare_metadata(
-                MigrationContext.configure(c, opts={"compare_type": True}), models.metadata))
+            diff = await conn.run_sync(
+                lambda c: compare_metadata(MigrationContext.configure(c, opts={"compare_type": True}), models.metadata)
+            )
         return tables, diff
     finally:
         await engine.dispose()
 
 
-async def test_migrate_twice_is_a_noop(fresh_db_url: str, tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_migrate_twice_is_a_noop(fresh_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # the script location must not depend on the cwd
     assert await current_revision(fresh_db_url) is None
     await migrate(fresh_db_url)
@@ -55,7 +56,8 @@ async def test_every_table_keys_on_instance_and_natural_key(fresh_db_url: str) -
     try:
         async with engine.connect() as conn:
             pks = await conn.run_sync(
-                lambda c: {t: sa.inspect(c).get_pk_constraint(t)["constrained_columns"] for t in models.TABLES})
+                lambda c: {t: sa.inspect(c).get_pk_constraint(t)["constrained_columns"] for t in models.TABLES}
+            )
             uniques = await conn.run_sync(lambda c: sa.inspect(c).get_unique_constraints("intents"))
     finally:
         await engine.dispose()
@@ -70,6 +72,7 @@ def test_two_instances_migrating_one_postgres_at_once() -> None:
     """Both upgrades succeed; the advisory lock makes the second find the schema at head."""
     name, url = create_pg_database()
     try:
+
         async def both() -> None:
             await asyncio.gather(*(migrate(url) for _ in range(4)))
 

@@ -1,4 +1,5 @@
 """The read side: repository filters, the merged view over database + journal, the rebuild."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,11 +18,20 @@ def repo(engine: AsyncEngine, instance_id: str) -> Repository:
     return Repository(engine, instance_id)
 
 
-async def test_repository_filters_and_order(repo: Repository, journal: Journal, engine: AsyncEngine,
-                                            instance_id: str) -> None:
-    journal.append([f.intent(i, strategy="KMP" if i % 2 else "KPR", symbol=f"S{i % 3}",
-                             status=IntentStatus.REJECTED if i % 5 == 0 else IntentStatus.ACCEPTED)
-                    for i in range(30)])
+async def test_repository_filters_and_order(
+    repo: Repository, journal: Journal, engine: AsyncEngine, instance_id: str
+) -> None:
+    journal.append(
+        [
+            f.intent(
+                i,
+                strategy="KMP" if i % 2 else "KPR",
+                symbol=f"S{i % 3}",
+                status=IntentStatus.REJECTED if i % 5 == 0 else IntentStatus.ACCEPTED,
+            )
+            for i in range(30)
+        ]
+    )
     journal.append([f.order(i, state=OrderState.FILLED if i < 10 else OrderState.SUBMITTED) for i in range(20)])
     journal.append([f.fill(i, symbol="S1") for i in range(10)])
     await Drainer(journal, engine, instance_id).drain_all()
@@ -43,8 +53,9 @@ async def test_repository_filters_and_order(repo: Repository, journal: Journal, 
     assert len(await repo.list_fills(symbol="S1", since=f.ts(7))) == 5
 
 
-async def test_merged_reader_shows_undrained_rows(repo: Repository, journal: Journal, engine: AsyncEngine,
-                                                  instance_id: str) -> None:
+async def test_merged_reader_shows_undrained_rows(
+    repo: Repository, journal: Journal, engine: AsyncEngine, instance_id: str
+) -> None:
     drainer = Drainer(journal, engine, instance_id)
     journal.append([f.intent(i) for i in range(5)] + [f.order(i) for i in range(5)])
     await drainer.drain_all()
@@ -72,8 +83,9 @@ async def test_merged_reader_shows_undrained_rows(repo: Repository, journal: Jou
     assert {o.order_id for o in await repo.list_orders(open_only=True)} == open_ids
 
 
-async def test_merged_reader_during_an_outage(repo: Repository, journal: Journal, engine: AsyncEngine,
-                                              down_engine: AsyncEngine, instance_id: str) -> None:
+async def test_merged_reader_during_an_outage(
+    repo: Repository, journal: Journal, engine: AsyncEngine, down_engine: AsyncEngine, instance_id: str
+) -> None:
     drainer = Drainer(journal, engine, instance_id)
     journal.append([f.intent(0)])
     await drainer.drain_all()
@@ -98,8 +110,9 @@ async def test_merged_reader_during_an_outage(repo: Repository, journal: Journal
     assert [r.intent.intent_id for r in await back.list_intents()] == ids and not back.degraded
 
 
-async def test_load_state_for_rebuild(repo: Repository, journal: Journal, engine: AsyncEngine,
-                                      instance_id: str) -> None:
+async def test_load_state_for_rebuild(
+    repo: Repository, journal: Journal, engine: AsyncEngine, instance_id: str
+) -> None:
     drainer = Drainer(journal, engine, instance_id)
     records = f.one_of_each(1) + f.one_of_each(2)
     journal.append(records)
@@ -134,4 +147,3 @@ async def test_counts(repo: Repository, journal: Journal, engine: AsyncEngine, i
     journal.append(f.one_of_each(1))
     await Drainer(journal, engine, instance_id).drain_all()
     assert set((await repo.counts()).values()) == {1}
-

@@ -8,9 +8,12 @@ from broker_core.kis.envelope import KisApiError, error_for, parse_response
 
 
 def test_envelope_fields_and_paging() -> None:
-    resp = parse_response(200, {"tr_id": "VTTC8434R", "tr_cont": "M", "gt_uid": "g"},
-                          b'{"rt_cd":"0","msg_cd":"MCA00000","msg1":"ok  ","output1":[{"pdno":"005930"}],'
-                          b'"output2":[{"dnca_tot_amt":"1000"}],"ctx_area_fk100":"a   ","ctx_area_nk100":"20  "}')
+    resp = parse_response(
+        200,
+        {"tr_id": "VTTC8434R", "tr_cont": "M", "gt_uid": "g"},
+        b'{"rt_cd":"0","msg_cd":"MCA00000","msg1":"ok  ","output1":[{"pdno":"005930"}],'
+        b'"output2":[{"dnca_tot_amt":"1000"}],"ctx_area_fk100":"a   ","ctx_area_nk100":"20  "}',
+    )
     assert resp.ok and resp.msg1 == "ok" and resp.has_more
     assert resp.rows("output1") == [{"pdno": "005930"}] and resp.obj("output2") == {"dnca_tot_amt": "1000"}
     assert resp.cursor("CTX_AREA_NK100") == "20"

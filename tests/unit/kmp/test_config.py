@@ -1,4 +1,5 @@
 """KMP configuration: spec defaults (§1.1), config/kmp.yaml, strict validation."""
+
 from __future__ import annotations
 
 from datetime import time
@@ -7,14 +8,24 @@ import pytest
 import yaml
 
 from strategies.kmp.config import (
-    DEFAULT_CONFIG_PATH, KmpConfig, KmpConfigError, KmpParams, load_kmp_config, parse_kmp_config,
+    DEFAULT_CONFIG_PATH,
+    KmpConfig,
+    KmpConfigError,
+    KmpParams,
+    load_kmp_config,
+    parse_kmp_config,
 )
 
 
 def test_defaults_are_the_spec_table():
     p = KmpParams()
-    assert (p.or_start, p.or_end, p.entry_start, p.entry_end, p.flatten_time) == \
-        (time(9, 0), time(9, 15), time(9, 16), time(10, 0), time(14, 30))
+    assert (p.or_start, p.or_end, p.entry_start, p.entry_end, p.flatten_time) == (
+        time(9, 0),
+        time(9, 15),
+        time(9, 16),
+        time(10, 0),
+        time(14, 30),
+    )
     assert (p.max_positions, p.max_per_sector) == (4, 1)
     assert (p.or_range_min, p.or_range_max, p.gap_skip_pct) == (0.012, 0.055, 0.05)
     assert (p.surge_min, p.candidates_top_n, p.rvol_min) == (3.0, 20, 2.0)
@@ -52,7 +63,7 @@ def test_unknown_key_is_named(tmp_path):
 
 def test_unquoted_yaml_time_is_refused(tmp_path):
     f = tmp_path / "kmp.yaml"
-    f.write_text("params:\n  flatten_time: 14:30\n")     # YAML 1.1 reads 870
+    f.write_text("params:\n  flatten_time: 14:30\n")  # YAML 1.1 reads 870
     with pytest.raises(KmpConfigError, match="flatten_time"):
         load_kmp_config(f)
 

@@ -1,13 +1,20 @@
 """K4–K7: risk_off, chop, leader breadth, regime_ok, program overlay (incl. missing data)."""
+
 from __future__ import annotations
 
 import pytest
 
 from strategies.kmp.config import KmpParams
 from strategies.kmp.regime import (
-    LeaderView, ProgramFlow, ProgramOverlay, ProgramRegime, chop_state, compute_regime, index_change, is_leader,
+    LeaderView,
+    ProgramFlow,
+    ProgramOverlay,
+    ProgramRegime,
+    chop_state,
+    compute_regime,
+    index_change,
+    is_leader,
 )
-
 from tests.unit.kmp._helpers import ts
 
 
@@ -23,16 +30,16 @@ def test_k4_risk_off_index_drop_and_oms_flags():
     assert not compute_regime(ts(9, 30), kospi_chg=-0.0149, kosdaq_chg=None, **kw).risk_off
     assert compute_regime(ts(9, 30), kospi_chg=None, kosdaq_chg=None, oms_halt=True, **kw).risk_off
     assert compute_regime(ts(9, 30), kospi_chg=None, kosdaq_chg=None, oms_flatten=True, **kw).risk_off
-    assert not compute_regime(ts(9, 30), kospi_chg=None, kosdaq_chg=None, **kw).risk_off   # missing data
+    assert not compute_regime(ts(9, 30), kospi_chg=None, kosdaq_chg=None, **kw).risk_off  # missing data
 
 
 def test_k4_chop_efficiency_ratio():
     trend = [100 + i for i in range(20)]
     assert chop_state(trend) == (False, pytest.approx(1.0))
-    zigzag = [100, 101] * 10                     # |101−100| / 19 = 0.0526
+    zigzag = [100, 101] * 10  # |101−100| / 19 = 0.0526
     chop, er = chop_state(zigzag)
     assert chop and er == pytest.approx(1 / 19)
-    assert chop_state(zigzag[:9]) == (False, None)          # n < 10 → chop false
+    assert chop_state(zigzag[:9]) == (False, None)  # n < 10 → chop false
     # only the last 20 bars count
     long = [100 + i for i in range(30)] + [130, 131] * 10
     assert chop_state(long)[1] == pytest.approx(1 / 19)
@@ -40,19 +47,20 @@ def test_k4_chop_efficiency_ratio():
 
 def test_k5_leader_conditions_and_staleness():
     assert is_leader(_leader())
-    assert is_leader(_leader(last=100.0, vwap=100.0))       # last ≥ VWAP
+    assert is_leader(_leader(last=100.0, vwap=100.0))  # last ≥ VWAP
     assert not is_leader(_leader(rvol=1.49))
     assert not is_leader(_leader(surge=2.9))
     assert not is_leader(_leader(last=99.0))
-    assert not is_leader(_leader(age=121))                  # data older than 120 s
+    assert not is_leader(_leader(age=121))  # data older than 120 s
     assert not is_leader(_leader(age=None))
     assert not is_leader(_leader(rvol=None))
 
 
 def test_k5_k6_breadth_and_regime_ok():
     leaders = [_leader(f"S{i}") for i in range(8)] + [_leader("X", rvol=1.0)]
-    r = compute_regime(ts(9, 30), kospi_chg=0.0, kosdaq_chg=0.0, kospi_closes=[100 + i for i in range(20)],
-                       leaders=leaders)
+    r = compute_regime(
+        ts(9, 30), kospi_chg=0.0, kosdaq_chg=0.0, kospi_closes=[100 + i for i in range(20)], leaders=leaders
+    )
     assert r.breadth == 8 and r.breadth_ok and r.regime_ok
     assert "X" not in r.leaders
     r7 = compute_regime(ts(9, 30), kospi_chg=0.0, kosdaq_chg=0.0, kospi_closes=[], leaders=leaders[:7])
@@ -65,9 +73,9 @@ def test_k7_ewma_update_and_reset_rules():
     f = ProgramFlow(alpha=0.35)
     assert f.update(ts(9, 0), 1_000, 900) == "init" and f.ewma == 0
     assert f.update(ts(9, 1), 1_300, 1_000) == "update" and f.ewma == pytest.approx(70)
-    assert f.update(ts(9, 2), 1_400, 1_200) == "update"              # Δ = 100 − 200 = −100
+    assert f.update(ts(9, 2), 1_400, 1_200) == "update"  # Δ = 100 − 200 = −100
     assert f.ewma == pytest.approx(0.35 * -100 + 0.65 * 70)
-    assert f.update(ts(9, 3), 1_400, 1_100) == "reset" and f.ewma == 0   # sell series decreased
+    assert f.update(ts(9, 3), 1_400, 1_100) == "reset" and f.ewma == 0  # sell series decreased
 
 
 def test_k7_new_day_reinitialises():
@@ -75,6 +83,7 @@ def test_k7_new_day_reinitialises():
     f.update(ts(15, 0), 1_000, 900)
     f.update(ts(15, 1), 1_300, 1_000)
     from datetime import timedelta
+
     assert f.update(ts(9, 0) + timedelta(days=1), 5_000, 100) == "init" and f.ewma == 0
 
 
@@ -117,8 +126,8 @@ def test_k7_three_failures_or_stale_sample_fall_back_to_mixed():
     ov.fail("KOSPI")
     assert ov.regime(ts(9, 1, 30)) is ProgramRegime.MIXED
     ov2 = _inflow()
-    assert ov2.regime(ts(9, 4)) is ProgramRegime.STRONG_INFLOW       # 180 s old: still good
-    assert ov2.regime(ts(9, 4, 1)) is ProgramRegime.MIXED             # > 180 s
+    assert ov2.regime(ts(9, 4)) is ProgramRegime.STRONG_INFLOW  # 180 s old: still good
+    assert ov2.regime(ts(9, 4, 1)) is ProgramRegime.MIXED  # > 180 s
 
 
 def test_k7_bad_samples_rejected():

@@ -1,4 +1,5 @@
 """K1–K2: universe filter and premarket caches (trend_ok, value_base, vol1m_base)."""
+
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -8,18 +9,25 @@ import pytest
 from broker_core.clock import KST
 from strategies.kmp.config import KmpParams, UniverseConfig
 from strategies.kmp.universe import (
-    SymbolMeta, build_symbol_cache, drop_reason, infer_kind, select_universe, trend_stats, unknown_sector,
-    value_base, vol1m_base,
+    SymbolMeta,
+    build_symbol_cache,
+    drop_reason,
+    infer_kind,
+    select_universe,
+    trend_stats,
+    unknown_sector,
+    value_base,
+    vol1m_base,
 )
 
 
 def test_k1_drops_non_common_shares():
     metas = [
         SymbolMeta("005930", "삼성전자"),
-        SymbolMeta("005935", "삼성전자우"),                 # preferred (code not ending in 0)
-        SymbolMeta("069500", "KODEX 200"),                  # ETF by brand
+        SymbolMeta("005935", "삼성전자우"),  # preferred (code not ending in 0)
+        SymbolMeta("069500", "KODEX 200"),  # ETF by brand
         SymbolMeta("580001", "신한 레버리지 WTI원유 선물 ETN"),
-        SymbolMeta("440790", "하나30호스팩"),                # SPAC
+        SymbolMeta("440790", "하나30호스팩"),  # SPAC
         SymbolMeta("000020", "동화약품", is_admin_issue=True),
         SymbolMeta("000040", "KR모터스", is_halted=True),
         SymbolMeta("000050", "경방", kind="STOCK"),
@@ -27,13 +35,23 @@ def test_k1_drops_non_common_shares():
     ]
     kept, dropped = select_universe(metas)
     assert [m.symbol for m in kept] == ["000050", "005930"]
-    assert dropped == {"005935": "PREFERRED", "069500": "ETF", "580001": "ETN", "440790": "SPAC",
-                       "000020": "ADMIN_ISSUE", "000040": "HALTED", "900110": "ETF"}
+    assert dropped == {
+        "005935": "PREFERRED",
+        "069500": "ETF",
+        "580001": "ETN",
+        "440790": "SPAC",
+        "000020": "ADMIN_ISSUE",
+        "000040": "HALTED",
+        "900110": "ETF",
+    }
 
 
 def test_k1_config_symbols_exclude_markets():
-    metas = [SymbolMeta("000010", market="KOSPI"), SymbolMeta("000020", market="KOSDAQ"),
-             SymbolMeta("000030", market="KONEX")]
+    metas = [
+        SymbolMeta("000010", market="KOSPI"),
+        SymbolMeta("000020", market="KOSDAQ"),
+        SymbolMeta("000030", market="KONEX"),
+    ]
     kept, dropped = select_universe(metas, UniverseConfig(exclude=["000010"]))
     assert [m.symbol for m in kept] == ["000020"]
     assert dropped == {"000010": "EXCLUDED", "000030": "MARKET_KONEX"}
@@ -74,24 +92,30 @@ def test_k2_value_base_mean_of_last_14_sessions_0900_0914():
     days = [date(2026, 1, 1) + timedelta(days=i) for i in range(16)]
     bars = []
     for i, d in enumerate(days):
-        bars.append(_mbar(d, 9, 0, 10, value=1_000 * (i + 1)))   # in window
-        bars.append(_mbar(d, 9, 14, 10, value=1_000))              # in window
-        bars.append(_mbar(d, 9, 15, 10, value=99_999))             # outside (09:15)
+        bars.append(_mbar(d, 9, 0, 10, value=1_000 * (i + 1)))  # in window
+        bars.append(_mbar(d, 9, 14, 10, value=1_000))  # in window
+        bars.append(_mbar(d, 9, 15, 10, value=99_999))  # outside (09:15)
     # last 14 sessions are i = 2..15 → mean of (i+1)·1000 + 1000 = mean(3..16)·1000 + 1000 = 10,500
     assert value_base(bars) == pytest.approx(10_500)
 
 
 def test_k2_vol1m_base_pooled_missing_minutes_count_zero():
     days = [date(2026, 1, 1) + timedelta(days=i) for i in range(20)]
-    bars = [_mbar(d, 9, 0, 600) for d in days]              # one bar per session, 59 quiet minutes
-    bars += [_mbar(d, 10, 0, 10_000) for d in days]          # 10:00 is outside 09:00–09:59
+    bars = [_mbar(d, 9, 0, 600) for d in days]  # one bar per session, 59 quiet minutes
+    bars += [_mbar(d, 10, 0, 10_000) for d in days]  # 10:00 is outside 09:00–09:59
     assert vol1m_base(bars) == pytest.approx(600 / 60)
 
 
 def test_k2_value_from_tp_times_volume_when_missing():
     d = date(2026, 1, 2)
-    bar = {"start": datetime(2026, 1, 2, 9, 1, tzinfo=KST), "open": 100, "high": 120, "low": 90, "close": 111,
-           "volume": 10}
+    bar = {
+        "start": datetime(2026, 1, 2, 9, 1, tzinfo=KST),
+        "open": 100,
+        "high": 120,
+        "low": 90,
+        "close": 111,
+        "volume": 10,
+    }
     assert value_base([bar]) == pytest.approx((120 + 90 + 111) / 3 * 10)
     assert value_base([]) is None and vol1m_base([]) is None
     assert d
@@ -100,7 +124,7 @@ def test_k2_value_from_tp_times_volume_when_missing():
 def test_build_symbol_cache_excludes_today_and_uses_sector_map():
     today = date(2026, 2, 27)
     daily = [{"date": date(2025, 11, 1) + timedelta(days=i), "close": 100.0 + i} for i in range(65)]
-    daily.append({"date": today, "close": 1.0})                 # today's row must be ignored
+    daily.append({"date": today, "close": 1.0})  # today's row must be ignored
     minutes = [_mbar(date(2026, 2, 26), 9, 0, 120, value=5_000), _mbar(today, 9, 0, 99_999, value=9e9)]
     c = build_symbol_cache(SymbolMeta("000660", sector="IT"), daily, minutes, today=today)
     assert c.prior_close == 164.0 and c.trend_ok

@@ -1,4 +1,5 @@
 """In-process stand-ins for the hub's broker: subscription bookkeeping and a tick pipe."""
+
 from __future__ import annotations
 
 import asyncio

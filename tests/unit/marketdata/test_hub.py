@@ -1,4 +1,5 @@
 """The hub over a recording broker on a ManualClock: leases ↔ upstream, fan-out, windows, watchdog."""
+
 from __future__ import annotations
 
 import asyncio
@@ -35,14 +36,23 @@ def drain(c: StreamConsumer) -> list[Any]:
 
 
 @asynccontextmanager
-async def make_rig(stale_after_s: float = 3600) -> AsyncIterator[tuple[MarketDataHub, RecordingBroker, ManualClock, Positions]]:
+async def make_rig(
+    stale_after_s: float = 3600,
+) -> AsyncIterator[tuple[MarketDataHub, RecordingBroker, ManualClock, Positions]]:
     clock = ManualClock(at(9, 15))
     broker = RecordingBroker(40)
     pos = Positions()
     config = MarketDataConfig(leases=LEASES, stale_after_s=stale_after_s, check_interval_s=5, consumer_backlog=10_000)
-    hub = MarketDataHub(broker, clock, StreamBus(config.consumer_backlog), config=config, metrics=OmsMetrics(),  # type: ignore[arg-type]
-                        position_holders=pos.holders, working_owners=pos.working_owners,
-                        market_open=lambda now: True)
+    hub = MarketDataHub(
+        broker,
+        clock,
+        StreamBus(config.consumer_backlog),
+        config=config,
+        metrics=OmsMetrics(),  # type: ignore[arg-type]
+        position_holders=pos.holders,
+        working_owners=pos.working_owners,
+        market_open=lambda now: True,
+    )
     await hub.start()
     try:
         yield hub, broker, clock, pos
@@ -118,8 +128,9 @@ async def test_preemption_tells_the_evicted_strategy_and_keeps_protected_slots(r
     assert granted == ["X"] and denied == {"Y": (denied["Y"][0], denied["Y"][1])} and denied["Y"][0] == "CAPACITY_FULL"
     assert broker.subscribed == {"A", "C", "X"} and set(kpr.wants) == {"A", "C"}
     evicted = [e for e in drain(kpr) if e.get("type") == "evicted"]
-    assert evicted == [{"type": "evicted", "symbols": ["B"], "reason": "PREEMPTED",
-                        "detail": "slot given to KMP (priority 30) for X"}]
+    assert evicted == [
+        {"type": "evicted", "symbols": ["B"], "reason": "PREEMPTED", "detail": "slot given to KMP (priority 30) for X"}
+    ]
 
 
 async def test_slow_consumer_is_conflated_never_stalls_the_feed_and_keeps_every_critical_event(rig: Any) -> None:
@@ -225,4 +236,3 @@ async def test_the_oms_watch_goes_through_the_budget(rig: Any) -> None:
     with pytest.raises(SubscriptionCapacityExceeded, match="CAPACITY_FULL"):
         await view.subscribe_ticks(["V"])
     assert broker.subscribed == {"S", "T"}
-

@@ -2,6 +2,7 @@
 
 Time for the budget is the limiter's own fake monotonic clock; nothing waits on the wall clock.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """Slot arithmetic of the account budget (pure SlotBook, times from a ManualClock)."""
+
 from __future__ import annotations
 
 import random
@@ -36,11 +37,17 @@ class Positions:
         return self.working.get(symbol, set())
 
 
-def book(capacity: int = 40, policies: dict[str, LeasePolicy] | None = None,
-         positions: Positions | None = None) -> tuple[SlotBook, Positions]:
+def book(
+    capacity: int = 40, policies: dict[str, LeasePolicy] | None = None, positions: Positions | None = None
+) -> tuple[SlotBook, Positions]:
     pos = positions or Positions()
-    return SlotBook(capacity, POLICIES if policies is None else policies, LeasePolicy(),
-                    position_holders=pos.holders, working_owners=pos.working_owners), pos
+    return SlotBook(
+        capacity,
+        POLICIES if policies is None else policies,
+        LeasePolicy(),
+        position_holders=pos.holders,
+        working_owners=pos.working_owners,
+    ), pos
 
 
 def syms(prefix: str, n: int, start: int = 0) -> list[str]:
@@ -58,18 +65,22 @@ def check_invariants(b: SlotBook) -> None:
 def test_three_strategies_with_overlapping_symbols_never_exceed_capacity() -> None:
     clock = ManualClock(at(9, 10))
     rng = random.Random(20260227)
-    policies = {"KMP": LeasePolicy(priority=30, max_slots=20, start=time(9, 15), end=time(10, 0)),
-                "NULRIMOK": LeasePolicy(priority=20, max_slots=20, start=time(10, 0)),
-                "KPR": LeasePolicy(priority=10, max_slots=25)}
+    policies = {
+        "KMP": LeasePolicy(priority=30, max_slots=20, start=time(9, 15), end=time(10, 0)),
+        "NULRIMOK": LeasePolicy(priority=20, max_slots=20, start=time(10, 0)),
+        "KPR": LeasePolicy(priority=10, max_slots=25),
+    }
     b, pos = book(capacity=40, policies=policies)
     universe = syms("S", 60)  # every strategy draws from the same 60 names: lots of overlap
-    for step in range(3000):
+    for _ in range(3000):
         clock.advance(rng.uniform(0, 3.5))  # 09:10 → ~11:40 over the run
         owner = rng.choice(list(policies))
         r = rng.random()
         if r < 0.55:
             want = rng.sample(universe, rng.randint(1, 8))
-            keep = rng.sample(sorted(b.leases_of(owner)), min(2, len(b.leases_of(owner)))) if rng.random() < .2 else None
+            keep = (
+                rng.sample(sorted(b.leases_of(owner)), min(2, len(b.leases_of(owner)))) if rng.random() < 0.2 else None
+            )
             result = b.request(owner, want, clock.now(), keep=keep)
             for g in result.granted:
                 assert g.symbol in b.leases_of(owner)

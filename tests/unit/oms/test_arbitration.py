@@ -4,8 +4,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from broker_core.clock import KST
-from oms.core.arbitration import (ALREADY_HOLDING, ENTRY_LOCKED, EntryLocks, LockResult, SymbolGate,
-                                  check_entry)
+from broker_core.contract.reasons import ReasonCode
+from oms.core.arbitration import EntryLocks, LockResult, SymbolGate, check_entry
 from oms.core.risk import RiskLimits
 from oms.core.types import IntentType
 
@@ -17,6 +17,7 @@ def at(seconds: float) -> datetime:
 
 
 # -- EntryLocks ---------------------------------------------------------------------------------
+
 
 def test_first_acquire_is_granted():
     locks = EntryLocks()
@@ -94,7 +95,7 @@ def test_check_entry_defers_other_strategy_until_lock_expiry():
     assert first.allowed and first.lock.until == at(90)
     second = check_entry("005930", "NULRIMOK", set(), locks, at(10), limits.entry_lock_for("NULRIMOK"))
     assert not second.allowed
-    assert second.reason_code == ENTRY_LOCKED
+    assert second.reason_code == ReasonCode.ENTRY_LOCKED
     assert second.retry_at == at(90)
     assert "KMP" in second.message
     third = check_entry("005930", "NULRIMOK", {"KMP"}, locks, at(90), limits.entry_lock_for("NULRIMOK"))
@@ -104,11 +105,12 @@ def test_check_entry_defers_other_strategy_until_lock_expiry():
 def test_check_entry_refuses_reentry_by_holder():
     locks = EntryLocks()
     r = check_entry("005930", "KMP", {"KMP", "KPR"}, locks, T0, 90)
-    assert not r.allowed and r.reason_code == ALREADY_HOLDING
+    assert not r.allowed and r.reason_code == ReasonCode.ALREADY_HOLDING
     assert locks.owner("005930", T0) is None  # no lock taken
 
 
 # -- SymbolGate ---------------------------------------------------------------------------------
+
 
 async def _tick() -> None:
     """Let the loop run one round (a scheduling yield, not a timed sleep)."""
@@ -143,9 +145,16 @@ async def test_priority_order_exits_before_entries_fifo_within_priority():
     h = asyncio.create_task(holder())
     await holder_in.wait()
     tasks = []
-    for i, (name, it) in enumerate([("enter-1", IntentType.ENTER), ("exit-1", IntentType.EXIT),
-                                    ("enter-2", IntentType.ENTER), ("reduce", IntentType.REDUCE),
-                                    ("flatten", IntentType.FLATTEN), ("modify", IntentType.MODIFY_RISK)]):
+    for i, (name, it) in enumerate(
+        [
+            ("enter-1", IntentType.ENTER),
+            ("exit-1", IntentType.EXIT),
+            ("enter-2", IntentType.ENTER),
+            ("reduce", IntentType.REDUCE),
+            ("flatten", IntentType.FLATTEN),
+            ("modify", IntentType.MODIFY_RISK),
+        ]
+    ):
         tasks.append(asyncio.create_task(worker(name, it.priority)))
         await _until(lambda n=i + 1: gate.waiting("005930") == n)
     assert order == []

@@ -51,12 +51,15 @@ def test_half_open_after_timeout_then_close_on_success():
     assert cb.state is BreakerState.OPEN and not cb.allow()
     clock.advance(0.001)
     assert cb.state is BreakerState.HALF_OPEN and cb.retry_at is None
-    assert cb.allow()            # the one trial
-    assert not cb.allow()        # no second concurrent trial
+    assert cb.allow()  # the one trial
+    assert not cb.allow()  # no second concurrent trial
     cb.record_success()
     assert cb.state is BreakerState.CLOSED and cb.allow() and cb.failures == 0
-    assert changes == [(BreakerState.CLOSED, BreakerState.OPEN), (BreakerState.OPEN, BreakerState.HALF_OPEN),
-                       (BreakerState.HALF_OPEN, BreakerState.CLOSED)]
+    assert changes == [
+        (BreakerState.CLOSED, BreakerState.OPEN),
+        (BreakerState.OPEN, BreakerState.HALF_OPEN),
+        (BreakerState.HALF_OPEN, BreakerState.CLOSED),
+    ]
 
 
 def test_half_open_failure_reopens_with_fresh_timeout():

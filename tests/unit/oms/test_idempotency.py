@@ -9,8 +9,15 @@ DAY = date(2026, 2, 27)
 
 
 def key(**kw):
-    args = dict(strategy_id="KMP", symbol="005930", intent_type=IntentType.ENTER, trading_day=DAY,
-                signal_hash="abc", rationale_code="ORB", qty=10)
+    args = dict(
+        strategy_id="KMP",
+        symbol="005930",
+        intent_type=IntentType.ENTER,
+        trading_day=DAY,
+        signal_hash="abc",
+        rationale_code="ORB",
+        qty=10,
+    )
     args.update(kw)
     return derive_idempotency_key(**args)
 
@@ -19,15 +26,25 @@ def test_shape_and_determinism():
     k = key()
     assert k.startswith(AUTO_PREFIX)
     assert len(k) == len(AUTO_PREFIX) + 64
-    int(k[len(AUTO_PREFIX):], 16)
+    int(k[len(AUTO_PREFIX) :], 16)
     assert key() == k
 
 
-@pytest.mark.parametrize("field,value", [
-    ("strategy_id", "KPR"), ("symbol", "000660"), ("intent_type", IntentType.EXIT),
-    ("trading_day", date(2026, 3, 3)), ("signal_hash", "abd"), ("signal_hash", None),
-    ("rationale_code", "VWAP"), ("rationale_code", None), ("qty", 11), ("qty", None),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("strategy_id", "KPR"),
+        ("symbol", "000660"),
+        ("intent_type", IntentType.EXIT),
+        ("trading_day", date(2026, 3, 3)),
+        ("signal_hash", "abd"),
+        ("signal_hash", None),
+        ("rationale_code", "VWAP"),
+        ("rationale_code", None),
+        ("qty", 11),
+        ("qty", None),
+    ],
+)
 def test_every_field_matters(field, value):
     assert key(**{field: value}) != key()
 

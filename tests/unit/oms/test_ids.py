@@ -1,10 +1,18 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from oms.core import ids
-from oms.core.ids import (CROCKFORD, MAX_CLIENT_ORDER_ID_LEN, id_time, instance_tag, new_client_order_id,
-                          new_id, ulid, ulid_of)
+from oms.core.ids import (
+    CROCKFORD,
+    MAX_CLIENT_ORDER_ID_LEN,
+    id_time,
+    instance_tag,
+    new_client_order_id,
+    new_id,
+    ulid,
+    ulid_of,
+)
 
 
 def test_ulid_shape():
@@ -35,7 +43,7 @@ def test_sorted_by_time_regardless_of_randomness():
 def test_encodes_time_exactly():
     ts = 1_795_000_000_250
     u = ulid(ts_ms=ts, randomness=12345)
-    assert id_time(u) == datetime.fromtimestamp(ts / 1000, tz=timezone.utc)
+    assert id_time(u) == datetime.fromtimestamp(ts / 1000, tz=UTC)
     assert id_time("ev_" + u) == id_time(u)
 
 
@@ -46,7 +54,7 @@ def test_known_encoding():
 
 def test_uses_wall_clock_time(monkeypatch):
     monkeypatch.setattr(ids.time, "time_ns", lambda: 1_700_000_000_123_456_789)
-    assert id_time(new_id("a")) == datetime.fromtimestamp(1_700_000_000.123, tz=timezone.utc)
+    assert id_time(new_id("a")) == datetime.fromtimestamp(1_700_000_000.123, tz=UTC)
 
 
 def test_ulid_range_checks():

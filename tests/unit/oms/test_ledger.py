@@ -1,5 +1,5 @@
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -16,8 +16,18 @@ _n = 0
 def fill(side, qty, price, strategy="KMP", symbol="005930", ts=T0, commission=0.0, tax=0.0) -> FillRecord:
     global _n
     _n += 1
-    return FillRecord(execution_id=f"x{_n}", order_id=f"o{_n}", strategy_id=strategy, symbol=symbol,
-                      side=side, qty=qty, price=price, ts=ts, commission=commission, tax=tax)
+    return FillRecord(
+        execution_id=f"x{_n}",
+        order_id=f"o{_n}",
+        strategy_id=strategy,
+        symbol=symbol,
+        side=side,
+        qty=qty,
+        price=price,
+        ts=ts,
+        commission=commission,
+        tax=tax,
+    )
 
 
 def at(minutes: float) -> datetime:
@@ -48,14 +58,17 @@ def test_fills_of_two_strategies_sum_to_real_position():
 
 def test_round_trip_pnl_with_fees_and_trade_with_r_multiple():
     lg = Ledger()
-    assert lg.set_risk_meta("005930", "KMP", entry_px=10_000.0, initial_stop_px=9_500.0,
-                            soft_stop_px=9_600.0, now=T0) is None  # pending until the first fill
+    assert (
+        lg.set_risk_meta("005930", "KMP", entry_px=10_000.0, initial_stop_px=9_500.0, soft_stop_px=9_600.0, now=T0)
+        is None
+    )  # pending until the first fill
     buy = lg.apply_fill(fill("BUY", 100, 10_000.0, commission=150.0), T0)
     assert buy.realized_pnl == -150.0 and buy.trade is None
     assert buy.allocation.initial_stop_px == 9_500.0 and buy.allocation.soft_stop_px == 9_600.0
     assert buy.allocation.cost_basis == 10_000.0  # fees not capitalised
-    sell = lg.apply_fill(fill("SELL", 100, 10_500.0, ts=at(30), commission=157.5, tax=1_890.0), at(30),
-                         exit_reason="TARGET")
+    sell = lg.apply_fill(
+        fill("SELL", 100, 10_500.0, ts=at(30), commission=157.5, tax=1_890.0), at(30), exit_reason="TARGET"
+    )
     assert sell.realized_pnl == pytest.approx(50_000 - 157.5 - 1_890)
     assert lg.realized_pnl("KMP") == pytest.approx(50_000 - 150 - 157.5 - 1_890)
     t = sell.trade
@@ -162,7 +175,7 @@ def test_realized_pnl_per_strategy_and_per_day():
 def test_trading_day_is_kst_date():
     lg = Ledger()
     # 00:30 KST on the 27th is still the 26th in UTC: the KST date counts.
-    early = datetime(2026, 2, 27, 0, 30, tzinfo=KST).astimezone(timezone.utc)
+    early = datetime(2026, 2, 27, 0, 30, tzinfo=KST).astimezone(UTC)
     assert early.date() == date(2026, 2, 26)
     assert lg.trading_day_of(early) == date(2026, 2, 27)
 
@@ -171,10 +184,23 @@ def test_set_risk_meta_updates_only_given_fields():
     lg = Ledger()
     lg.apply_fill(fill("BUY", 10, 1_000.0), T0)
     stop_ts = at(300)
-    a = lg.set_risk_meta("005930", "KMP", entry_px=1_000.0, initial_stop_px=950.0, soft_stop_px=960.0,
-                         hard_stop_px=940.0, time_stop_ts=stop_ts, now=at(1))
+    a = lg.set_risk_meta(
+        "005930",
+        "KMP",
+        entry_px=1_000.0,
+        initial_stop_px=950.0,
+        soft_stop_px=960.0,
+        hard_stop_px=940.0,
+        time_stop_ts=stop_ts,
+        now=at(1),
+    )
     assert (a.entry_px, a.initial_stop_px, a.soft_stop_px, a.hard_stop_px, a.time_stop_ts) == (
-        1_000.0, 950.0, 960.0, 940.0, stop_ts)
+        1_000.0,
+        950.0,
+        960.0,
+        940.0,
+        stop_ts,
+    )
     a = lg.set_risk_meta("005930", "KMP", soft_stop_px=990.0, now=at(2))
     assert a.soft_stop_px == 990.0 and a.initial_stop_px == 950.0 and a.updated_at == at(2)
 
@@ -206,6 +232,7 @@ def test_returned_records_are_copies():
 
 
 # -- unknown shares / corrections ------------------------------------------------------------------
+
 
 def test_assign_unknown_adjusts_real_position():
     lg = Ledger()
@@ -296,6 +323,7 @@ def test_remove_deficit_partial_unknown():
 
 # -- freezing, invariants, persistence -------------------------------------------------------------
 
+
 def test_frozen_flat_position_is_kept_until_unfrozen():
     lg = Ledger()
     p = lg.set_frozen("005930", True, "UNKNOWN_EXCESS", T0)
@@ -338,8 +366,7 @@ def test_records_and_load_round_trip():
     stale = [AllocationRecord("035720", "KMP", 0, 0.0, T0)]
     stale_pos = [PositionRecord("035720", 0, 0.0, T0)]
     fresh = Ledger()
-    assert fresh.load(positions + stale_pos, allocations + stale,
-                      realized={"KMP": 1_234.0}, trading_day=DAY1) == []
+    assert fresh.load(positions + stale_pos, allocations + stale, realized={"KMP": 1_234.0}, trading_day=DAY1) == []
     assert fresh.records() == rows
     assert fresh.position("005930").frozen
     assert fresh.allocation("005930", "KMP").initial_stop_px == 9_500.0

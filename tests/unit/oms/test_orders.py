@@ -4,9 +4,18 @@ import pytest
 
 from broker_core.clock import KST
 from broker_core.models import BrokerOrder, OrderStatus, OrderType, Side
-from oms.core.orders import (CANCELLABLE_STATES, TRANSITIONS, InvalidTransition, OverfillError,
-                             apply_broker_snapshot, apply_fill, can_cancel, can_transition, created_event,
-                             transition)
+from oms.core.orders import (
+    CANCELLABLE_STATES,
+    TRANSITIONS,
+    InvalidTransition,
+    OverfillError,
+    apply_broker_snapshot,
+    apply_fill,
+    can_cancel,
+    can_transition,
+    created_event,
+    transition,
+)
 from oms.core.types import OrderRecord, OrderState, PlannedOrderType
 
 S = OrderState
@@ -15,15 +24,38 @@ T1 = T0 + timedelta(seconds=1)
 
 
 def order(state=S.PENDING_SUBMIT, qty=100, filled=0, avg=0.0) -> OrderRecord:
-    return OrderRecord(order_id="VPS1-01ABC", intent_id="in_1", strategy_id="KMP", symbol="005930",
-                       side="BUY", qty=qty, order_type=PlannedOrderType.LIMIT, state=state, created_at=T0,
-                       updated_at=T0, limit_price=10_000.0, filled_qty=filled, avg_fill_price=avg)
+    return OrderRecord(
+        order_id="VPS1-01ABC",
+        intent_id="in_1",
+        strategy_id="KMP",
+        symbol="005930",
+        side="BUY",
+        qty=qty,
+        order_type=PlannedOrderType.LIMIT,
+        state=state,
+        created_at=T0,
+        updated_at=T0,
+        limit_price=10_000.0,
+        filled_qty=filled,
+        avg_fill_price=avg,
+    )
 
 
 def broker(status, filled=0, qty=100, reason=None) -> BrokerOrder:
-    return BrokerOrder(client_order_id="VPS1-01ABC", broker_order_id="B-77", symbol="005930", side=Side.BUY,
-                       qty=qty, order_type=OrderType.LIMIT, limit_price=10_000.0, status=status,
-                       created_at=T0, updated_at=T0, filled_qty=filled, reason=reason)
+    return BrokerOrder(
+        client_order_id="VPS1-01ABC",
+        broker_order_id="B-77",
+        symbol="005930",
+        side=Side.BUY,
+        qty=qty,
+        order_type=OrderType.LIMIT,
+        limit_price=10_000.0,
+        status=status,
+        created_at=T0,
+        updated_at=T0,
+        filled_qty=filled,
+        reason=reason,
+    )
 
 
 EXPECTED = {
@@ -50,8 +82,7 @@ def test_transition_allowed_or_refused(src, dst):
     if dst in EXPECTED[src]:
         e = transition(o, dst, T1, reason="R", detail="D")
         assert o.state is dst and o.updated_at == T1 and o.reason == "R"
-        assert (e.order_id, e.from_state, e.to_state, e.ts, e.reason, e.detail) == (
-            o.order_id, src, dst, T1, "R", "D")
+        assert (e.order_id, e.from_state, e.to_state, e.ts, e.reason, e.detail) == (o.order_id, src, dst, T1, "R", "D")
         assert e.event_id.startswith("ev_")
     else:
         with pytest.raises(InvalidTransition) as ei:
@@ -85,6 +116,7 @@ def test_can_cancel():
 
 
 # -- apply_fill -------------------------------------------------------------------------------
+
 
 def test_partial_then_full_fill_vwap():
     o = order(state=S.SUBMITTED)
@@ -165,6 +197,7 @@ def test_fill_on_held_or_filled_raises(state):
 
 
 # -- apply_broker_snapshot --------------------------------------------------------------------
+
 
 def test_snapshot_new_acknowledges_and_records_broker_id():
     o = order(state=S.PENDING_SUBMIT)

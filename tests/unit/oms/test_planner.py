@@ -3,9 +3,9 @@ from datetime import datetime, timedelta
 import pytest
 
 from broker_core.clock import KST
+from broker_core.contract.reasons import ReasonCode
 from broker_core.models import OrderType
-from oms.core.planner import (INVALID_ORDER, NO_PRICE, OrderPlan, PlanningError, marketable_price, plan_order,
-                              snap_limit, stop_triggered)
+from oms.core.planner import OrderPlan, PlanningError, marketable_price, plan_order, snap_limit, stop_triggered
 from oms.core.types import Constraints, IntentType, OrderRecord, OrderState, PlannedOrderType
 
 NOW = datetime(2026, 2, 27, 10, 0, tzinfo=KST)
@@ -13,7 +13,7 @@ P = PlannedOrderType
 
 
 def plan(intent=IntentType.ENTER, side="BUY", qty=10, last=10_000.0, bid=9_990.0, ask=10_000.0, **c):
-    return plan_order(intent, side, qty, Constraints(**c), last, bid, ask, NOW)
+    return plan_order(intent, side, qty, Constraints.model_construct(**c), last, bid, ask, NOW)
 
 
 @pytest.mark.parametrize("intent", [IntentType.EXIT, IntentType.REDUCE, IntentType.FLATTEN])
@@ -43,7 +43,7 @@ def test_marketable_buy_on_ask_else_last():
 def test_marketable_without_any_price():
     with pytest.raises(PlanningError) as e:
         plan(IntentType.EXIT, "SELL", last=None, bid=None, ask=None)
-    assert e.value.code == NO_PRICE
+    assert e.value.code == ReasonCode.NO_PRICE
 
 
 def test_max_slippage_overrides_band():
@@ -85,7 +85,7 @@ def test_explicit_limit_for_an_exit():
 def test_limit_without_price_is_invalid():
     with pytest.raises(PlanningError) as e:
         plan(order_type=P.LIMIT)
-    assert e.value.code == INVALID_ORDER
+    assert e.value.code == ReasonCode.INVALID_ORDER
     with pytest.raises(PlanningError):
         snap_limit(0.0, True)
 
@@ -118,16 +118,26 @@ def test_stop_limit_wrong_side_rejected():
 
 
 def test_sell_stop_triggers_at_or_below():
-    p = plan(IntentType.EXIT, "SELL", order_type=P.STOP_LIMIT, stop_price=9_500.0, limit_price=9_400.0,
-             last=9_600.0)
+    p = plan(IntentType.EXIT, "SELL", order_type=P.STOP_LIMIT, stop_price=9_500.0, limit_price=9_400.0, last=9_600.0)
     assert p.held
     assert stop_triggered(p, 9_500.0) and not stop_triggered(p, 9_510.0)
 
 
 def test_stop_triggered_on_order_record():
-    o = OrderRecord(order_id="o", intent_id="i", strategy_id="KMP", symbol="005930", side="BUY", qty=1,
-                    order_type=P.STOP_LIMIT, state=OrderState.HELD, created_at=NOW, updated_at=NOW,
-                    limit_price=10_300.0, stop_price=10_250.0)
+    o = OrderRecord(
+        order_id="o",
+        intent_id="i",
+        strategy_id="KMP",
+        symbol="005930",
+        side="BUY",
+        qty=1,
+        order_type=P.STOP_LIMIT,
+        state=OrderState.HELD,
+        created_at=NOW,
+        updated_at=NOW,
+        limit_price=10_300.0,
+        stop_price=10_250.0,
+    )
     assert not stop_triggered(o, 10_000.0) and stop_triggered(o, 10_300.0)
     assert stop_triggered(plan(), None)  # no stop: nothing to wait for
 
@@ -139,8 +149,9 @@ def test_cancel_after():
         plan(cancel_after_sec=0)
 
 
-@pytest.mark.parametrize("kw", [dict(qty=0), dict(side="SHORT"), dict(intent=IntentType.CANCEL_ORDERS),
-                                dict(intent=IntentType.MODIFY_RISK)])
+@pytest.mark.parametrize(
+    "kw", [dict(qty=0), dict(side="SHORT"), dict(intent=IntentType.CANCEL_ORDERS), dict(intent=IntentType.MODIFY_RISK)]
+)
 def test_invalid_inputs(kw):
     with pytest.raises(PlanningError):
         plan(**kw)

@@ -4,8 +4,15 @@ import pytest
 
 from broker_core.clock import KST
 from broker_core.models import BrokerOrder, OrderStatus, OrderType, Side
-from oms.core.reconcile import (AdaptiveInterval, DriftConfirmer, DriftKind, PositionDrift, diff_positions,
-                                drift_records, orders_to_sync)
+from oms.core.reconcile import (
+    AdaptiveInterval,
+    DriftConfirmer,
+    DriftKind,
+    PositionDrift,
+    diff_positions,
+    drift_records,
+    orders_to_sync,
+)
 from oms.core.types import OrderRecord, OrderState, PlannedOrderType
 
 NOW = datetime(2026, 2, 27, 10, 0, tzinfo=KST)
@@ -30,7 +37,9 @@ def test_diff_positions_equal_books():
 def test_drift_records():
     rows = drift_records(diff_positions({"A": 3}, {"B": 2}), NOW, detail="cycle 7")
     assert [(r.kind, r.symbol, r.broker_qty, r.ledger_qty) for r in rows] == [
-        ("POSITION_EXCESS", "A", 3, 0), ("POSITION_DEFICIT", "B", 0, 2)]
+        ("POSITION_EXCESS", "A", 3, 0),
+        ("POSITION_DEFICIT", "B", 0, 2),
+    ]
     assert rows[0].recon_id != rows[1].recon_id and rows[0].ts == NOW and rows[0].detail == "cycle 7"
 
 
@@ -76,24 +85,44 @@ def test_adaptive_interval_bounds():
 
 
 def order(oid, state, cancel_after=None) -> OrderRecord:
-    return OrderRecord(order_id=oid, intent_id="i", strategy_id="KMP", symbol="005930", side="BUY", qty=10,
-                       order_type=PlannedOrderType.LIMIT, state=state, created_at=NOW, updated_at=NOW,
-                       limit_price=10_000.0, cancel_after_ts=cancel_after)
+    return OrderRecord(
+        order_id=oid,
+        intent_id="i",
+        strategy_id="KMP",
+        symbol="005930",
+        side="BUY",
+        qty=10,
+        order_type=PlannedOrderType.LIMIT,
+        state=state,
+        created_at=NOW,
+        updated_at=NOW,
+        limit_price=10_000.0,
+        cancel_after_ts=cancel_after,
+    )
 
 
 def bo(cid) -> BrokerOrder:
-    return BrokerOrder(client_order_id=cid, broker_order_id="B" + cid, symbol="005930", side=Side.BUY, qty=10,
-                       order_type=OrderType.LIMIT, limit_price=10_000.0, status=OrderStatus.NEW,
-                       created_at=NOW, updated_at=NOW)
+    return BrokerOrder(
+        client_order_id=cid,
+        broker_order_id="B" + cid,
+        symbol="005930",
+        side=Side.BUY,
+        qty=10,
+        order_type=OrderType.LIMIT,
+        limit_price=10_000.0,
+        status=OrderStatus.NEW,
+        created_at=NOW,
+        updated_at=NOW,
+    )
 
 
 def test_orders_to_sync():
     past, future = NOW - timedelta(seconds=1), NOW + timedelta(seconds=60)
     oms = [
-        order("pending", OrderState.PENDING_SUBMIT, cancel_after=past),   # in flight, not at broker
-        order("working", OrderState.SUBMITTED),                           # listed by broker
-        order("gone", OrderState.PARTIALLY_FILLED),                       # not listed: filled/cancelled?
-        order("late", OrderState.SUBMITTED, cancel_after=NOW),            # listed and timed out
+        order("pending", OrderState.PENDING_SUBMIT, cancel_after=past),  # in flight, not at broker
+        order("working", OrderState.SUBMITTED),  # listed by broker
+        order("gone", OrderState.PARTIALLY_FILLED),  # not listed: filled/cancelled?
+        order("late", OrderState.SUBMITTED, cancel_after=NOW),  # listed and timed out
         order("fresh", OrderState.SUBMITTED, cancel_after=future),
         order("cancelling", OrderState.PENDING_CANCEL, cancel_after=past),
         order("held", OrderState.HELD, cancel_after=past),
@@ -103,7 +132,11 @@ def test_orders_to_sync():
     brokers = [bo("working"), bo("late"), bo("fresh"), bo("cancelling"), bo("stranger"), bo("done")]
     plan = orders_to_sync(oms, brokers, NOW)
     assert [(o.order_id, b.client_order_id) for o, b in plan.snapshots] == [
-        ("working", "working"), ("late", "late"), ("fresh", "fresh"), ("cancelling", "cancelling")]
+        ("working", "working"),
+        ("late", "late"),
+        ("fresh", "fresh"),
+        ("cancelling", "cancelling"),
+    ]
     assert [o.order_id for o in plan.lookup] == ["pending", "gone"]
     assert [o.order_id for o in plan.timed_out] == ["late", "held"]
     assert sorted(b.client_order_id for b in plan.unknown_at_broker) == ["done", "stranger"]

@@ -1,13 +1,14 @@
 """The working-order index and working-buy totals stay equal to a full scan of the orders."""
+
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from oms.core.state import OmsState
 from oms.core.types import OrderRecord, OrderState, PlannedOrderType
 
-NOW = datetime(2026, 2, 27, 1, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 2, 27, 1, 0, tzinfo=UTC)
 STATES = list(OrderState)
 
 
@@ -28,9 +29,19 @@ def test_index_matches_a_full_scan_through_random_changes() -> None:
     orders: list[OrderRecord] = []
     for step in range(3000):
         if not orders or rng.random() < 0.3:
-            o = OrderRecord(order_id=f"o{step}", intent_id="i", strategy_id=rng.choice("AB"), symbol=rng.choice("XYZ"),
-                            side=rng.choice(["BUY", "SELL"]), qty=rng.randint(1, 9), order_type=PlannedOrderType.LIMIT,
-                            state=OrderState.SUBMITTED, created_at=NOW, updated_at=NOW, limit_price=float(rng.randint(1, 99)))
+            o = OrderRecord(
+                order_id=f"o{step}",
+                intent_id="i",
+                strategy_id=rng.choice("AB"),
+                symbol=rng.choice("XYZ"),
+                side=rng.choice(["BUY", "SELL"]),
+                qty=rng.randint(1, 9),
+                order_type=PlannedOrderType.LIMIT,
+                state=OrderState.SUBMITTED,
+                created_at=NOW,
+                updated_at=NOW,
+                limit_price=float(rng.randint(1, 99)),
+            )
             orders.append(o)
         else:
             o = rng.choice(orders)

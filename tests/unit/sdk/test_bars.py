@@ -1,4 +1,5 @@
 """BarBuilder: 1m bars from trades per strategies.md §0.4 B2."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta
@@ -83,8 +84,15 @@ def test_naive_timestamp_is_refused() -> None:
 
 
 def test_rest_bar_maps_to_the_same_shape() -> None:
-    row = {"ts": "2026-02-27T09:05:00+09:00", "open": 10, "high": 12, "low": 9, "close": 11, "volume": 100,
-           "value": 1050.0}
+    row = {
+        "ts": "2026-02-27T09:05:00+09:00",
+        "open": 10,
+        "high": 12,
+        "low": 9,
+        "close": 11,
+        "volume": 100,
+        "value": 1050.0,
+    }
     bar = Bar.from_rest("A", row)
     assert bar == Bar("A", t("09:05:00"), 10, 12, 9, 11, 100, 1050.0)
     approx = Bar.from_rest("A", {**row, "value": None})

@@ -2,6 +2,7 @@
 
 Backoff sleeps are recorded by an injected ``sleep`` instead of waiting.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,13 +17,26 @@ import pytest
 from broker_core.clock import KST
 from strategies.sdk.client import OmsClient
 from strategies.sdk.errors import (
-    IntentsClosed, MarketDataUnavailable, OmsAuthError, OmsBadRequest, OmsNotFound, OmsRejected, OmsUnavailable,
+    IntentsClosed,
+    MarketDataUnavailable,
+    OmsAuthError,
+    OmsBadRequest,
+    OmsNotFound,
+    OmsRejected,
+    OmsUnavailable,
 )
 from strategies.sdk.models import IntentStatus, RiskPayload
 
 Handler = Callable[[httpx.Request], httpx.Response]
-REPLY = {"intent_id": "in-1", "status": "ACCEPTED", "message": "BUY 10 005930 LIMIT @ 70000", "modified_qty": None,
-         "order_id": "o-1", "cooldown_until": None, "reason_code": None}
+REPLY = {
+    "intent_id": "in-1",
+    "status": "ACCEPTED",
+    "message": "BUY 10 005930 LIMIT @ 70000",
+    "modified_qty": None,
+    "order_id": "o-1",
+    "cooldown_until": None,
+    "reason_code": None,
+}
 
 
 class Wire:
@@ -40,14 +54,16 @@ class Wire:
         return [json.loads(r.content) for r in self.requests]
 
 
-def client(wire: Wire | Callable[..., Any], *, retries: int = 3, delays: list[float] | None = None,
-           **kw: Any) -> OmsClient:
+def client(
+    wire: Wire | Callable[..., Any], *, retries: int = 3, delays: list[float] | None = None, **kw: Any
+) -> OmsClient:
     async def fake_sleep(seconds: float) -> None:
         if delays is not None:
             delays.append(seconds)
 
-    return OmsClient("http://oms.test", "k1", "kmp", retries=retries, transport=httpx.MockTransport(wire),
-                     sleep=fake_sleep, **kw)
+    return OmsClient(
+        "http://oms.test", "k1", "kmp", retries=retries, transport=httpx.MockTransport(wire), sleep=fake_sleep, **kw
+    )
 
 
 def flaky(failures: list[Callable[[httpx.Request], httpx.Response]]) -> Handler:
@@ -55,6 +71,7 @@ def flaky(failures: list[Callable[[httpx.Request], httpx.Response]]) -> Handler:
         if failures:
             return failures.pop(0)(request)
         return httpx.Response(200, json=REPLY)
+
     return handle
 
 
@@ -66,8 +83,9 @@ def read_timeout(request: httpx.Request) -> httpx.Response:
     raise httpx.ReadTimeout("timed out", request=request)
 
 
-def status(code: int, detail: Any = "x",
-           headers: dict[str, str] | None = None) -> Callable[[httpx.Request], httpx.Response]:
+def status(
+    code: int, detail: Any = "x", headers: dict[str, str] | None = None
+) -> Callable[[httpx.Request], httpx.Response]:
     return lambda request: httpx.Response(code, json={"detail": detail}, headers=headers)
 
 
@@ -120,8 +138,9 @@ async def test_auth_errors_are_typed_and_not_retried(code: int) -> None:
 
 
 async def test_schema_error_is_a_bad_request_with_the_field() -> None:
-    detail = [{"field": "desired_qty", "msg": "Value error, desired_qty (> 0) is required for ENTER",
-               "type": "value_error"}]
+    detail = [
+        {"field": "desired_qty", "msg": "Value error, desired_qty (> 0) is required for ENTER", "type": "value_error"}
+    ]
     wire = Wire(status(422, detail))
     async with client(wire) as oms:
         with pytest.raises(OmsBadRequest, match="desired_qty: Value error") as info:
@@ -167,17 +186,31 @@ async def test_decision_key_is_deterministic_per_bucket() -> None:
 async def test_intent_body_shape() -> None:
     wire = Wire(lambda r: httpx.Response(200, json=REPLY))
     async with client(wire) as oms:
-        await oms.enter("005930", 10, stop_price=70100, limit_price=70400, cancel_after_sec=30,
-                        risk=RiskPayload(entry_px=70100, stop_px=69000, rationale_code="KMP_ENTRY", confidence="GREEN"),
-                        signal_hash="abc", idempotency_key="my-key", urgency="high")
+        await oms.enter(
+            "005930",
+            10,
+            stop_price=70100,
+            limit_price=70400,
+            cancel_after_sec=30,
+            risk=RiskPayload(entry_px=70100, stop_px=69000, rationale_code="KMP_ENTRY", confidence="GREEN"),
+            signal_hash="abc",
+            idempotency_key="my-key",
+            urgency="high",
+        )
         await oms.modify_risk("005930", stop_px=69500, time_stop_ts=datetime(2026, 2, 27, 14, 30, tzinfo=KST))
     enter, modify = wire.bodies()
-    assert enter == {"intent_type": "ENTER", "strategy_id": "KMP", "symbol": "005930", "desired_qty": 10,
-                     "urgency": "HIGH", "time_horizon": "INTRADAY", "idempotency_key": "my-key",
-                     "signal_hash": "abc",
-                     "constraints": {"limit_price": 70400.0, "stop_price": 70100.0, "cancel_after_sec": 30.0},
-                     "risk_payload": {"entry_px": 70100.0, "stop_px": 69000.0, "rationale_code": "KMP_ENTRY",
-                                      "confidence": "GREEN"}}
+    assert enter == {
+        "intent_type": "ENTER",
+        "strategy_id": "KMP",
+        "symbol": "005930",
+        "desired_qty": 10,
+        "urgency": "HIGH",
+        "time_horizon": "INTRADAY",
+        "idempotency_key": "my-key",
+        "signal_hash": "abc",
+        "constraints": {"limit_price": 70400.0, "stop_price": 70100.0, "cancel_after_sec": 30.0},
+        "risk_payload": {"entry_px": 70100.0, "stop_px": 69000.0, "rationale_code": "KMP_ENTRY", "confidence": "GREEN"},
+    }
     assert modify["intent_type"] == "MODIFY_RISK"
     assert modify["constraints"] == {"expiry_ts": "2026-02-27T14:30:00+09:00"}
     assert modify["risk_payload"] == {"stop_px": 69500.0}
@@ -215,16 +248,41 @@ async def test_reads_are_typed() -> None:
     def handle(request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path == "/api/v1/allocations/KMP":
-            return httpx.Response(200, json={"005930": {"qty": 10, "cost_basis": 700000.0, "entry_ts": None,
-                                                        "soft_stop_px": 69000, "hard_stop_px": None,
-                                                        "time_stop_ts": None, "entry_px": 70000,
-                                                        "initial_stop_px": 69000}})
+            return httpx.Response(
+                200,
+                json={
+                    "005930": {
+                        "qty": 10,
+                        "cost_basis": 700000.0,
+                        "entry_ts": None,
+                        "soft_stop_px": 69000,
+                        "hard_stop_px": None,
+                        "time_stop_ts": None,
+                        "entry_px": 70000,
+                        "initial_stop_px": 69000,
+                    }
+                },
+            )
         if path == "/api/v1/orders":
             assert request.url.params["open_only"] == "true"
-            return httpx.Response(200, json=[{"order_id": "o-1", "intent_id": "in-1", "strategy_id": "KMP",
-                                              "symbol": "005930", "side": "BUY", "qty": 10, "state": "SUBMITTED",
-                                              "order_type": "LIMIT", "created_at": "2026-02-27T09:16:00+09:00",
-                                              "updated_at": "2026-02-27T09:16:00+09:00", "leaves_qty": 10}])
+            return httpx.Response(
+                200,
+                json=[
+                    {
+                        "order_id": "o-1",
+                        "intent_id": "in-1",
+                        "strategy_id": "KMP",
+                        "symbol": "005930",
+                        "side": "BUY",
+                        "qty": 10,
+                        "state": "SUBMITTED",
+                        "order_type": "LIMIT",
+                        "created_at": "2026-02-27T09:16:00+09:00",
+                        "updated_at": "2026-02-27T09:16:00+09:00",
+                        "leaves_qty": 10,
+                    }
+                ],
+            )
         return httpx.Response(404, json={"detail": "Not Found"})
 
     async with client(Wire(handle)) as oms:

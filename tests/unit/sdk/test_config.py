@@ -1,4 +1,5 @@
 """Strategy config loading: errors name the file and the key."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -9,7 +9,7 @@ from strategies.sdk.keys import MAX_KEY_LEN, bucket_start, decision_key, random_
 
 
 def test_buckets_align_to_kst_midnight() -> None:
-    ts = datetime(2026, 2, 27, 0, 7, 30, tzinfo=timezone.utc)  # 09:07:30 KST
+    ts = datetime(2026, 2, 27, 0, 7, 30, tzinfo=UTC)  # 09:07:30 KST
     assert bucket_start(ts, 60) == datetime(2026, 2, 27, 9, 7, tzinfo=KST)
     assert bucket_start(ts, 300) == datetime(2026, 2, 27, 9, 5, tzinfo=KST)
     assert bucket_start(ts, 86400) == datetime(2026, 2, 27, tzinfo=KST)

@@ -1,4 +1,5 @@
 """Runner: registry lookup and configuration errors (the happy path runs in tests/integration/sdk)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,11 @@ PKG = "tests.unit.sdk.fixtures"
 
 
 def test_unknown_strategy_is_named_with_the_available_ones() -> None:
-    with pytest.raises(ConfigError, match=r"unknown strategy 'nope': no module tests.unit.sdk.fixtures.nope.strategy "
-                                          r"\(available: demo, nobuild\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown strategy 'nope': no module tests.unit.sdk.fixtures.nope.strategy "
+        r"\(available: demo, nobuild\)",
+    ):
         resolve("nope", PKG)
     with pytest.raises(ConfigError, match="lower-case"):
         resolve("../etc", PKG)

@@ -1,4 +1,5 @@
 """Scheduler on a ManualClock: the test moves time; no wall-clock sleeps."""
+
 from __future__ import annotations
 
 import asyncio
@@ -73,6 +74,7 @@ async def test_daily_time_already_past_waits_for_next_day() -> None:
 
 async def test_trading_days_only_skips_the_weekend() -> None:
     from broker_core.calendars import is_trading_day
+
     clock = ManualClock(kst(27, "10:00:00"))  # a Friday
     sched = Scheduler(clock)
     sched.at("09:00", Recorder(clock), "open", trading_days_only=True)
@@ -92,7 +94,7 @@ async def test_every_inside_a_window_on_the_window_grid() -> None:
     sched.start()
     for hms in ("09:00:00", "09:00:15", "09:00:30", "09:00:45"):
         clock.set(kst(26, hms))
-        await until(lambda: job.times and job.times[-1] == kst(26, hms))
+        await until(lambda hms=hms: job.times and job.times[-1] == kst(26, hms))
     clock.set(kst(26, "09:01:00"))
     await settle()
     assert len(job.times) == 4

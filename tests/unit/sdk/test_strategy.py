@@ -1,5 +1,6 @@
 """Strategy base without a server: decisions log, hook order, failing hooks (the rest runs against a real
 OMS in tests/integration/sdk)."""
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,9 @@ class Probe(Strategy):
 
 
 def oms() -> OmsClient:
-    return OmsClient("http://oms.test", "k1", "KMP",
-                     transport=httpx.MockTransport(lambda r: httpx.Response(200, json={})))
+    return OmsClient(
+        "http://oms.test", "k1", "KMP", transport=httpx.MockTransport(lambda r: httpx.Response(200, json={}))
+    )
 
 
 def trade(hms: str, price: float = 100.0) -> dict[str, Any]:
@@ -40,9 +42,21 @@ def trade(hms: str, price: float = 100.0) -> dict[str, Any]:
 
 
 def order(state: str) -> dict[str, Any]:
-    return {"type": "order", "order_id": "o1", "intent_id": "i1", "strategy_id": "KMP", "symbol": "005930",
-            "side": "BUY", "qty": 1, "filled_qty": 0, "avg_fill_price": 0.0, "state": state, "limit_price": 100.0,
-            "reason": None, "ts": "2026-02-27T09:01:00+09:00"}
+    return {
+        "type": "order",
+        "order_id": "o1",
+        "intent_id": "i1",
+        "strategy_id": "KMP",
+        "symbol": "005930",
+        "side": "BUY",
+        "qty": 1,
+        "filled_qty": 0,
+        "avg_fill_price": 0.0,
+        "state": state,
+        "limit_price": 100.0,
+        "reason": None,
+        "ts": "2026-02-27T09:01:00+09:00",
+    }
 
 
 async def test_decision_logs_one_structured_line_and_counts(caplog: pytest.LogCaptureFixture) -> None:
@@ -52,8 +66,12 @@ async def test_decision_logs_one_structured_line_and_counts(caplog: pytest.LogCa
         s.decision("KMP_OR_RANGE", "000660", or_pct=0.07)
     lines = [r.getMessage() for r in caplog.records if r.name == "strategy.KMP"]
     assert lines[0] == "decision code=KMP_OR_RANGE symbol=005930 or_pct=0.0612345 note='too wide'"
-    assert caplog.records[0].decision == {"code": "KMP_OR_RANGE", "symbol": "005930", "or_pct": 0.0612345,
-                                          "note": "too wide"}
+    assert caplog.records[0].decision == {
+        "code": "KMP_OR_RANGE",
+        "symbol": "005930",
+        "or_pct": 0.0612345,
+        "note": "too wide",
+    }
     assert s.decision_counts == {"KMP_OR_RANGE": 2}
     assert s.status()["decisions"] == {"KMP_OR_RANGE": 2}
     await s.oms.aclose()
