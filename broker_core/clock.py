@@ -205,13 +205,13 @@ def parse_clock(spec: str | None, tz: ZoneInfo = KST) -> RealClock | VirtualCloc
         if key not in fields:
             continue
         try:
-            value = float(fields[key])
+            number = float(fields[key])
         except ValueError:
-            value = math.nan
-        if not math.isfinite(value) or (key == "speed" and value <= 0):
+            number = math.nan
+        if not math.isfinite(number) or (key == "speed" and number <= 0):
             what = "a finite number > 0" if key == "speed" else "a finite UNIX time in seconds"
             raise ClockSpecError(f"{ENV_VAR}: {key}={fields[key]!r} is not {what}")
-        numbers[key] = value
+        numbers[key] = number
     return VirtualClock(start, numbers.get("speed", 1.0), numbers.get("anchor"), tz)
 
 

@@ -402,7 +402,9 @@ def _oms_settings_problems(environment: dict[str, str]) -> list[str]:
     from oms.settings import OmsSettings
 
     fields = set(OmsSettings.model_fields)
-    kwargs = {k.lower(): v for k, v in environment.items() if k.lower() in fields}
+    # init kwargs (not model_validate) so the settings sources still apply, as at OMS start-up;
+    # typed Any because the plugin's __init__ also lists BaseSettings' non-str ``_...`` options
+    kwargs: dict[str, Any] = {k.lower(): v for k, v in environment.items() if k.lower() in fields}
     try:
         settings = OmsSettings(**kwargs)
         settings.strategy_keys()

@@ -47,6 +47,8 @@ class ReasonCode(StrEnum):
     INTERNAL_ERROR = "INTERNAL_ERROR"
     BROKER_CIRCUIT_OPEN = "BROKER_CIRCUIT_OPEN"
     BROKER_UNAVAILABLE = "BROKER_UNAVAILABLE"
+    BROKER_RATE_LIMITED = "BROKER_RATE_LIMITED"
+    BROKER_AUTH = "BROKER_AUTH"
     MARKET_DATA_UNAVAILABLE = "MARKET_DATA_UNAVAILABLE"
     DUPLICATE_SUPPRESSED = "DUPLICATE_SUPPRESSED"
     # ---- Orders and fills
@@ -77,6 +79,11 @@ class ReasonCode(StrEnum):
     DB_RECOVERED = "DB_RECOVERED"
     DB_ERROR = "DB_ERROR"
     DRAIN_REJECTED = "DRAIN_REJECTED"
+    # ---- Background loops and the trading day (oms/supervisor.py, oms/rollover.py)
+    LOOP_FAILED = "LOOP_FAILED"
+    LOOP_RESTARTED = "LOOP_RESTARTED"
+    LOOP_LAGGING = "LOOP_LAGGING"
+    DAY_ROLLOVER = "DAY_ROLLOVER"
     # ---- Market data: slots, stream and REST proxy
     NO_LEASE = "NO_LEASE"
     LEASE_FULL = "LEASE_FULL"

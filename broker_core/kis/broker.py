@@ -107,7 +107,7 @@ class _Stream(AsyncIterator[T_], Generic[T_]):
         if item is _END:
             await self.aclose()
             raise StopAsyncIteration
-        return item  # type: ignore[no-any-return]
+        return item
 
     async def aclose(self) -> None:
         if not self._closed:

@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from broker_core.models import Fill, OrderType, Side
 
@@ -239,14 +240,15 @@ class KisOrderStore:
         self._exec("INSERT OR REPLACE INTO notice_progress VALUES (?,?,?)", (trade_date, odno, value))
 
 
-def _order(row: tuple[object, ...]) -> StoredOrder:
+def _order(row: tuple[Any, ...]) -> StoredOrder:
+    # sqlite3 rows are untyped (typeshed: Any); the column types are fixed by the schema above.
     return StoredOrder(
         client_order_id=str(row[0]),
         trade_date=str(row[1]),
         symbol=str(row[2]),
         side=Side(str(row[3])),
         qty=int(row[4]),
-        order_type=OrderType(str(row[5])),  # type: ignore[arg-type]
+        order_type=OrderType(str(row[5])),
         limit_price=float(row[6]) if row[6] is not None else None,
         ord_dvsn=str(row[7]),
         state=str(row[8]),

@@ -608,10 +608,10 @@ class MatchingEngine:
             if req.band_bps is not None and req.band_bps < 0:
                 raise OrderRejected(f"band_bps must be >= 0, got {req.band_bps}", code=RejectCode.INVALID_PRICE)
             band = req.band_bps / 10_000 if req.band_bps is not None else None
-            price = marketable_limit(ref, req.side is Side.BUY, band)
+            marketable = marketable_limit(ref, req.side is Side.BUY, band)
             if limits:
-                price = min(price, limits[1]) if req.side is Side.BUY else max(price, limits[0])
-            return float(price)
+                marketable = min(marketable, limits[1]) if req.side is Side.BUY else max(marketable, limits[0])
+            return float(marketable)
         price = req.limit_price
         if price is None or isinstance(price, bool) or not isinstance(price, (int, float)) or not price > 0:
             raise OrderRejected(

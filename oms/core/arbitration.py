@@ -26,8 +26,8 @@ from broker_core.contract.reasons import ReasonCode
 @dataclass(frozen=True, slots=True)
 class LockResult:
     granted: bool
-    owner: str | None
-    until: datetime | None
+    owner: str
+    until: datetime
 
 
 class EntryLocks:

@@ -26,11 +26,12 @@ from broker_core.errors import (
 )
 from broker_core.models import BrokerOrder, Fill, OrderRequest, OrderType, OrderUpdate, Side, Tick
 from oms.core import orders as fsm
+from oms.core.arbitration import SymbolGate
 from oms.core.circuit import CircuitBreaker
 from oms.core.events import EventBus
 from oms.core.planner import stop_triggered
 from oms.core.state import OmsState, Recorder
-from oms.core.types import FillRecord, OrderRecord, OrderState, PlannedOrderType, RiskDailyStrategyRecord
+from oms.core.types import FillRecord, IntentType, OrderRecord, OrderState, PlannedOrderType, RiskDailyStrategyRecord
 
 if TYPE_CHECKING:
     from oms.metrics import OmsMetrics
@@ -43,6 +44,14 @@ _BROKER_TYPE = {
     PlannedOrderType.MARKET: OrderType.MARKET,
     PlannedOrderType.MARKETABLE_LIMIT: OrderType.LIMIT,
 }
+
+
+_NOT_TAKEN: dict[type[BrokerError], ReasonCode] = {
+    RateLimited: ReasonCode.BROKER_RATE_LIMITED,
+    BrokerUnavailable: ReasonCode.BROKER_UNAVAILABLE,
+    AuthError: ReasonCode.BROKER_AUTH,
+}
+"""Submit errors after which the broker certainly holds no order."""
 
 
 def order_event(order: OrderRecord) -> dict[str, Any]:
@@ -96,8 +105,11 @@ class Execution:
         clock: Clock,
         breaker: CircuitBreaker,
         metrics: OmsMetrics,
+        gate: SymbolGate | None = None,
     ) -> None:
         self.state = state
+        self.gate = gate or SymbolGate()
+        """The per-symbol gate intents run under; a triggered stop entry is submitted under it too."""
         self.broker = broker
         self.recorder = recorder
         self.bus = bus
@@ -106,6 +118,9 @@ class Execution:
         self.metrics = metrics
         self._tasks: set[asyncio.Task[None]] = set()
         self._watched: set[str] = set()
+        self._cancel_when_known: dict[str, str] = {}
+        """Order id → cancel reason, for cancels asked while the submit was still in flight."""
+        self._triggering: set[str] = set()
 
     def record(self, records: list) -> None:
         self.recorder.append(records)
@@ -136,8 +151,11 @@ class Execution:
             self.record([order])
             return
         except (RateLimited, BrokerUnavailable, AuthError) as exc:
-            self.breaker.record_failure()
-            self._finish(order, OrderState.REJECTED, f"BROKER_{exc.code}", exc.message)
+            if isinstance(exc, AuthError):
+                self.breaker.trip()
+            else:
+                self.breaker.record_failure()
+            self._finish(order, OrderState.REJECTED, _NOT_TAKEN[type(exc)], f"{exc.code}: {exc.message}")
             return
         except BrokerError as exc:
             self.breaker.record_failure()
@@ -160,6 +178,13 @@ class Execution:
         if events or before != (order.state, order.broker_order_id):
             self.record([order, *events])
             self._publish_order(order)
+        if order.order_id in self._cancel_when_known and order.state is not OrderState.PENDING_SUBMIT:
+            reason = self._cancel_when_known.pop(order.order_id)
+            if not order.state.is_terminal:
+                log.info(
+                    "order %s known to the broker: sending the cancel asked in flight reason=%s", order.order_id, reason
+                )
+                self.spawn(self.cancel(order, reason))
 
     async def cancel(self, order: OrderRecord, reason: str) -> None:
         now = self.clock.now()
@@ -169,11 +194,14 @@ class Execution:
         if order.state.is_terminal or order.state is OrderState.PENDING_CANCEL:
             return
         if order.state is OrderState.PENDING_SUBMIT:
+            # The broker may or may not hold it yet: the cancel goes out as soon as its answer is known.
+            self._cancel_when_known[order.order_id] = reason
+            log.info("order %s still in flight: cancel kept until the broker answers reason=%s", order.order_id, reason)
             return
         event = fsm.transition(order, OrderState.PENDING_CANCEL, now, reason=reason)
         self.record([order, event])
         try:
-            snapshot = await self.broker.cancel_order(order.order_id)
+            snapshot: BrokerOrder | None = await self.broker.cancel_order(order.order_id)
         except (OrderRejected, OrderNotFound):
             self.breaker.record_success()
             snapshot = await self._lookup(order)
@@ -185,6 +213,7 @@ class Execution:
             return
         else:
             self.breaker.record_success()
+        assert snapshot is not None  # the lookup branch returned on None
         self.apply_snapshot(order, snapshot)
 
     async def _lookup(self, order: OrderRecord) -> BrokerOrder | None:
@@ -317,17 +346,29 @@ class Execution:
         if tick.symbol not in self._watched and tick.qty:
             return
         for order in [o for o in self.state.working.values() if o.state is OrderState.HELD and o.symbol == tick.symbol]:
-            if stop_triggered(order, tick.price):
+            if order.order_id not in self._triggering and stop_triggered(order, tick.price):
+                self._triggering.add(order.order_id)
+                self.spawn(self._trigger(order, tick.price))
+
+    async def _trigger(self, order: OrderRecord, price: float) -> None:
+        """Submit a held stop entry whose trigger traded, under the symbol's gate (as an entry intent), unless
+        it was cancelled meanwhile."""
+        try:
+            async with self.gate.hold(order.symbol, IntentType.ENTER.priority):
+                if order.state is not OrderState.HELD:
+                    return
                 event = fsm.transition(
                     order,
                     OrderState.PENDING_SUBMIT,
                     self.clock.now(),
                     reason=ReasonCode.STOP_TRIGGERED,
-                    detail=f"traded {tick.price:g} through stop {order.stop_price:g}",
+                    detail=f"traded {price:g} through stop {order.stop_price:g}",
                 )
                 self.record([order, event])
                 self._publish_order(order)
-                self.spawn(self.submit(order))
+                await self.submit(order)
+        finally:
+            self._triggering.discard(order.order_id)
 
     async def watch(self, symbol: str) -> None:
         """Subscribe the symbol's trades so a held stop entry sees its trigger."""

@@ -22,11 +22,11 @@ from broker_core.clock import Clock
 from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import BrokerError
 from broker_core.market_rules import SessionPhase, session_phase
-from oms.core.arbitration import SymbolGate
+from oms.core.circuit import BreakerState
 from oms.core.execution import Execution
 from oms.core.idempotency import derive_idempotency_key, scoped_key
 from oms.core.ids import new_client_order_id
-from oms.core.planner import plan_order
+from oms.core.planner import OrderPlan, plan_order
 from oms.core.risk import DailyLossLatch, MarketView, PortfolioView, RiskAction, RiskLimits, TradingFlags, evaluate
 from oms.core.state import OmsState, Recorder
 from oms.core.types import (
@@ -45,8 +45,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("oms.intents")
 
 ORDER_INTENTS = {IntentType.ENTER, IntentType.REDUCE, IntentType.EXIT, IntentType.FLATTEN, IntentType.SET_TARGET}
-TRANSIENT_REASONS = {ReasonCode.OMS_STARTING, ReasonCode.RATE_LIMITED, ReasonCode.INTERNAL_ERROR}
-"""Refusals not stored under the idempotency key: the same intent may be sent again."""
+RETRY_AFTER = {
+    ReasonCode.OMS_STARTING: 1.0,
+    ReasonCode.INTERNAL_ERROR: 5.0,
+    ReasonCode.MARKET_DATA_UNAVAILABLE: 2.0,
+    ReasonCode.BROKER_UNAVAILABLE: 5.0,
+    ReasonCode.BROKER_CIRCUIT_OPEN: 5.0,
+}
+"""Seconds a temporary refusal asks the strategy to wait (DEFERRED with ``cooldown_until``)."""
+TEMPORARY_BROKER_REASONS = {ReasonCode.BROKER_RATE_LIMITED, ReasonCode.BROKER_UNAVAILABLE, ReasonCode.BROKER_AUTH}
+"""Submit failures where the broker certainly did not take the order: the intent is DEFERRED, not rejected."""
 
 
 class IntentService:
@@ -76,43 +84,79 @@ class IntentService:
         self.known_symbols = known_symbols
         self.intent_rate_per_min = intent_rate_per_min
         self.check_market_hours = check_market_hours
-        self.gate = SymbolGate()
+        self.gate = execution.gate
         self.loss_latch = DailyLossLatch()
         self.on_halt: Callable[[], None] | None = None
         """Called once when the day-loss halt level is first reached (e.g. flatten-on-halt)."""
         self._inflight: dict[str, asyncio.Future[IntentResult]] = {}
-        self._transient_ids: dict[str, str] = {}
-        """Key → intent id of a transient refusal, so a retry updates the same intent row."""
+        """Key → the decision under way: a duplicate waits for it and gets the same final reply."""
+        self._provisional: dict[str, IntentResult] = {}
+        """Key → the ACCEPTED written before a broker submit, until the final decision replaces it."""
 
     # ---- entry point -------------------------------------------------------------------------
     async def handle(self, intent: Intent) -> IntentResult:
+        """Decide an intent exactly once per idempotency key.
+
+        One writer per key: the first arrival decides; a duplicate that arrives while the decision is
+        under way (even while its order is being submitted) waits for it and gets the same final reply.
+        A DEFERRED decision is reopened, under the same intent id, once its cooldown has passed."""
         started = time.perf_counter()
         intent = self._with_key(intent)
         key = intent.idempotency_key
-        existing = self.state.intents_by_key.get(key)
-        if existing is not None and not self._reopens(existing):
-            return replace(existing.result)
-        known_id = existing.intent.intent_id if existing is not None else self._transient_ids.get(key)
-        if known_id is not None:
-            intent = replace(intent, intent_id=known_id)
         pending = self._inflight.get(key)
         if pending is not None:
             return replace(await asyncio.shield(pending))
+        existing = self.state.intents_by_key.get(key)
+        if existing is not None and not self._reopens(existing):
+            return replace(existing.result)
+        if existing is not None:
+            intent = replace(intent, intent_id=existing.intent.intent_id)
         future: asyncio.Future[IntentResult] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            try:
-                result = await self._process(intent)
-            except Exception as exc:
-                log.exception("intent %s failed", intent.intent_id)
-                result = self._decide(
-                    intent, IntentStatus.REJECTED, ReasonCode.INTERNAL_ERROR, f"internal error: {exc}"
-                )
+            result = await self._decide_once(intent)
             future.set_result(result)
             return replace(result)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved here, so a future nobody awaits logs no warning
+            raise
         finally:
             del self._inflight[key]
+            self._provisional.pop(key, None)
             self.metrics.intent_latency.observe(time.perf_counter() - started)
+
+    async def _decide_once(self, intent: Intent) -> IntentResult:
+        """:meth:`_process`, and when it fails, the one final answer that is still true: an order that
+        may have reached the broker keeps its ACCEPTED (reconciliation settles the order); otherwise a
+        DEFERRED ``INTERNAL_ERROR`` the strategy may retry after the cooldown."""
+        try:
+            return await self._process(intent)
+        except Exception as exc:
+            provisional = self._provisional.get(intent.idempotency_key)
+            if provisional is not None:
+                log.error(
+                    "intent %s failed after its order %s was created reason=INTERNAL_ERROR: %s; the order stays "
+                    "in flight for reconciliation",
+                    intent.intent_id,
+                    provisional.order_id,
+                    exc,
+                    exc_info=exc,
+                )
+                self._count(intent, provisional.status, provisional.reason_code, provisional.message)
+                return provisional
+            log.exception("intent %s failed reason=INTERNAL_ERROR", intent.intent_id)
+            try:
+                return self._defer(intent, ReasonCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
+            except Exception:
+                log.exception("intent %s: the deferral could not be journaled", intent.intent_id)
+                return IntentResult(
+                    intent_id=intent.intent_id,
+                    status=IntentStatus.DEFERRED,
+                    message="internal error; nothing was recorded",
+                    reason_code=ReasonCode.INTERNAL_ERROR,
+                    cooldown_until=self._after(RETRY_AFTER[ReasonCode.INTERNAL_ERROR]),
+                )
 
     def _with_key(self, intent: Intent) -> Intent:
         if intent.idempotency_key:
@@ -164,15 +208,20 @@ class IntentService:
             cooldown_until=cooldown_until,
         )
         record = IntentRecord(intent=intent, result=result, decided_at=self.clock.now())
-        if reason not in TRANSIENT_REASONS:
-            self.state.intents_by_key[intent.idempotency_key] = record
-            self._transient_ids.pop(intent.idempotency_key, None)
-        else:
-            self._transient_ids[intent.idempotency_key] = intent.intent_id
         self.recorder.append([record, *(extra or [])])
+        self.state.intents_by_key[intent.idempotency_key] = record
         if count:
             self._count(intent, status, reason, message)
         return result
+
+    def _after(self, seconds: float) -> datetime:
+        return self.clock.now() + timedelta(seconds=seconds)
+
+    def _defer(self, intent: Intent, reason: ReasonCode, message: str, until: datetime | None = None) -> IntentResult:
+        """A temporary refusal: DEFERRED with ``cooldown_until``; the same intent sent after it is decided anew."""
+        return self._decide(
+            intent, IntentStatus.DEFERRED, reason, message, cooldown_until=until or self._after(RETRY_AFTER[reason])
+        )
 
     def _count(self, intent: Intent, status: IntentStatus, reason: str | None, message: str) -> None:
         self.metrics.intents.labels(intent.strategy_id, status.value).inc()
@@ -191,22 +240,24 @@ class IntentService:
     def _reject(self, intent: Intent, reason: str, message: str) -> IntentResult:
         return self._decide(intent, IntentStatus.REJECTED, reason, message)
 
-    def _rate_limited(self, strategy_id: str, now: datetime) -> bool:
+    def _rate_limited(self, strategy_id: str, now: datetime) -> datetime | None:
+        """When the strategy's one-minute intent window has room again, or None when it has room now
+        (and the intent is counted)."""
         window = self.state.intent_times.setdefault(strategy_id, deque())
         horizon = now - timedelta(seconds=60)
         while window and window[0] <= horizon:
             window.popleft()
         if len(window) >= self.intent_rate_per_min(strategy_id):
-            return True
+            return window[0] + timedelta(seconds=60)
         window.append(now)
-        return False
+        return None
 
     # ---- the flow ----------------------------------------------------------------------------
     async def _process(self, intent: Intent) -> IntentResult:
         now = self.clock.now()
         kind = intent.intent_type
         if not self.state.ready and not kind.reduces_exposure and kind is not IntentType.MODIFY_RISK:
-            return self._reject(
+            return self._defer(
                 intent,
                 ReasonCode.OMS_STARTING,
                 "OMS is starting (rebuilding state and reconciling); entries open when /health says ok",
@@ -215,11 +266,13 @@ class IntentService:
             return self._reject(
                 intent, ReasonCode.EXPIRED, f"intent expired at {intent.constraints.expiry_ts.isoformat()}"
             )
-        if self._rate_limited(intent.strategy_id, now):
-            return self._reject(
+        free_at = self._rate_limited(intent.strategy_id, now)
+        if free_at is not None:
+            return self._defer(
                 intent,
                 ReasonCode.RATE_LIMITED,
                 f"more than {self.intent_rate_per_min(intent.strategy_id)} intents/min from {intent.strategy_id}",
+                until=free_at,
             )
         known = self.known_symbols()
         if intent.symbol != "*" and known is not None and intent.symbol not in known:
@@ -241,7 +294,10 @@ class IntentService:
                 return self._modify_risk(intent)
             if kind is IntentType.SET_TARGET:
                 return await self._set_target(intent)
-        return self._reject(intent, "UNSUPPORTED", f"intent type {kind} is not supported")
+        return self._reject(intent, ReasonCode.INVALID_ORDER, f"intent type {kind} is not supported")
+
+    def _plan(self, intent: Intent, side: str, qty: int, market: MarketView, now: datetime) -> OrderPlan:
+        return plan_order(intent.intent_type, side, qty, intent.constraints, market.last, market.bid, market.ask, now)
 
     def _market_open(self, now: datetime) -> bool:
         phase = session_phase(now, is_trading_day(now))
@@ -252,7 +308,11 @@ class IntentService:
             quote = await self.broker.get_quote(symbol)
         except BrokerError:
             return MarketView(
-                last=self.state.last_prices.get(symbol), bid=None, ask=None, vi_cooldown_until=self._vi_until(symbol)
+                last=self.state.last_prices.get(symbol),
+                bid=None,
+                ask=None,
+                vi_cooldown_until=self._vi_until(symbol),
+                quote_failed=True,
             )
         if quote.last:
             self.state.last_prices[symbol] = quote.last
@@ -337,18 +397,31 @@ class IntentService:
                 f"{sym} entry-locked by {owner[0]} until {owner[1].isoformat()}",
                 cooldown_until=owner[1],
             )
+        breaker = self.execution.breaker
+        if breaker.state is BreakerState.OPEN:
+            return self._defer(
+                intent,
+                ReasonCode.BROKER_CIRCUIT_OPEN,
+                "the broker circuit breaker is open: entries wait, exits are still tried",
+                until=breaker.retry_at,
+            )
         market = await self._market(sym)
-        price = intent.constraints.limit_price or market.last
-        if not price:
+        if not (intent.constraints.limit_price or market.last or market.ask):
+            if market.quote_failed:
+                return self._defer(intent, ReasonCode.MARKET_DATA_UNAVAILABLE, f"no quote for {sym} (broker error)")
             return self._reject(intent, ReasonCode.NO_PRICE, f"no price known for {sym}")
         now = self.clock.now()
+        try:
+            plan = self._plan(intent, "BUY", qty, market, now)
+        except ValueError as exc:
+            return self._reject(intent, ReasonCode.INVALID_ORDER, str(exc))
         portfolio = self.portfolio()
         decision = evaluate(
             intent.intent_type,
             sid,
             sym,
             qty,
-            price,
+            plan.limit_price or market.ask or market.last,
             intent.constraints.limit_price,
             portfolio,
             market,
@@ -373,7 +446,13 @@ class IntentService:
                 cooldown_until=lock.until,
             )
         return await self._place(
-            intent, "BUY", decision.qty, market, modified=decision.qty < qty, modify_reason=decision.reason_code
+            intent,
+            "BUY",
+            decision.qty,
+            market,
+            modified=decision.qty < qty,
+            modify_reason=decision.reason_code,
+            plan=replace(plan, qty=decision.qty),
         )
 
     async def _sell(self, intent: Intent) -> IntentResult:
@@ -419,14 +498,15 @@ class IntentService:
         *,
         modified: bool,
         modify_reason: str | None = None,
+        plan: OrderPlan | None = None,
     ) -> IntentResult:
+        """Create, journal and send the order; ``plan`` is the one risk already priced (entries)."""
         now = self.clock.now()
-        try:
-            plan = plan_order(
-                intent.intent_type, side, qty, intent.constraints, market.last, market.bid, market.ask, now
-            )
-        except ValueError as exc:
-            return self._reject(intent, ReasonCode.INVALID_ORDER, str(exc))
+        if plan is None:
+            try:
+                plan = self._plan(intent, side, qty, market, now)
+            except ValueError as exc:
+                return self._reject(intent, ReasonCode.INVALID_ORDER, str(exc))
         order = OrderRecord(
             order_id=new_client_order_id(self.state.instance_id),
             intent_id=intent.intent_id,
@@ -465,6 +545,7 @@ class IntentService:
             extra=[order],
             count=False,
         )
+        self._provisional[intent.idempotency_key] = provisional
         if plan.held:
             self._count(intent, status, provisional.reason_code, message)
             await self.execution.watch(intent.symbol)
@@ -473,6 +554,12 @@ class IntentService:
         if order.state is OrderState.REJECTED:
             if side == "BUY":
                 self.state.entry_locks.release(intent.symbol, intent.strategy_id)
+            if order.reason in TEMPORARY_BROKER_REASONS:
+                return self._defer(
+                    intent,
+                    ReasonCode.BROKER_UNAVAILABLE,
+                    f"the broker did not take the order ({order.reason}); nothing is working, retry later",
+                )
             return self._decide(
                 intent,
                 IntentStatus.REJECTED,

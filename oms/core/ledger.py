@@ -217,10 +217,10 @@ class Ledger:
         key = (sym, sid)
 
         if side == _BUY:
-            a = self._add(sym, sid, fill.qty, fill.price, now, fill.ts)
+            bought = self._add(sym, sid, fill.qty, fill.price, now, fill.ts)
             self._entry_fees[key] = self._entry_fees.get(key, 0.0) + fees
             self._book(sid, day, -fees)
-            return LedgerChange(self._refresh_position(sym, now), replace(a), -fees, None)
+            return LedgerChange(self._refresh_position(sym, now), replace(bought), -fees, None)
 
         a = self._allocs.get(sym, {}).get(sid)
         held = a.qty if a else 0

@@ -172,6 +172,8 @@ class MarketView:
     bid: float | None = None
     ask: float | None = None
     vi_cooldown_until: datetime | None = None
+    quote_failed: bool = False
+    """The broker's quote call failed: ``last`` is the last price the OMS saw, bid/ask are unknown."""
 
 
 class LossLevel(StrEnum):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from broker_core.contract.enums import (
     IntentStatus,
@@ -40,6 +40,7 @@ __all__ = [
     "PlannedOrderType",
     "PositionRecord",
     "RECORD_TYPES",
+    "Record",
     "ReconRecord",
     "RiskDailyPortfolioRecord",
     "RiskDailyStrategyRecord",
@@ -70,6 +71,13 @@ class Intent:
     constraints: Constraints = field(default_factory=Constraints)
     risk_payload: RiskPayload = field(default_factory=RiskPayload)
     signal_hash: str | None = None
+
+
+class Record(Protocol):
+    """What every record class declares: its table and the columns of its natural key."""
+
+    TABLE: ClassVar[str]
+    KEY: ClassVar[tuple[str, ...]]
 
 
 @dataclass(slots=True)
@@ -279,7 +287,7 @@ class RiskDailyPortfolioRecord:
     updated_at: datetime | None = None
 
 
-RECORD_TYPES: tuple[type, ...] = (
+RECORD_TYPES: tuple[type[Record], ...] = (
     IntentRecord,
     OrderRecord,
     OrderEventRecord,

@@ -89,7 +89,7 @@ class StreamBus(EventBus):
         super().__init__()
         self.market_backlog = market_backlog
 
-    def subscribe(self, strategy_id: str, owner: str | None = None) -> StreamConsumer:  # type: ignore[override]
+    def subscribe(self, strategy_id: str, owner: str | None = None) -> StreamConsumer:
         sub = StreamConsumer(
             strategy_id=strategy_id, owner=owner or strategy_id, max_market_backlog=self.market_backlog
         )

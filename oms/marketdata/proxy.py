@@ -23,6 +23,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timedelta
+from functools import partial
 from typing import Any
 
 from broker_core.broker import Broker
@@ -210,7 +211,7 @@ class MarketDataProxy:
         if task is None:
             task = asyncio.create_task(self._load(kind, key, call, expires), name=f"md:{kind}")
             self._inflight[key] = task
-            task.add_done_callback(lambda t, k=key: self._done(k, t))
+            task.add_done_callback(partial(self._done, key))
         else:
             self._count(kind, "shared")
         self._waiters[key] = self._waiters.get(key, 0) + 1

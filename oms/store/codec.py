@@ -33,6 +33,7 @@ from oms.core.types import (
     IntentStatus,
     IntentType,
     PlannedOrderType,
+    Record,
     RiskPayload,
     TimeHorizon,
     Urgency,
@@ -40,7 +41,7 @@ from oms.core.types import (
 from oms.store import models
 
 Row = dict[str, Any]
-RECORD_BY_TABLE: dict[str, type] = {cls.TABLE: cls for cls in RECORD_TYPES}  # type: ignore[attr-defined]
+RECORD_BY_TABLE: dict[str, type[Record]] = {cls.TABLE: cls for cls in RECORD_TYPES}
 
 _DATETIME_COLUMNS: dict[str, frozenset[str]] = {
     name: frozenset(c.name for c in table.c if isinstance(c.type, models.UTCDateTime))

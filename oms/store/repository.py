@@ -163,7 +163,7 @@ class Repository:
         day = _eq_filters(trading_day=trading_day)
         t_o, t_i = _T["orders"], _T["intents"]
         t_f = _T["fills"]
-        open_or_today = t_o.c.state.not_in(TERMINAL_ORDER_STATES)
+        open_or_today: sa.ColumnElement[bool] = t_o.c.state.not_in(TERMINAL_ORDER_STATES)
         if intents_since:
             open_or_today = sa.or_(open_or_today, t_o.c.created_at >= intents_since)
         return {
@@ -355,7 +355,7 @@ class MergedReader:
             (lambda r: r["received_at"] >= intents_since) if intents_since else (lambda r: True)
         )
         t_f = _T["fills"]
-        open_or_today = t_o.c.state.not_in(TERMINAL_ORDER_STATES)
+        open_or_today: sa.ColumnElement[bool] = t_o.c.state.not_in(TERMINAL_ORDER_STATES)
         order_ok = not_terminal
         fill_ok: Callable[[Row], bool] = lambda r: True  # noqa: E731
         if intents_since:

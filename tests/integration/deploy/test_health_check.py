@@ -10,6 +10,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -91,9 +92,24 @@ def oms(tmp_path: Path) -> Iterator[OmsProcess]:
                 pytest.fail(f"the OMS exited during start (code {proc.wait()}):\n{''.join(server.log)}")
             if "Uvicorn running on" in line:
                 break
+        _wait_ok(server)  # the server answers at once; /health says "starting" until state is rebuilt
         yield server
     finally:
         server.stop()
+
+
+def _wait_ok(server: OmsProcess) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    status = None
+    while time.monotonic() < deadline:
+        try:
+            status = httpx.get(f"{server.url}/health", timeout=5).json().get("status")
+        except httpx.HTTPError:
+            status = None
+        if status == "ok":
+            return
+        time.sleep(0.1)
+    pytest.fail(f"/health never said ok (last: {status}):\n{''.join(server.log)}")
 
 
 # ---- webhook receiver ----------------------------------------------------------------------------

@@ -44,7 +44,10 @@ class LostReplyNoPushBroker(LostReplyBroker):
 class DownBroker(PaperBroker):
     """Refuses every submit as unreachable (nothing sent)."""
 
+    submits = 0
+
     async def submit_order(self, request: OrderRequest) -> BrokerOrder:
+        DownBroker.submits += 1
         raise BrokerUnavailable("connection refused")
 
 
@@ -104,7 +107,9 @@ def _settled(oms: Oms, order_id: str) -> bool:
     return oms.runtime.state.orders[order_id].state not in (OrderState.PENDING_SUBMIT,)
 
 
-async def test_unreachable_broker_rejects_with_reason_and_opens_the_breaker(tmp_path: Path) -> None:
+async def test_unreachable_broker_defers_with_reason_and_opens_the_breaker(tmp_path: Path) -> None:
+    """Submits the broker certainly did not take are DEFERRED (retry later), never a final rejection; three
+    in a row open the breaker, and then entries wait on the breaker without reaching the broker."""
     settings = oms_settings(tmp_path)
     config = load_config()
     runtime = OmsRuntime(settings, config, venue=build_venue, clock=sim_clock())
@@ -121,6 +126,15 @@ async def test_unreachable_broker_rejects_with_reason_and_opens_the_breaker(tmp_
                     constraints={"order_type": "MARKETABLE_LIMIT"},
                 )
             ).json()
-            assert reply["status"] == "REJECTED" and reply["reason_code"] == "BROKER_UNAVAILABLE", reply
+            assert reply["status"] == "DEFERRED" and reply["reason_code"] == "BROKER_UNAVAILABLE", reply
+            assert reply["cooldown_until"] is not None
         health = (await oms.http.get("/health")).json()
         assert health["kis_circuit_breaker"] == "OPEN" and health["status"] == "degraded"
+        submits = DownBroker.submits
+        reply = (
+            await oms.intent(
+                STRATEGY_KEYS["KPR"], intent_type="ENTER", strategy_id="KPR", symbol="000720", desired_qty=1
+            )
+        ).json()
+        assert reply["status"] == "DEFERRED" and reply["reason_code"] == "BROKER_CIRCUIT_OPEN", reply
+        assert DownBroker.submits == submits
