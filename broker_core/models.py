@@ -136,6 +136,10 @@ class Tick:
     price: float
     qty: int
     aggressor: Side | None = None
+    vi: bool | None = None
+    """The symbol's volatility interruption state with this print, when the feed reports it: True while a
+    VI (static or dynamic) holds the symbol in its single-price auction, False in continuous trading, None
+    when the feed does not say. A consumer sees a VI start/end as the change from one print to the next."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,12 +62,54 @@ def demo(
         None, help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx)"
     ),
     json_report: str | None = typer.Option(None, help="Write the session report as JSON to this path"),
+    serve: bool = typer.Option(False, "--serve", help="Leave the OMS running on the finished session (prints keys)"),
 ) -> None:
     """The main job: OMS + strategies as separate processes trading a simulated KRX session."""
     from trader.demo import run_demo
 
     raise typer.Exit(
-        run_demo(day=date, speed=speed, until=until, data_dir=data_dir, json_report=json_report, console=console)
+        run_demo(
+            day=date,
+            speed=speed,
+            until=until,
+            data_dir=data_dir,
+            json_report=json_report,
+            console=console,
+            serve=serve,
+        )
+    )
+
+
+@app.command()
+def sim(
+    market: str = typer.Option("krx", help="Market: krx (us comes with the Alpaca paper market)"),
+    start: str = typer.Option(..., "--from", help="First session YYYY-MM-DD"),
+    end: str = typer.Option(..., "--to", help="Last session YYYY-MM-DD"),
+    strategies: str | None = typer.Option(None, help="Comma-separated strategies (default: every one built)"),
+    speed: float = typer.Option(120.0, help="Virtual-clock speed; nights and weekends cost no time"),
+    data_dir: str | None = typer.Option(
+        None, help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx)"
+    ),
+    json_report: str | None = typer.Option(None, help="Write the run report as JSON to this path"),
+    serve: bool = typer.Option(False, "--serve", help="Leave the OMS running on the finished run (prints keys)"),
+    until: str | None = typer.Option(None, help="Stop at HH:MM KST on the last session (default 15:35)"),
+) -> None:
+    """Many sessions with the demo's processes on the multi-day clock; positions carry over the nights."""
+    from trader.sim import run_sim
+
+    raise typer.Exit(
+        run_sim(
+            console,
+            market=market,
+            start=start,
+            end=end,
+            strategies=strategies.split(",") if strategies else None,
+            speed=speed,
+            data_dir=data_dir,
+            json_report=json_report,
+            serve=serve,
+            until=until,
+        )
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
@@ -11,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from strategies.sdk.runner import available, package_of, strategy_packages
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -22,12 +23,8 @@ ALL_STRATEGIES = ["kmp", "nulrimok", "kpr", "pcim", "swing_ml"]
 
 def available_strategies(names: list[str] | None = None) -> list[str]:
     """Strategies of ``names`` (default: all) whose wiring module exists in this build."""
-    return [
-        n
-        for n in (names or ALL_STRATEGIES)
-        if importlib.util.find_spec(f"strategies.{n}") is not None
-        and importlib.util.find_spec(f"strategies.{n}.strategy") is not None
-    ]
+    extra = [n for p in strategy_packages()[:-1] for n in available(p)] if names is None else []
+    return [n for n in dict.fromkeys([*(names or ALL_STRATEGIES), *extra]) if package_of(n) is not None]
 
 
 @dataclass

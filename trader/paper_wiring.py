@@ -7,7 +7,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from broker_core.clock import Clock
+from broker_core.clock import Clock, Windows
 from broker_core.config_errors import ConfigError
 from broker_core.paper.broker import PaperBroker
 from broker_core.paper.data import DataNotFound, KrxData
@@ -30,11 +30,15 @@ def choose_feed(day: date, symbols: list[str] | None, data_dir: str | None) -> t
     except DataNotFound as exc:
         log.warning("no KRX data (%s); using the synthetic feed", exc)
         return SyntheticFeed(day, symbols), None
+    return feed_for(data, day, symbols), data
+
+
+def feed_for(data: KrxData, day: date, symbols: list[str] | None) -> Any:
     if day not in set(data.sessions()):
         log.warning("no KRX minute data for %s in %s; using the synthetic feed", day, data.data_dir)
-        return SyntheticFeed(day, symbols, base_prices=_closes(data, day, symbols)), data
+        return SyntheticFeed(day, symbols, base_prices=_closes(data, day, symbols))
     try:
-        return ReplayFeed(data, day, symbols), data
+        return ReplayFeed(data, day, symbols)
     except DataNotFound as exc:
         raise ConfigError(f"config/oms.yaml: paper.symbols: {exc}") from exc
 
@@ -59,7 +63,15 @@ def build_paper_broker(
     store = None
     if config.paper.persist and settings.oms_data_dir:
         store = PaperStateStore(Path(settings.oms_data_dir) / PAPER_ACCOUNT_FILE)
-    exchange = PaperExchange(feed, clock, engine, state_store=store)
+    later = _later_days(clock, feed.session_date)
+    if later:
+        log.info("multi-day replay: %s, then %d more session(s) to %s", feed.session_date, len(later), later[-1])
+    feeds = (
+        (feed_for(data, d, config.paper.symbols or None) for d in later)
+        if data is not None
+        else (SyntheticFeed(d, config.paper.symbols or None) for d in later)
+    )
+    exchange = PaperExchange(feed, clock, engine, state_store=store, later_sessions=feeds)
     if store is not None:
         log.info(
             "paper account %s: %s", store.path, "restored" if exchange.restored else f"new session {feed.session_date}"
@@ -71,6 +83,14 @@ def build_paper_broker(
     )
     sectors = data.sector_map() if data is not None else {}
     return broker, exchange, list(feed.symbols), sectors
+
+
+def _later_days(clock: Clock, first: date) -> list[date]:
+    """The trading days after ``first`` of a multi-day clock (``days=`` in TRADER_CLOCK), else none."""
+    windows = getattr(clock, "windows", None)
+    if not isinstance(windows, Windows):
+        return []
+    return [d for d in windows.days() if d > first]
 
 
 def build_paper_venue(settings: OmsSettings, config: OmsConfig, clock: Clock) -> Venue:

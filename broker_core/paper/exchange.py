@@ -14,7 +14,9 @@ the update published. A resumed exchange only observes the prints up to the engi
 ``matched_through`` mark as well as those before the clock's start, so no print is matched twice.
 
 Every subscriber owns an asyncio.Queue: order updates are never dropped (unbounded); a tick
-queue is bounded and drops its oldest tick when a slow reader lets it fill.
+queue is bounded and drops its oldest tick when a slow reader lets it fill. With VI simulated, each
+published print carries the symbol's VI state (``Tick.vi``): True from the triggering print until the
+halt's end (the triggering print itself is not matched), False otherwise.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 from broker_core.clock import KST, Clock, ManualClock
@@ -33,6 +36,9 @@ from broker_core.models import Bar, BrokerOrder, OrderRequest, OrderUpdate, Tick
 from broker_core.paper.feed import TickFeed
 from broker_core.paper.matching import MatchingEngine
 from broker_core.paper.persistence import PaperStateError, PaperStateStore
+
+SESSION_PREP = dtime(8, 0)
+"""When the next day of a multi-day replay opens on the exchange (pre-market; orders wait for 09:00)."""
 
 DEFAULT_TICK_QUEUE = 10_000
 
@@ -117,8 +123,13 @@ class PaperExchange:
         pace: bool = True,
         tick_queue_size: int = DEFAULT_TICK_QUEUE,
         state_store: PaperStateStore | None = None,
+        later_sessions: Iterable[TickFeed] = (),
     ) -> None:
+        """``later_sessions``: the feeds of the next trading days of a multi-day run, replayed after this
+        one on the same account (each opened at its day's start, read lazily)."""
         self.feed = feed
+        self._later = iter(later_sessions)
+        self.sessions_done = 0
         self.clock = clock
         self.engine = engine if engine is not None else MatchingEngine()
         for symbol in feed.symbols:
@@ -238,6 +249,26 @@ class PaperExchange:
             raise RuntimeError("the paper exchange is already running")
         self._running = True
         try:
+            await self._run_session()
+            for feed in self._later:
+                await self._advance(datetime.combine(feed.session_date, SESSION_PREP, KST))
+                self._open(feed)
+                await self._run_session()
+        finally:
+            self.done.set()
+
+    def _open(self, feed: TickFeed) -> None:
+        """The next trading day: a fresh tape, the engine's day reset on the new prior closes."""
+        if not self.engine.closed:
+            self.expire_day(self.clock.now())
+        self.feed = feed
+        self.tape = Tape()
+        self.close_at = datetime.combine(feed.session_date, CLOSE, KST)
+        self.engine.begin_session(feed.session_date, {s: feed.prev_close(s) for s in feed.symbols})
+        self.persist()
+
+    async def _run_session(self) -> None:
+        try:
             started = self.clock.now()
             mark = self.engine.matched_through
             seen_at_mark = 0
@@ -266,7 +297,7 @@ class PaperExchange:
                 now = self.clock.now()
                 self.expire_day(max(now, last_ts) if last_ts and not self.pace else now)
         finally:
-            self.done.set()
+            self.sessions_done += 1
 
     async def _advance(self, when: datetime) -> None:
         if not self.pace:
@@ -281,6 +312,9 @@ class PaperExchange:
         self.engine.on_tick(tick)
         self.persist()
         self.ticks_processed += 1
+        if self.engine.vi is not None:  # subscribers learn the symbol's VI state with each print
+            halted = self.engine.is_halted(tick.symbol, tick.ts)
+            tick = Tick(tick.symbol, tick.ts, tick.price, tick.qty, tick.aggressor, halted)
         for sub in self._tick_subs:
             if sub.wants(tick.symbol):
                 sub.offer(tick)

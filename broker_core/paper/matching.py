@@ -321,6 +321,23 @@ class MatchingEngine:
         self._finish(order, OrderStatus.CANCELLED, EndReason.CANCELLED, now)
         return order.copy()
 
+    def begin_session(self, session_date: date, prev_closes: Mapping[str, float | None]) -> None:
+        """Open the next trading day on the same account (cash, positions, order history kept).
+
+        Day orders were expired at the previous close; the new day's base prices are ``prev_closes``
+        (the real previous close of each symbol) and volume, VI state and the matching mark restart."""
+        if any(self._book.values()):
+            raise RuntimeError("working orders remain: expire the previous day first")
+        self.session_date = session_date
+        self._closed = False
+        self._volume.clear()
+        self._matched_through = None
+        if self.vi is not None:
+            self.vi = ViMonitor(self.vi.kospi200)
+        for symbol, close in prev_closes.items():
+            self.add_instrument(symbol, close if close is not None else self._last.get(symbol))
+        self._version += 1
+
     def expire_day(self, now: datetime) -> list[OrderUpdate]:
         """Expire every working order (DAY orders at the close); later submissions are MARKET_CLOSED."""
         if not self._closed:

@@ -76,6 +76,7 @@ class ViMonitor:
 
     def __init__(self, kospi200: Collection[str] = (), *, halt: timedelta = HALT) -> None:
         self._kospi200 = frozenset(kospi200)
+        self.kospi200 = self._kospi200
         self._halt = halt
         self._states: dict[str, _SymbolState] = {}
         self.events: list[ViEvent] = []

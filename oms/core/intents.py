@@ -146,6 +146,8 @@ class IntentService:
                 self._count(intent, provisional.status, provisional.reason_code, provisional.message)
                 return provisional
             log.exception("intent %s failed reason=INTERNAL_ERROR", intent.intent_id)
+            if intent.intent_type in (IntentType.ENTER, IntentType.SET_TARGET):
+                self.state.entry_locks.release(intent.symbol, intent.strategy_id)  # no order: no phantom lock
             try:
                 return self._defer(intent, ReasonCode.INTERNAL_ERROR, f"internal error: {type(exc).__name__}")
             except Exception:

@@ -157,7 +157,12 @@ def plan_order(
     if c.cancel_after_sec is not None:
         if c.cancel_after_sec <= 0:
             raise PlanningError(ReasonCode.INVALID_ORDER, f"cancel_after_sec must be > 0, got {c.cancel_after_sec}")
-        cancel_after_ts = now + timedelta(seconds=c.cancel_after_sec)
+        try:
+            cancel_after_ts = now + timedelta(seconds=c.cancel_after_sec)
+        except OverflowError as exc:
+            raise PlanningError(
+                ReasonCode.INVALID_ORDER, f"cancel_after_sec {c.cancel_after_sec:g} is out of range"
+            ) from exc
 
     limit: float | None
     stop: float | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import inspect
 import logging
 import os
@@ -36,6 +37,27 @@ from strategies.sdk.errors import OmsError
 from strategies.sdk.strategy import Strategy
 
 log = logging.getLogger("strategies.sdk.runner")
+PACKAGES_ENV = "TRADER_STRATEGY_PACKAGES"
+"""Comma-separated packages searched for ``<package>/<name>/strategy.py`` before ``strategies`` (a trader's own
+strategies kept outside this repository, or test fixtures)."""
+
+
+def strategy_packages() -> list[str]:
+    extra = [p.strip() for p in os.environ.get(PACKAGES_ENV, "").split(",") if p.strip()]
+    return [*extra, "strategies"]
+
+
+def package_of(name: str) -> str | None:
+    """The first package of :func:`strategy_packages` that has strategy ``name``."""
+    for package in strategy_packages():
+        try:
+            if importlib.util.find_spec(f"{package}.{name}.strategy") is not None:
+                return package
+        except ModuleNotFoundError:
+            continue
+    return None
+
+
 DEFAULT_OMS_URL = "http://127.0.0.1:8000"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -78,9 +100,10 @@ def config_model(module: ModuleType) -> type[BaseModel]:
     return model
 
 
-def run_strategy(name: str, *, package: str = "strategies") -> int:
-    """Run strategy ``name`` until SIGTERM/SIGINT; returns the process exit code."""
-    module = resolve(name, package)
+def run_strategy(name: str, *, package: str | None = None) -> int:
+    """Run strategy ``name`` until SIGTERM/SIGINT; returns the process exit code. Without ``package`` the
+    name is looked up in :func:`strategy_packages`."""
+    module = resolve(name, package or package_of(name) or "strategies")
     config = load_strategy_config(name, config_model(module))
     url = os.environ.get("OMS_URL") or DEFAULT_OMS_URL
     key = os.environ.get("OMS_API_KEY", "")

@@ -166,6 +166,7 @@ class Strategy:
         self._started = True
         await self.recover()
         await self.on_start()
+        await self._heartbeat()  # registered: a launcher waits for this before it starts the clock
         self.scheduler.every(self.heartbeat_sec, self._heartbeat, "heartbeat")
         if self.bar_flush_sec > 0:
             self.scheduler.every(self.bar_flush_sec, self._flush_bars, "bars.flush")

@@ -446,3 +446,75 @@ def test_two_processes_agree_with_a_fractional_speed() -> None:
     assert outs[0] == outs[1]
     parent = VirtualClock(START, 1 / 3, ANCHOR)  # the launcher's own clock, never parsed
     assert outs[0][1:] == [parent.at(w).isoformat() for w in walls]
+
+
+# ---- anchor file and multi-day windows ----------------------------------------------------------
+def _multi(start: str = "2026-02-26T15:00:00+09:00", speed: float = 60.0, anchor: float = 1_000.0) -> VirtualClock:
+    spec = f"sim start={start} speed={speed:g} anchor={anchor!r} days=2026-02-26..2026-03-03 window=08:00-16:00"
+    clock = parse_clock(spec)
+    assert isinstance(clock, VirtualClock)
+    return clock
+
+
+def test_multi_day_clock_jumps_nights_and_weekends() -> None:
+    clock = _multi()
+    # 15:00 → 16:00 on Thursday is 3,600 virtual s = 60 wall s at 60×; then the jump to Friday 08:00
+    assert clock.at(1_000.0 + 59.0).isoformat() == "2026-02-26T15:59:00+09:00"
+    assert clock.at(1_000.0 + 60.0).isoformat() == "2026-02-27T08:00:00+09:00"
+    # a full 8-hour day later: Friday 16:00 → Monday 08:00 (the weekend and the 1 March holiday skipped)
+    monday = clock.at(1_000.0 + 60.0 + 8 * 60.0)
+    assert monday.isoformat() == "2026-03-03T08:00:00+09:00"
+    # after the last window time runs on
+    assert clock.at(1_000.0 + 60.0 + 16 * 60.0 + 1.0) > datetime.fromisoformat("2026-03-03T16:00:00+09:00")
+
+
+def test_an_instant_in_a_gap_wakes_at_the_jump() -> None:
+    clock = _multi()
+    night = datetime.fromisoformat("2026-02-26T22:00:00+09:00")
+    assert clock.wall_time_of(night) == pytest.approx(1_060.0)
+    assert clock.at(clock.wall_time_of(night)) >= night
+    for wall in (1_010.0, 1_200.0, 1_555.5):
+        assert clock.wall_time_of(clock.at(wall)) == pytest.approx(wall)
+
+
+def test_two_processes_compute_the_same_jumps() -> None:
+    a, b = _multi(), parse_clock(_multi().spec())
+    assert isinstance(b, VirtualClock)
+    assert [a.at(1_000.0 + w) for w in range(0, 2_000, 37)] == [b.at(1_000.0 + w) for w in range(0, 2_000, 37)]
+
+
+def test_anchor_file_holds_time_at_start_until_written(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from broker_core.clock import write_anchor
+
+    path = tmp_path / "anchor"
+    clock = parse_clock(f"sim start=2026-02-27T08:00:00+09:00 speed=100 anchor=@{path}")
+    assert isinstance(clock, VirtualClock) and not clock.anchored
+    assert clock.now().isoformat() == "2026-02-27T08:00:00+09:00"
+    written = write_anchor(path, 5_000.0)
+    assert clock.anchored and clock.anchor == written
+    assert clock.at(5_001.0).isoformat() == "2026-02-27T08:01:40+09:00"
+    assert f"anchor=@{path}" in clock.spec()
+
+
+async def test_sleepers_wait_for_the_anchor(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from broker_core.clock import write_anchor
+
+    path = tmp_path / "anchor"
+    clock = parse_clock(f"sim start=2026-02-27T08:00:00+09:00 speed=1000 anchor=@{path}")
+    assert isinstance(clock, VirtualClock)
+    sleeper = asyncio.create_task(clock.sleep(1.0))
+    await asyncio.sleep(0.1)
+    assert not sleeper.done()
+    write_anchor(path)
+    await asyncio.wait_for(sleeper, 2.0)
+    assert clock.now() > clock.start
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["days=2026-03-05..2026-03-01", "days=2026-03-01", "window=08:00-16:00", "days=2026-03-02..2026-03-03 window=16-8",
+     "days=2026-03-02..2026-03-03 market=lse"],
+)
+def test_bad_multi_day_parts_name_the_problem(extra: str) -> None:
+    with pytest.raises(ClockSpecError):
+        parse_clock(f"sim start=2026-02-27T08:00:00+09:00 speed=1 {extra}")

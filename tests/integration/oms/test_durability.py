@@ -40,6 +40,7 @@ async def test_postgres_outage_during_500_intents(tmp_path: Path) -> None:
     url = pg_url(name, port=proxy.port)
     try:
         async with running_oms(oms_settings(tmp_path, url), config) as oms:
+            fills_before = len(oms.runtime.state.seen_executions)
             proxy.go_down()
             accepted: list[str] = []
             for start in range(0, 500, 25):
@@ -56,12 +57,13 @@ async def test_postgres_outage_during_500_intents(tmp_path: Path) -> None:
             assert drainer.backlog > 0
             during = await oms.get("/api/v1/intents", limit=5000)
             assert len(during) == 500, "intents accepted during the outage are readable from the journal"
-            fills_during = len(oms.runtime.state.seen_executions)
             await until(
-                lambda: len(oms.runtime.state.seen_executions) > fills_during or fills_during > 0,
+                lambda: len(oms.runtime.state.seen_executions) > fills_before,
                 timeout=30,
                 what="fills while the database is down",
             )
+            assert not drainer.db_ok and proxy.up is False, "the fills above happened during the outage"
+            fills_during = len(oms.runtime.state.seen_executions) - fills_before
             proxy.go_up()
             await until(lambda: drainer.db_ok and drainer.backlog == 0, timeout=60, what="journal drained")
             expected_orders = len(oms.runtime.state.orders)
@@ -72,6 +74,7 @@ async def test_postgres_outage_during_500_intents(tmp_path: Path) -> None:
         assert await fetch_value(url, "SELECT count(*) FROM orders") == expected_orders > 0
         assert await fetch_value(url, "SELECT count(*) FROM fills") == expected_fills > 0
         assert await fetch_value(url, "SELECT count(DISTINCT execution_id) FROM fills") == expected_fills
+        assert expected_fills >= fills_during > 0, "every fill made during the outage reached Postgres"
         statuses = await fetch_value(url, "SELECT count(*) FROM intents WHERE status IS NULL")
         assert statuses == 0
     finally:

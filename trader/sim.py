@@ -1,0 +1,83 @@
+"""``trader sim --market krx --from D --to D``: the processes of ``trader demo`` across many sessions on
+the multi-day clock (nights and weekends skipped); positions, allocations, entry times and strategy
+state carry over the nights as in production."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from datetime import time as dtime
+
+from rich.console import Console
+
+from broker_core.clock import KST
+from broker_core.paper.data import DataNotFound, KrxData
+from trader.demo import DEFAULT_SPEED, END, START
+from trader.launcher import available_strategies
+from trader.simulation import Plan, run_simulation
+
+
+class SimInputError(ValueError):
+    """Bad command-line input; the message names the problem."""
+
+
+def plan_sim(
+    *,
+    market: str,
+    start: str,
+    end: str,
+    strategies: list[str] | None,
+    speed: float | None,
+    data_dir: str | None,
+    json_report: str | None,
+    serve: bool = False,
+    until: str | None = None,
+) -> Plan:
+    if market != "krx":
+        raise SimInputError(f"--market {market}: only krx has a paper market in this build")
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as exc:
+        raise SimInputError(f"--from/--to must be YYYY-MM-DD: {exc}") from exc
+    if last < first:
+        raise SimInputError(f"--from {first} is after --to {last}")
+    try:
+        data = KrxData(data_dir)
+    except DataNotFound as exc:
+        raise SimInputError(str(exc)) from exc
+    sessions = data.sessions()
+    days = [d for d in sessions if first <= d <= last]
+    if not days:
+        raise SimInputError(
+            f"no session of the minute data lies in {first} … {last} (data covers {sessions[0]} … {sessions[-1]})"
+        )
+    built = available_strategies()
+    chosen = [s.lower() for s in strategies] if strategies else built
+    unknown = sorted(set(chosen) - set(built))
+    if unknown:
+        raise SimInputError(f"unknown strategy {', '.join(unknown)} (this build has: {', '.join(built)})")
+    stop = END
+    if until:
+        try:
+            stop = dtime.fromisoformat(until)
+        except ValueError as exc:
+            raise SimInputError(f"--until must be HH:MM, got {until!r}") from exc
+    return Plan(
+        kind="sim",
+        days=days,
+        start=datetime.combine(days[0], START, KST),
+        stop_at=datetime.combine(days[-1], stop, KST),
+        speed=speed or DEFAULT_SPEED,
+        strategies=chosen,
+        data_dir=data_dir,
+        json_report=json_report,
+        serve=serve,
+    )
+
+
+def run_sim(console: Console, **kwargs: object) -> int:
+    try:
+        plan = plan_sim(**kwargs)  # type: ignore[arg-type]
+    except SimInputError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    return run_simulation(plan, console)

@@ -1,0 +1,364 @@
+"""Runs the platform's processes on one simulated clock: the OMS (paper exchange replaying real KRX
+sessions, SQLite in a run folder) and every strategy of this build, for one session (``trader demo``)
+or many (``trader sim``, nights and weekends skipped by the multi-day clock).
+
+Launch order: the OMS, then the strategies, all on a clock that stands still at the plan's start;
+once every process reported ready (``/health`` ok, each strategy's first heartbeat) the launcher
+writes the clock's anchor file and virtual time starts for all of them at once, so a slow start-up
+costs no virtual time. Then a progress bar, a report checked against the database, and the run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import signal
+import sqlite3
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as dtime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from broker_core.clock import KST, VirtualClock, Windows, parse_clock, sim_spec, write_anchor
+from oms.settings import PROJECT_ROOT
+from trader.launcher import ProcessGroup, base_env
+
+READY_TIMEOUT_S = 120.0
+SIM_WINDOW = (dtime(8, 0), dtime(16, 0))
+"""The daily window a multi-day KRX run's clock runs through (KMP's premarket at 08:30, the close at 15:30)."""
+
+
+@dataclass
+class Plan:
+    kind: str
+    """``demo`` or ``sim``: names the run folder and the banner."""
+    days: list[date]
+    start: datetime
+    stop_at: datetime
+    speed: float
+    strategies: list[str]
+    real_data: bool = True
+    data_dir: str | None = None
+    json_report: str | None = None
+    serve: bool = False
+    run_dir: Path = field(default_factory=Path)
+
+    def __post_init__(self) -> None:
+        if self.run_dir == Path():
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            span = f"{self.days[0]}" if len(self.days) == 1 else f"{self.days[0]}_{self.days[-1]}"
+            self.run_dir = PROJECT_ROOT / "runs" / f"{self.kind}-{span}-{stamp}"
+
+    @property
+    def windows(self) -> Windows | None:
+        if len(self.days) == 1:
+            return None
+        return Windows(self.days[0], self.days[-1], *SIM_WINDOW)
+
+
+def run_simulation(plan: Plan, console: Console) -> int:
+    run_dir = plan.run_dir
+    strategies = plan.strategies
+    keys = {"admin": secrets.token_hex(16), "read": secrets.token_hex(16)}
+    keys.update({s.upper(): secrets.token_hex(16) for s in strategies})
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    anchor_file = run_dir / "clock.anchor"
+    clock_spec = sim_spec(plan.start, plan.speed, f"@{anchor_file}", windows=plan.windows)
+    clock = parse_clock(clock_spec)
+    assert isinstance(clock, VirtualClock)
+    env = base_env()
+    env.update(TRADER_CLOCK=clock_spec, OMS_URL=url)
+    if plan.data_dir:
+        env["TRADER_DATA_DIR"] = str(Path(plan.data_dir).resolve())
+    oms_env = {
+        **env,
+        "OMS_BROKER": "paper",
+        "OMS_DATA_DIR": str(run_dir / "oms"),
+        "OMS_PAPER_DATE": str(plan.days[0]),
+        "OMS_ADMIN_KEY": keys["admin"],
+        "OMS_READ_KEY": keys["read"],
+        "OMS_INSTANCE_ID": plan.kind,
+        "OMS_STRATEGY_KEYS": ",".join(f"{s.upper()}:{keys[s.upper()]}" for s in strategies),
+    }
+    group = ProcessGroup(run_dir / "logs")
+    span = (
+        f"session {plan.days[0]}"
+        if len(plan.days) == 1
+        else f"{len(plan.days)} sessions {plan.days[0]} … {plan.days[-1]}"
+    )
+    console.print(
+        f"[bold]{plan.kind.capitalize()}[/bold]: KRX {span} ({'real minute data' if plan.real_data else 'synthetic'}), "
+        f"speed {plan.speed:g}x, until {plan.stop_at:%Y-%m-%d %H:%M} KST; strategies: {', '.join(strategies) or 'none'}"
+    )
+    console.print(f"Run folder: {run_dir}")
+    http = httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"Bearer {keys['read']}"})
+    wall = time.monotonic()
+    report: dict[str, Any] | None = None
+    strategy_codes: dict[str, int] = {}
+    oms_code: int | None = None
+    ok = False
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        group.start("oms", ["oms", "--port", str(port), "--log-level", "INFO"], oms_env)
+        if not _wait_healthy(http, group, console):
+            return 1
+        for name in strategies:
+            group.start(name, ["strategy", name], {**env, "OMS_API_KEY": keys[name.upper()]})
+        if not _wait_registered(http, group, strategies, console):
+            return 1
+        write_anchor(anchor_file)
+        console.print(
+            f"every process ready after {time.monotonic() - wall:.1f} s: the clock starts at {plan.start:%H:%M}"
+        )
+        ok = _progress(http, group, clock, plan, console)
+        report = _collect(http, plan, run_dir, strategies)
+        strategy_codes = group.stop(list(strategies))
+        if plan.serve and ok:
+            _serve(url, keys, run_dir, console)
+    finally:
+        strategy_codes = strategy_codes or group.stop(list(strategies))
+        oms_code = group.stop(["oms"]).get("oms")
+        http.close()
+    elapsed = time.monotonic() - wall
+    if report is None:
+        return 1
+    report["wall_seconds"] = round(elapsed, 1)
+    report["exit_codes"] = {**strategy_codes, "oms": oms_code}
+    report["database_check"] = _check_database(run_dir / "oms" / "oms.db", report)
+    _print(report, console)
+    (run_dir / "summary.json").write_text(json.dumps(report, indent=2, default=str))
+    if plan.json_report:
+        Path(plan.json_report).write_text(json.dumps(report, indent=2, default=str))
+        console.print(f"JSON report written to {plan.json_report}")
+    clean = ok and all(_clean_exit(c) for c in report["exit_codes"].values()) and report["database_check"]["ok"]
+    return 0 if clean else 1
+
+
+def _serve(url: str, keys: dict[str, str], run_dir: Path, console: Console) -> None:
+    """Leave the OMS answering on the finished run until Ctrl-C, with the keys the README's curl lines use."""
+    console.print(
+        f"\n[bold]The OMS stays up on the finished run[/bold] at {url} (Ctrl-C to stop).\n"
+        f"  export OMS_URL={url}\n  export OMS_READ_KEY={keys['read']}\n  export OMS_ADMIN_KEY={keys['admin']}\n"
+        f"  curl -s $OMS_URL/health\n"
+        f'  curl -s -H "Authorization: Bearer $OMS_READ_KEY" $OMS_URL/api/v1/positions\n'
+        f"database {run_dir / 'oms' / 'oms.db'} · logs {run_dir / 'logs'}"
+    )
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _clean_exit(code: int | None) -> bool:
+    """0, or death by the SIGTERM we sent after a graceful shutdown (uvicorn re-raises it)."""
+    return code in (0, -15)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_healthy(http: httpx.Client, group: ProcessGroup, console: Console) -> bool:
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if group.dead():
+            console.print(f"[red]the OMS exited during start:[/red]\n{group.log_tail('oms', 30)}")
+            return False
+        try:
+            if http.get("/health").json().get("status") == "ok":
+                return True
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
+    console.print(f"[red]the OMS did not become healthy in 90 s:[/red]\n{group.log_tail('oms', 30)}")
+    return False
+
+
+def _wait_registered(http: httpx.Client, group: ProcessGroup, strategies: list[str], console: Console) -> bool:
+    """Every strategy process sent its first heartbeat (it is connected and started)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    wanted = {s.upper() for s in strategies}
+    while time.monotonic() < deadline:
+        dead = group.dead()
+        if dead:
+            for name in dead:
+                console.print(f"[red]{name} exited during start ({dead[name]}):[/red]\n{group.log_tail(name, 30)}")
+            return False
+        try:
+            seen = {sid for sid, s in http.get("/api/v1/strategies").json().items() if s.get("last_heartbeat")}
+        except (httpx.HTTPError, ValueError):
+            seen = set()
+        if wanted <= seen:
+            return True
+        time.sleep(0.2)
+    console.print(f"[red]strategies not ready in {READY_TIMEOUT_S:g} s:[/red] {sorted(wanted - seen)}")
+    return False
+
+
+def _progress(http: httpx.Client, group: ProcessGroup, clock: VirtualClock, plan: Plan, console: Console) -> bool:
+    """A progress bar over the run's virtual time (sessions done, intents, fills, P&L, ETA) until the plan's
+    end; False if a process died."""
+    begin = clock.now()
+    total = max(1.0, clock.wall_time_of(plan.stop_at) - clock.wall_time_of(begin))
+    columns = (
+        TextColumn("[bold]{task.fields[now]}"),
+        BarColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("run", total=total, now="", status="")
+        last_poll = 0.0
+        while True:
+            now = clock.now()
+            dead = group.dead()
+            if dead:
+                bar.stop()
+                for name in dead:
+                    console.print(f"[red]{name} exited with {dead[name]}:[/red]\n{group.log_tail(name, 30)}")
+                return False
+            if time.monotonic() - last_poll > 1.0 or now >= plan.stop_at:
+                last_poll = time.monotonic()
+                done = sum(1 for d in plan.days if datetime.combine(d, dtime(15, 30), KST) <= now)
+                status = _status_line(http) + (f" · sessions {done}/{len(plan.days)}" if len(plan.days) > 1 else "")
+                bar.update(
+                    task,
+                    completed=min(total, clock.wall_time_of(now) - clock.wall_time_of(begin)),
+                    now=f"{now:%Y-%m-%d %H:%M} KST",
+                    status=status,
+                )
+            if now >= plan.stop_at:
+                return True
+            time.sleep(0.25)
+
+
+def _status_line(http: httpx.Client) -> str:
+    try:
+        strategies = http.get("/api/v1/strategies").json()
+        account = http.get("/api/v1/state/account").json()
+        metrics = http.get("/metrics").text
+    except (httpx.HTTPError, ValueError):
+        return "(OMS not answering)"
+    intents = sum(
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("oms_intents_total{")
+    )
+    fills = sum(s.get("fills_today", 0) for s in strategies.values())
+    return (
+        f"intents {intents:,.0f} · fills today {fills:,} · day P&L {account.get('daily_pnl', 0):,.0f} KRW · "
+        f"{account.get('trading_state')}"
+    )
+
+
+def _collect(http: httpx.Client, plan: Plan, run_dir: Path, strategies: list[str]) -> dict[str, Any]:
+    intents = http.get("/api/v1/intents", params={"limit": 5000}).json()
+    orders = http.get("/api/v1/orders", params={"limit": 5000}).json()
+    fills = http.get("/api/v1/fills", params={"limit": 10000}).json()
+    positions = http.get("/api/v1/positions").json()
+    account = http.get("/api/v1/state/account").json()
+    per_strategy = http.get("/api/v1/strategies").json()
+    by_strategy: dict[str, Counter[str]] = defaultdict(Counter)
+    reasons: Counter[str] = Counter()
+    for i in intents:
+        by_strategy[i["strategy_id"]][i["status"]] += 1
+        if i["status"] in ("REJECTED", "DEFERRED") and i.get("reason_code"):
+            reasons[i["reason_code"]] += 1
+    unrealized: dict[str, float] = defaultdict(float)
+    for p in positions.values():
+        last = p.get("last_price") or p["avg_price"]
+        for sid, a in p["allocations"].items():
+            unrealized[sid] += a["qty"] * (last - a["cost_basis"])
+    names = sorted(set(by_strategy) | set(per_strategy) | set(unrealized) | {s.upper() for s in strategies})
+    return {
+        "kind": plan.kind,
+        "market": "krx",
+        "session": str(plan.days[0]),
+        "from": str(plan.days[0]),
+        "to": str(plan.days[-1]),
+        "sessions": len(plan.days),
+        "speed": plan.speed,
+        "run_dir": str(run_dir),
+        "database": str(run_dir / "oms" / "oms.db"),
+        "intents": {s: dict(by_strategy.get(s, {})) for s in names},
+        "intent_count": len(intents),
+        "order_count": len(orders),
+        "fill_count": len(fills),
+        "orders_by_state": dict(Counter(o["state"] for o in orders)),
+        "pnl": {
+            s: {
+                "realized": round(per_strategy.get(s, {}).get("realized_pnl", 0.0)),
+                "unrealized": round(unrealized.get(s, 0.0)),
+            }
+            for s in names
+        },
+        "rejections_by_reason": dict(reasons),
+        "account": {k: account.get(k) for k in ("equity", "daily_pnl", "daily_pnl_pct", "realized_pnl")},
+        "open_positions": {s: p["real_qty"] for s, p in positions.items() if p["real_qty"]},
+        "decisions": {s: (per_strategy.get(s, {}).get("status") or {}).get("decisions", {}) for s in names},
+    }
+
+
+def _check_database(path: Path, report: dict[str, Any]) -> dict[str, Any]:
+    """Row counts in the SQLite database after the OMS stopped (its shutdown drains the journal)."""
+    if not path.exists():
+        return {"ok": False, "detail": f"{path} not found"}
+    with sqlite3.connect(path) as db:
+        counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("intents", "orders", "fills")}
+    ok = counts == {"intents": report["intent_count"], "orders": report["order_count"], "fills": report["fill_count"]}
+    return {"ok": ok, "counts": counts}
+
+
+def _print(report: dict[str, Any], console: Console) -> None:
+    span = report["from"] if report["from"] == report["to"] else f"{report['from']} … {report['to']}"
+    table = Table(title=f"Session report {span}")
+    for col in ("strategy", "intents", "by status", "realized P&L", "unrealized P&L"):
+        table.add_column(col, justify="right" if "P&L" in col or col == "intents" else "left")
+    for sid, statuses in report["intents"].items():
+        pnl = report["pnl"][sid]
+        table.add_row(
+            sid,
+            str(sum(statuses.values())),
+            ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
+            f"{pnl['realized']:,}",
+            f"{pnl['unrealized']:,}",
+        )
+    console.print(table)
+    for sid, codes in report.get("decisions", {}).items():
+        if codes:
+            top = ", ".join(f"{k} {v}" for k, v in sorted(codes.items(), key=lambda kv: -kv[1])[:8])
+            console.print(f"{sid} decisions (reason codes): {top}")
+    console.print(f"orders {report['order_count']} {report['orders_by_state']} · fills {report['fill_count']}")
+    if report["rejections_by_reason"]:
+        console.print(
+            "risk/arbitration refusals: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(report["rejections_by_reason"].items()))
+        )
+    acct = report["account"]
+    console.print(
+        f"account: equity {acct['equity']:,.0f} KRW · day P&L {acct['daily_pnl']:,.0f} KRW "
+        f"({acct['daily_pnl_pct']:.3%}) · open positions {report['open_positions'] or 'none'}"
+    )
+    check = report["database_check"]
+    mark = "[green]consistent[/green]" if check["ok"] else "[red]INCONSISTENT[/red]"
+    console.print(f"database {report['database']}: {check.get('counts')} — {mark} with the report")
+    console.print(f"wall time {report['wall_seconds']} s · exit codes {report['exit_codes']}")
