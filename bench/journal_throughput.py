@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datetime import UTC, datetime, timedelta  # noqa: E402
 
-from oms.core.types import FillRecord, OrderRecord, OrderState, PlannedOrderType  # noqa: E402
+from oms.core.types import FillRecord, OrderRecord, OrderState, OrderType  # noqa: E402
 from oms.store.drain import Drainer  # noqa: E402
 from oms.store.journal import Journal  # noqa: E402
 from oms.store.migrate import make_engine, migrate  # noqa: E402
@@ -41,7 +41,7 @@ def order(i: int) -> OrderRecord:
         symbol="005930",
         side="BUY",
         qty=10,
-        order_type=PlannedOrderType.LIMIT,
+        order_type=OrderType.LIMIT,
         state=OrderState.SUBMITTED,
         created_at=t,
         updated_at=t,

@@ -10,6 +10,24 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
+from broker_core.contract.enums import OrderType
+
+__all__ = [
+    "Account",
+    "Bar",
+    "BrokerOrder",
+    "Fill",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderType",
+    "OrderUpdate",
+    "Position",
+    "Quote",
+    "Side",
+    "Tick",
+    "TimeInForce",
+]
+
 
 class Side(StrEnum):
     BUY = "BUY"
@@ -18,13 +36,6 @@ class Side(StrEnum):
     @property
     def sign(self) -> int:
         return 1 if self is Side.BUY else -1
-
-
-class OrderType(StrEnum):
-    MARKET = "MARKET"
-    LIMIT = "LIMIT"
-    MARKETABLE_LIMIT = "MARKETABLE_LIMIT"
-    """A limit priced by the broker/exchange at a band through the last price (buy up, sell down)."""
 
 
 class TimeInForce(StrEnum):
@@ -60,6 +71,10 @@ class OrderRequest:
     time_in_force: TimeInForce = TimeInForce.DAY
     band_bps: float | None = None
     """For MARKETABLE_LIMIT: how far through the reference price the limit is set (default per venue)."""
+
+    def __post_init__(self) -> None:
+        if not OrderType(self.order_type).sent_to_brokers:
+            raise ValueError(f"{self.order_type} is held by the OMS and never sent to a broker")
 
 
 @dataclass(slots=True)

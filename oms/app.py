@@ -11,8 +11,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from oms.api import control, health, intents, marketdata, orders, positions, stream
+from oms.api import control, health, intents, marketdata, orders, positions, responses, stream
 from oms.api.auth import KeyRing
+from oms.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings, load_config, load_settings
 from oms.venue import Venue, VenueFactory
@@ -72,6 +73,7 @@ def create_app(
             await rt.stop()
 
     app = FastAPI(title="OMS", version="1", lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.state.keys = keyring(settings)
     app.state.runtime = rt
 
@@ -85,4 +87,5 @@ def create_app(
 
     for module in (health, intents, orders, positions, control, marketdata, stream):
         app.include_router(module.router)
+    responses.install(app)  # /openapi.json declares the replies above; 405 lists every allowed method
     return app

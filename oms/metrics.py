@@ -28,6 +28,11 @@ class OmsMetrics:
         self.open_orders = Gauge("oms_open_orders", "Working orders", registry=r)
         self.journal_backlog = Gauge("oms_journal_backlog", "Journal rows not yet copied to the database", registry=r)
         self.db_ok = Gauge("oms_database_up", "1 when the last copy to the database succeeded", registry=r)
+        self.journal_quarantined = Gauge(
+            "oms_journal_quarantined_rows",
+            "Journal rows the database refused, kept in journal_rejects instead of blocking the drain",
+            registry=r,
+        )
         self.recon_duration = Histogram("oms_reconcile_duration_seconds", "Reconciliation cycle duration", registry=r)
         self.recon_drift = Counter(
             "oms_reconcile_drift", "Drifts found by reconciliation, by kind", ["kind"], registry=r
@@ -37,6 +42,20 @@ class OmsMetrics:
             "oms_circuit_breaker_state", "Broker circuit breaker: 0 CLOSED, 1 HALF_OPEN, 2 OPEN", registry=r
         )
         self.positions = Gauge("oms_positions", "Symbols with a non-zero position", registry=r)
+        # background loops (oms/supervisor.py)
+        self.loop_restarts = Counter(
+            "oms_loop_restarts",
+            "Restarts of a supervised background loop after it failed or ended",
+            ["loop"],
+            registry=r,
+        )
+        self.loop_healthy = Gauge(
+            "oms_loop_healthy",
+            "1 when the background loop runs and makes progress, 0 when restarting/lagging/stopped",
+            ["loop"],
+            registry=r,
+        )
+        self.day_rollovers = Counter("oms_day_rollovers", "Trading-day rollovers of the running OMS", registry=r)
         # market data (oms/marketdata)
         self.md_slot_events = Counter(
             "oms_marketdata_slot_events",

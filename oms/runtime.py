@@ -25,9 +25,11 @@ from oms.core.circuit import CircuitBreaker
 from oms.core.execution import Execution
 from oms.core.intents import IntentService
 from oms.core.reconciler import Reconciler
+from oms.core.rollover import DayRollover
 from oms.core.state import OmsState, StateRecorder
 from oms.core.types import OrderState
-from oms.loops import migrate_then_drain, risk_watch, try_migrate
+from oms.core.vi import ViWatch
+from oms.loops import migrate_until_reachable, risk_watch, try_migrate
 from oms.marketdata import HubBrokerView, MarketDataHub, MarketDataProxy, StreamBus
 from oms.metrics import OmsMetrics
 from oms.rebuild import rebuild_state
@@ -36,6 +38,7 @@ from oms.store.drain import Drainer
 from oms.store.journal import Journal
 from oms.store.migrate import make_engine
 from oms.store.repository import MergedReader, Repository
+from oms.supervisor import Supervisor
 from oms.venue import Venue, VenueFactory
 
 log = logging.getLogger("oms.runtime")
@@ -108,6 +111,18 @@ class OmsRuntime:
         self.intents: IntentService | None = None
         self.reconciler: Reconciler | None = None
         self.admin: Admin | None = None
+        self.rollover: DayRollover | None = None
+        lc = config.loops
+        self.supervisor = Supervisor(
+            self.clock,
+            backoff_s=lc.restart_backoff_s,
+            backoff_max_s=lc.restart_backoff_max_s,
+            lag_factor=lc.lag_factor,
+            min_lag_s=lc.min_lag_s,
+            on_restart=lambda name: self.metrics.loop_restarts.labels(name).inc(),
+        )
+        """Runs the background loops (reconciler, order updates, risk watch, journal drain, day rollover):
+        restarts a failed one with back-off; ``/health`` is degraded while one is restarting or lagging."""
         self._tasks: list[asyncio.Task[Any]] = []
         self._migrated = asyncio.Event()
         self._started_mono = time.monotonic()
@@ -147,6 +162,10 @@ class OmsRuntime:
             self.metrics,
         )
         self.hub.add_tick_hook(self.execution.on_tick)
+        self.vi_watch = ViWatch(
+            self.state, self.recorder, self.clock, self.config.risk.vi_cooldown_sec, self.hub.publish_symbol_event
+        )
+        self.hub.add_tick_hook(self.vi_watch.on_tick)  # VI on the feed → risk's cooldown + stream ``vi`` events
         self.intents = IntentService(
             self.state,
             self.execution,
@@ -171,6 +190,7 @@ class OmsRuntime:
             min_interval_s=rc.min_interval_s,
             max_interval_s=rc.max_interval_s,
             safe_mode_after=rc.safe_mode_after_failed_cycles,
+            drift_confirmations=rc.drift_confirmations,
         )
         self.admin = Admin(
             self.state, self.intents, self.execution, self.recorder, self.clock, self.config.risk.vi_cooldown_sec
@@ -179,15 +199,16 @@ class OmsRuntime:
         is_trading_day(self.clock.now())  # build the exchange calendar now, not inside the first intent
         await rebuild_state(self.state, self.reader, self.clock, self.intents)
         if migrated:
-            self.drainer.start()
+            self._start_drain()
         else:
-            self._tasks.append(
-                asyncio.create_task(migrate_then_drain(self.db_url, self.drainer, self._migrated), name="migrate-retry")
+            self.supervisor.add(
+                "migrate_retry", lambda _beat: migrate_until_reachable(self.db_url, self._on_migrated), once=True
             )
         await self.broker.connect()
         if self.exchange is not None:
             self._tasks.append(asyncio.create_task(self.exchange.run(), name="paper-exchange"))
-        self._tasks.append(asyncio.create_task(self.execution.run_updates(), name="order-updates"))
+        execution = self.execution
+        self.supervisor.add("order_updates", lambda _beat: execution.run_updates())
         await self.hub.start()
         for order in list(self.state.working.values()):
             if order.state is OrderState.HELD:
@@ -195,19 +216,7 @@ class OmsRuntime:
         await self.reconciler.run_cycle()
         self.state.ready = True
         self.status = "ok"
-        self._tasks.append(asyncio.create_task(self.reconciler.run(), name="reconciler"))
-        self._tasks.append(
-            asyncio.create_task(
-                risk_watch(
-                    self.intents,
-                    self.journal,
-                    self.clock,
-                    self.config.reconcile.min_interval_s,
-                    self.config.journal.keep_drained_days,
-                ),
-                name="risk-watch",
-            )
-        )
+        self._start_loops()
         log.info(
             "OMS %s ready: broker=%s db=%s journal=%s",
             self.state.instance_id,
@@ -215,6 +224,52 @@ class OmsRuntime:
             _mask_url(self.db_url),
             self.journal_path,
         )
+
+    def _start_loops(self) -> None:
+        """The supervised loops that run once the OMS is ready (see ``oms/supervisor.py``)."""
+        assert self.reconciler is not None and self.intents is not None and self.journal is not None
+        reconciler, intents, journal = self.reconciler, self.intents, self.journal
+        rc, jc = self.config.reconcile, self.config.journal
+        self.supervisor.add("reconciler", reconciler.run, interval_s=rc.max_interval_s)
+        self.supervisor.add(
+            "risk_watch",
+            lambda beat: risk_watch(intents, journal, self.clock, rc.min_interval_s, jc.keep_drained_days, beat),
+            interval_s=rc.min_interval_s,
+        )
+        proxy = self.md_proxy
+        self.rollover = DayRollover(
+            self.state,
+            self.recorder,
+            self.clock,
+            intents.loss_latch,
+            fallback_equity=lambda: intents.portfolio().equity,
+            on_new_day=[
+                lambda _day, now: proxy.prune_expired(now) if proxy is not None else 0,
+                lambda _day, _now: self.metrics.day_rollovers.inc(),
+            ],
+        )
+        rollover = self.rollover
+        self.supervisor.add("day_rollover", rollover.run, interval_s=60.0)
+
+    def _start_drain(self) -> None:
+        drainer = self.drainer
+        assert drainer is not None
+        self.supervisor.add(
+            "journal_drain",
+            drainer.run,
+            interval_s=max(drainer.interval_s, drainer.max_backoff_s),
+            on_clock=False,
+            on_stop=drainer.request_stop,
+        )
+
+    def _on_migrated(self) -> None:
+        self._migrated.set()
+        self._start_drain()
+
+    def roll_day_if_due(self) -> None:
+        """The first event of a new trading day rolls the state over before it is handled."""
+        if self.rollover is not None:
+            self.rollover.maybe_roll()
 
     def _on_daily_loss_halt(self) -> None:
         if self.config.risk.flatten_on_halt and self.admin is not None and self.execution is not None:
@@ -263,6 +318,7 @@ class OmsRuntime:
         self.status = "down"
         if self.hub is not None:
             await self.hub.stop()
+        await self.supervisor.stop()
         for task in reversed(self._tasks):
             task.cancel()
         for task in self._tasks:
@@ -292,11 +348,23 @@ class OmsRuntime:
 
     def health(self) -> dict[str, Any]:
         backlog = self.journal.backlog() if self.journal else 0
+        quarantined = self.journal.quarantined() if self.journal else 0
         db_ok = bool(self.migrated and self.drainer and self.drainer.db_ok)
         status = self.status
-        if status == "ok" and (self.breaker.state.value != "CLOSED" or self.state.recon_status == "FAIL" or not db_ok):
+        loops = self.supervisor.statuses()
+        for name, loop_status in loops.items():
+            self.metrics.loop_healthy.labels(name).set(1 if loop_status == "ok" else 0)
+        reasons = [f"loop:{name}:{st}" for name, st in loops.items() if st != "ok"]
+        if self.breaker.state.value != "CLOSED":
+            reasons.append(f"circuit_breaker:{self.breaker.state.value}")
+        if self.state.recon_status == "FAIL":
+            reasons.append("recon:FAIL")
+        if not db_ok:
+            reasons.append("db:unavailable")
+        if status == "ok" and reasons:
             status = "degraded"
         self.metrics.journal_backlog.set(backlog)
+        self.metrics.journal_quarantined.set(quarantined)
         self.metrics.db_ok.set(1 if db_ok else 0)
         self.metrics.open_orders.set(self.state.open_order_count())
         positions = sum(1 for p in self.state.ledger.positions().values() if p.real_qty)
@@ -310,11 +378,16 @@ class OmsRuntime:
             "broker": self.broker.name,
             "db": "ok" if db_ok else "unavailable",
             "journal_backlog": backlog,
+            "journal_quarantined": quarantined,
             "trading_state": self.state.trading_state().value,
             "open_orders": self.state.open_order_count(),
             "instance_id": self.state.instance_id,
             "version": VERSION,
             "now": self.clock.now().isoformat(),
+            "trading_day": str(self.state.trading_day) if self.state.trading_day else None,
+            "loops": loops,
+            "loop_restarts": self.supervisor.restarts(),
+            "degraded_reasons": reasons if status == "degraded" else [],
             **({"error": self.start_error} if self.start_error else {}),
         }
 

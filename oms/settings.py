@@ -37,6 +37,9 @@ class ReconcileConfig(BaseModel):
     breaker_failure_threshold: int = Field(3, gt=0)
     breaker_reset_s: float = Field(30.0, gt=0)
     safe_mode_after_failed_cycles: int = Field(5, gt=0)
+    drift_confirmations: int = Field(3, ge=1, le=20)
+    """A position drift freezes the symbol (excess to ``_UNKNOWN_``) only after it was seen on this many
+    consecutive cycles with the same quantities; 1 acts on the first sighting."""
 
 
 class JournalConfig(BaseModel):
@@ -46,6 +49,19 @@ class JournalConfig(BaseModel):
     keep_drained_days: float = Field(7.0, gt=0)
     """Journal entries already in the database are kept this long (the OMS can rebuild from the
     journal alone while the database is away), then pruned."""
+
+
+class LoopsConfig(BaseModel):
+    """Supervision of the background loops (oms/supervisor.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    restart_backoff_s: float = Field(0.5, gt=0)
+    """Wall seconds before the first restart of a failed loop; doubles per failure in a row."""
+    restart_backoff_max_s: float = Field(30.0, gt=0)
+    lag_factor: float = Field(3.0, ge=1)
+    """A loop is lagging after this many of its intervals without progress."""
+    min_lag_s: float = Field(5.0, gt=0)
+    """...and never before this many wall seconds (a fast virtual clock would otherwise flap)."""
 
 
 class PaperConfig(BaseModel):
@@ -155,6 +171,7 @@ class OmsConfig(BaseModel):
     strategies: dict[str, StrategyConfig] = Field(default_factory=dict)
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     journal: JournalConfig = Field(default_factory=JournalConfig)
+    loops: LoopsConfig = Field(default_factory=LoopsConfig)
     paper: PaperConfig = Field(default_factory=PaperConfig)
     marketdata: MarketDataConfig = Field(default_factory=MarketDataConfig)
     sector_map: dict[str, str] = Field(default_factory=dict)

@@ -51,13 +51,21 @@ class IntentStatus(StrEnum):
         return self in (IntentStatus.ACCEPTED, IntentStatus.EXECUTED, IntentStatus.MODIFIED)
 
 
-class PlannedOrderType(StrEnum):
-    """The order type an intent asks for (``constraints.order_type``); STOP_LIMIT entries are held by the OMS."""
+class OrderType(StrEnum):
+    """The order type an intent asks for (``constraints.order_type``) and a broker order is sent as.
+
+    A broker receives MARKET, LIMIT or MARKETABLE_LIMIT; a STOP_LIMIT entry is held by the OMS until its
+    trigger trades and then sent as a LIMIT (brokers take no stop orders from us)."""
 
     MARKET = "MARKET"
     LIMIT = "LIMIT"
     MARKETABLE_LIMIT = "MARKETABLE_LIMIT"
+    """A limit priced through the last price (buy up, sell down)."""
     STOP_LIMIT = "STOP_LIMIT"
+
+    @property
+    def sent_to_brokers(self) -> bool:
+        return self is not OrderType.STOP_LIMIT
 
 
 class OrderState(StrEnum):

@@ -3,6 +3,8 @@ validates, and the replies and stream events the OMS sends back.
 
 Request models forbid unknown fields (a typo is a 422 naming the field); reply models allow extra
 fields so an OMS that adds fields does not break an older strategy.
+Request values are bounded (``bounds``): strict integers within int64, finite numbers, strings free of
+control characters, timestamps aware and within 2000..2099 — nothing the journal takes can stop its drain.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from broker_core.contract.bounds import Bps, CancelAfterSec, Price, Quantity, Text, Timestamp
 from broker_core.contract.enums import (
     TERMINAL_ORDER_STATES,
     IntentStatus,
     IntentType,
-    PlannedOrderType,
+    OrderType,
     TimeHorizon,
     Urgency,
 )
@@ -26,30 +29,46 @@ SYMBOL_PATTERN = r"^(\*|[A-Za-z0-9.\-]{1,16})$"
 STRATEGY_ID_PATTERN = r"^[A-Za-z0-9_\-]+$"
 
 
+def _when(field: str, values: list[str], then: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema ``if``/``then``: when ``field`` is one of ``values``, ``then`` applies."""
+    return {"if": {"required": [field], "properties": {field: {"enum": values}}}, "then": then}
+
+
+_CONSTRAINT_RULES: dict[str, Any] = {
+    "allOf": [  # the cross-field rules of Constraints._prices, so the published schema states them
+        _when(
+            "order_type", ["LIMIT"], {"required": ["limit_price"], "properties": {"limit_price": {"type": "number"}}}
+        ),
+        _when(
+            "order_type",
+            ["STOP_LIMIT"],
+            {
+                "required": ["limit_price", "stop_price"],
+                "properties": {"limit_price": {"type": "number"}, "stop_price": {"type": "number"}},
+            },
+        ),
+    ]
+}
+
+
 class Constraints(BaseModel):
     """``constraints`` of an intent; None fields are left to the OMS's order planner."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    order_type: PlannedOrderType | None = None
-    limit_price: float | None = Field(default=None, gt=0)
-    stop_price: float | None = Field(default=None, gt=0)
-    max_slippage_bps: float | None = Field(default=None, ge=0)
-    max_spread_bps: float | None = Field(default=None, ge=0)
-    cancel_after_sec: float | None = Field(default=None, gt=0)
-    expiry_ts: datetime | None = None
-
-    @field_validator("expiry_ts")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("must include a UTC offset")
-        return v
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_CONSTRAINT_RULES)
+    order_type: OrderType | None = None
+    limit_price: Price | None = None
+    stop_price: Price | None = None
+    max_slippage_bps: Bps | None = None
+    max_spread_bps: Bps | None = None
+    cancel_after_sec: CancelAfterSec | None = None
+    expiry_ts: Timestamp | None = None
+    """Timezone-aware, within 2000..2099 (``bounds.Timestamp``)."""
 
     @model_validator(mode="after")
     def _prices(self) -> Constraints:
-        if self.order_type is PlannedOrderType.LIMIT and self.limit_price is None:
+        if self.order_type is OrderType.LIMIT and self.limit_price is None:
             raise ValueError("limit_price is required for a LIMIT order")
-        if self.order_type is PlannedOrderType.STOP_LIMIT and (self.stop_price is None or self.limit_price is None):
+        if self.order_type is OrderType.STOP_LIMIT and (self.stop_price is None or self.limit_price is None):
             raise ValueError("stop_price and limit_price are required for a STOP_LIMIT order")
         return self
 
@@ -58,28 +77,46 @@ class RiskPayload(BaseModel):
     """``risk_payload`` of an intent (strategies.md C3)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    entry_px: float | None = Field(default=None, gt=0)
-    stop_px: float | None = Field(default=None, gt=0)
-    hard_stop_px: float | None = Field(default=None, gt=0)
-    rationale_code: str | None = Field(default=None, max_length=64)
-    confidence: str | None = Field(default=None, max_length=16)
+    entry_px: Price | None = None
+    stop_px: Price | None = None
+    hard_stop_px: Price | None = None
+    rationale_code: Text | None = Field(default=None, max_length=64)
+    confidence: Text | None = Field(default=None, max_length=16)
+
+
+_ALL_SYMBOL_TYPES = [IntentType.FLATTEN.value, IntentType.CANCEL_ORDERS.value, IntentType.MODIFY_RISK.value]
+_INTENT_RULES: dict[str, Any] = {
+    "allOf": [  # the cross-field rules of IntentRequest._qty, so the published schema states them
+        _when(
+            "intent_type",
+            [IntentType.ENTER.value, IntentType.REDUCE.value],
+            {"required": ["desired_qty"], "properties": {"desired_qty": {"type": "integer", "minimum": 1}}},
+        ),
+        _when(
+            "intent_type",
+            [IntentType.SET_TARGET.value],
+            {"required": ["target_qty"], "properties": {"target_qty": {"type": "integer"}}},
+        ),
+        _when("symbol", ["*"], {"properties": {"intent_type": {"enum": _ALL_SYMBOL_TYPES}}}),
+    ]
+}
 
 
 class IntentRequest(BaseModel):
     """Body of ``POST /api/v1/intents``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_INTENT_RULES)
     intent_type: IntentType
     strategy_id: str = Field(min_length=1, max_length=32, pattern=STRATEGY_ID_PATTERN)
     symbol: str = Field(pattern=SYMBOL_PATTERN)
-    desired_qty: int | None = Field(None, ge=0)
-    target_qty: int | None = Field(None, ge=0)
+    desired_qty: Quantity | None = None
+    target_qty: Quantity | None = None
     urgency: Urgency = Urgency.NORMAL
     time_horizon: TimeHorizon = TimeHorizon.INTRADAY
     constraints: Constraints = Field(default_factory=Constraints)
     risk_payload: RiskPayload = Field(default_factory=RiskPayload)
-    signal_hash: str | None = Field(None, max_length=128)
-    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
+    signal_hash: Text | None = Field(None, max_length=128)
+    idempotency_key: Text | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("strategy_id")
     @classmethod

@@ -18,6 +18,7 @@ from broker_core.errors import AuthError, BrokerError, BrokerUnavailable, OrderR
 from broker_core.kis import tr_ids as T
 from broker_core.kis.envelope import KisApiError, KisResponse, error_for, integer, num, text
 from broker_core.kis.rest import KisRestClient
+from broker_core.logging_setup import register_secret
 from broker_core.models import Bar, Side
 from broker_core.ratelimit import Priority
 
@@ -243,6 +244,7 @@ class KisApi:
         self.rest = rest
         self.real_rest = real_rest
         self.cano = cano
+        register_secret(cano)
         self.prod = prod
         self.paper = paper
         self.exchange_code = exchange_code

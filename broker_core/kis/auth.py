@@ -27,6 +27,7 @@ from broker_core.clock import KST, Clock
 from broker_core.errors import AuthError, BrokerUnavailable
 from broker_core.kis.envelope import TOKEN_RATE_LIMITED, parse_response
 from broker_core.kis.settings import KisCredentials
+from broker_core.logging_setup import register_secret
 
 log = logging.getLogger("broker_core.kis.auth")
 TOKEN_PATH = "/oauth2/tokenP"
@@ -40,6 +41,9 @@ class AccessToken:
     value: str = field(repr=False)
     expires_at: datetime
     issued_at: datetime
+
+    def __post_init__(self) -> None:
+        register_secret(self.value)
 
     def remaining_s(self, now: datetime) -> float:
         return (self.expires_at - now).total_seconds()
@@ -113,6 +117,7 @@ class TokenManager:
     ) -> None:
         self.http = http
         self.creds = creds
+        register_secret(creds.app_key, creds.app_secret)
         self.clock = clock
         self.token_file = token_file
         self.refresh_margin_s = refresh_margin_s
@@ -235,6 +240,7 @@ class ApprovalKeys:
     def __init__(self, http: httpx.AsyncClient, creds: KisCredentials) -> None:
         self.http = http
         self.creds = creds
+        register_secret(creds.app_key, creds.app_secret)
         self._key: str | None = None
         self._lock = asyncio.Lock()
         self.issued = 0
@@ -259,5 +265,6 @@ class ApprovalKeys:
                         code=parsed.msg_cd or f"HTTP_{resp.status_code}",
                     )
                 self._key = str(key)
+                register_secret(self._key)
                 self.issued += 1
             return self._key

@@ -6,7 +6,11 @@ Orders
   whose answer is lost (timeout, dropped connection, a 5xx without a KIS reply) raises
   ``OutcomeUnknown``; ``get_order`` then resolves it from the day's orders (an order of the same
   symbol, side, quantity and price placed since the send that no other client id owns) before
-  anything else happens, so a retry never doubles an order. Cancels use the branch number.
+  anything else happens, so a retry never doubles an order. KIS lists a new order with a lag, so an
+  empty answer is asked again with back-off (on the clock) until ``order_lookup_window_s`` after the
+  reply was lost before the order is declared absent. Cancels use the branch number. A working order
+  of the account that no client order id owns (placed by another KIS client or HTS) is given one
+  (``foreign_client_id``) by ``list_open_orders`` and followed like ours, so its fills are reported.
 
 Fills
   Execution notices (H0STCNI0/H0STCNI9, AES-decrypted) are the push stream; the daily orders query
@@ -390,16 +394,51 @@ class KisBroker:
         day = _parse_day(stored.trade_date)
         rows = await self.api.daily_orders(day, symbol=stored.symbol)
         if stored.state in (SENDING, UNKNOWN):
-            if not await self._resolve(stored, rows):
+            found = await self._look_for(stored, day, rows)
+            if found is None:
                 return None
+            rows = found
             stored = self.store.get(cid)
             assert stored is not None
         self._sync_rows(stored.trade_date, rows)
         order = self._build(stored, rows)
         return order.copy()
 
-    async def _resolve(self, stored: StoredOrder, rows: list[DailyOrder]) -> bool:
-        """Find the order of a submit whose reply was lost; True if found (and recorded)."""
+    async def _look_for(self, stored: StoredOrder, day: date, rows: list[DailyOrder]) -> list[DailyOrder] | None:
+        """Look for the order of a submit whose reply was lost. KIS lists a new order in its inquiries with
+        a lag, so an empty answer is asked again with back-off (on the clock) until ``order_lookup_window_s``
+        after the reply was lost; only a lookup made after that may declare the order absent. Returns the
+        day's rows that show it, or None when it is absent."""
+        window = timedelta(seconds=self.settings.order_lookup_window_s)
+        pause = self.settings.order_lookup_backoff_s
+        lookups = 1
+        while True:
+            # from when the reply was lost (the request may have waited for the rate budget after
+            # ``sent_at``); a send still in flight is judged from ``sent_at``
+            current = self.store.get(stored.client_order_id) or stored
+            if current.state == NOT_FOUND:  # a concurrent lookup already declared it absent
+                return None
+            deadline = max(current.sent_at, current.updated_at) + window
+            final = self.clock.now() >= deadline
+            if await self._resolve(stored, rows, final=final):
+                return rows
+            if final:
+                return None
+            wait = max(0.0, min(pause, (deadline - self.clock.now()).total_seconds()))
+            log.info(
+                "order %s not in KIS's orders yet after %d lookup(s); looking again in %.2fs reason=LOOKUP_RETRY",
+                stored.client_order_id,
+                lookups,
+                wait,
+            )
+            await self.clock.sleep(wait)
+            pause *= 2
+            lookups += 1
+            rows = await self.api.daily_orders(day, symbol=stored.symbol)
+
+    async def _resolve(self, stored: StoredOrder, rows: list[DailyOrder], *, final: bool = True) -> bool:
+        """Find the order of a submit whose reply was lost in ``rows``; True if found (and recorded). Not
+        found and ``final``: recorded as absent (NOT_FOUND)."""
         async with self._resolve_lock:
             current = self.store.get(stored.client_order_id)
             if current is not None and current.state == PLACED:
@@ -424,6 +463,8 @@ class KisBroker:
             ]
             now = self.clock.now()
             if not candidates:
+                if not final:
+                    return False
                 self.store.set_state(stored.client_order_id, NOT_FOUND, now, "NOT_AT_BROKER")
                 log.warning("order %s: submit outcome was unknown and KIS has no such order", stored.client_order_id)
                 return False
@@ -606,8 +647,12 @@ class KisBroker:
         return order
 
     async def list_open_orders(self) -> list[BrokerOrder]:
+        """The account's working orders of the day, including orders placed outside this adapter (another
+        KIS client, HTS): those get a client order id here (``foreign_client_id``) and are followed from
+        then on like our own, so their fills are reported."""
         rows = await self.api.daily_orders(self._today_date())
         day = self._today()
+        self._link_foreign(day, rows)
         self._sync_rows(day, rows)
         out = []
         for stored in self.store.orders(day, (PLACED,)):
@@ -615,6 +660,42 @@ class KisBroker:
             if not order.status.is_terminal:
                 out.append(order.copy())
         return out
+
+    def _link_foreign(self, day: str, rows: list[DailyOrder]) -> None:
+        """Record working orders no client order id owns as foreign orders. A row of the symbol and side of
+        a submit still unresolved (reply pending or lost) is left alone: it may be that submit's order, which
+        its lookup settles first."""
+        known = self.store.known_odnos(day)
+        unresolved = {(o.symbol, o.side) for o in self.store.orders(day, (SENDING, UNKNOWN))}
+        now = self.clock.now()
+        for r in rows:
+            if r.odno in known or r.orig_odno.strip("0") or r.cancel_yn or r.remaining_qty <= 0:
+                continue
+            if (r.symbol, r.side) in unresolved:
+                continue
+            cid = foreign_client_id(day, r.odno)
+            market = r.ord_dvsn_cd == "01"
+            self.store.record_sending(
+                cid,
+                day,
+                r.symbol,
+                r.side,
+                r.qty,
+                OrderType.MARKET if market else OrderType.LIMIT,
+                None if market else r.price,
+                r.ord_dvsn_cd,
+                r.time(_parse_day(day)),
+            )
+            self.store.set_placed(cid, r.odno, r.branch, now)
+            log.warning(
+                "KIS order %s (%s %s %d) was not placed through this adapter: followed as %s reason=FOREIGN_ORDER",
+                r.odno,
+                r.side.value,
+                r.symbol,
+                r.qty,
+                cid,
+            )
+            self._replay_orphans(r.odno)
 
     async def list_fills(self, since: datetime | None = None) -> list[Fill]:
         """The day's executions: the notices' fills plus what the daily query shows beyond them."""
@@ -861,6 +942,11 @@ class KisBroker:
         return self._last_trade.get(symbol)
 
 
+def foreign_client_id(trade_date: str, odno: str) -> str:
+    """The client order id the adapter gives an order of the account it did not place."""
+    return f"KISX-{trade_date}-{odno}"
+
+
 def _parse_day(text: str) -> date:
     return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
 
@@ -884,4 +970,4 @@ def _resample(bars: list[Bar], minutes: int, interval: str, start: datetime, end
     return out
 
 
-__all__ = ["KisBroker", "Unavailable"]
+__all__ = ["KisBroker", "Unavailable", "foreign_client_id"]

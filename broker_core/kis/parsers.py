@@ -90,6 +90,8 @@ H0STASP0_FIELDS: tuple[str, ...] = (
         "STCK_DEAL_CLS_CODE",
     )
 )
+VI_HOUR_CLS = "C"
+"""H0STCNT0 field 43 HOUR_CLS_CODE while the symbol is in a VI ("C: 9시이후의 예상가, VI발동") [uncertain]."""
 H0STASP0_EXTRA_FIELDS: tuple[str, ...] = ("KMID_PRC", "KMID_TOTAL_RSQN", "KMID_CLS_CODE")
 """The 62-field variant reported by one third party (assumed appended after the 59) [uncertain]."""
 H0STCNI_FIELDS: tuple[str, ...] = (
@@ -256,8 +258,16 @@ class TradeRecord:
     def aggressor(self) -> Side | None:
         return {"1": Side.BUY, "5": Side.SELL}.get(self.ccld_dvsn)
 
+    @property
+    def in_vi(self) -> bool:
+        """The symbol is in a volatility interruption: field 43 HOUR_CLS_CODE ``C`` ("9시이후의 예상가, VI발동"
+        in the KIS field description; the code set is [uncertain] in specs/kis.md §6.4)."""
+        return self.hour_cls_code == VI_HOUR_CLS
+
     def to_tick(self) -> Tick:
-        return Tick(symbol=self.symbol, ts=self.ts, price=self.price, qty=self.qty, aggressor=self.aggressor)
+        return Tick(
+            symbol=self.symbol, ts=self.ts, price=self.price, qty=self.qty, aggressor=self.aggressor, vi=self.in_vi
+        )
 
 
 def parse_trade(fields: Sequence[str], day: date | None = None) -> TradeRecord:

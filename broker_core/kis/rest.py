@@ -3,8 +3,14 @@
 Every request takes one token of the account's ``RateLimiter`` (shared by everything in the process
 that uses this app key; inject it to share it with e.g. the OMS market-data proxy) with a priority
 (orders before reconciliation before market data). Replies are parsed into a ``KisResponse``;
-``EGW00201`` (over the per-second limit) backs off on the clock and retries, an expired/invalid
-token (``EGW00123``/``EGW00121``) is reissued once. A failure after the request may have reached the
+``EGW00201`` (over the per-second limit) backs off on the clock and retries (``rate_retry_limit`` times,
+1 s, 2 s, 3 s …). Order submits and cancels (``ambiguous_after_send``) retry only once (after 1 s: enough for
+a request that fell into a full second) and then raise ``RateLimited``: KIS did not take the order and the
+caller owns the retry (the OMS defers the intent with a cooldown and counts the failure on its circuit
+breaker). Retrying them three times held the symbol for 6 s and more, multiplied the requests of a storm by
+four, and let the failures reach the breaker so far apart that successes in between (reconciliation) kept
+its consecutive count from ever reaching the threshold. An expired/invalid token (``EGW00123``/``EGW00121``)
+is reissued once. A failure after the request may have reached the
 server (read timeout, dropped connection, a 5xx without a KIS envelope) raises ``OutcomeUnknown``
 for calls marked ``ambiguous_after_send`` (order submits, cancels) and ``BrokerUnavailable`` for
 the others; a failure before sending is always ``BrokerUnavailable``.
@@ -69,6 +75,7 @@ class KisRestClient:
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
         rate_retry_limit: int = 3,
+        order_rate_retry_limit: int = 1,
         rate_backoff_s: float = 1.0,
         label: str = "kis",
     ) -> None:
@@ -82,6 +89,8 @@ class KisRestClient:
         self.approval = ApprovalKeys(self.http, creds)
         self.limiter = limiter if limiter is not None else clock_limiter(rate_per_sec, clock)
         self.rate_retry_limit = rate_retry_limit
+        self.order_rate_retry_limit = order_rate_retry_limit
+        """EGW00201 retries of an order submit/cancel (``ambiguous_after_send``): one by default."""
         self.rate_backoff_s = rate_backoff_s
         self.sent = 0
         self.rate_limited = 0
@@ -114,6 +123,7 @@ class KisRestClient:
     ) -> KisResponse:
         """One call; returns the parsed reply (``ok`` or a business error for the caller to map)."""
         rate_attempts = 0
+        rate_retries = self.order_rate_retry_limit if ambiguous_after_send else self.rate_retry_limit
         reissued = False
         while True:
             token = await self.tokens.token()
@@ -142,10 +152,9 @@ class KisRestClient:
             if is_rate_limited(parsed):
                 self.rate_limited += 1
                 rate_attempts += 1
-                if rate_attempts > self.rate_retry_limit:
+                if rate_attempts > rate_retries:
                     raise RateLimited(
-                        f"{self.label} {tr_id}: over the per-second limit (EGW00201) after "
-                        f"{self.rate_retry_limit} retries",
+                        f"{self.label} {tr_id}: over the per-second limit (EGW00201) after {rate_retries} retries",
                         retry_after=self.rate_backoff_s,
                         code="EGW00201",
                     )

@@ -17,6 +17,8 @@ Environment (read by :meth:`KisSettings.from_env`):
 ``KIS_REAL_REST_URL``         REST base for the real-host market-data client in paper mode (optional)
 ``KIS_RATE_PER_SEC``          REST budget of the active app key (default 20 real, 2 paper)
 ``KIS_CUSTTYPE``              ``P`` (default) or ``B``
+``KIS_ORDER_LOOKUP_WINDOW_S`` how long after sending an order whose reply was lost it is looked for
+                              (with back-off) before it is declared absent (default 10)
 ============================  ==================================================================
 """
 
@@ -70,6 +72,11 @@ class KisSettings:
     legacy_tr_ids: bool = False
     """Send the legacy TR ids (TTTC0802U …) instead of the current ones."""
     request_timeout_s: float = 10.0
+    order_lookup_window_s: float = 10.0
+    """A submit whose reply was lost is looked for in the day's orders (KIS shows a new order there with a
+    lag) until this long after it was sent, before it is declared absent; clock seconds."""
+    order_lookup_backoff_s: float = 0.5
+    """First pause between those lookups; doubles each time, never past the window's end."""
 
     def __post_init__(self) -> None:
         if not (self.account_no.isdigit() and len(self.account_no) == 8):
@@ -85,6 +92,10 @@ class KisSettings:
         object.__setattr__(self, "rest_url", self.rest_url.rstrip("/"))
         if self.rate_per_sec is not None and not self.rate_per_sec > 0:
             raise KisConfigError(f"rate_per_sec must be > 0, got {self.rate_per_sec}")
+        if not 0 <= self.order_lookup_window_s <= 600:
+            raise KisConfigError(f"order lookup window must be 0..600 s, got {self.order_lookup_window_s}")
+        if not self.order_lookup_backoff_s > 0:
+            raise KisConfigError(f"order lookup back-off must be > 0 s, got {self.order_lookup_backoff_s}")
 
     @property
     def profile(self) -> str:
@@ -136,6 +147,11 @@ class KisSettings:
             rate_value = float(rate) if rate else None
         except ValueError as exc:
             raise KisConfigError(f"KIS_RATE_PER_SEC: not a number: {rate!r}") from exc
+        window = get("KIS_ORDER_LOOKUP_WINDOW_S", "10")
+        try:
+            window_value = float(window)
+        except ValueError as exc:
+            raise KisConfigError(f"KIS_ORDER_LOOKUP_WINDOW_S: not a number: {window!r}") from exc
         try:
             return cls(
                 is_paper=is_paper,
@@ -149,6 +165,7 @@ class KisSettings:
                 real_rest_url=get("KIS_REAL_REST_URL", REAL_REST_URL),
                 rate_per_sec=rate_value,
                 custtype=get("KIS_CUSTTYPE", "P"),
+                order_lookup_window_s=window_value,
             )
         except KisConfigError as exc:
             raise KisConfigError(f"KIS settings ({account_var} / KIS_*): {exc}") from exc

@@ -1,7 +1,8 @@
 """The one auth dependency: ``Authorization: Bearer <key>`` → a principal with a role.
 
-Admin may call everything, read may call GETs, a strategy key acts only as its own strategy.
-Keys are compared in constant time and never logged.
+Admin may call everything, read may call GETs (and hold no stream subscriptions), a strategy key acts
+only as its own strategy and sees only its own allocations, intents, orders, fills and status
+(account totals are visible to it). Keys are compared in constant time and never logged.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from fastapi import Depends, HTTPException, Request, status
+
+from broker_core.logging_setup import register_secret
 
 Role = Literal["admin", "read", "strategy"]
 
@@ -31,6 +34,9 @@ class KeyRing:
     read: str | None
     strategies: dict[str, str]
     """key → strategy_id"""
+
+    def __post_init__(self) -> None:
+        register_secret(self.admin, self.read, *self.strategies)
 
     def lookup(self, key: str) -> Principal | None:
         if self.admin and hmac.compare_digest(key, self.admin):
@@ -77,3 +83,13 @@ def check_strategy(p: Principal, strategy_id: str) -> None:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"strategy key of {p.strategy_id} may not act as {strategy_id.upper()}"
         )
+
+
+def scoped(p: Principal, strategy_id: str | None) -> str | None:
+    """The strategy filter of a list request: for a strategy key always its own id (403 when it asks
+    for another's); for the read and admin keys the requested one, or None for all."""
+    if p.role != "strategy":
+        return strategy_id.upper() if strategy_id else None
+    if strategy_id is not None:
+        check_strategy(p, strategy_id)
+    return p.strategy_id

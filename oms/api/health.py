@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import PlainTextResponse
 
 from broker_core.calendars import is_trading_day, next_trading_day, session_open_close
+from broker_core.contract.wire import MarketClock
 from broker_core.market_rules import session_phase
 from oms.api.auth import Principal, require_reader
 from oms.api.deps import runtime
+from oms.api.responses import READ, errors
 from oms.runtime import OmsRuntime
 
 router = APIRouter()
@@ -21,14 +24,21 @@ async def health(request: Request) -> dict[str, Any]:
     return rt.health()
 
 
-@router.get("/metrics")
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {PROMETHEUS_TEXT: {"schema": {"type": "string"}}}, "description": "Prometheus text"}},
+)
 async def metrics(request: Request) -> Response:
     rt: OmsRuntime = request.app.state.runtime
     rt.health()
-    return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+    return Response(rt.metrics.render(), media_type=PROMETHEUS_TEXT)
 
 
-@router.get("/api/v1/clock")
+@router.get("/api/v1/clock", response_model=MarketClock, responses=errors(*READ))
 async def clock(rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> dict[str, Any]:
     now = rt.clock.now()
     trading = is_trading_day(now)

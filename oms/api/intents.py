@@ -1,4 +1,8 @@
-"""POST /api/v1/intents and the intent history."""
+"""POST /api/v1/intents and the intent history.
+
+Read scoping: a strategy key sees only its own intents (403 for another's, by ``?strategy_id=`` or by
+id); the read and admin keys see all.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from broker_core.contract.wire import IntentReply, IntentRequest
-from oms.api.auth import Principal, check_strategy, require_reader, require_writer
+from oms.api.auth import Principal, check_strategy, require_reader, require_writer, scoped
 from oms.api.deps import runtime
+from oms.api.replies import IntentOut
+from oms.api.responses import READ, WRITE, errors
 from oms.api.schemas import intent_record_out, reply_of
 from oms.core.ids import new_id
 from oms.core.types import Intent
@@ -17,11 +23,12 @@ from oms.runtime import OmsRuntime
 router = APIRouter(prefix="/api/v1/intents", tags=["intents"])
 
 
-@router.post("", response_model=IntentReply)
+@router.post("", response_model=IntentReply, responses=errors(*WRITE))
 async def post_intent(
     body: IntentRequest, rt: OmsRuntime = Depends(runtime), who: Principal = Depends(require_writer)
 ) -> IntentReply:
     check_strategy(who, body.strategy_id)
+    rt.roll_day_if_due()  # the first intent of a new trading day is decided on that day
     intent = Intent(
         intent_id=new_id("in"),
         strategy_id=body.strategy_id,
@@ -41,7 +48,7 @@ async def post_intent(
     return reply_of(await rt.intents.handle(intent))
 
 
-@router.get("")
+@router.get("", response_model=list[IntentOut], responses=errors(*READ, 403, 422))
 async def list_intents(
     strategy_id: str | None = None,
     symbol: str | None = None,
@@ -50,16 +57,14 @@ async def list_intents(
     rt: OmsRuntime = Depends(runtime),
     who: Principal = Depends(require_reader),
 ) -> list[dict[str, Any]]:
-    if who.role == "strategy":
-        strategy_id = who.strategy_id
     assert rt.reader is not None
     records = await rt.reader.list_intents(
-        strategy_id=strategy_id.upper() if strategy_id else None, symbol=symbol, status=status_, limit=limit
+        strategy_id=scoped(who, strategy_id), symbol=symbol, status=status_, limit=limit
     )
     return [intent_record_out(r) for r in records]
 
 
-@router.get("/{intent_id}")
+@router.get("/{intent_id}", response_model=IntentOut, responses=errors(*READ, 403, 404))
 async def get_intent(
     intent_id: str, rt: OmsRuntime = Depends(runtime), who: Principal = Depends(require_reader)
 ) -> dict[str, Any]:

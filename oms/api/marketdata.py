@@ -8,7 +8,9 @@ GET /api/v1/marketdata/slots
 
 Any valid key may read. Bad parameters → 422 naming the parameter; unknown symbol → 404; a broker
 adapter without the data → 501; broker rate limit → 429 (Retry-After); broker unreachable → 503.
-Naive datetimes are KST.
+Naive datetimes are KST. Every well-formed window is answered: one that ends before it starts is empty,
+one longer than a request may cover (31 days of intraday bars, 10 years of daily rows) is cut to its
+latest part; the reply's ``start`` and ``end`` name the window served.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import BrokerError, BrokerUnavailable, RateLimited
 from oms.api.auth import Principal, require_reader
 from oms.api.deps import runtime
+from oms.api.params import IsoDate, IsoDateTime
+from oms.api.replies import BarsOut, InvestorFlowOut, QuoteOut
+from oms.api.responses import READ, errors
 from oms.marketdata.proxy import MarketDataProxy, NotSupported, UnknownSymbol
 from oms.runtime import OmsRuntime
 
@@ -34,6 +39,10 @@ router = APIRouter(prefix="/api/v1/marketdata", tags=["marketdata"])
 
 SYMBOL = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$"
 INTERVAL = re.compile(r"^([1-9]\d{0,3})([mh])$")
+INTERVAL_PATTERN = r"^((?:[1-9]\d{0,2}|1[0-3]\d\d|14[0-3]\d|1440)m|(?:[1-9]|1\d|2[0-4])h)$"
+"""Minutes or hours, up to one day: 1m … 1440m, 1h … 24h."""
+MAX_INTRADAY = timedelta(days=31)
+MAX_DAILY = timedelta(days=3660)
 NOT_FOUND_CODES = {ReasonCode.UNKNOWN_SYMBOL, ReasonCode.NOT_FOUND, "NO_REFERENCE_PRICE", ReasonCode.NO_DATA}
 T = TypeVar("T")
 
@@ -83,19 +92,23 @@ async def _call(coro: Awaitable[T], symbol: str) -> T:
 SymbolPath = Path(..., pattern=SYMBOL, description="ticker, e.g. 005930")
 
 
-@router.get("/quote/{symbol}")
+PROXIED = errors(*READ, 404, 422, 429, 501, 502)
+"""Through the proxy: unknown symbol, bad parameter, broker rate limit, not offered, broker error, down."""
+
+
+@router.get("/quote/{symbol}", response_model=QuoteOut, responses=PROXIED)
 async def quote(
     symbol: str = SymbolPath, rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)
 ) -> dict[str, Any]:
     return await _call(_proxy(rt).quote(symbol), symbol)
 
 
-@router.get("/bars/{symbol}")
+@router.get("/bars/{symbol}", response_model=BarsOut, responses=PROXIED)
 async def bars(
     symbol: str = SymbolPath,
-    interval: str = Query("1m", description="1m, 5m, 1h …"),
-    start: datetime | None = Query(None, description="ISO datetime (KST if naive); default today 09:00"),
-    end: datetime | None = Query(None, description="ISO datetime (KST if naive); default now"),
+    interval: str = Query("1m", pattern=INTERVAL_PATTERN, description="minutes or hours up to one day: 1m, 5m, 1h …"),
+    start: IsoDateTime | None = Query(None, description="ISO date-time (KST if naive); default today 09:00"),
+    end: IsoDateTime | None = Query(None, description="ISO date-time (KST if naive); default now"),
     rt: OmsRuntime = Depends(runtime),
     _: Principal = Depends(require_reader),
 ) -> dict[str, Any]:
@@ -103,54 +116,55 @@ async def bars(
     if not m or not 0 < int(m.group(1)) * (60 if m.group(2) == "h" else 1) <= 24 * 60:
         raise _invalid("interval", "must be minutes or hours up to one day, e.g. 1m, 5m, 1h", interval)
     now = rt.clock.now().astimezone(KST)
-    start_ = _kst(start) if start is not None else datetime.combine(now.date(), time(9, 0), KST)
     end_ = _kst(end) if end is not None else now
-    if start_ > end_:
-        raise _invalid("start", f"start ({start_.isoformat()}) is after end ({end_.isoformat()})", str(start))
-    if end_ - start_ > timedelta(days=31):
-        raise _invalid("start", "at most 31 days of intraday bars per request", str(start))
-    rows = await _call(_proxy(rt).bars(symbol, start_, end_, interval.strip()), symbol)
-    return {"symbol": symbol, "interval": interval.strip(), "bars": rows}
+    start_ = _kst(start) if start is not None else datetime.combine(now.date(), time(9, 0), KST)
+    start_ = max(start_, end_ - MAX_INTRADAY)
+    rows = await _call(_proxy(rt).bars(symbol, start_, end_, interval.strip()), symbol) if start_ <= end_ else []
+    return {
+        "symbol": symbol,
+        "interval": interval.strip(),
+        "start": start_.isoformat(),
+        "end": end_.isoformat(),
+        "bars": rows,
+    }
 
 
 def _date_range(rt: OmsRuntime, start: date | None, end: date | None, default_days: int) -> tuple[date, date]:
+    """The window served: ``end`` defaults to today, ``start`` to ``default_days`` before it; at most
+    :data:`MAX_DAILY` long (the latest part of a longer one)."""
     today = rt.clock.now().astimezone(KST).date()
     end_ = end or today
-    start_ = start or end_ - timedelta(days=default_days)
-    if start_ > end_:
-        raise _invalid("start", f"start ({start_}) is after end ({end_})", str(start))
-    if (end_ - start_).days > 3660:
-        raise _invalid("start", "at most 10 years per request", str(start))
+    start_ = max(start or end_ - timedelta(days=default_days), end_ - MAX_DAILY)
     return start_, end_
 
 
-@router.get("/daily/{symbol}")
+@router.get("/daily/{symbol}", response_model=BarsOut, responses=PROXIED)
 async def daily(
     symbol: str = SymbolPath,
-    start: date | None = Query(None, description="YYYY-MM-DD; default end − 365 days"),
-    end: date | None = Query(None, description="YYYY-MM-DD; default today (rows of today only after the close)"),
+    start: IsoDate | None = Query(None, description="YYYY-MM-DD; default end − 365 days"),
+    end: IsoDate | None = Query(None, description="YYYY-MM-DD; default today (rows of today only after the close)"),
     rt: OmsRuntime = Depends(runtime),
     _: Principal = Depends(require_reader),
 ) -> dict[str, Any]:
     start_, end_ = _date_range(rt, start, end, 365)
-    rows = await _call(_proxy(rt).daily(symbol, start_, end_), symbol)
-    return {"symbol": symbol, "interval": "1d", "bars": rows}
+    rows = await _call(_proxy(rt).daily(symbol, start_, end_), symbol) if start_ <= end_ else []
+    return {"symbol": symbol, "interval": "1d", "start": start_.isoformat(), "end": end_.isoformat(), "bars": rows}
 
 
-@router.get("/investor-flow/{symbol}")
+@router.get("/investor-flow/{symbol}", response_model=InvestorFlowOut, responses=PROXIED)
 async def investor_flow(
     symbol: str = SymbolPath,
-    start: date | None = Query(None, description="YYYY-MM-DD; default end − 30 days"),
-    end: date | None = Query(None, description="YYYY-MM-DD; default today (after the close)"),
+    start: IsoDate | None = Query(None, description="YYYY-MM-DD; default end − 30 days"),
+    end: IsoDate | None = Query(None, description="YYYY-MM-DD; default today (after the close)"),
     rt: OmsRuntime = Depends(runtime),
     _: Principal = Depends(require_reader),
 ) -> dict[str, Any]:
     start_, end_ = _date_range(rt, start, end, 30)
-    rows = await _call(_proxy(rt).investor_flow(symbol, start_, end_), symbol)
-    return {"symbol": symbol, "rows": rows}
+    rows = await _call(_proxy(rt).investor_flow(symbol, start_, end_), symbol) if start_ <= end_ else []
+    return {"symbol": symbol, "start": start_.isoformat(), "end": end_.isoformat(), "rows": rows}
 
 
-@router.get("/slots")
+@router.get("/slots", response_model=dict[str, Any], responses=errors(*READ))
 async def slots(rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> JSONResponse:
     if rt.hub is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "OMS is starting")

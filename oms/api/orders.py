@@ -1,4 +1,8 @@
-"""Orders (working and done) and fills."""
+"""Orders (working and done) and fills.
+
+Read scoping: a strategy key sees only its own orders and fills (the lists are filtered to it; asking
+for another strategy's, by ``?strategy_id=`` or by order id, is 403). The read and admin keys see all.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
-from oms.api.auth import Principal, check_strategy, require_reader
+from broker_core.contract.wire import Fill, Order
+from oms.api.auth import Principal, check_strategy, require_reader, scoped
 from oms.api.deps import runtime
+from oms.api.params import IsoDateTime
+from oms.api.responses import READ, errors
 from oms.core.types import FillRecord, OrderRecord
 from oms.runtime import OmsRuntime
 
@@ -30,7 +37,7 @@ def _plain(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, datetime) else getattr(v, "value", v)) for k, v in d.items()}
 
 
-@router.get("/orders")
+@router.get("/orders", response_model=list[Order], responses=errors(*READ, 403, 422))
 async def list_orders(
     strategy_id: str | None = None,
     symbol: str | None = None,
@@ -39,17 +46,15 @@ async def list_orders(
     rt: OmsRuntime = Depends(runtime),
     who: Principal = Depends(require_reader),
 ) -> list[dict[str, Any]]:
-    if who.role == "strategy":
-        strategy_id = who.strategy_id
     assert rt.reader is not None
     records = await rt.reader.list_orders(
-        strategy_id=strategy_id.upper() if strategy_id else None, symbol=symbol, open_only=open_only, limit=limit
+        strategy_id=scoped(who, strategy_id), symbol=symbol, open_only=open_only, limit=limit
     )
     live = rt.state.orders
     return [order_out(live.get(o.order_id, o)) for o in records]
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", response_model=Order, responses=errors(*READ, 403, 404))
 async def get_order(
     order_id: str, rt: OmsRuntime = Depends(runtime), who: Principal = Depends(require_reader)
 ) -> dict[str, Any]:
@@ -63,19 +68,15 @@ async def get_order(
     return order_out(order)
 
 
-@router.get("/fills")
+@router.get("/fills", response_model=list[Fill], responses=errors(*READ, 403, 422))
 async def list_fills(
     strategy_id: str | None = None,
     symbol: str | None = None,
-    since: datetime | None = None,
+    since: IsoDateTime | None = Query(None, description="ISO date-time: fills at or after it"),
     limit: int = Query(1000, ge=1, le=10000),
     rt: OmsRuntime = Depends(runtime),
     who: Principal = Depends(require_reader),
 ) -> list[dict[str, Any]]:
-    if who.role == "strategy":
-        strategy_id = who.strategy_id
     assert rt.reader is not None
-    records = await rt.reader.list_fills(
-        strategy_id=strategy_id.upper() if strategy_id else None, symbol=symbol, since=since, limit=limit
-    )
+    records = await rt.reader.list_fills(strategy_id=scoped(who, strategy_id), symbol=symbol, since=since, limit=limit)
     return [fill_out(f) for f in records]

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Path
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from broker_core.contract.wire import IntentReply
+from broker_core.contract.bounds import BoundedJson, Quantity, Text, numbers_only
+from broker_core.contract.wire import STRATEGY_ID_PATTERN, IntentReply
 from oms.core.types import IntentRecord, IntentResult
 
 SYMBOL_ONLY = r"^[A-Za-z0-9.\-]{1,16}$"
+StrategyIdPath = Annotated[str, Path(min_length=1, max_length=32, pattern=STRATEGY_ID_PATTERN)]
+"""A ``{strategy_id}`` path segment: bounded, no control characters (it is journaled)."""
+SymbolPath = Annotated[str, Path(pattern=SYMBOL_ONLY)]
+"""A ``{symbol}`` path segment of an admin action (journaled)."""
 
 
 def reply_of(r: IntentResult) -> IntentReply:
@@ -52,30 +58,31 @@ def intent_record_out(rec: IntentRecord) -> dict[str, Any]:
 
 class SafeModeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    enabled: bool
+    enabled: StrictBool
 
 
 class RegimeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    regime: str = Field(min_length=1, max_length=32)
+    regime: Text = Field(min_length=1, max_length=32)
 
 
 class ViCooldownIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbol: str = Field(pattern=SYMBOL_ONLY)
-    seconds: float | None = Field(None, gt=0, le=86_400)
+    seconds: Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False), numbers_only] | None = None
 
 
 class CorrectAllocationIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     symbol: str = Field(pattern=SYMBOL_ONLY)
-    from_strategy: str = Field(min_length=1, max_length=32)
-    to_strategy: str | None = Field(None, min_length=1, max_length=32)
-    qty: int = Field(gt=0)
-    unfreeze: bool = True
-    note: str | None = Field(None, max_length=500)
+    from_strategy: str = Field(min_length=1, max_length=32, pattern=STRATEGY_ID_PATTERN)
+    to_strategy: str | None = Field(None, min_length=1, max_length=32, pattern=STRATEGY_ID_PATTERN)
+    qty: Quantity = Field(gt=0)
+    unfreeze: StrictBool = True
+    note: Text | None = Field(None, max_length=500)
 
 
 class HeartbeatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: dict[str, Any] = Field(default_factory=dict)
+    status: BoundedJson = Field(default_factory=dict)
+    """Free-form, bounded (``bounds.json_problem``: ≤ 16 KB as JSON, ≤ 8 levels, clean strings, finite numbers)."""

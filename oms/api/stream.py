@@ -26,6 +26,9 @@ Denial codes: UNKNOWN_SYMBOL, NO_LEASE, OUTSIDE_WINDOW, LEASE_FULL, CAPACITY_FUL
 (latest per symbol wins) only for a consumer that lags by more than ``marketdata.consumer_backlog``.
 Closing the socket releases every slot lease this connection alone held.
 Auth: ``Authorization: Bearer <key>`` on the handshake (or ``?api_key=`` for tools that cannot set it).
+A strategy key gets its own order/fill events, the admin and read keys everyone's. Strategy and admin
+keys may subscribe; the read key may not hold stream subscriptions (it could otherwise take every slot
+of the account): its ``subscribe`` is answered with an ``error`` naming the reason and leases nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from oms.runtime import OmsRuntime
 
 router = APIRouter()
 MAX_BATCH = 500
+READ_KEY_REFUSED = "the read key may not hold stream subscriptions (use a strategy or the admin key); nothing leased"
 
 
 def _strings(value: Any) -> bool:
@@ -96,6 +100,9 @@ async def stream(ws: WebSocket) -> None:
             symbols = msg.get("symbols", []) if isinstance(msg, dict) else []
             if op not in ("subscribe", "unsubscribe") or not _strings(symbols):
                 send({"type": "error", "detail": "op must be subscribe/unsubscribe and symbols a list of strings"})
+                continue
+            if op == "subscribe" and who.role == "read":
+                send({"type": "error", "detail": READ_KEY_REFUSED})
                 continue
             if op == "subscribe":
                 channels = msg.get("channels") or ["trades", "quotes"]

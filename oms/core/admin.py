@@ -130,6 +130,8 @@ class Admin:
         self._audit(actor, "flatten_all", None, {}, self._flags_changed())
         order_ids: list[str] = []
         now = self.clock.now()
+        for order in [o for o in self.state.working_orders() if o.side == "BUY"]:
+            await self.execution.cancel(order, ReasonCode.FLATTEN_ALL)  # every entry, held or not
         for sid in sorted(
             {
                 sid
@@ -138,9 +140,6 @@ class Admin:
                 if a.qty
             }
         ):
-            for order in self.state.working_orders(sid):
-                if order.side == "BUY":
-                    await self.execution.cancel(order, ReasonCode.FLATTEN_ALL)
             intent = Intent(
                 intent_id=new_id("in"),
                 strategy_id=sid,
@@ -149,9 +148,10 @@ class Admin:
                 received_at=now,
                 idempotency_key=f"admin-flatten:{new_id()}",
             )
-            result = await self.intents.handle(replace(intent))
-            if result.order_id:
-                order_ids.append(result.order_id)
+            await self.intents.handle(replace(intent))
+            order_ids += [
+                o.order_id for o in self.state.orders.values() if o.intent_id.startswith(f"{intent.intent_id}:")
+            ]
         self.state.flags.flatten_in_progress = False
         self.recorder.append(self._flags_changed())
         return order_ids

@@ -45,6 +45,8 @@ class CircuitBreaker:
         self._on_change = on_change
         self._state = BreakerState.CLOSED
         self._failures = 0
+        self._reads_failed = False
+        """A read failed since the breaker last closed: a read that succeeds may then close it."""
         self._opened_at: datetime | None = None
         self._trial_at: datetime | None = None
 
@@ -101,16 +103,26 @@ class CircuitBreaker:
             return True
         return False
 
-    def record_success(self) -> None:
+    def record_success(self, *, resets_count: bool = True) -> None:
+        """A call succeeded. ``resets_count=False`` for reads (reconciliation, lookups): they do not wipe the
+        consecutive failures of order calls while CLOSED (so refused submits between successful reads still
+        open the breaker), and a read is a trial that closes a HALF_OPEN breaker only when reads failed in this
+        episode too (a general outage that is over); a breaker opened by refused orders alone closes on an
+        order that goes through."""
         state = self.state
         if state is BreakerState.CLOSED:
+            if resets_count:
+                self._failures = 0
+        elif state is BreakerState.HALF_OPEN and (resets_count or self._reads_failed):
             self._failures = 0
-        elif state is BreakerState.HALF_OPEN:
-            self._failures = 0
+            self._reads_failed = False
             self._opened_at = self._trial_at = None
             self._set(BreakerState.CLOSED)
 
-    def record_failure(self) -> None:
+    def record_failure(self, *, order_call: bool = True) -> None:
+        """A call failed; ``order_call=False`` for reads (reconciliation, lookups)."""
+        if not order_call:
+            self._reads_failed = True
         state = self.state
         if state is BreakerState.CLOSED:
             self._failures += 1

@@ -31,7 +31,7 @@ from oms.core.circuit import CircuitBreaker
 from oms.core.events import EventBus
 from oms.core.planner import stop_triggered
 from oms.core.state import OmsState, Recorder
-from oms.core.types import FillRecord, IntentType, OrderRecord, OrderState, PlannedOrderType, RiskDailyStrategyRecord
+from oms.core.types import FillRecord, IntentType, OrderRecord, OrderState, RiskDailyStrategyRecord
 
 if TYPE_CHECKING:
     from oms.metrics import OmsMetrics
@@ -39,10 +39,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("oms.execution")
 
 _BROKER_TYPE = {
-    PlannedOrderType.LIMIT: OrderType.LIMIT,
-    PlannedOrderType.STOP_LIMIT: OrderType.LIMIT,
-    PlannedOrderType.MARKET: OrderType.MARKET,
-    PlannedOrderType.MARKETABLE_LIMIT: OrderType.LIMIT,
+    OrderType.LIMIT: OrderType.LIMIT,
+    OrderType.STOP_LIMIT: OrderType.LIMIT,
+    OrderType.MARKET: OrderType.MARKET,
+    OrderType.MARKETABLE_LIMIT: OrderType.LIMIT,
 }
 
 
@@ -121,6 +121,11 @@ class Execution:
         self._cancel_when_known: dict[str, str] = {}
         """Order id → cancel reason, for cancels asked while the submit was still in flight."""
         self._triggering: set[str] = set()
+        self._cancelling: set[str] = set()
+        """Orders whose cancel request is on its way to the broker."""
+        self._submitting: set[str] = set()
+        """Orders whose submit is awaiting the broker's answer (reconciliation must not judge them yet)."""
+        """Orders whose cancel request is on its way to the broker."""
 
     def record(self, records: list) -> None:
         self.recorder.append(records)
@@ -138,6 +143,7 @@ class Execution:
             order_type=_BROKER_TYPE[order.order_type],
             limit_price=order.limit_price,
         )
+        self._submitting.add(order.order_id)
         try:
             snapshot = await self.broker.submit_order(request)
         except OrderRejected as exc:
@@ -161,10 +167,13 @@ class Execution:
             self.breaker.record_failure()
             log.warning("submit failed order=%s code=%s: keeping in flight", order.order_id, exc.code)
             return
+        finally:
+            self._submitting.discard(order.order_id)
         self.breaker.record_success()
         self.apply_snapshot(order, snapshot)
 
     def _finish(self, order: OrderRecord, to: OrderState, reason: str, detail: str) -> None:
+        self._cancel_when_known.pop(order.order_id, None)
         event = fsm.transition(order, to, self.clock.now(), reason=reason, detail=detail)
         log.info("order %s %s reason=%s %s", order.order_id, to.value, reason, detail)
         self.record([order, event])
@@ -191,15 +200,19 @@ class Execution:
         if order.state is OrderState.HELD:
             self._finish(order, OrderState.CANCELLED, reason, "held entry cancelled before trigger")
             return
-        if order.state.is_terminal or order.state is OrderState.PENDING_CANCEL:
+        if order.state.is_terminal or order.order_id in self._cancelling:
             return
         if order.state is OrderState.PENDING_SUBMIT:
             # The broker may or may not hold it yet: the cancel goes out as soon as its answer is known.
             self._cancel_when_known[order.order_id] = reason
             log.info("order %s still in flight: cancel kept until the broker answers reason=%s", order.order_id, reason)
             return
-        event = fsm.transition(order, OrderState.PENDING_CANCEL, now, reason=reason)
-        self.record([order, event])
+        if order.state is not OrderState.PENDING_CANCEL:
+            event = fsm.transition(order, OrderState.PENDING_CANCEL, now, reason=reason)
+            self.record([order, event])
+        # A PENDING_CANCEL order with no cancel on its way (the last one failed) is asked again: cancels are
+        # idempotent at the broker, and a cancel that never arrived must not leave the order working for good.
+        self._cancelling.add(order.order_id)
         try:
             snapshot: BrokerOrder | None = await self.broker.cancel_order(order.order_id)
         except (OrderRejected, OrderNotFound):
@@ -213,6 +226,8 @@ class Execution:
             return
         else:
             self.breaker.record_success()
+        finally:
+            self._cancelling.discard(order.order_id)
         assert snapshot is not None  # the lookup branch returned on None
         self.apply_snapshot(order, snapshot)
 
@@ -220,18 +235,23 @@ class Execution:
         try:
             return await self.broker.get_order(order.order_id)
         except BrokerError:
-            self.breaker.record_failure()
+            self.breaker.record_failure(order_call=False)
             return None
 
     async def resolve(self, order: OrderRecord) -> None:
-        """Settle an in-flight or working order from the broker's view (reconciliation)."""
+        """Settle an in-flight or working order from the broker's view (reconciliation). An order whose submit
+        is still awaiting the broker's answer is left alone: the broker may not show it yet."""
+        if order.order_id in self._submitting:
+            return
         try:
             snapshot = await self.broker.get_order(order.order_id)
         except BrokerError as exc:
-            self.breaker.record_failure()
+            self.breaker.record_failure(order_call=False)
             log.warning("order lookup failed order=%s code=%s", order.order_id, exc.code)
             return
-        self.breaker.record_success()
+        if order.order_id in self._submitting:
+            return  # a submit of it started while we looked
+        self.breaker.record_success(resets_count=False)
         if snapshot is None:
             if order.state is OrderState.PENDING_SUBMIT:
                 self._finish(
@@ -279,7 +299,7 @@ class Execution:
         )
         try:
             events = fsm.apply_fill(order, fill.qty, fill.price, now, execution_id=fill.execution_id)
-        except ValueError as exc:  # overfill or a fill on a held order: keep the fill, flag it
+        except (ValueError, fsm.InvalidTransition) as exc:  # overfill or a fill on a held order: keep the fill, flag it
             log.error(
                 "order refused fill exec=%s order=%s reason=FILL_INCONSISTENT: %s",
                 fill.execution_id,
@@ -334,12 +354,19 @@ class Execution:
         return rec
 
     async def run_updates(self) -> None:
-        """Consume the broker's push stream of order updates for the life of the OMS."""
-        async for update in self.broker.order_updates():
-            try:
-                self.on_update(update)
-            except Exception:
-                log.exception("failed to apply order update %s", update.order.client_order_id)
+        """Consume the broker's push stream of order updates for the life of the OMS (the stream is closed when
+        the loop ends, so a supervisor's restart leaves no subscription behind)."""
+        stream = self.broker.order_updates()
+        try:
+            async for update in stream:
+                try:
+                    self.on_update(update)
+                except Exception:
+                    log.exception("failed to apply order update %s", update.order.client_order_id)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     def on_tick(self, tick: Tick) -> None:
         self.state.last_prices[tick.symbol] = tick.price

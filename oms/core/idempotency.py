@@ -6,6 +6,12 @@
   identify a decision: strategy, symbol, intent type, trading day, signal hash, rationale code
   and quantity. The strategy id is part of the hashed fields, so derived keys are already
   strategy-specific (scoping them again is harmless).
+
+Keys are **per trading day**: a key de-duplicates within the trading day it was first used. Derived
+keys contain the day; for an explicit key the OMS forgets the decisions of earlier days at the day
+rollover (``oms/core/rollover.py``), as a restart does, so the same key on a later day is a new intent.
+``scoped_key(..., trading_day=day)`` puts the day into the stored key as well, so that the later day's
+intent does not collide with the earlier one under the database's unique (instance, key) constraint.
 """
 
 from __future__ import annotations
@@ -65,13 +71,17 @@ def _escape(strategy_id: str) -> str:
     return strategy_id.replace("%", "%25").replace(":", "%3A")
 
 
-def scoped_key(strategy_id: str, key: str) -> str:
-    """``"<strategy_id>:<key>"`` (``%`` and ``:`` in the strategy id percent-escaped).
+def scoped_key(strategy_id: str, key: str, trading_day: date | None = None) -> str:
+    """``"<strategy_id>:<key>"``, or ``"<strategy_id>:<YYYY-MM-DD>:<key>"`` with ``trading_day``
+    (``%`` and ``:`` in the strategy id percent-escaped).
 
-    Always prefixes, so the mapping (strategy, key) → scoped key is injective.
+    Always prefixes, so the mapping (strategy, key) → scoped key, and (strategy, day, key) → scoped key,
+    is injective (the strategy part holds no raw ``:``, the day part is fixed-width).
     """
     if not strategy_id:
         raise ValueError("strategy_id must not be empty")
     if not key:
         raise ValueError("idempotency key must not be empty")
+    if trading_day is not None:
+        return f"{_escape(strategy_id)}:{trading_day.isoformat()}:{key}"
     return f"{_escape(strategy_id)}:{key}"

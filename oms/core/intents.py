@@ -162,7 +162,9 @@ class IntentService:
 
     def _with_key(self, intent: Intent) -> Intent:
         if intent.idempotency_key:
-            key = scoped_key(intent.strategy_id, intent.idempotency_key)
+            key = scoped_key(
+                intent.strategy_id, intent.idempotency_key, self.state.trading_day or self.clock.now().date()
+            )
         else:
             key = derive_idempotency_key(
                 intent.strategy_id,
@@ -332,7 +334,7 @@ class IntentService:
     def flags(self, portfolio: PortfolioView | None = None) -> TradingFlags:
         level = None
         if portfolio is not None:
-            level = self.loss_latch.update(self.clock.now().date(), portfolio, self.limits)
+            level = self.loss_latch.update(self.state.trading_day or self.clock.now().date(), portfolio, self.limits)
             if self.loss_latch.newly_halted:
                 self._on_halt()
         return TradingFlags(

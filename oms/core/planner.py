@@ -34,7 +34,7 @@ from typing import Protocol
 from broker_core import market_rules
 from broker_core.contract.reasons import ReasonCode
 from broker_core.models import OrderType
-from oms.core.types import Constraints, IntentType, PlannedOrderType
+from oms.core.types import Constraints, IntentType
 
 DEFAULT_BAND_PCT = 0.003
 DEFAULT_BAND_TICKS = 3
@@ -48,7 +48,7 @@ class PlanningError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class OrderPlan:
-    order_type: PlannedOrderType
+    order_type: OrderType
     limit_price: float | None
     stop_price: float | None
     cancel_after_ts: datetime | None
@@ -60,7 +60,7 @@ class OrderPlan:
     @property
     def broker_order_type(self) -> OrderType:
         """What to send: MARKET for MARKET, else a LIMIT at ``limit_price``."""
-        return OrderType.MARKET if self.order_type is PlannedOrderType.MARKET else OrderType.LIMIT
+        return OrderType.MARKET if self.order_type is OrderType.MARKET else OrderType.LIMIT
 
 
 def _norm_side(side: str) -> str:
@@ -144,14 +144,14 @@ def plan_order(
     order_type = c.order_type
     if order_type is None:
         if intent_type.reduces_exposure:
-            order_type = PlannedOrderType.MARKETABLE_LIMIT
+            order_type = OrderType.MARKETABLE_LIMIT
         elif c.stop_price is not None:
-            order_type = PlannedOrderType.STOP_LIMIT
+            order_type = OrderType.STOP_LIMIT
         elif c.limit_price is not None:
-            order_type = PlannedOrderType.LIMIT
+            order_type = OrderType.LIMIT
         else:
-            order_type = PlannedOrderType.MARKETABLE_LIMIT
-    order_type = PlannedOrderType(order_type)
+            order_type = OrderType.MARKETABLE_LIMIT
+    order_type = OrderType(order_type)
 
     cancel_after_ts = None
     if c.cancel_after_sec is not None:
@@ -167,13 +167,13 @@ def plan_order(
     limit: float | None
     stop: float | None = None
     held = False
-    if order_type is PlannedOrderType.MARKET:
+    if order_type is OrderType.MARKET:
         limit = None
-    elif order_type is PlannedOrderType.LIMIT:
+    elif order_type is OrderType.LIMIT:
         if c.limit_price is None:
             raise PlanningError(ReasonCode.INVALID_ORDER, "LIMIT needs limit_price")
         limit = snap_limit(c.limit_price, buy)
-    elif order_type is PlannedOrderType.MARKETABLE_LIMIT:
+    elif order_type is OrderType.MARKETABLE_LIMIT:
         limit = _clamp(marketable_price(buy, quote_last, bid, ask, c.max_slippage_bps), buy, upper_limit, lower_limit)
     else:  # STOP_LIMIT
         if c.stop_price is None or not c.stop_price > 0:

@@ -96,6 +96,11 @@ class DriftConfirmer:
         self._seen = seen
         return confirmed
 
+    def sightings(self, symbol: str) -> int:
+        """How many cycles in a row the symbol's current drift has been seen (0: none pending)."""
+        seen = self._seen.get(symbol)
+        return seen[1] if seen else 0
+
     def forget(self, symbol: str) -> None:
         self._seen.pop(symbol, None)
 

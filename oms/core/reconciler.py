@@ -1,8 +1,11 @@
 """The reconciliation loop: the broker's orders, fills, positions and account against the ledger.
 
-Order of a cycle: settle in-flight/working orders, apply fills the push stream missed, enforce
+Order of a cycle: adopt open broker orders the OMS does not know (under ``_UNKNOWN_``, see
+``adoption.py``), settle in-flight/working orders, apply fills the push stream missed, enforce
 timeouts, compare positions (skipped when executions arrive mid-check, so a fill in transit is
-not mistaken for drift), refresh the account. Unexplained excess goes to ``_UNKNOWN_`` and the
+not mistaken for drift), refresh the account. A drift is acted on only once it was seen on
+``drift_confirmations`` cycles in a row with the same quantities (one that goes away — a fill that
+was in transit — starts the count again): unexplained excess then goes to ``_UNKNOWN_`` and the
 symbol is frozen for entries until an admin corrects the allocation. Consecutive failed cycles
 open the circuit breaker and then switch on safe mode (entries blocked, exits allowed).
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -18,12 +22,14 @@ from broker_core.broker import Broker
 from broker_core.clock import Clock
 from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import BrokerError
+from broker_core.models import BrokerOrder
+from oms.core.adoption import adopt_orders
 from oms.core.circuit import BreakerState, CircuitBreaker
-from oms.core.execution import Execution
+from oms.core.execution import Execution, order_event
 from oms.core.ids import new_id
-from oms.core.reconcile import AdaptiveInterval, diff_positions
+from oms.core.reconcile import AdaptiveInterval, DriftConfirmer, diff_positions, orders_to_sync
 from oms.core.state import OmsState, Recorder
-from oms.core.types import AuditRecord, OrderState, ReconRecord, RiskDailyPortfolioRecord
+from oms.core.types import AuditRecord, ReconRecord, RiskDailyPortfolioRecord
 
 if TYPE_CHECKING:
     from oms.metrics import OmsMetrics
@@ -45,6 +51,7 @@ class Reconciler:
         min_interval_s: float = 5.0,
         max_interval_s: float = 60.0,
         safe_mode_after: int = 5,
+        drift_confirmations: int = 2,
     ) -> None:
         self.state = state
         self.execution = execution
@@ -55,6 +62,9 @@ class Reconciler:
         self.metrics = metrics
         self.interval = AdaptiveInterval(min_s=min_interval_s, max_s=max_interval_s)
         self.safe_mode_after = safe_mode_after
+        self.confirmer = DriftConfirmer(drift_confirmations)
+        """Drift is acted on (symbol frozen, excess to ``_UNKNOWN_``) only once seen this many cycles in a row."""
+        self._reported_final: set[str] = set()
         self.failed_cycles = 0
         self.cycles = 0
         self.last_cycle_at: datetime | None = None
@@ -70,13 +80,13 @@ class Reconciler:
             return False, False
         seen_before = len(self.state.seen_executions)
         try:
-            at_broker = {o.client_order_id: o for o in await self.broker.list_open_orders()}
-            for order in [o for o in self.state.working.values() if o.state is not OrderState.HELD]:
-                snapshot = at_broker.get(order.order_id)
-                if snapshot is not None:
-                    self.execution.apply_snapshot(order, snapshot)
-                else:
-                    await self.execution.resolve(order)
+            at_broker = await self.broker.list_open_orders()
+            plan = orders_to_sync(list(self.state.working.values()), at_broker, self.clock.now())
+            self._adopt(plan.unknown_at_broker)
+            for order, snapshot in plan.snapshots:
+                self.execution.apply_snapshot(order, snapshot)
+            for order in plan.lookup:
+                await self.execution.resolve(order)
             for fill in await self.broker.list_fills():
                 self.execution.apply_fill(fill)
             await self.execution.enforce_timeouts(self.clock.now())
@@ -92,7 +102,7 @@ class Reconciler:
         except BrokerError as exc:
             self._failed(exc)
             return False, False
-        self.breaker.record_success()
+        self.breaker.record_success(resets_count=False)
         self.failed_cycles = 0
         self._account(account)
         self.state.recon_status = "WARN" if (drift or self.state.frozen_symbols) else "OK"
@@ -103,7 +113,7 @@ class Reconciler:
         return drift, len(self.state.seen_executions) != seen_before
 
     def _failed(self, exc: BrokerError) -> None:
-        self.breaker.record_failure()
+        self.breaker.record_failure(order_call=False)
         self.failed_cycles += 1
         self.state.recon_status = "FAIL"
         self.metrics.recon_failures.inc()
@@ -131,12 +141,35 @@ class Reconciler:
             ]
         self.recorder.append(rows)
 
+    def _adopt(self, unknown: list[BrokerOrder]) -> None:
+        """Open broker orders no open OMS order owns (see ``oms.core.adoption``)."""
+        if not unknown:
+            return
+        adopted, rows = adopt_orders(self.state, unknown, self.clock.now(), self._reported_final)
+        if rows:
+            self.recorder.append(rows)
+        for order in adopted:
+            self.execution.bus.publish_strategy(order.strategy_id, order_event(order))
+
     def _compare_positions(self, broker: dict[str, tuple[int, float]]) -> bool:
         ledger = {sym: p.real_qty for sym, p in self.state.ledger.positions().items()}
         drifts = diff_positions({s: q for s, (q, _) in broker.items()}, ledger)
+        confirmed = self.confirmer.update(drifts)
+        for d in drifts:
+            if d not in confirmed:
+                log.warning(
+                    "position drift %s kind=%s broker=%d ledger=%d seen %d/%d cycles in a row; not acted on yet "
+                    "reason=DRIFT_UNCONFIRMED",
+                    d.symbol,
+                    d.kind,
+                    d.broker_qty,
+                    d.ledger_qty,
+                    self.confirmer.sightings(d.symbol),
+                    self.confirmer.confirmations,
+                )
         rows: list = []
         now = self.clock.now()
-        for d in drifts:
+        for d in confirmed:
             self.metrics.recon_drift.labels(d.kind).inc()
             diff = d.broker_qty - d.ledger_qty
             log.warning(
@@ -173,7 +206,8 @@ class Reconciler:
         assert isinstance(account, Account)
         self.state.account = account
         self.state.cash_estimate = account.cash
-        day = str(self.clock.now().date())
+        # the trading day changes only at the rollover (oms/core/rollover.py), not at any calendar midnight
+        day = str(self.state.trading_day or self.clock.now().date())
         daily = self.state.daily_portfolio
         if daily is None or daily.trading_day != day:
             self.state.daily_portfolio = RiskDailyPortfolioRecord(
@@ -188,8 +222,11 @@ class Reconciler:
     def breaker_state(self) -> BreakerState:
         return self.breaker.state
 
-    async def run(self) -> None:
+    async def run(self, beat: Callable[[], None] | None = None) -> None:
+        """Cycle for the life of the OMS; ``beat`` after each cycle (liveness for the loop supervisor)."""
         while True:
             drift, activity = await self.run_cycle()
             self.metrics.breaker.set({"CLOSED": 0, "HALF_OPEN": 1, "OPEN": 2}[self.breaker.state.value])
+            if beat is not None:
+                beat()
             await self.clock.sleep(self.interval.next_interval(had_drift=drift, had_activity=activity))

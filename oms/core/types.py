@@ -16,7 +16,7 @@ from broker_core.contract.enums import (
     IntentStatus,
     IntentType,
     OrderState,
-    PlannedOrderType,
+    OrderType,
     TimeHorizon,
     TradingState,
     Urgency,
@@ -37,7 +37,7 @@ __all__ = [
     "OrderEventRecord",
     "OrderRecord",
     "OrderState",
-    "PlannedOrderType",
+    "OrderType",
     "PositionRecord",
     "RECORD_TYPES",
     "Record",
@@ -111,7 +111,7 @@ class OrderRecord:
     symbol: str
     side: str
     qty: int
-    order_type: PlannedOrderType
+    order_type: OrderType
     state: OrderState
     created_at: datetime
     updated_at: datetime

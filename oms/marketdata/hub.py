@@ -23,6 +23,7 @@ Control messages pushed to consumers (critical queue, never conflated)::
 
     {"type": "evicted", "symbols": [...], "reason": "PREEMPTED" | "WINDOW_END" | "UPSTREAM_ERROR", "detail": "..."}
     {"type": "gap", "symbols": [...], "since": iso, "until": iso, "reason": "UPSTREAM_STALE" | "UPSTREAM_ENDED"}
+    {"type": "vi", "symbol": ..., "active": bool, "ts": iso}   (``publish_symbol_event``: subscribers and holders)
 """
 
 from __future__ import annotations
@@ -117,9 +118,12 @@ class MarketDataHub:
         self.stale_after = timedelta(seconds=config.stale_after_s)
         self.check_interval = float(config.check_interval_s)
         self._known = known_symbols
+        self._holders = position_holders
         self._market_open = market_open or KrxSession()
         self._lock = asyncio.Lock()
-        self._consumers: set[StreamConsumer] = set()
+        self._consumers: dict[StreamConsumer, None] = {}
+        """Connected consumers in connection order (a dict, not a set: fan-out order must not depend on
+        memory addresses, so a replayed run delivers to its strategies in the same order every time)."""
         self._route: dict[str, tuple[StreamConsumer, ...]] = {}
         self._upstream: set[str] = set()
         self._tick_hooks: list[TickHook] = []
@@ -172,7 +176,7 @@ class MarketDataHub:
         if owner == SYSTEM_OWNER:
             owner = f"{SYSTEM_OWNER}_CLIENT"
         consumer = self.bus.subscribe(strategy_id, owner)
-        self._consumers.add(consumer)
+        self._consumers[consumer] = None
         return consumer
 
     @property
@@ -231,7 +235,7 @@ class MarketDataHub:
     async def disconnect(self, consumer: StreamConsumer) -> None:
         """The consumer's socket is gone: release everything it alone held."""
         async with self._lock:
-            self._consumers.discard(consumer)
+            self._consumers.pop(consumer, None)
             self.bus.unsubscribe(consumer)
             self._conflated_gone += consumer.conflated
             self._drop_wants(consumer, list(consumer.wants), "DISCONNECTED")
@@ -372,6 +376,15 @@ class MarketDataHub:
             for consumer in route:
                 consumer.put_encoded(key, text)
             self.fanout += len(route)
+
+    def publish_symbol_event(self, symbol: str, event: dict[str, Any]) -> int:
+        """A control event about ``symbol`` (``vi``) to every consumer subscribed to it and to every consumer
+        of a strategy holding it, once each (critical queue: never conflated). Returns how many got it."""
+        holders = set(self._holders(symbol))
+        targets = [c for c in self._consumers if symbol in c.wants or c.strategy_id in holders]
+        for consumer in targets:
+            consumer.put_critical(event)
+        return len(targets)
 
     def _reroute(self, symbols: Iterable[str]) -> None:
         for s in set(symbols):

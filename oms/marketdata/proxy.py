@@ -12,6 +12,10 @@ midnight). Failures are not cached.
 
 Errors are typed so the API maps them: :class:`UnknownSymbol` (404), :class:`NotSupported` (501),
 broker errors (RateLimited → 429, BrokerUnavailable → 503, others → 502).
+
+Index symbols a broker declares in ``index_symbols`` (the paper exchange's derived KOSPI/KOSDAQ) pass
+the known-symbol check of quotes and bars (intraday and daily): market data only — intents and
+stream subscriptions keep their own symbol checks, so an index stays untradable.
 """
 
 from __future__ import annotations
@@ -111,7 +115,7 @@ class MarketDataProxy:
 
     # ---- public API ---------------------------------------------------------------------------
     async def quote(self, symbol: str) -> dict[str, Any]:
-        self._check_known(symbol, self._known_intraday())
+        self._check_known(symbol, self._known_intraday(), index=True)
 
         async def call() -> dict[str, Any]:
             return quote_json(await self.broker.get_quote(symbol))
@@ -121,7 +125,7 @@ class MarketDataProxy:
         )
 
     async def bars(self, symbol: str, start: datetime, end: datetime, interval: str = "1m") -> list[dict[str, Any]]:
-        self._check_known(symbol, self._known_intraday())
+        self._check_known(symbol, self._known_intraday(), index=True)
 
         async def call() -> list[dict[str, Any]]:
             return [bar_json(b) for b in await self.broker.get_bars(symbol, start, end, interval)]
@@ -136,7 +140,7 @@ class MarketDataProxy:
         return await self._get("bars", ("bars", symbol, interval, start, end), call, expires)
 
     async def daily(self, symbol: str, start: date, end: date) -> list[dict[str, Any]]:
-        self._check_known(symbol, self._known_daily())
+        self._check_known(symbol, self._known_daily(), index=True)
         end = min(end, self.last_complete_day())
         if end < start:
             return []
@@ -177,7 +181,9 @@ class MarketDataProxy:
         return self._waiters.get((kind, *key), 0)
 
     # ---- machinery ----------------------------------------------------------------------------
-    def _check_known(self, symbol: str, known: Collection[str] | None) -> None:
+    def _check_known(self, symbol: str, known: Collection[str] | None, *, index: bool = False) -> None:
+        if index and symbol in getattr(self.broker, "index_symbols", ()):
+            return
         if known is not None and symbol not in known:
             raise UnknownSymbol(f"unknown symbol {symbol!r}")
 
@@ -260,6 +266,20 @@ class MarketDataProxy:
         """The limiter's own monotonic time (fake in tests), so the call log is comparable to its budget."""
         fn = getattr(self.limiter, "_monotonic", None)
         return float(fn()) if callable(fn) else time_module.monotonic()
+
+    def prune_expired(self, now: datetime | None = None) -> int:
+        """Drop every cached answer that has expired (the day rollover: yesterday's daily bars and flows,
+        quotes); returns how many were dropped."""
+        now = now or self.clock.now()
+        expired = [k for k, e in self._cache.items() if e.expires <= now]
+        for k in expired:
+            del self._cache[k]
+        return len(expired)
+
+    @property
+    def cached(self) -> int:
+        """Answers held in the cache (expired ones included until pruned)."""
+        return len(self._cache)
 
     def _store(self, key: tuple[Any, ...], value: Any, expires: datetime) -> None:
         self._cache[key] = _Entry(value, expires)

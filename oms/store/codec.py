@@ -32,7 +32,7 @@ from oms.core.types import (
     IntentResult,
     IntentStatus,
     IntentType,
-    PlannedOrderType,
+    OrderType,
     Record,
     RiskPayload,
     TimeHorizon,
@@ -180,7 +180,7 @@ def _constraints(d: dict[str, Any] | None) -> Constraints:
     d = _decode_json(d) or {}
     kw = {k: v for k, v in d.items() if k in Constraints.model_fields}
     if kw.get("order_type") is not None:
-        kw["order_type"] = PlannedOrderType(kw["order_type"])
+        kw["order_type"] = OrderType(kw["order_type"])
     if kw.get("expiry_ts") is not None:
         kw["expiry_ts"] = _parse_dt(kw["expiry_ts"])
     return Constraints.model_construct(**kw)

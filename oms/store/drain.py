@@ -8,8 +8,10 @@ rewound cursor) therefore rewrites the same row, never adds one.
 When the database is unreachable the drainer logs once per outage (reason ``DB_UNAVAILABLE``),
 backs off exponentially (bounded by ``max_backoff_s``), keeps the backlog in the journal and resumes
 when the database answers again. Rows the database refuses for good (a constraint or data error,
-e.g. a second intent reusing an idempotency key) are parked in the journal's ``journal_rejects``
-(reason ``DRAIN_REJECTED``) so that one bad row cannot stop the drain forever.
+e.g. a second intent reusing an idempotency key, NUL in a string, an integer beyond int64) are found by
+writing the failed batch row by row and quarantined in the journal's ``journal_rejects`` (reason
+``DRAIN_REJECTED``; counted on ``/health`` and ``/metrics``), so one bad row never stops the rows behind
+it. A connectivity error is never a refusal: the batch waits for the database.
 
 All database calls are async; the journal batch is read in a worker thread; the cursor update is a
 short synchronous SQLite write.
@@ -20,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -57,15 +59,46 @@ _CONNECTIVITY_NAMES = frozenset(
 )
 
 
-def is_connectivity_error(exc: BaseException) -> bool:
-    """True when ``exc`` means "the database is not reachable right now" (retry later), as opposed
-    to "the database refuses this data" (a constraint or data error)."""
+_DATA_SQLSTATE_CLASSES = frozenset({"22", "23"})
+"""SQLSTATE classes of a refused *value*: 22 data exception (NUL in ``text``, ``\\u0000`` or ``Infinity`` in
+``jsonb``, a number out of range), 23 integrity constraint violation."""
+
+
+def _chain(exc: BaseException, *, explicit: bool = False) -> Iterator[BaseException]:
+    """``exc``, then what it wraps (a DBAPI ``orig``, else its ``__cause__``, else — unless ``explicit`` —
+    the exception being handled when it was raised), each once."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(cur, (sa_exc.IntegrityError, sa_exc.DataError)):
-            return False
+        yield cur
+        orig = getattr(cur, "orig", None)
+        if isinstance(orig, BaseException):
+            cur = orig
+        else:
+            cur = cur.__cause__ if explicit else (cur.__cause__ or cur.__context__)
+
+
+def _refuses_the_data(exc: BaseException) -> bool:
+    """The value cannot be stored, whatever the server's state: along the *explicit* chain only (an outage
+    raised while a refused batch is being handled carries that refusal as its implicit context)."""
+    for cur in _chain(exc, explicit=True):
+        if isinstance(cur, (sa_exc.IntegrityError, sa_exc.DataError, OverflowError, UnicodeEncodeError)):
+            return True  # OverflowError: an int beyond int64 (sqlite3 raises it unwrapped)
+        sqlstate = getattr(cur, "sqlstate", None) or getattr(cur, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _DATA_SQLSTATE_CLASSES:
+            return True  # asyncpg server errors, which SQLAlchemy wraps as a bare DBAPIError
+        if type(cur).__name__ == "DataError" and isinstance(cur, ValueError):
+            return True  # asyncpg's client-side DataError: a value it cannot encode (e.g. beyond int64)
+    return False
+
+
+def is_connectivity_error(exc: BaseException) -> bool:
+    """True when ``exc`` means "the database is not reachable right now" (retry later), as opposed
+    to "the database refuses this data" (a constraint or data error)."""
+    if _refuses_the_data(exc):
+        return False
+    for cur in _chain(exc):
         if isinstance(
             cur,
             (
@@ -84,15 +117,14 @@ def is_connectivity_error(exc: BaseException) -> bool:
             return True
         if type(cur).__name__ in _CONNECTIVITY_NAMES:
             return True
-        orig = getattr(cur, "orig", None)
-        cur = orig if isinstance(orig, BaseException) else (cur.__cause__ or cur.__context__)
     return False
 
 
 def _is_data_error(exc: BaseException) -> bool:
-    """The database (or the driver binding the values) refuses the rows themselves."""
-    if isinstance(exc, (sa_exc.IntegrityError, sa_exc.DataError)):
-        return not is_connectivity_error(exc)
+    """The database (or the driver binding the values) refuses the rows themselves: retrying cannot help,
+    the refused row is quarantined. Anything else (an outage, a schema problem) keeps the backlog."""
+    if _refuses_the_data(exc):
+        return True
     # a value that cannot even be bound (e.g. a corrupted journal row): not a DBAPI error
     return isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError)
 
@@ -101,7 +133,9 @@ def _upsert(dialect: str, table: sa.Table) -> sa.Insert:
     """``INSERT ... ON CONFLICT (pk) DO UPDATE SET <every other column> = excluded``."""
     ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     pk = [c.name for c in table.primary_key.columns]
-    update = {c.name: ins.excluded[c.name] for c in table.c if c.name not in pk and c.name != "copied_at"}
+    update: dict[str, sa.ColumnElement[Any]] = {
+        c.name: ins.excluded[c.name] for c in table.c if c.name not in pk and c.name != "copied_at"
+    }
     update["copied_at"] = sa.func.now()
     return ins.on_conflict_do_update(index_elements=pk, set_=update)
 
@@ -171,12 +205,15 @@ class Drainer:
                 await self._probe()
             return 0
         try:
+            refused = False
             try:
                 async with self.engine.begin() as conn:
                     written = await self._write(conn, entries)
             except Exception as exc:
                 if not _is_data_error(exc):
                     raise
+                refused = True
+            if refused:  # outside the except block: a later outage must not carry this refusal as context
                 written = await self._write_one_by_one(entries)
         except Exception as exc:  # noqa: BLE001 - every failure keeps the backlog and backs off
             self._failed(exc)
@@ -241,11 +278,12 @@ class Drainer:
                 self.journal.reject([e], reason)
                 self.rows_rejected += 1
                 log.error(
-                    "%s: journal seq %s %s %s refused by the database (kept in journal_rejects): %s",
-                    DRAIN_REJECTED,
+                    "journal seq %s %s %s refused by the database reason=%s: quarantined in journal_rejects, "
+                    "the rows behind it go on: %s",
                     e.seq,
                     e.table,
                     e.key,
+                    DRAIN_REJECTED,
                     reason,
                 )
         return written
@@ -309,9 +347,10 @@ class Drainer:
 
     # --- loop ---------------------------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self, beat: Callable[[], None] | None = None) -> None:
         """Drain until ``stop()``: immediately again while batches are full, every ``interval_s``
-        when idle, with bounded exponential backoff while the database fails."""
+        when idle, with bounded exponential backoff while the database fails. ``beat`` is called after
+        every pass that read the journal (liveness for the loop supervisor; a database outage is a pass)."""
         try:
             while not self._stopping:
                 try:
@@ -321,6 +360,8 @@ class Drainer:
                     self.failures += 1
                     await self._pause(self.max_backoff_s)
                     continue
+                if beat is not None:
+                    beat()
                 if not self.db_ok:
                     delay = self.backoff_delay()
                 elif n >= self.batch_size:

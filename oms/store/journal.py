@@ -291,6 +291,10 @@ class Journal:
         rows = (self.latest_row(table, k, after) for k in keys)
         return [r for r in rows if r is not None and r.get(column) == value]
 
+    def quarantined(self) -> int:
+        """How many entries the database refused and ``journal_rejects`` keeps (for /health, /metrics)."""
+        return int(self._reader().execute("SELECT COUNT(*) FROM journal_rejects").fetchone()[0])
+
     def rejects(self) -> list[tuple[JournalEntry, str]]:
         rows = (
             self._reader().execute("SELECT seq, tbl, key, row, ts, error FROM journal_rejects ORDER BY seq").fetchall()

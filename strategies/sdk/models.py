@@ -7,10 +7,10 @@ from broker_core.contract.enums import (
     TERMINAL_ORDER_STATES,
     IntentStatus,
     IntentType,
+    OrderType,
     TimeHorizon,
     Urgency,
 )
-from broker_core.contract.enums import PlannedOrderType as OrderType
 from broker_core.contract.wire import (
     Account,
     Allocation,

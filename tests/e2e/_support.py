@@ -123,13 +123,17 @@ def rows(db: Path, sql: str, *args: Any) -> list[dict[str, Any]]:
 
 
 def intent_keys(intents: list[dict[str, Any]]) -> set[str]:
-    """The strategies' own idempotency keys (the OMS stores them as ``<strategy_id>:<key>``)."""
-    return {
-        str(i["idempotency_key"]).split(":", 1)[1]
-        if str(i["idempotency_key"]).startswith(f"{i['strategy_id']}:")
-        else str(i["idempotency_key"])
-        for i in intents
-    }
+    """The strategies' own idempotency keys (the OMS stores them as ``<strategy_id>:<trading day>:<key>``)."""
+    out = set()
+    for i in intents:
+        key = str(i["idempotency_key"])
+        prefix = f"{i['strategy_id']}:"
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+            if re.match(r"^\d{4}-\d{2}-\d{2}:", key):
+                key = key[11:]
+        out.add(key)
+    return out
 
 
 def paper_positions(path: Path) -> dict[str, int]:

@@ -512,8 +512,13 @@ async def test_sleepers_wait_for_the_anchor(tmp_path) -> None:  # type: ignore[n
 
 @pytest.mark.parametrize(
     "extra",
-    ["days=2026-03-05..2026-03-01", "days=2026-03-01", "window=08:00-16:00", "days=2026-03-02..2026-03-03 window=16-8",
-     "days=2026-03-02..2026-03-03 market=lse"],
+    [
+        "days=2026-03-05..2026-03-01",
+        "days=2026-03-01",
+        "window=08:00-16:00",
+        "days=2026-03-02..2026-03-03 window=16-8",
+        "days=2026-03-02..2026-03-03 market=lse",
+    ],
 )
 def test_bad_multi_day_parts_name_the_problem(extra: str) -> None:
     with pytest.raises(ClockSpecError):

@@ -14,7 +14,7 @@ from broker_core.clock import KST
 from broker_core.contract import enums, wire
 from broker_core.contract.reasons import RISK_REASONS, ReasonCode
 from oms.core.execution import fill_event, order_event
-from oms.core.types import FillRecord, OrderRecord, OrderState, PlannedOrderType
+from oms.core.types import FillRecord, OrderRecord, OrderState, OrderType
 from strategies.sdk import models as sdk_models
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ NOW = datetime(2026, 2, 27, 10, 0, tzinfo=KST)
 
 def test_sdk_uses_the_contract_not_a_copy() -> None:
     assert sdk_models.IntentType is enums.IntentType
-    assert sdk_models.OrderType is enums.PlannedOrderType
+    assert sdk_models.OrderType is enums.OrderType
     assert sdk_models.IntentReply is wire.IntentReply
     assert sdk_models.RiskPayload is wire.RiskPayload
 
@@ -36,7 +36,7 @@ def test_order_and_fill_events_parse_as_the_contract() -> None:
         symbol="005930",
         side="BUY",
         qty=10,
-        order_type=PlannedOrderType.LIMIT,
+        order_type=OrderType.LIMIT,
         state=OrderState.SUBMITTED,
         created_at=NOW,
         updated_at=NOW,

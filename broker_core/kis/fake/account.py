@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from broker_core.kis.fake.orders import OrderDesk
+from broker_core.kis.fake.orders import FakeOrder, OrderDesk
 from broker_core.kis.fake.venue import Venue
 from broker_core.kis.fake.wire import Reply, error, num, ok, page
 from broker_core.models import Side
@@ -17,10 +17,14 @@ class AccountViews:
         self.venue = venue
         self.desk = desk
 
-    def order_rows(self) -> list[dict[str, Any]]:
-        """One inquire-daily-ccld row per KIS order, in order-number order."""
+    def _visible(self) -> list[FakeOrder]:
+        now = self.venue.clock.now()
+        return [o for o in self.desk.orders.values() if self.desk.visible(o, now)]
+
+    def order_rows(self, orders: list[FakeOrder] | None = None) -> list[dict[str, Any]]:
+        """One inquire-daily-ccld row per KIS order the inquiries show, in order-number order."""
         rows = []
-        for order in self.desk.orders.values():
+        for order in self._visible() if orders is None else orders:
             filled, amount = self.desk.filled(order)
             if order.kind == "cancel":
                 rmn, cnc, cncl_yn = 0, order.qty, "Y"
@@ -102,7 +106,8 @@ class AccountViews:
         if not self.venue.account_ok(params):
             return error("APBK9011")
         rows = []
-        for r, order in zip(self.order_rows(), self.desk.orders.values(), strict=True):
+        orders = self._visible()
+        for r, order in zip(self.order_rows(orders), orders, strict=True):
             if order.kind == "cancel" or int(r["rmn_qty"]) <= 0 or self.desk.active_leg(order) is None:
                 continue
             rows.append(

@@ -2,7 +2,8 @@
 
 The exchange replays the session of the clock's day (``TRADER_CLOCK``; real time by default) from the
 KRX data when it has that day, else a synthetic session of the same day, paced on the clock. The
-credentials to point an adapter at it are printed (also as KIS_* environment lines).
+credentials to point an adapter at it are printed (also as KIS_* environment lines). Gateway storms
+(HTTP 500, EGW00201) are switched on and off over HTTP at ``/_fake/faults`` (see ``faults.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from broker_core.clock import clock_from_env
 from broker_core.kis.fake.server import FakeKis
 from broker_core.paper.data import DataNotFound, KrxData
 from broker_core.paper.exchange import PaperExchange
+from broker_core.paper.feed import TickFeed
 from broker_core.paper.replay import ReplayFeed
 from broker_core.paper.synthetic import SyntheticFeed
 
@@ -39,7 +41,7 @@ def build_fake(
         log.warning("no KRX data (%s); the fake replays a synthetic session", exc)
     if symbols is None and data is not None:
         symbols = data.minute_symbols() or None
-    feed = None
+    feed: TickFeed | None = None
     if data is not None and day in set(data.sessions()):
         feed = ReplayFeed(data, day, symbols)
     if feed is None:
@@ -66,7 +68,8 @@ def print_banner(fake: FakeKis, out: TextIO = sys.stdout) -> None:
     out.write(
         f"fake KIS ({fake.profile.name}) listening on {fake.rest_url} (WebSocket {fake.ws_url}, also "
         f"{fake.ws_url}/tryitout); session {fake.exchange.feed.session_date}, "
-        f"{len(fake.exchange.feed.symbols)} symbols\n"
+        f"{len(fake.exchange.feed.symbols)} symbols; fault injection: POST {fake.rest_url}/_fake/faults "
+        '{"kind": "http_500"|"rate_limit"|"none", "count": N | "until_cleared": true}\n'
     )
     for key, value in fake.client_env().items():
         out.write(f"{key}={value}\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from broker_core.clock import KST
@@ -66,6 +67,11 @@ class OrderDesk:
         self._leg_seq = itertools.count(1)
         self.drop_order_replies = 0
         """Fault: the next N order submits are executed and their replies dropped (connection cut)."""
+        self.delay_visibility: list[float] = []
+        """Fault: the next orders placed (one entry each, in seconds) stay out of the inquiries (daily
+        orders, modifiable orders) that long after they were accepted, as a lagging KIS back office would."""
+        self.hidden_until: dict[str, datetime] = {}
+        """Order number → when it appears in the inquiries (set by ``delay_visibility``)."""
 
     # -- legs on the engine ------------------------------------------------------------------
 
@@ -100,6 +106,11 @@ class OrderDesk:
             if o is not None and o.status is OrderStatus.EXPIRED:
                 rest += o.qty - o.filled_qty
         return rest
+
+    def visible(self, order: FakeOrder, now: datetime) -> bool:
+        """Whether ``order`` shows in the inquiries at ``now`` (see ``delay_visibility``)."""
+        until = self.hidden_until.get(order.odno)
+        return until is None or now >= until
 
     def _new_odno(self) -> str:
         return f"{next(self._odno_seq):010d}"
@@ -170,6 +181,8 @@ class OrderDesk:
         if order.price == 0 and ord_dvsn != "01":
             order.price = limit
         self.orders[order.odno] = order
+        if self.delay_visibility:
+            self.hidden_until[order.odno] = now + timedelta(seconds=self.delay_visibility.pop(0))
         self.notices.receipt(order, rctf="0", qty=order.qty)
         reply = ok(
             "APBK0013",

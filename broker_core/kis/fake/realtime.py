@@ -1,5 +1,8 @@
 """Real-time records of the fake KIS WebSocket: H0STCNT0 trade prints with running day statistics per
-symbol and H0STASP0 ten-level books, plus the batching of consecutive prints into one frame."""
+symbol and H0STASP0 ten-level books, plus the batching of consecutive prints into one frame.
+
+While the paper engine holds a symbol in a VI, its prints carry HOUR_CLS_CODE ``C`` (the KIS field
+description: "C: 9시이후의 예상가, VI발동") — and, as before, TRHT_YN ``Y`` — else ``0``."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from broker_core.clock import KST
 from broker_core.kis.fake.market_data import MarketData
 from broker_core.kis.fake.venue import Venue
 from broker_core.kis.fake.wire import num, sign
-from broker_core.kis.parsers import H0STASP0_FIELDS, H0STCNT0_FIELDS, fields_from
+from broker_core.kis.parsers import H0STASP0_FIELDS, H0STCNT0_FIELDS, VI_HOUR_CLS, fields_from
 from broker_core.market_rules import OPEN, price_limits
 from broker_core.models import Side, Tick
 
@@ -117,7 +120,7 @@ class RealtimeRecords:
             "VOL_TNRT": "0.00",
             "PRDY_SMNS_HOUR_ACML_VOL": "0",
             "PRDY_SMNS_HOUR_ACML_VOL_RATE": "0.00",
-            "HOUR_CLS_CODE": "0",
+            "HOUR_CLS_CODE": VI_HOUR_CLS if halted else "0",
             "MRKT_TRTM_CLS_CODE": "",
             "VI_STND_PRC": num(vi_ref or 0),
         }

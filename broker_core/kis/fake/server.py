@@ -7,8 +7,10 @@ H0STASP0 frames built from the exchange's prints (consecutive prints of a symbol
 multi-record frame) and encrypted H0STCNI0/H0STCNI9 notices.
 
 Test hooks: ``request_log`` (method, path, tr_id, time by the fake's clock), ``drop_next_order_reply``
-(the next order submit is executed, then its connection is cut without a reply), ``close_websockets``,
-``send_pingpong``, ``publish_ticks`` and ``state.expire_tokens``.
+(the next order submit is executed, then its connection is cut without a reply),
+``delay_next_order_visibility`` (the next order shows in the inquiries only after a delay), ``close_websockets``,
+``send_pingpong``, ``publish_ticks``, ``state.expire_tokens`` and ``faults`` (gateway storms: HTTP 500 or
+EGW00201 in place of the replies, also over HTTP at ``/_fake/faults`` — see ``faults.py``).
 
 Run one alone with ``broker_core.kis.fake.cli.run_fake_kis``.
 """
@@ -27,11 +29,12 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from broker_core.clock import Clock, RealClock
 from broker_core.kis import tr_ids as T
 from broker_core.kis.crypto import encrypt_notice
+from broker_core.kis.fake.faults import FaultPlan, FaultSpecError
 from broker_core.kis.fake.profiles import FakeProfile
 from broker_core.kis.fake.profiles import profile as make_profile
 from broker_core.kis.fake.realtime import group_by_symbol
@@ -128,6 +131,8 @@ class FakeKis:
         self.run_exchange = run_exchange
         self.sessions: set[WsSession] = set()
         self.ws_connects = 0
+        self.faults = FaultPlan()
+        """Gateway faults (HTTP 500 / EGW00201 storms) replacing REST replies; see ``faults.py``."""
         self.app = self._build_app()
         self.asgi = DropReplyMiddleware(self.app)
         self._server: uvicorn.Server | None = None
@@ -150,6 +155,11 @@ class FakeKis:
     def drop_next_order_reply(self, n: int = 1) -> None:
         """The next ``n`` order submits are executed and their replies dropped (connection cut)."""
         self.state.drop_order_replies += n
+
+    def delay_next_order_visibility(self, seconds: float, n: int = 1) -> None:
+        """The next ``n`` orders placed stay out of the inquiries (daily orders, modifiable orders) for
+        ``seconds`` of the fake's clock after they were accepted (their notices are still sent)."""
+        self.state.order_desk.delay_visibility.extend([float(seconds)] * n)
 
     @property
     def dropped_replies(self) -> int:
@@ -370,12 +380,39 @@ class FakeKis:
             return logged(request, state.auth.hashkey(body), "", at, h.get("appkey", ""))
 
         @app.api_route("/uapi/{rest:path}", methods=["GET", "POST"])
-        async def uapi(request: Request, rest: str) -> JSONResponse:
+        async def uapi(request: Request, rest: str) -> Response:
             at = self.clock.now()
             h = request.headers
             tr_id, app_key = h.get("tr_id", ""), h.get("appkey", "")
+            injected = self.faults.take(request.url.path)
+            if injected is not None:
+                state.traffic.log(
+                    request.method, request.url.path, tr_id, injected.status, injected.msg_cd, app_key, at=at
+                )
+                if injected.text is not None:
+                    return PlainTextResponse(injected.text, status_code=injected.status)
+                headers = {"tr_id": tr_id, "tr_cont": "", "gt_uid": secrets.token_hex(16)}
+                return JSONResponse(injected.body, status_code=injected.status, headers=headers)
             reply = await self._uapi(request, "/uapi/" + rest, at)
             return logged(request, reply, tr_id, at, app_key)
+
+        @app.get("/_fake/faults")
+        async def get_faults() -> JSONResponse:
+            return JSONResponse(self.faults.snapshot())
+
+        @app.post("/_fake/faults")
+        async def set_faults(request: Request) -> JSONResponse:
+            try:
+                self.faults.apply_request(await json_body(request))
+            except FaultSpecError as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=422)
+            log.warning("fake KIS fault: %s", self.faults.snapshot()["active"])
+            return JSONResponse(self.faults.snapshot())
+
+        @app.delete("/_fake/faults")
+        async def clear_faults() -> JSONResponse:
+            self.faults.clear()
+            return JSONResponse(self.faults.snapshot())
 
         async def ws_route(websocket: WebSocket) -> None:
             await self._ws_session(websocket)

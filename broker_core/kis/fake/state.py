@@ -5,7 +5,8 @@ below, each in a module named for its job (the server calls the parts; tests use
 - ``venue``: what the parts share (profile, paper exchange, engine, clock, symbol names and markets)
 - ``traffic``: the request log and the per-app-key rate window (EGW00201)
 - ``auth``: access tokens (EGW00133 / EGW00121 / EGW00123), approval keys, AES keys, hashkey
-- ``orders``: the order desk (cash orders, modify/cancel, legs on the engine, fault: dropped replies)
+- ``orders``: the order desk (cash orders, modify/cancel, legs on the engine, faults: dropped replies,
+  orders that show in the inquiries only after a delay)
 - ``notices``: execution notices (H0STCNI0/H0STCNI9 receipts and fills) to the server's sink
 - ``account``: inquiry views (daily executions, modifiable orders, balance, buying power)
 - ``market_data``: quotations (price, asking price, minute/daily bars, investor, program trade, holidays)

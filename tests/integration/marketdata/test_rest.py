@@ -114,7 +114,16 @@ async def test_endpoints_shapes_validation_and_errors(tmp_path: Path) -> None:
         code, body = await status(
             "/api/v1/marketdata/bars/005930", start="2026-02-27T10:00:00", end="2026-02-27T09:00:00"
         )
+        assert code == 200 and body["bars"] == [], body  # a window that ends before it starts is empty
+        code, body = await status("/api/v1/marketdata/bars/005930", start="1.5")
         assert code == 422 and body["detail"][0]["field"] == "query.start"
+        code, body = await status("/api/v1/marketdata/bars/005930", interval="1441m")
+        assert code == 422 and body["detail"][0]["field"] == "query.interval"
+        code, body = await status(
+            "/api/v1/marketdata/bars/005930", start="2026-01-01T09:00:00+09:00", end="2026-02-27T09:20:00+09:00"
+        )
+        assert code == 200 and body["start"] == "2026-01-27T09:20:00+09:00", body  # cut to the latest 31 days
+        assert len(body["bars"]) >= 15
         code, body = await status("/api/v1/marketdata/daily/005930", end="2026-13-01")
         assert code == 422 and body["detail"][0]["field"] == "query.end"
         code, body = await status("/api/v1/marketdata/quote/00 59")

@@ -44,7 +44,7 @@ def test_datetimes_come_back_aware_utc_and_enums_typed() -> None:
     assert back.intent.received_at == rec.intent.received_at
     assert back.intent.received_at.utcoffset().total_seconds() == 0
     assert back.intent.constraints.expiry_ts == rec.intent.constraints.expiry_ts
-    assert type(back.intent.constraints.order_type).__name__ == "PlannedOrderType"
+    assert type(back.intent.constraints.order_type).__name__ == "OrderType"
     assert back.result.status is IntentStatus.DEFERRED
     assert back.result.cooldown_until == rec.result.cooldown_until
 

@@ -123,3 +123,35 @@ def test_bad_arguments():
 
 def test_real_clock_default():
     assert CircuitBreaker().allow()
+
+
+def test_reads_between_refused_orders_do_not_reset_the_count() -> None:
+    clock = ManualClock(datetime(2026, 2, 27, 10, 0, tzinfo=KST))
+    breaker = CircuitBreaker(failure_threshold=3, reset_timeout_s=30, clock=clock)
+    for _ in range(3):
+        breaker.record_failure()
+        breaker.record_success(resets_count=False)  # a reconciliation cycle answered
+    assert breaker.state is BreakerState.OPEN
+
+
+def test_a_breaker_opened_by_orders_closes_on_an_order_not_on_a_read() -> None:
+    clock = ManualClock(datetime(2026, 2, 27, 10, 0, tzinfo=KST))
+    breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=30, clock=clock)
+    breaker.record_failure()
+    breaker.record_failure()
+    clock.advance(30)
+    assert breaker.state is BreakerState.HALF_OPEN
+    breaker.record_success(resets_count=False)
+    assert breaker.state is BreakerState.HALF_OPEN
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_after_a_general_outage_a_read_closes_the_breaker() -> None:
+    clock = ManualClock(datetime(2026, 2, 27, 10, 0, tzinfo=KST))
+    breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=30, clock=clock)
+    breaker.record_failure()
+    breaker.record_failure(order_call=False)
+    clock.advance(30)
+    breaker.record_success(resets_count=False)
+    assert breaker.state is BreakerState.CLOSED

@@ -88,3 +88,11 @@ def test_scoped_key_rejects_empty():
         scoped_key("", "k")
     with pytest.raises(ValueError):
         scoped_key("KMP", "")
+
+
+def test_scoped_key_with_a_trading_day_is_per_day():
+    d1, d2 = DAY, date(2026, 3, 3)
+    assert scoped_key("KMP", "k1", d1) == "KMP:2026-02-27:k1"
+    assert scoped_key("KMP", "k1", d1) != scoped_key("KMP", "k1", d2)
+    assert scoped_key("KMP", "k1", d1) == scoped_key("KMP", "k1", d1)
+    assert scoped_key("A:B", "c", d1) != scoped_key("A", "B:c", d1)

@@ -37,7 +37,7 @@ from oms.core.types import (
     IntentStatus,
     IntentType,
     OrderState,
-    PlannedOrderType,
+    OrderType,
     RiskPayload,
 )
 from oms.metrics import OmsMetrics
@@ -92,8 +92,15 @@ class Harness:
     clock: ManualClock
     journal: Journal
 
-    def intent(self, kind: IntentType = IntentType.ENTER, qty: int | None = 10, key: str = "k1",
-               strategy: str = "KMP", symbol: str = SYM, **constraints: object) -> Intent:
+    def intent(
+        self,
+        kind: IntentType = IntentType.ENTER,
+        qty: int | None = 10,
+        key: str = "k1",
+        strategy: str = "KMP",
+        symbol: str = SYM,
+        **constraints: object,
+    ) -> Intent:
         return Intent(
             intent_id=f"in-{key}-{strategy}",
             strategy_id=strategy,
@@ -108,8 +115,14 @@ class Harness:
 
 
 @asynccontextmanager
-async def harness(tmp_path: Path, broker_cls: type[PaperBroker] = PaperBroker, *, cash: float = 100_000_000.0,
-                  limits: RiskLimits = LOOSE, rate_per_min: int = 120) -> AsyncIterator[Harness]:
+async def harness(
+    tmp_path: Path,
+    broker_cls: type[PaperBroker] = PaperBroker,
+    *,
+    cash: float = 100_000_000.0,
+    limits: RiskLimits = LOOSE,
+    rate_per_min: int = 120,
+) -> AsyncIterator[Harness]:
     clock = ManualClock(NOW)
     feed = StaticFeed(DAY, [Tick(SYM, NOW - timedelta(seconds=1), 10_000, 10)], {SYM: 10_000, OTHER: 20_000})
     exchange = PaperExchange(feed, clock, MatchingEngine(cash=cash, session_date=DAY))
@@ -123,8 +136,9 @@ async def harness(tmp_path: Path, broker_cls: type[PaperBroker] = PaperBroker, *
     recorder = StateRecorder(journal, state)
     metrics = OmsMetrics()
     execution = Execution(state, broker, recorder, EventBus(), clock, CircuitBreaker(clock=clock), metrics)
-    service = IntentService(state, execution, recorder, broker, clock, limits, metrics,
-                            intent_rate_per_min=lambda _sid: rate_per_min)
+    service = IntentService(
+        state, execution, recorder, broker, clock, limits, metrics, intent_rate_per_min=lambda _sid: rate_per_min
+    )
     try:
         yield Harness(service, execution, state, broker, exchange, clock, journal)
     finally:
@@ -134,7 +148,12 @@ async def harness(tmp_path: Path, broker_cls: type[PaperBroker] = PaperBroker, *
 
 def same(a: IntentResult, b: IntentResult) -> bool:
     return (a.intent_id, a.status, a.order_id, a.reason_code, a.message) == (
-        b.intent_id, b.status, b.order_id, b.reason_code, b.message)
+        b.intent_id,
+        b.status,
+        b.order_id,
+        b.reason_code,
+        b.message,
+    )
 
 
 async def test_duplicate_during_submit_waits_for_the_final_reply(tmp_path: Path) -> None:
@@ -194,7 +213,7 @@ async def test_rate_limited_intent_is_deferred_then_decided_anew(tmp_path: Path)
 async def test_cancel_of_an_order_in_flight_is_sent_once_the_broker_knows_it(tmp_path: Path) -> None:
     """Defect 3: a cancel asked while the order was PENDING_SUBMIT was dropped."""
     async with harness(tmp_path, CrashAfterSendBroker) as h:
-        reply = await h.service.handle(h.intent(order_type=PlannedOrderType.LIMIT, limit_price=9_600))
+        reply = await h.service.handle(h.intent(order_type=OrderType.LIMIT, limit_price=9_600))
         order = h.state.orders[reply.order_id or ""]
         assert order.state is OrderState.PENDING_SUBMIT
         cancel = await h.service.handle(h.intent(IntentType.CANCEL_ORDERS, qty=None, key="c"))
@@ -235,8 +254,7 @@ async def test_open_breaker_defers_entries_but_not_exits(tmp_path: Path) -> None
 async def test_stop_trigger_waits_for_the_symbol_gate(tmp_path: Path) -> None:
     """Defect 3: held-stop triggers ran outside the per-symbol gate (an exit in progress could interleave)."""
     async with harness(tmp_path) as h:
-        reply = await h.service.handle(
-            h.intent(order_type=PlannedOrderType.STOP_LIMIT, stop_price=10_100, limit_price=10_200))
+        reply = await h.service.handle(h.intent(order_type=OrderType.STOP_LIMIT, stop_price=10_100, limit_price=10_200))
         order = h.state.orders[reply.order_id or ""]
         assert order.state is OrderState.HELD
         h.execution._watched.add(SYM)
@@ -257,5 +275,9 @@ async def test_final_decisions_are_kept_under_the_key(tmp_path: Path, status: In
         else:
             first = await h.service.handle(h.intent(IntentType.CANCEL_ORDERS, qty=None))
         assert first.status is status
-        assert same(first, await h.service.handle(h.intent(IntentType.EXIT if status is IntentStatus.REJECTED
-                                                           else IntentType.CANCEL_ORDERS, qty=None)))
+        assert same(
+            first,
+            await h.service.handle(
+                h.intent(IntentType.EXIT if status is IntentStatus.REJECTED else IntentType.CANCEL_ORDERS, qty=None)
+            ),
+        )

@@ -16,7 +16,7 @@ from oms.core.orders import (
     created_event,
     transition,
 )
-from oms.core.types import OrderRecord, OrderState, PlannedOrderType
+from oms.core.types import OrderRecord, OrderState
 
 S = OrderState
 T0 = datetime(2026, 2, 27, 9, 30, tzinfo=KST)
@@ -31,7 +31,7 @@ def order(state=S.PENDING_SUBMIT, qty=100, filled=0, avg=0.0) -> OrderRecord:
         symbol="005930",
         side="BUY",
         qty=qty,
-        order_type=PlannedOrderType.LIMIT,
+        order_type=OrderType.LIMIT,
         state=state,
         created_at=T0,
         updated_at=T0,

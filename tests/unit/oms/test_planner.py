@@ -6,10 +6,10 @@ from broker_core.clock import KST
 from broker_core.contract.reasons import ReasonCode
 from broker_core.models import OrderType
 from oms.core.planner import OrderPlan, PlanningError, marketable_price, plan_order, snap_limit, stop_triggered
-from oms.core.types import Constraints, IntentType, OrderRecord, OrderState, PlannedOrderType
+from oms.core.types import Constraints, IntentType, OrderRecord, OrderState
 
 NOW = datetime(2026, 2, 27, 10, 0, tzinfo=KST)
-P = PlannedOrderType
+P = OrderType
 
 
 def plan(intent=IntentType.ENTER, side="BUY", qty=10, last=10_000.0, bid=9_990.0, ask=10_000.0, **c):

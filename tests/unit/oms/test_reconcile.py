@@ -13,7 +13,7 @@ from oms.core.reconcile import (
     drift_records,
     orders_to_sync,
 )
-from oms.core.types import OrderRecord, OrderState, PlannedOrderType
+from oms.core.types import OrderRecord, OrderState
 
 NOW = datetime(2026, 2, 27, 10, 0, tzinfo=KST)
 
@@ -92,7 +92,7 @@ def order(oid, state, cancel_after=None) -> OrderRecord:
         symbol="005930",
         side="BUY",
         qty=10,
-        order_type=PlannedOrderType.LIMIT,
+        order_type=OrderType.LIMIT,
         state=state,
         created_at=NOW,
         updated_at=NOW,

@@ -6,7 +6,7 @@ import random
 from datetime import UTC, datetime
 
 from oms.core.state import OmsState
-from oms.core.types import OrderRecord, OrderState, PlannedOrderType
+from oms.core.types import OrderRecord, OrderState, OrderType
 
 NOW = datetime(2026, 2, 27, 1, 0, tzinfo=UTC)
 STATES = list(OrderState)
@@ -36,7 +36,7 @@ def test_index_matches_a_full_scan_through_random_changes() -> None:
                 symbol=rng.choice("XYZ"),
                 side=rng.choice(["BUY", "SELL"]),
                 qty=rng.randint(1, 9),
-                order_type=PlannedOrderType.LIMIT,
+                order_type=OrderType.LIMIT,
                 state=OrderState.SUBMITTED,
                 created_at=NOW,
                 updated_at=NOW,
