@@ -12,6 +12,7 @@ from broker_core.config_errors import ConfigError
 from broker_core.paper.broker import PaperBroker
 from broker_core.paper.data import DataNotFound, KrxData
 from broker_core.paper.exchange import PaperExchange
+from broker_core.paper.index import INDEX_CODES, DerivedIndex
 from broker_core.paper.matching import MatchingEngine
 from broker_core.paper.persistence import PaperStateStore
 from broker_core.paper.replay import ReplayFeed
@@ -78,11 +79,25 @@ def build_paper_broker(
         )
     daily = (lambda sym, start, end: data.daily_bars(sym, start, end)) if data is not None else None
     minutes = (lambda sym, day: data.minute_bars(sym, day)) if data is not None else None
+    index = _derived_index(data, feed.session_date) if data is not None else None
     broker = PaperBroker(
-        exchange, subscription_capacity=config.paper.subscription_capacity, daily_source=daily, minute_source=minutes
+        exchange,
+        subscription_capacity=config.paper.subscription_capacity,
+        daily_source=daily,
+        minute_source=minutes,
+        index_source=index,
     )
     sectors = data.sector_map() if data is not None else {}
     return broker, exchange, list(feed.symbols), sectors
+
+
+def _derived_index(data: KrxData, first: date) -> DerivedIndex:
+    """KOSPI/KOSDAQ derived from the minute data (``broker_core.paper.index``), the first session built
+    now (later sessions of a multi-day run on their first request)."""
+    index = DerivedIndex(data)
+    for code in INDEX_CODES:
+        index.path(code, first)
+    return index
 
 
 def _later_days(clock: Clock, first: date) -> list[date]:

@@ -5,6 +5,11 @@ Running the replay is the owner's job (``exchange.start()`` or ``await exchange.
 ``persistence.py``): it is handed to the exchange, which loads the stored session and saves every
 change before answering. Intraday bars are built from the prints the exchange has seen up
 to ``clock.now()``; daily bars come from an optional ``daily_source(symbol, start, end)``.
+
+With an ``index_source`` (``broker_core.paper.index.DerivedIndex``) the index symbols (KOSPI, KOSDAQ)
+are answered too: a quote labelled ``derived`` with the path's value at ``clock.now()`` (bars complete
+by then only) and the real prior close, 1-minute index bars, and the real daily index bars. They are
+market data only: the exchange does not trade them (``index_symbols``; the OMS keeps refusing intents).
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ from datetime import date, datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 from broker_core.clock import KST
-from broker_core.errors import SubscriptionCapacityExceeded
+from broker_core.contract.reasons import ReasonCode
+from broker_core.errors import BrokerError, SubscriptionCapacityExceeded
 from broker_core.models import Account, Bar, BrokerOrder, Fill, OrderRequest, OrderUpdate, Position, Quote, Tick
 from broker_core.paper.exchange import PaperExchange
+from broker_core.paper.index import IndexPath, IndexSource
 from broker_core.paper.persistence import PaperStateStore
 
 DailySource = Callable[[str, date, date], list[Bar]]
@@ -67,9 +74,11 @@ class PaperBroker:
         *,
         minute_source: Callable[[str, date], list[Bar]] | None = None,
         state_store: PaperStateStore | None = None,
+        index_source: IndexSource | None = None,
     ) -> None:
         """``minute_source`` serves 1m history of days before the replayed session (KRX data);
-        the session itself is only what the tape has printed so far (no look-ahead)."""
+        the session itself is only what the tape has printed so far (no look-ahead).
+        ``index_source`` serves the index symbols (market data only, see the module docstring)."""
         if state_store is not None:
             exchange.attach_state_store(state_store)
         self.exchange = exchange
@@ -78,6 +87,7 @@ class PaperBroker:
         self.subscription_capacity = subscription_capacity
         self._daily_source = daily_source
         self._minute_source = minute_source
+        self._index = index_source
         self._subscribed: set[str] = set()
         self._streams: list[_QueueStream[Any]] = []
         self.connected = False
@@ -131,10 +141,28 @@ class PaperBroker:
 
     # -- market data -------------------------------------------------------------------------
 
+    @property
+    def index_symbols(self) -> frozenset[str]:
+        """Index symbols this broker quotes (derived, not tradable); empty without an index source."""
+        return frozenset(self._index.codes) if self._index is not None else frozenset()
+
+    def _index_path(self, symbol: str, day: date) -> IndexPath:
+        assert self._index is not None
+        path = self._index.path(symbol, day)
+        if path is None:
+            raise BrokerError(
+                f"no derived {symbol} path for {day} (no constituent bars or prior close)", code=ReasonCode.NO_DATA
+            )
+        return path
+
     async def get_quote(self, symbol: str) -> Quote:
+        if symbol in self.index_symbols:
+            return self._index_path(symbol, self.exchange.feed.session_date).quote(self.clock.now())
         return self.engine.quote(symbol, self.clock.now())
 
     async def get_bars(self, symbol: str, start: datetime, end: datetime, interval: str = "1m") -> list[Bar]:
+        if symbol in self.index_symbols:
+            return self._index_bars(symbol, start, end, interval)
         history: list[Bar] = []
         if self._minute_source is not None and interval == "1m":
             day = start.astimezone(KST).date()
@@ -144,7 +172,23 @@ class PaperBroker:
                 day += timedelta(days=1)
         return history + self.exchange.tape.bars(symbol, start, end, interval, now=self.clock.now())
 
+    def _index_bars(self, symbol: str, start: datetime, end: datetime, interval: str) -> list[Bar]:
+        """Derived index bars of the sessions in [start, end] up to the replayed one, complete at ``now``."""
+        assert self._index is not None
+        session, now = self.exchange.feed.session_date, self.clock.now()
+        day, last = start.astimezone(KST).date(), min(end.astimezone(KST).date(), session)
+        out: list[Bar] = []
+        while day <= last:
+            path = self._index.path(symbol, day)
+            if path is not None:
+                out += path.bars(start, end, now if day == session else None, interval)
+            day += timedelta(days=1)
+        return out
+
     async def get_daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
+        if symbol in self.index_symbols:
+            assert self._index is not None
+            return self._index.daily_bars(symbol, start, end)
         return list(self._daily_source(symbol, start, end)) if self._daily_source else []
 
     async def subscribe_ticks(self, symbols: list[str]) -> None:

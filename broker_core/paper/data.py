@@ -65,7 +65,9 @@ def _day_number(d: date) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class _MinuteArrays:
+class MinuteArrays:
+    """One ticker's 1-minute bars as column arrays, sorted by time (read-only)."""
+
     ts: np.ndarray
     """Bar start, UNIX seconds."""
     day: np.ndarray
@@ -79,6 +81,23 @@ class _MinuteArrays:
     def day_range(self, day: date) -> tuple[int, int]:
         d = _day_number(day)
         return int(np.searchsorted(self.day, d, "left")), int(np.searchsorted(self.day, d, "right"))
+
+    def covers(self, day: date) -> bool:
+        """``day`` lies between the first and the last day of the file (the ticker was listed then)."""
+        return len(self.day) > 0 and int(self.day[0]) <= _day_number(day) <= int(self.day[-1])
+
+    def session(self, day: date) -> MinuteArrays:
+        """The bars of KST date ``day`` only (views of these arrays)."""
+        lo, hi = self.day_range(day)
+        return MinuteArrays(
+            self.ts[lo:hi],
+            self.day[lo:hi],
+            self.open[lo:hi],
+            self.high[lo:hi],
+            self.low[lo:hi],
+            self.close[lo:hi],
+            self.volume[lo:hi],
+        )
 
 
 def _epoch_seconds(column: pa.ChunkedArray) -> np.ndarray:
@@ -95,7 +114,7 @@ class KrxData:
 
     def __init__(self, data_dir: str | Path | None = None) -> None:
         self.data_dir = resolve_data_dir(data_dir)
-        self._minute: dict[str, _MinuteArrays] = {}
+        self._minute: dict[str, MinuteArrays] = {}
         self._sessions: dict[tuple[str, ...], list[date]] = {}
         self._tables: dict[str, dict[str, dict[str, list[Any]]]] = {}
         self._sectors: dict[str, str] | None = None
@@ -120,7 +139,7 @@ class KrxData:
     def _minute_file(self, symbol: str) -> Path:
         return self._file(f"minute/{symbol}.parquet")
 
-    def _arrays(self, symbol: str) -> _MinuteArrays:
+    def _arrays(self, symbol: str) -> MinuteArrays:
         arrays = self._minute.get(symbol)
         if arrays is None:
             table = pq.read_table(self._minute_file(symbol))
@@ -128,7 +147,7 @@ class KrxData:
             order = np.argsort(ts, kind="stable")
             col = {name: table.column(name).to_numpy()[order] for name in ("open", "high", "low", "close", "volume")}
             ts = ts[order]
-            arrays = _MinuteArrays(
+            arrays = MinuteArrays(
                 ts=ts,
                 day=_kst_days(ts),
                 open=col["open"].astype(float),
@@ -164,6 +183,10 @@ class KrxData:
         if not sessions:
             raise DataNotFound(f"no minute bars under {self.data_dir / 'minute'}. {_SYNTHETIC_HINT}")
         return sessions[-1]
+
+    def minute_arrays(self, symbol: str) -> MinuteArrays:
+        """Every 1-minute bar of ``symbol`` as column arrays (loaded once, then cached)."""
+        return self._arrays(symbol)
 
     def minute_bars(self, symbol: str, day: date) -> list[Bar]:
         """The 1-minute bars of ``symbol`` on KST date ``day`` (possibly fewer than 381, or none)."""

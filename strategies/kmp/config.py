@@ -72,6 +72,10 @@ class KmpParams(BaseModel):
     leader_rvol_min: float = Field(1.5, ge=0)
     leader_stale_sec: float = Field(120.0, gt=0)
     breadth_min: int = Field(8, ge=0)
+    """K5 leader count for a universe of ``breadth_reference_universe`` names; the engine scales it to the
+    day's universe N (§6 rule): ``max(1, ceil(breadth_min · N / reference))`` (0 disables the test)."""
+    breadth_reference_universe: int | None = Field(400, ge=1)
+    """Universe size ``breadth_min`` is set for (the spec's ≈400 names); None = use ``breadth_min`` as is."""
     program_poll_sec: float = Field(60.0, gt=0)
     program_ewma_alpha: float = Field(0.35, gt=0, le=1)
     program_stale_sec: float = Field(180.0, gt=0)

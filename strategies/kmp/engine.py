@@ -10,7 +10,11 @@ docstring (:mod:`strategies.kmp`) for the call schedule. Every method takes the 
   trade, a quote or :meth:`on_vi`); without one ``vi_ref_grace_sec`` (60 s) after the scan it is
   DONE ``KMP_VI_MISSING``.
 * A trade-slot denial of a candidate makes it DONE ``KMP_SLOT_DENIED``; candidates are not
-  back-filled from rank 21+.
+  back-filled from rank 21+. A denial or eviction at/after 10:00 or for the lease window's end is
+  the window end (``KMP_WINDOW_END``).
+* A break counts only inside the entry window (from 09:16): the acceptance clock never starts earlier.
+* The K5 leader count (8 for ≈400 names) is scaled to the day's universe N (symbols with a scan
+  baseline) by the §6 rule, ``max(1, ceil(8·N/400))``, logged once in ``KMP_PREMARKET``.
 * OMS replies to ENTER: ACCEPTED/EXECUTED keep ORDER_WORKING; MODIFIED sets the working qty;
   REJECTED/CANCELLED → DONE ``KMP_ENTRY_REJECTED``; DEFERRED → back to ARMED, gates wait for
   ``cooldown_until`` (``KMP_G_RETRY_WAIT``), still bounded by the 5-min acceptance deadline.
@@ -63,6 +67,7 @@ from strategies.kmp.regime import (
     compute_regime,
     index_change,
     neutral_regime,
+    scaled_count,
 )
 from strategies.kmp.scanner import OpeningRange, ScanRow, is_gap_skip, opening_range, rank_candidates, surge
 from strategies.kmp.sizing import (
@@ -161,6 +166,10 @@ class KmpEngine:
         self.oms_flatten = False
         self.index: dict[str, IndexState] = {m: IndexState() for m in MARKETS}
         self.regime: RegimeSnapshot | None = None
+        self.universe_size: int | None = None
+        """N of §6: universe symbols with a scan baseline (value_base), set by :meth:`premarket`."""
+        self.breadth_min = self.p.breadth_min
+        """K5 leader count needed, scaled to ``universe_size`` at premarket (:func:`scaled_count`)."""
         self.last_regime_ts: datetime | None = None
         self.program = ProgramOverlay(self.p)
         self.scan_done = False
@@ -268,6 +277,8 @@ class KmpEngine:
             self.syms[cache.symbol] = self._new_ctx(cache.symbol, cache)
             n_trend += cache.trend_ok
             n_nobase += cache.value_base is None or cache.vol1m_base is None
+        self.universe_size = sum(c.cache is not None and c.cache.value_base is not None for c in self.syms.values())
+        self.breadth_min = scaled_count(self.p.breadth_min, self.universe_size, self.p.breadth_reference_universe)
         out.log(
             ReasonCode.KMP_PREMARKET,
             None,
@@ -276,6 +287,10 @@ class KmpEngine:
             trend_ok=n_trend,
             missing_baselines=n_nobase,
             dropped=len(dropped or {}),
+            breadth_universe=self.universe_size,
+            breadth_min=self.breadth_min,
+            breadth_min_base=self.p.breadth_min,
+            breadth_reference_universe=self.p.breadth_reference_universe,
         )
         if dropped:
             out.log(ReasonCode.KMP_UNIVERSE_DROP, None, now, dropped=dict(sorted(dropped.items())))
@@ -361,7 +376,7 @@ class KmpEngine:
             ctx.state = State.CANDIDATE
             ctx.candidate_ts = now
             o = ctx.orng
-            fields = dict(
+            fields: dict[str, Any] = dict(
                 surge=r.surge, or_high=o.or_high, or_low=o.or_low, or_pct=o.or_pct, trig=o.trig, value15=o.value15
             )
             if not self.p.or_range_min - 1e-12 <= o.or_pct <= self.p.or_range_max + 1e-12:
@@ -373,6 +388,7 @@ class KmpEngine:
                 timeout_sec=self.p.acceptance_timeout_sec,
                 support_factor=self.p.support_factor,
                 state=State.CANDIDATE,
+                not_before=self._at(self.p.entry_start),
             )
             out.log(ReasonCode.KMP_CANDIDATE, r.symbol, now, **fields)
             self._candidate_step(ctx, now, out)
@@ -547,6 +563,7 @@ class KmpEngine:
     def _try_enter(self, ctx: SymbolCtx, price: float, ts: datetime, out: Output) -> None:
         acc = ctx.acc
         assert acc is not None and acc.retest_low is not None
+        retest_low = acc.retest_low
         p = self.p
         regime = self._regime_now(ts)
         m = whole_minutes_since(ts, self.day, p.entry_start)  # type: ignore[arg-type]
@@ -581,9 +598,9 @@ class KmpEngine:
                         surge=ctx.surge or 0.0,
                         rvol=memo.get("rvol") or 0.0,
                         imbalance=imb,
-                        retest_low=acc.retest_low,
+                        retest_low=retest_low,
                         support=support,
-                        or_high=acc.or_high,  # type: ignore[arg-type]
+                        or_high=acc.or_high,
                         regime_ok=regime.regime_ok,
                         spread_pct=memo.get("spread_pct") or 0.0,
                         liquidity_binds=liquidity_binds(base, lim, value5, p),
@@ -1185,15 +1202,8 @@ class KmpEngine:
         t = self._t(now)
         for sym in sorted(self.syms):
             self._timers(self.syms[sym], now, out)
-        if t >= self.p.entry_end and not self.window_closed:
-            self.window_closed = True
-            ended = []
-            for sym in sorted(self.syms):
-                ctx = self.syms[sym]
-                if ctx.state in PRE_ENTRY:
-                    self._done(ctx, ReasonCode.KMP_WINDOW_END, now, out, log=False)
-                    ended.append(sym)
-            out.log(ReasonCode.KMP_WINDOW_END, None, now, ended=ended, held=[c.symbol for c in self._open_ctxs()])
+        if t >= self.p.entry_end:
+            self._close_window(now, out)
         if t >= self.p.or_start and (
             self.last_regime_ts is None or (now - self.last_regime_ts).total_seconds() >= self.p.regime_interval_sec
         ):
@@ -1208,6 +1218,19 @@ class KmpEngine:
                     if ctx.state is State.IN_POSITION:
                         self._exit(ctx, ReasonCode.KMP_X_EOD, now, out)
         return out
+
+    def _close_window(self, now: datetime, out: Output) -> None:
+        """10:00 (once): every symbol still before entry is DONE ``KMP_WINDOW_END`` (one summary line)."""
+        if self.window_closed:
+            return
+        self.window_closed = True
+        ended = []
+        for sym in sorted(self.syms):
+            ctx = self.syms[sym]
+            if ctx.state in PRE_ENTRY:
+                self._done(ctx, ReasonCode.KMP_WINDOW_END, now, out, log=False)
+                ended.append(sym)
+        out.log(ReasonCode.KMP_WINDOW_END, None, now, ended=ended, held=[c.symbol for c in self._open_ctxs()])
 
     # ================================================================== regime / account / program
 
@@ -1236,6 +1259,7 @@ class KmpEngine:
             oms_halt=self.oms_halt,
             oms_flatten=self.oms_flatten,
             p=self.p,
+            breadth_min=self.breadth_min,
         )
         self.regime = snap
         if self._t(now) < self.p.entry_end or self._open_ctxs() or snap.risk_off != was_off:
@@ -1397,15 +1421,22 @@ class KmpEngine:
     def on_slots(
         self, now: datetime, granted: Iterable[str], denied: Mapping[str, str], channel: str = "trades"
     ) -> Output:
-        """The OMS stream's answer to a subscribe: log it; a candidate denied its trade slot is DONE."""
+        """The OMS stream's answer to a subscribe: log it; a candidate denied its trade slot is DONE.
+
+        A denial or eviction at or after 10:00, or one the OMS gives because KMP's lease window ended
+        (``WINDOW_END``), is the end of the entry window (``KMP_WINDOW_END``), not a slot denial."""
         out = Output()
         granted = sorted(granted)
         out.log(ReasonCode.KMP_SLOTS, None, now, channel=channel, granted=granted, denied=dict(sorted(denied.items())))
         if channel == "trades":
+            if denied and self.day is not None and self._t(now) >= self.p.entry_end:
+                self._close_window(now, out)
             for sym in sorted(denied):
                 ctx = self.syms.get(sym)
                 if ctx is not None and ctx.state in PRE_ENTRY:
-                    self._done(ctx, ReasonCode.KMP_SLOT_DENIED, now, out, reason=denied[sym])
+                    window_end = ReasonCode.WINDOW_END.value in str(denied[sym])
+                    code = ReasonCode.KMP_WINDOW_END if window_end else ReasonCode.KMP_SLOT_DENIED
+                    self._done(ctx, code, now, out, reason=denied[sym])
         return out
 
     # ================================================================== introspection

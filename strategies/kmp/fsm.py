@@ -12,6 +12,10 @@ WAIT_ACC / ARMED   now − t_break > 5 min                                DONE K
 ARMED              any price < support                                  DONE KMP_SUPPORT_LOST
 =================  ===================================================  =========================
 
+A break counts only inside the entry window (``not_before`` = 09:16): a price above trig and VWAP
+earlier (the symbol is WATCH from the 09:15 scan) leaves it WATCH, so the 5-min acceptance clock
+never starts before the window.
+
 **[resolved]** choices: the tick that starts the pullback is evaluated as ARMED at once (it may
 lose support); ``retest_low`` keeps tracking while ARMED, including after failed gate attempts;
 a VWAP not yet defined blocks break and reclaim (support falls back to OR_high); the timeout is
@@ -66,6 +70,8 @@ class Acceptance:
     state: State = State.WATCH
     t_break: datetime | None = None
     retest_low: float | None = None
+    not_before: datetime | None = None
+    """Start of the entry window: a break before it does not count (None: any time)."""
 
     def support(self, vwap: float | None) -> float:
         return support_level(vwap, self.or_high, self.support_factor)
@@ -86,7 +92,7 @@ class Acceptance:
             return Event.TIMEOUT
         above = vwap is not None and price > self.trig and price > vwap
         if self.state is State.WATCH:
-            if above:
+            if above and (self.not_before is None or ts >= self.not_before):
                 self.state, self.t_break = State.WAIT_ACCEPTANCE, ts
                 return Event.BREAK
             return None

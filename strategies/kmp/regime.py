@@ -12,10 +12,13 @@ tightens the trail (K18 only tightens on ``outflow``). The overlay is never a ga
   flatten means the OMS's daily-loss *halt* or a flatten in progress, not the −2% warn level.
 * Leader ``rvol`` uses the K12 definition: ``max(V_last_completed_1m, V_current_1m) / vol1m_base``.
 * A program sample's day is its KST date; the first sample of a new day re-initialises.
+* ``breadth_ok = count ≥ 8`` is the spec's count for a ≈400-name universe; the engine scales it to the
+  day's universe with the §6 rule (:func:`scaled_count`: ``max(1, ceil(8·N/400))``, 2 for 60 names).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -61,6 +64,14 @@ class LeaderView:
     """Seconds since the newest price of this symbol (None = never seen)."""
 
 
+def scaled_count(base: int, universe: int, reference: int | None) -> int:
+    """A count threshold set for a ``reference``-name universe, scaled to ``universe`` names (§6 rule ×N/400):
+    ``max(1, ceil(base · N / reference))``. ``base`` 0 stays 0 (test disabled); ``reference`` None = no scaling."""
+    if base <= 0 or reference is None:
+        return max(0, base)
+    return max(1, math.ceil(base * universe / reference - 1e-9))
+
+
 def is_leader(v: LeaderView, p: KmpParams | None = None) -> bool:
     """K5: surge ≥ 3 ∧ rvol ≥ 1.5 ∧ last ≥ VWAP, on data at most 120 s old."""
     p = p or KmpParams()
@@ -84,6 +95,8 @@ class RegimeSnapshot:
     oms_halt: bool
     oms_flatten: bool
     leaders: tuple[str, ...] = ()
+    breadth_min: int | None = None
+    """The leader count breadth_ok needed (scaled to the universe)."""
 
     @property
     def regime_ok(self) -> bool:
@@ -96,6 +109,7 @@ class RegimeSnapshot:
             "chop": self.chop,
             "breadth": self.breadth,
             "breadth_ok": self.breadth_ok,
+            "breadth_min": self.breadth_min,
             "regime_ok": self.regime_ok,
             "kospi_chg": self.kospi_chg,
             "kosdaq_chg": self.kosdaq_chg,
@@ -116,8 +130,11 @@ def compute_regime(
     oms_halt: bool = False,
     oms_flatten: bool = False,
     p: KmpParams | None = None,
+    breadth_min: int | None = None,
 ) -> RegimeSnapshot:
+    """K4–K6. ``breadth_min``: the leader count needed (default ``p.breadth_min``, unscaled)."""
     p = p or KmpParams()
+    need = p.breadth_min if breadth_min is None else breadth_min
     index_off = any(c is not None and c <= p.risk_off_index_drop + 1e-12 for c in (kospi_chg, kosdaq_chg))
     risk_off = index_off or oms_halt or oms_flatten
     chop, er = chop_state(kospi_closes, p)
@@ -127,13 +144,14 @@ def compute_regime(
         risk_off,
         chop,
         len(names),
-        len(names) >= p.breadth_min,
+        len(names) >= need,
         kospi_chg,
         kosdaq_chg,
         er,
         oms_halt,
         oms_flatten,
         names,
+        need,
     )
 
 

@@ -14,8 +14,9 @@ at start               SDK recovery → ``on_position_recovered`` per KMP alloca
 09:15                  scan: REST 1m bars 09:00–09:14 → ``scan``; REST quotes of the candidates
                        (static-VI reference, bid/ask) → ``on_quote``
 every 1 s 09:00–15:20  ``on_clock`` (timeouts, 10:00, regime, risk flatten, 14:30) + slot answers
-every 15 s             ``/state/account`` → ``on_account``; index quotes → ``on_index`` (none on
-                       paper: the first 404 turns index polling off for the day, neutral regime)
+every 15 s             ``/state/account`` → ``on_account``; index quotes + KOSPI 1m bars → ``on_index``
+                       (paper: derived from the constituents, ``broker_core.paper.index``; a broker
+                       without index data answers 404, which turns index polling off for the day)
 every 60 s 09:15–10:00 REST 1m bars of ``breadth_poll_symbols`` → ``on_bar`` (K5)
 every 5 s 09:15–15:20  REST quotes of symbols that want a quote (K20 priority 2) and of candidates
                        still without a VI reference, unless the stream delivered one recently
@@ -82,7 +83,7 @@ ACCOUNT_POLL_SEC = 15.0
 BREADTH_POLL_SEC = 60.0
 QUOTE_POLL_SEC = 5.0
 INDEX_MARKETS = ("KOSPI", "KOSDAQ")
-"""Index symbols asked for through the quote proxy (the paper broker has none → neutral regime)."""
+"""Index symbols asked for through the quote proxy (paper: derived paths, labelled ``derived``)."""
 _BUY = ("BUY", "B")
 _RESERVED = {"code", "symbol"}
 

@@ -254,7 +254,7 @@ def build_symbol_cache(
         meta = SymbolMeta(meta)
     rows = list(daily_bars)
     if today is not None:
-        rows = [r for r in rows if _row_date(r) is None or _row_date(r) < today]
+        rows = [r for r in rows if (d := _row_date(r)) is None or d < today]
     closes = [float(field_of(r, "close")) for r in rows]
     minutes = list(minute_bars)
     sector = (sector_overrides or {}).get(meta.symbol) or meta.sector or unknown_sector(meta.symbol)

@@ -212,10 +212,11 @@ def test_day_loss_gate_and_risk_off_gate():
 def test_no_entry_before_0916_or_from_1000():
     eng = scanned_engine()
     feed_volume_bars(eng, minute=15)
-    eng.on_trade("A", 10_220, 10, ts(9, 15, 10))
+    eng.on_trade("A", 10_220, 10, ts(9, 15, 10))  # before the entry window: not a break
     eng.on_trade("A", 10_200, 10, ts(9, 15, 20))
     eng.on_quote("A", ts(9, 15, 30), 10_210, 10_220)
-    assert eng.on_trade("A", 10_220, 10, ts(9, 15, 40)).codes() == [ReasonCode.KMP_G_TIME]
+    out = eng.on_trade("A", 10_220, 10, ts(9, 15, 40))
+    assert out.codes() == [] and not out.actions and eng.state_of("A") is State.WATCH
     eng2 = armed_engine(minute=59)
     out = eng2.on_trade("A", 10_220, 10, ts(10, 0))
     assert out.codes() == [ReasonCode.KMP_WINDOW_END] and eng2.state_of("A") is State.DONE
@@ -589,3 +590,64 @@ def test_bar_shapes_sdk_broker_core_and_mappings_are_equivalent():
         eng.on_bar("A", b)
         vwaps.append(eng.syms["A"].series.vwap_value)
     assert vwaps[0] == vwaps[1] == vwaps[2]
+
+
+# ------------------------------------------------------------------ entry-window edges (issue W2 3/11)
+
+
+def test_a_break_before_0916_does_not_start_the_acceptance_clock():
+    eng = scanned_engine()
+    feed_volume_bars(eng, minute=16)
+    early = eng.on_trade("A", 10_220, 10, ts(9, 15, 30))  # above trig 10,210 and VWAP 10,100 at 09:15:30
+    assert ReasonCode.KMP_BREAK not in early.codes() and eng.state_of("A") is State.WATCH
+    (brk,) = [d for d in eng.on_trade("A", 10_220, 10, ts(9, 16, 5)).decisions if d.code is ReasonCode.KMP_BREAK]
+    assert brk.ts == ts(9, 16, 5) and eng.syms["A"].acc.t_break == ts(9, 16, 5)
+    eng.on_trade("A", 10_200, 10, ts(9, 16, 20))
+    assert eng.state_of("A") is State.ARMED
+    # 5 min 10 s after the early print, 4 min 35 s after the real break: still accepting
+    assert ReasonCode.KMP_ACCEPT_TIMEOUT not in eng.on_clock(ts(9, 20, 40)).codes()
+    assert eng.state_of("A") is State.ARMED
+    out = eng.on_clock(ts(9, 21, 6))
+    assert ReasonCode.KMP_ACCEPT_TIMEOUT in out.codes() and eng.state_of("A") is State.DONE
+
+
+def test_a_slot_denial_at_1000_is_the_window_end():
+    eng = scanned_engine(["A", "B"])
+    out = eng.on_slots(ts(10, 0), [], {"B": "OUTSIDE_WINDOW"})
+    assert ReasonCode.KMP_SLOT_DENIED not in out.codes()
+    (end,) = [d for d in out.decisions if d.code is ReasonCode.KMP_WINDOW_END]
+    assert end.fields["ended"] == ["A", "B"]
+    assert {eng.syms[s].done_code for s in "AB"} == {ReasonCode.KMP_WINDOW_END}
+    assert ReasonCode.KMP_WINDOW_END not in eng.on_clock(ts(10, 0, 1)).codes()  # closed once
+
+
+def test_an_eviction_for_the_lease_window_end_is_the_window_end():
+    eng = scanned_engine(["A", "B"])
+    out = eng.on_slots(ts(9, 59, 59), [], {"B": "EVICTED:WINDOW_END"})  # the OMS's clock a moment ahead
+    assert out.codes() == [ReasonCode.KMP_SLOTS, ReasonCode.KMP_WINDOW_END]
+    assert eng.syms["B"].done_code is ReasonCode.KMP_WINDOW_END and eng.state_of("A") is State.WATCH
+    out = eng.on_slots(ts(9, 59, 59), [], {"A": "LEASE_FULL"})  # a real denial inside the window
+    assert out.codes() == [ReasonCode.KMP_SLOTS, ReasonCode.KMP_SLOT_DENIED]
+
+
+# ------------------------------------------------------------------ K5 breadth scaled to the universe (§6)
+
+
+def test_breadth_threshold_scales_with_the_universe():
+    symbols = [f"{i:06d}" for i in range(60)]
+    eng = KmpEngine()
+    caches = [cache(s) for s in symbols] + [cache("NOBASE", value_base=None)]
+    (pre,) = eng.premarket(ts(8, 50), caches).decisions[:1]
+    assert pre.fields["breadth_universe"] == 60 and pre.fields["breadth_min"] == 2  # ceil(8·60/400)
+    assert eng.breadth_min == 2
+    eng.on_account(ts(8, 55), 1_000_000_000, 0.0)
+    eng.scan(ts(9, 15), {s: or_bars(s) for s in symbols[:2]})
+    for s in symbols[:2]:
+        eng.on_quote(s, ts(9, 15, 1), 10_090, 10_100, vi_ref=10_200)
+        feed_volume_bars(eng, s, minute=20)
+        eng.on_trade(s, 10_200, 10, ts(9, 20, 1))
+    (r,) = [d for d in eng.on_clock(ts(9, 20, 2)).decisions if d.code is ReasonCode.KMP_REGIME]
+    assert r.fields["leaders"] == symbols[:2] and r.fields["breadth_min"] == 2 and r.fields["breadth_ok"]
+    unscaled = KmpEngine(KmpParams(breadth_reference_universe=None))
+    (pre,) = unscaled.premarket(ts(8, 50), caches).decisions[:1]
+    assert pre.fields["breadth_min"] == 8

@@ -66,3 +66,13 @@ def test_timeout_five_minutes_after_break():
 def test_watch_never_times_out():
     a = acc()
     assert a.on_clock(ts(9, 59)) is None
+
+
+def test_a_break_before_the_entry_window_does_not_count():
+    a = Acceptance(trig=10_210, or_high=10_200, not_before=ts(9, 16))
+    assert a.on_price(10_220, VWAP, ts(9, 15, 30)) is None  # above trig and VWAP, but before 09:16
+    assert a.state is State.WATCH and a.t_break is None
+    assert a.on_clock(ts(9, 20, 31)) is None  # no acceptance clock running
+    assert a.on_price(10_220, VWAP, ts(9, 16)) is Event.BREAK  # the window's first second counts
+    assert a.t_break == ts(9, 16)
+    assert a.on_clock(ts(9, 21)) is None and a.on_clock(ts(9, 21, 0.001)) is Event.TIMEOUT

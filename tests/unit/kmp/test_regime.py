@@ -14,6 +14,7 @@ from strategies.kmp.regime import (
     compute_regime,
     index_change,
     is_leader,
+    scaled_count,
 )
 from tests.unit.kmp._helpers import ts
 
@@ -143,3 +144,18 @@ def test_params_respected():
     p = KmpParams(breadth_min=1, leader_rvol_min=1.0)
     r = compute_regime(ts(9, 30), kospi_chg=0.0, kosdaq_chg=0.0, kospi_closes=[], leaders=[_leader(rvol=1.0)], p=p)
     assert r.breadth_ok
+
+
+def test_count_thresholds_scale_with_the_universe():
+    assert scaled_count(8, 400, 400) == 8
+    assert scaled_count(8, 60, 400) == 2  # the 60 tickers of the minute data
+    assert scaled_count(8, 100, 400) == 2
+    assert scaled_count(8, 50, 400) == 1
+    assert scaled_count(8, 1, 400) == 1 and scaled_count(8, 0, 400) == 1  # floor 1
+    assert scaled_count(8, 401, 400) == 9
+    assert scaled_count(0, 60, 400) == 0  # a disabled test stays disabled
+    assert scaled_count(8, 60, None) == 8  # no reference: as configured
+    leaders = [_leader(f"S{i}") for i in range(2)]
+    r = compute_regime(ts(9, 30), kospi_chg=0.0, kosdaq_chg=0.0, kospi_closes=[], leaders=leaders, breadth_min=2)
+    assert r.breadth_ok and r.breadth_min == 2
+    assert not compute_regime(ts(9, 30), kospi_chg=0.0, kosdaq_chg=0.0, kospi_closes=[], leaders=leaders).breadth_ok
