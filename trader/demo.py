@@ -17,6 +17,9 @@ from trader.launcher import available_strategies
 from trader.simulation import Plan, run_simulation
 
 DEFAULT_SPEED = 120.0
+DEFAULT_DAY = date(2026, 2, 4)
+"""The main job's default session when the data has it: a day on which the strategies of this build trade
+(measured with ``trader backtest``); ``--date`` picks any other (the latest session without this day)."""
 START = dtime(8, 25)
 """Virtual start: before KMP's 08:30 premarket job, so the premarket (about 5 virtual minutes at 120×) is
 done well before 09:00. The clock stands still here until every process reported ready."""
@@ -31,7 +34,8 @@ def _session(day: str | None, data_dir: str | None, console: Console) -> tuple[d
         console.print(f"[yellow]No KRX data found: {exc}\nThe OMS will replay a seeded synthetic session.[/yellow]")
         return chosen, False
     sessions = data.sessions()
-    chosen = date.fromisoformat(day) if day else data.latest_session()
+    default = DEFAULT_DAY if DEFAULT_DAY in set(sessions) else data.latest_session()
+    chosen = date.fromisoformat(day) if day else default
     if chosen not in set(sessions):
         console.print(
             f"[yellow]No minute data on {chosen} (data covers {sessions[0]} … {sessions[-1]}); "

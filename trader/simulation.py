@@ -26,11 +26,11 @@ from typing import Any
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from broker_core.clock import KST, VirtualClock, Windows, parse_clock, sim_spec, write_anchor
 from oms.settings import PROJECT_ROOT
 from trader.launcher import ProcessGroup, base_env
+from trader.report import ReportInputError, load_benchmark, print_summary, write_run_report
 
 READY_TIMEOUT_S = 120.0
 SIM_WINDOW = (dtime(8, 0), dtime(16, 0))
@@ -124,6 +124,8 @@ def run_simulation(plan: Plan, console: Console) -> int:
         report = _collect(http, plan, run_dir, strategies)
         strategy_codes = group.stop(list(strategies))
         if plan.serve and ok:
+            _wait_drained(http)
+            _write_report(plan, report, console)
             _serve(url, keys, run_dir, console)
     finally:
         strategy_codes = strategy_codes or group.stop(list(strategies))
@@ -135,13 +137,55 @@ def run_simulation(plan: Plan, console: Console) -> int:
     report["wall_seconds"] = round(elapsed, 1)
     report["exit_codes"] = {**strategy_codes, "oms": oms_code}
     report["database_check"] = _check_database(run_dir / "oms" / "oms.db", report)
-    _print(report, console)
-    (run_dir / "summary.json").write_text(json.dumps(report, indent=2, default=str))
+    full = _write_report(plan, report, console, show=not (plan.serve and ok))
+    check = report["database_check"]
+    mark = "[green]consistent[/green]" if check["ok"] else "[red]INCONSISTENT[/red]"
+    console.print(f"database {report['database']}: {check.get('counts')} — {mark} with the report")
+    console.print(f"logs {run_dir / 'logs'} · wall time {report['wall_seconds']} s · exit codes {report['exit_codes']}")
     if plan.json_report:
-        Path(plan.json_report).write_text(json.dumps(report, indent=2, default=str))
+        Path(plan.json_report).write_text(json.dumps(full, indent=2, default=str))
         console.print(f"JSON report written to {plan.json_report}")
-    clean = ok and all(_clean_exit(c) for c in report["exit_codes"].values()) and report["database_check"]["ok"]
+    clean = ok and all(_clean_exit(c) for c in report["exit_codes"].values()) and check["ok"]
     return 0 if clean else 1
+
+
+def _write_report(plan: Plan, summary: dict[str, Any], console: Console, *, show: bool = True) -> dict[str, Any]:
+    """report.json / report.html / PNGs in the run folder from the database and the decision logs, with the
+    launcher's own figures beside them; prints the terminal summary and the path to open."""
+    run_dir = plan.run_dir
+    try:
+        paths = write_run_report(
+            run_dir,
+            run_dir / "oms" / "oms.db",
+            market="krx",
+            start=plan.days[0],
+            end=plan.days[-1],
+            strategies=[s.upper() for s in plan.strategies],
+            logs_dir=run_dir / "logs",
+            sessions=plan.days,
+            oms_instance_id=plan.kind,
+            benchmark=load_benchmark("krx", plan.days[0], plan.days[-1], plan.data_dir),
+            extra=summary,
+        )
+    except (ReportInputError, OSError, ValueError) as exc:
+        console.print(f"[red]the run report could not be written:[/red] {exc}")
+        (run_dir / "report.json").write_text(json.dumps(summary, indent=2, default=str))
+        return summary
+    if show:
+        print_summary(console, paths)
+    return paths.report
+
+
+def _wait_drained(http: httpx.Client, timeout: float = 15.0) -> None:
+    """Until the OMS copied its journal to the database (the report reads the database)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if http.get("/health").json().get("journal_backlog", 1) == 0:
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
 
 
 def _serve(url: str, keys: dict[str, str], run_dir: Path, console: Console) -> None:
@@ -326,39 +370,3 @@ def _check_database(path: Path, report: dict[str, Any]) -> dict[str, Any]:
         counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("intents", "orders", "fills")}
     ok = counts == {"intents": report["intent_count"], "orders": report["order_count"], "fills": report["fill_count"]}
     return {"ok": ok, "counts": counts}
-
-
-def _print(report: dict[str, Any], console: Console) -> None:
-    span = report["from"] if report["from"] == report["to"] else f"{report['from']} … {report['to']}"
-    table = Table(title=f"Session report {span}")
-    for col in ("strategy", "intents", "by status", "realized P&L", "unrealized P&L"):
-        table.add_column(col, justify="right" if "P&L" in col or col == "intents" else "left")
-    for sid, statuses in report["intents"].items():
-        pnl = report["pnl"][sid]
-        table.add_row(
-            sid,
-            str(sum(statuses.values())),
-            ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())),
-            f"{pnl['realized']:,}",
-            f"{pnl['unrealized']:,}",
-        )
-    console.print(table)
-    for sid, codes in report.get("decisions", {}).items():
-        if codes:
-            top = ", ".join(f"{k} {v}" for k, v in sorted(codes.items(), key=lambda kv: -kv[1])[:8])
-            console.print(f"{sid} decisions (reason codes): {top}")
-    console.print(f"orders {report['order_count']} {report['orders_by_state']} · fills {report['fill_count']}")
-    if report["rejections_by_reason"]:
-        console.print(
-            "risk/arbitration refusals: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(report["rejections_by_reason"].items()))
-        )
-    acct = report["account"]
-    console.print(
-        f"account: equity {acct['equity']:,.0f} KRW · day P&L {acct['daily_pnl']:,.0f} KRW "
-        f"({acct['daily_pnl_pct']:.3%}) · open positions {report['open_positions'] or 'none'}"
-    )
-    check = report["database_check"]
-    mark = "[green]consistent[/green]" if check["ok"] else "[red]INCONSISTENT[/red]"
-    console.print(f"database {report['database']}: {check.get('counts')} — {mark} with the report")
-    console.print(f"wall time {report['wall_seconds']} s · exit codes {report['exit_codes']}")
