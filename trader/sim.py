@@ -41,10 +41,11 @@ def plan_sim(
     if last < first:
         raise SimInputError(f"--from {first} is after --to {last}")
     try:
-        data = KrxData(data_dir)
+        sessions = KrxData(data_dir).sessions()
     except DataNotFound as exc:
         raise SimInputError(str(exc)) from exc
-    sessions = data.sessions()
+    if not sessions:
+        raise SimInputError(f"no minute bars in the data directory {data_dir or 'TRADER_DATA_DIR'}")
     days = [d for d in sessions if first <= d <= last]
     if not days:
         raise SimInputError(

@@ -1,0 +1,51 @@
+"""``trader sim`` refuses bad input with one clear error naming the problem, exit 2, and writes nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from broker_core.paper.data import resolve_data_dir
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _sim(*args: str, data_dir: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TRADER_CLOCK"))}
+    cmd = [sys.executable, "-m", "trader", "sim", *args, "--data-dir", data_dir or str(resolve_data_dir())]
+    return subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _runs() -> set[str]:
+    runs = PROJECT_ROOT / "runs"
+    return {p.name for p in runs.iterdir()} if runs.exists() else set()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2026-02-04", "--to", "2026-02-05", "--strategies", "nosuch"], "unknown strategy nosuch"),
+        (["--from", "2030-01-02", "--to", "2030-01-03"], "no session of the minute data lies in 2030-01-02"),
+        (["--from", "2026-02-05", "--to", "2026-02-04"], "--from 2026-02-05 is after --to 2026-02-04"),
+        (["--from", "2026-02-04", "--to", "2026-02-05", "--until", "25:00"], "--until must be HH:MM"),
+        (["--from", "2026-02-04", "--to", "2026-02-05", "--market", "lse"], "--market lse"),
+    ],
+)
+def test_bad_input_is_one_clear_error(args: list[str], message: str) -> None:
+    before = _runs()
+    result = _sim(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in " ".join((result.stdout + result.stderr).split()), result.stdout + result.stderr
+    assert _runs() == before, "nothing half-written"
+
+
+def test_a_data_dir_without_the_files_is_named(tmp_path: Path) -> None:
+    before = _runs()
+    result = _sim("--from", "2026-02-04", "--to", "2026-02-05", data_dir=str(tmp_path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert str(tmp_path) in " ".join((result.stdout + result.stderr).split())
+    assert _runs() == before
