@@ -96,7 +96,8 @@ class WsClient:
 
         mine = self.ws.transport.get_extra_info("sockname")
         for obj in gc.get_objects():
-            if not type(obj).__module__.startswith("uvicorn.protocols.websockets"):
+            module = type(obj).__dict__.get("__module__") or getattr(type(obj), "__module__", "")
+            if not isinstance(module, str) or not module.startswith("uvicorn.protocols.websockets"):
                 continue
             transport = getattr(obj, "transport", None)
             if transport is not None and transport.get_extra_info("peername") == mine:

@@ -44,7 +44,7 @@ def tape() -> list[Tick]:
 
 
 def runtime(tmp_path: Path) -> OmsRuntime:
-    clock = sim_clock(9, 30, speed=20)
+    clock = sim_clock(9, 30, speed=60)
     exchange = PaperExchange(
         StaticFeed(SESSION, tape(), {SYMBOL: BASE}), clock, MatchingEngine(participation=1.0, session_date=SESSION)
     )
