@@ -198,14 +198,13 @@ def _serve(url: str, keys: dict[str, str], run_dir: Path, console: Console) -> N
         f"database {run_dir / 'oms' / 'oms.db'} · logs {run_dir / 'logs'}"
     )
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _clean_exit(code: int | None) -> bool:
