@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from datetime import datetime, time
 from enum import StrEnum
+from functools import lru_cache
 
 from broker_core.clock import KST
 
@@ -67,16 +68,19 @@ def round_to_tick(price: float) -> int:
     return lo if price - lo <= hi - price else hi
 
 
+@lru_cache(maxsize=65_536)
 def up(price: float, n: int = 1) -> int:
-    """Step ``n`` ticks up from a grid price, re-reading the tick each step."""
+    """Step ``n`` ticks up from a grid price, re-reading the tick each step (memoized: strategies ask the
+    same few prices every second)."""
     p = round_up(price)
     for _ in range(n):
         p += tick_size(p)
     return p
 
 
+@lru_cache(maxsize=65_536)
 def down(price: float, n: int = 1) -> int:
-    """Step ``n`` ticks down, using the tick of the band just below the current price."""
+    """Step ``n`` ticks down, using the tick of the band just below the current price (memoized)."""
     p = round_down(price)
     for _ in range(n):
         p -= _tick_below(p)

@@ -55,7 +55,7 @@ def replay(
 
 @app.command()
 def demo(
-    date: str | None = typer.Option(None, help="Session YYYY-MM-DD (default: latest in the data)"),
+    date: str | None = typer.Option(None, help="Session YYYY-MM-DD (default 2026-02-04, else the latest in the data)"),
     speed: float = typer.Option(120.0, help="Virtual-clock speed (120: a full session in about 3.5 minutes)"),
     until: str | None = typer.Option(None, help="Stop at HH:MM KST (default 15:35, after the close)"),
     data_dir: str | None = typer.Option(
@@ -109,6 +109,35 @@ def sim(
             json_report=json_report,
             serve=serve,
             until=until,
+        )
+    )
+
+
+@app.command()
+def backtest(
+    strategies: list[str] = typer.Argument(..., help="Strategy name(s), e.g. kmp (space- or comma-separated)"),
+    start: str = typer.Option(..., "--from", help="First session YYYY-MM-DD"),
+    end: str = typer.Option(..., "--to", help="Last session YYYY-MM-DD"),
+    data_dir: str | None = typer.Option(
+        None, help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx)"
+    ),
+    json_report: str | None = typer.Option(None, help="Write the run report as JSON to this path"),
+    until: str | None = typer.Option(None, help="Stop at HH:MM KST on the last session (default 15:35)"),
+    log_level: str = typer.Option("INFO", help="Level of the run's log file (runs/backtest-*/logs/backtest.log)"),
+) -> None:
+    """The same strategies, OMS and paper exchange in one process, no sockets, as fast as the CPU allows."""
+    from trader.backtest import backtest_command
+
+    raise typer.Exit(
+        backtest_command(
+            console,
+            strategies,
+            start=start,
+            end=end,
+            data_dir=data_dir,
+            json_report=json_report,
+            until=until,
+            log_level=log_level,
         )
     )
 

@@ -53,6 +53,7 @@ from strategies.sdk.models import (
     Urgency,
     body_of,
 )
+from strategies.sdk.stream import Connect
 
 log = logging.getLogger("strategies.sdk.client")
 
@@ -76,7 +77,11 @@ class OmsClient:
         backoff_max: float = 5.0,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        stream_connect: Connect | None = None,
     ) -> None:
+        """``stream_connect``: how a :class:`~strategies.sdk.strategy.Strategy` on this client opens its stream
+        (``StreamClient``'s ``connect``); None: a WebSocket to :attr:`ws_url`. A backtest passes an in-process one,
+        next to an in-process ``transport``."""
         if retries < 0:
             raise ValueError("retries must be >= 0")
         self.base_url = base_url.rstrip("/")
@@ -90,6 +95,7 @@ class OmsClient:
         self._http = httpx.AsyncClient(
             base_url=self.base_url, timeout=timeout, transport=transport, headers={"Authorization": f"Bearer {api_key}"}
         )
+        self.stream_connect = stream_connect
         self._inflight: set[asyncio.Task[IntentReply]] = set()
         self._intents_open = True
 

@@ -63,6 +63,7 @@ class Strategy:
             symbols=symbols,
             channels=channels,
             on_connect=self._on_stream_connect,
+            connect=oms.stream_connect,
         )
         self.bars = BarBuilder()
         self.heartbeat_sec = heartbeat_sec

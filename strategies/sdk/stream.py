@@ -18,10 +18,11 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect as websockets_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from strategies.sdk.errors import OmsAuthError, OmsUnavailable
@@ -31,6 +32,24 @@ log = logging.getLogger("strategies.sdk.stream")
 EventHandler = Callable[[dict[str, Any]], Awaitable[None]]
 ConnectHandler = Callable[[int], Awaitable[None]]
 CONTROL_TYPES = frozenset({"subscribed", "unsubscribed", "error", "evicted"})
+
+
+class StreamSocket(Protocol):
+    """What the client uses of a connection (``websockets``' ``ClientConnection`` or an in-process one)."""
+
+    @property
+    def close_code(self) -> int | None: ...
+
+    async def send(self, message: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]: ...
+
+
+Connect = Callable[..., AbstractAsyncContextManager[StreamSocket]]
+"""Opens a stream connection: called like ``websockets.asyncio.client.connect(url, additional_headers=...,
+open_timeout=..., ping_interval=..., compression=None)``; the default. A backtest passes an in-process one."""
 
 
 class StreamClient:
@@ -48,8 +67,10 @@ class StreamClient:
         max_retries: int | None = None,
         open_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
+        connect: Connect | None = None,
     ) -> None:
         self.ws_url = ws_url
+        self._connect: Connect = connect or websockets_connect
         self._api_key = api_key
         self.on_event = on_event
         self.on_connect = on_connect
@@ -60,7 +81,7 @@ class StreamClient:
         self.open_timeout = open_timeout
         self.ping_interval = ping_interval
         self._wanted: set[str] = set(symbols)
-        self._ws: ClientConnection | None = None
+        self._ws: StreamSocket | None = None
         self._closing = False
         self._wake = asyncio.Event()
         self.granted: set[str] = set()
@@ -155,7 +176,7 @@ class StreamClient:
             await self._pause(delay)
 
     async def _session(self) -> None:
-        async with connect(
+        async with self._connect(
             self.ws_url,
             additional_headers={"Authorization": f"Bearer {self._api_key}"},
             open_timeout=self.open_timeout,

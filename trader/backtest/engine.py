@@ -1,0 +1,218 @@
+"""One backtest in one process: the OMS runtime on the paper exchange and the strategies, wired
+through in-process transports, on a :class:`DrivenClock` the :class:`Driver` moves.
+
+The same as a live run (``trader demo``/``trader sim``): the strategy modules and their
+``build(config, oms_client, clock)``, the SDK (``OmsClient``, ``StreamClient``, ``Strategy``), the
+OMS app and runtime (risk, arbitration, ledger, order planning, journal, hub, loops), and the broker
+wiring of ``trader oms`` (``trader.venues.build_venue``: the paper exchange replaying the KRX data,
+the later sessions on the same account through the clock's windows, the paper account file).
+
+Different, the wiring only: REST goes through ``httpx.ASGITransport`` and the stream through
+:class:`~trader.backtest.asgi_stream.AsgiStreamConnect` (no socket); time is driven instead of read
+from the wall; the OMS reads its journal alone and copies it to the database when it stops (no
+database thread while time is driven); the SDK's retry back-off sleeps on the clock and draws its
+jitter from a seeded generator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from oms.app import create_app
+from oms.runtime import OmsRuntime
+from oms.settings import OmsConfig, OmsSettings
+from strategies.sdk.client import OmsClient
+from strategies.sdk.strategy import Strategy
+from trader.backtest.asgi_stream import AsgiStreamConnect
+from trader.backtest.clock import DrivenClock
+from trader.backtest.driver import Driver, InlineExecutor, OnIdle
+from trader.backtest.equity import EquitySampler
+from trader.backtest.plan import BacktestPlan
+from trader.venues import build_venue
+
+log = logging.getLogger("trader.backtest")
+
+INSTANCE_ID = "backtest"
+BASE_URL = "http://oms.backtest"
+DRAIN_AT_STOP_S = 1e9
+"""The journal drain's idle pause: it copies the journal once at start (empty) and at stop, never while
+time is driven."""
+STOP_FROZEN_S = 30.0
+
+
+@dataclass
+class BacktestResult:
+    run_dir: Path
+    database: Path
+    steps: int
+    wall_seconds: float
+    setup_seconds: float
+    sessions_done: int
+    ticks: int
+    equity: list[tuple[datetime, float]]
+    daily_equity: list[tuple[str, float]]
+    failures: dict[str, str] = field(default_factory=dict)
+    broker_positions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LiveView:
+    """What the progress display reads while the run goes (synchronous reads, no await)."""
+
+    clock: DrivenClock
+    runtime: OmsRuntime
+
+    @property
+    def sessions_done(self) -> int:
+        return int(getattr(self.runtime.exchange, "sessions_done", 0))
+
+    def intents(self) -> int:
+        total = 0.0
+        for metric in self.runtime.metrics.intents.collect():
+            total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
+        return int(total)
+
+    def fills(self) -> int:
+        return int(getattr(self.runtime.exchange, "fills", 0))
+
+    def equity(self) -> float:
+        assert self.runtime.intents is not None
+        return self.runtime.intents.portfolio().equity
+
+
+Progress = Callable[[LiveView], OnIdle]
+"""Builds the progress hook from the run's view (called once the OMS is up)."""
+
+
+def _settings(plan: BacktestPlan, keys: dict[str, str]) -> OmsSettings:
+    strategy_keys = ",".join(f"{s.strategy_id}:{keys[s.strategy_id]}" for s in plan.strategies)
+    return OmsSettings(
+        oms_broker="paper",
+        database_url="",
+        oms_journal_path="",
+        oms_admin_key=keys["admin"],
+        oms_read_key=keys["read"],
+        oms_strategy_keys=strategy_keys,
+        oms_instance_id=INSTANCE_ID,
+        oms_data_dir=str(plan.run_dir / "oms"),
+        oms_paper_date=str(plan.days[0]),
+        oms_config=None,
+        trader_clock="real",
+        trader_data_dir=str(plan.data_dir),
+    )
+
+
+def _config(config: OmsConfig) -> OmsConfig:
+    journal = config.journal.model_copy(update={"drain_interval_s": DRAIN_AT_STOP_S})
+    return config.model_copy(update={"journal": journal})
+
+
+async def run_backtest(plan: BacktestPlan, progress: Progress | None = None) -> BacktestResult:
+    """Run ``plan`` to its end in the running event loop (which must be the standard asyncio loop)."""
+    wall = time.perf_counter()
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(InlineExecutor())
+    clock = DrivenClock(plan.start, windows=plan.windows)
+    keys = {"admin": secrets.token_hex(16), "read": secrets.token_hex(16)}
+    keys.update({s.strategy_id: secrets.token_hex(16) for s in plan.strategies})
+    settings = _settings(plan, keys)
+    config = _config(plan.oms_config)
+    runtime = OmsRuntime(settings, config, venue=build_venue, clock=clock)
+    clients: list[OmsClient] = []
+    result = BacktestResult(
+        run_dir=plan.run_dir,
+        database=plan.run_dir / "oms" / "oms.db",
+        steps=0,
+        wall_seconds=0.0,
+        setup_seconds=0.0,
+        sessions_done=0,
+        ticks=0,
+        equity=[],
+        daily_equity=[],
+    )
+    driver: Driver | None = None
+    try:
+        await runtime.start()
+        assert runtime.reader is not None and runtime.intents is not None
+        runtime.reader.db_ok = lambda: False  # reads from the journal alone: no database thread while driven
+        app = create_app(settings, config, runtime=runtime)
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        stream = AsgiStreamConnect(app)
+        strategies: list[Strategy] = []
+        for i, spec in enumerate(plan.strategies):
+            client = OmsClient(
+                BASE_URL,
+                keys[spec.strategy_id],
+                spec.strategy_id,
+                transport=transport,
+                stream_connect=stream,
+                sleep=clock.sleep,
+                rng=random.Random(i),
+            )
+            clients.append(client)
+            strategy = spec.module.build(spec.config, client, clock)
+            if not isinstance(strategy, Strategy):
+                raise TypeError(f"{spec.module.__name__}.build returned {type(strategy).__name__}, not a Strategy")
+            strategies.append(strategy)
+        intents = runtime.intents
+        sampler = EquitySampler(lambda: intents.portfolio().equity, plan.days)
+        driver = Driver(clock, on_idle=[sampler])
+        if progress is not None:
+            driver.add_hook(progress(LiveView(clock, runtime)))
+        result.setup_seconds = time.perf_counter() - wall
+        tasks = [asyncio.create_task(s.run(), name=f"strategy:{s.strategy_id}") for s in strategies]
+        await driver.run_until(plan.stop_at)
+        await _stop_strategies(strategies, tasks, driver, result)
+        driver.freeze()  # from here on nothing may trade: time stands still while the OMS stops
+        result.steps = driver.steps
+        result.equity = sampler.samples
+        result.daily_equity = sampler.daily
+        exchange = runtime.exchange
+        result.sessions_done = int(exchange.sessions_done)
+        result.ticks = int(exchange.ticks_processed)
+        result.broker_positions = {p.symbol: p.qty for p in exchange.engine.positions() if p.qty}
+    finally:
+        for client in clients:
+            await client.aclose()
+        await _stop_runtime(runtime, driver)
+    result.wall_seconds = time.perf_counter() - wall
+    return result
+
+
+async def _stop_strategies(
+    strategies: list[Strategy], tasks: list[asyncio.Task[None]], driver: Driver, result: BacktestResult
+) -> None:
+    """Stop every strategy as SIGTERM does in a live run; time runs on meanwhile (a job finishing may sleep on
+    the clock), driven as before, so the stop is as deterministic as the run."""
+    for s in strategies:
+        s.request_stop()
+    driver.release()
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    for s, outcome in zip(strategies, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            result.failures[s.strategy_id] = f"{type(outcome).__name__}: {outcome}"
+        elif s.failure is not None:
+            result.failures[s.strategy_id] = f"{type(s.failure).__name__}: {s.failure}"
+
+
+async def _stop_runtime(runtime: OmsRuntime, driver: Driver | None) -> None:
+    """Stop the OMS (its stop copies the journal to the database, in threads) with time frozen; should the stop
+    wait on the clock (a rate-limited broker call still in flight), time is let run after ``STOP_FROZEN_S``."""
+    stopping = asyncio.create_task(runtime.stop(), name="oms-stop")
+    _, pending = await asyncio.wait({stopping}, timeout=STOP_FROZEN_S)
+    if pending and driver is not None:
+        log.warning("the OMS did not stop within %gs with time frozen: letting time run", STOP_FROZEN_S)
+        driver.release()
+    await stopping
+    if driver is not None:
+        await driver.stop()
