@@ -138,8 +138,8 @@ class KmpStrategy(Strategy):
         self.scan_info: dict[str, Any] = {}
         self.intent_counts: Counter[str] = Counter()
         s = self.scheduler
-        s.at(PREMARKET_TIME, self._premarket_job, "kmp.premarket")
-        s.at(self.p.scan_time, self._scan_job, "kmp.scan")
+        s.at(PREMARKET_TIME, self._premarket_job, "kmp.premarket", trading_days_only=True)
+        s.at(self.p.scan_time, self._scan_job, "kmp.scan", trading_days_only=True)
         s.every(1.0, self._clock_job, "kmp.clock", start=self.p.or_start, end=SESSION_END)
         s.every(ACCOUNT_POLL_SEC, self._account_job, "kmp.account", start=PREMARKET_TIME, end=ACCOUNT_END)
         s.every(BREADTH_POLL_SEC, self._breadth_job, "kmp.breadth", start=self.p.scan_time, end=self.p.entry_end)
