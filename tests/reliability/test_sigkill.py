@@ -13,12 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,7 @@ import yaml
 
 from broker_core.paper.data import KrxData
 from broker_core.paper.persistence import PaperStateStore
+from tests.support.oms_process import healthy, oms_process
 from tests.support.oms_server import ADMIN_KEY, READ_KEY, SESSION, STRATEGY_KEYS, auth, free_port
 from tests.support.pg import create_database, drop_database, fetch_value
 from tests.support.wait import until
@@ -87,36 +84,6 @@ def oms_env(data_dir: Path, database_url: str, config: Path, anchor: float) -> d
         TRADER_CLOCK=f"sim start={SESSION}T09:30:00+09:00 speed=20 anchor={anchor!r}",
     )
     return env
-
-
-@contextmanager
-def oms_process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trader", "oms", "--port", str(port), "--log-level", "WARNING"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
-async def healthy(http: httpx.AsyncClient, proc: subprocess.Popen[bytes], log: Path) -> bool:
-    if proc.poll() is not None:
-        raise AssertionError(f"OMS exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-    try:
-        return (await http.get("/health")).json().get("status") == "ok"
-    except (httpx.HTTPError, ValueError):
-        return False
 
 
 async def get(http: httpx.AsyncClient, path: str, **params: Any) -> Any:

@@ -10,16 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from broker_core.paper.persistence import PaperStateStore
+from tests.support.oms_process import healthy, oms_process
 from tests.support.oms_server import ADMIN_KEY, READ_KEY, SESSION, STRATEGY_KEYS, auth, free_port
 from tests.support.wait import until
 
@@ -39,36 +36,6 @@ def _env(data_dir: Path, anchor: float) -> dict[str, str]:
         TRADER_CLOCK=f"sim start={SESSION}T09:30:00+09:00 speed=20 anchor={anchor!r}",
     )
     return env
-
-
-@contextmanager
-def oms_process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "trader", "oms", "--port", str(port), "--log-level", "WARNING"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-
-
-async def _healthy(http: httpx.AsyncClient, proc: subprocess.Popen[bytes], log: Path) -> bool:
-    if proc.poll() is not None:
-        raise AssertionError(f"OMS exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-    try:
-        return (await http.get("/health")).json().get("status") == "ok"
-    except (httpx.HTTPError, ValueError):
-        return False
 
 
 def _body(i: int) -> tuple[str, dict[str, object]]:
@@ -91,7 +58,7 @@ async def test_sigkill_mid_burst_then_restart(tmp_path: Path) -> None:
     ok: dict[str, dict[str, object]] = {}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
         with oms_process(env, port, log) as proc:
-            await until(lambda: _healthy(http, proc, log), timeout=90, what="first OMS healthy")
+            await until(lambda: healthy(http, proc, log), timeout=90, what="first OMS healthy")
 
             async def post(i: int) -> None:
                 key, body = _body(i)
@@ -111,7 +78,7 @@ async def test_sigkill_mid_burst_then_restart(tmp_path: Path) -> None:
         assert 40 <= len(answered) < 120
 
         with oms_process(env, port, log) as proc:
-            await until(lambda: _healthy(http, proc, log), timeout=90, what="restarted OMS healthy")
+            await until(lambda: healthy(http, proc, log), timeout=90, what="restarted OMS healthy")
             history = (await http.get("/api/v1/intents", params={"limit": 5000}, headers=auth(READ_KEY))).json()
             by_id = {h["intent_id"]: h for h in history}
             for key, reply in answered.items():
