@@ -89,6 +89,8 @@ from strategies.kmp.universe import SymbolCache, unknown_sector
 from strategies.sdk.indicators import TickImbalance
 
 _SIDE_BUY = ("BUY", "B")
+_IDLE = frozenset({State.UNIVERSE, State.DONE})
+"""States with no timer and no subscription wish of their own (a held position or an order still counts)."""
 
 
 @dataclass(slots=True)
@@ -1201,7 +1203,9 @@ class KmpEngine:
             return out
         t = self._t(now)
         for sym in sorted(self.syms):
-            self._timers(self.syms[sym], now, out)
+            ctx = self.syms[sym]
+            if ctx.state not in _IDLE:
+                self._timers(ctx, now, out)
         if t >= self.p.entry_end:
             self._close_window(now, out)
         if t >= self.p.or_start and (
@@ -1405,6 +1409,7 @@ class KmpEngine:
                 held=(c.pos is not None and c.pos.qty > 0) or (c.order is not None and c.order.open),
             )
             for c in self.syms.values()
+            if c.state not in _IDLE or c.pos is not None or c.order is not None
         ]
         return plan_subscriptions(views, window_open, self.p)
 

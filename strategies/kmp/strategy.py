@@ -133,6 +133,9 @@ class KmpStrategy(Strategy):
         self._reported_denied: dict[str, str] = {}
         self._index_off: date | None = None
         self._breadth_next: dict[str, datetime] = {}
+        self._index_bars: dict[datetime, float] = {}
+        """Today's KOSPI 1m closes by bar start, fetched incrementally (the last bar again: it may have grown)."""
+        self._index_day: date | None = None
         self.unavailable: dict[str, str] = {}
         self.premarket_info: dict[str, Any] = {}
         self.scan_info: dict[str, Any] = {}
@@ -484,12 +487,20 @@ class KmpStrategy(Strategy):
                 out.extend(self.engine.on_rest_result(now, f"index:{market}", ok=False))
                 self.log.warning("index %s poll failed: %s", market, exc)
                 continue
-            closes = None
-            if market == "KOSPI":
-                bars = await kmp_data.minute_bars(self.oms, market, datetime.combine(day, self.p.or_start, KST), now)
-                closes = [b.close for b in bars] if bars else None
+            closes = await self._index_closes(market, day, now) if market == "KOSPI" else None
             out.extend(self.engine.on_index(now, market, q.last, q.prev_close, closes))
         return out
+
+    async def _index_closes(self, market: str, day: date, now: datetime) -> list[float] | None:
+        """Today's 1m closes of ``market`` since the opening range: only bars not seen yet (and the last
+        one seen, which may have grown) are asked for, so a poll costs the same at 15:00 as at 09:01."""
+        if self._index_day != day:
+            self._index_day, self._index_bars = day, {}
+        start = max(self._index_bars, default=datetime.combine(day, self.p.or_start, KST))
+        bars = await kmp_data.minute_bars(self.oms, market, start, now)
+        for b in bars or []:
+            self._index_bars[b.start] = b.close
+        return [self._index_bars[k] for k in sorted(self._index_bars)] or None
 
     async def _breadth_job(self) -> None:
         now = self.clock.now()
