@@ -10,9 +10,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 
+from broker_core.contract.enums import IntentStatus
 from broker_core.contract.wire import IntentReply, IntentRequest
 from oms.api.auth import Principal, check_strategy, require_reader, require_writer, scoped
 from oms.api.deps import runtime
+from oms.api.params import QueryText
 from oms.api.replies import IntentOut
 from oms.api.responses import READ, WRITE, errors
 from oms.api.schemas import intent_record_out, reply_of
@@ -50,16 +52,16 @@ async def post_intent(
 
 @router.get("", response_model=list[IntentOut], responses=errors(*READ, 403, 422))
 async def list_intents(
-    strategy_id: str | None = None,
-    symbol: str | None = None,
-    status_: str | None = Query(None, alias="status"),
+    strategy_id: QueryText | None = None,
+    symbol: QueryText | None = None,
+    status_: IntentStatus | None = Query(None, alias="status"),
     limit: int = Query(500, ge=1, le=5000),
     rt: OmsRuntime = Depends(runtime),
     who: Principal = Depends(require_reader),
 ) -> list[dict[str, Any]]:
     assert rt.reader is not None
     records = await rt.reader.list_intents(
-        strategy_id=scoped(who, strategy_id), symbol=symbol, status=status_, limit=limit
+        strategy_id=scoped(who, strategy_id), symbol=symbol, status=status_.value if status_ else None, limit=limit
     )
     return [intent_record_out(r) for r in records]
 

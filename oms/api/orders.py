@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from broker_core.contract.wire import Fill, Order
 from oms.api.auth import Principal, check_strategy, require_reader, scoped
 from oms.api.deps import runtime
-from oms.api.params import IsoDateTime
+from oms.api.params import IsoDateTime, QueryText
 from oms.api.responses import READ, errors
 from oms.core.types import FillRecord, OrderRecord
 from oms.runtime import OmsRuntime
@@ -39,8 +39,8 @@ def _plain(d: dict[str, Any]) -> dict[str, Any]:
 
 @router.get("/orders", response_model=list[Order], responses=errors(*READ, 403, 422))
 async def list_orders(
-    strategy_id: str | None = None,
-    symbol: str | None = None,
+    strategy_id: QueryText | None = None,
+    symbol: QueryText | None = None,
     open_only: bool = False,
     limit: int = Query(500, ge=1, le=5000),
     rt: OmsRuntime = Depends(runtime),
@@ -70,8 +70,8 @@ async def get_order(
 
 @router.get("/fills", response_model=list[Fill], responses=errors(*READ, 403, 422))
 async def list_fills(
-    strategy_id: str | None = None,
-    symbol: str | None = None,
+    strategy_id: QueryText | None = None,
+    symbol: QueryText | None = None,
     since: IsoDateTime | None = Query(None, description="ISO date-time: fills at or after it"),
     limit: int = Query(1000, ge=1, le=10000),
     rt: OmsRuntime = Depends(runtime),

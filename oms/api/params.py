@@ -12,7 +12,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, StringConstraints
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?")
@@ -32,3 +32,9 @@ def _date_text(v: Any) -> Any:
 
 IsoDateTime = Annotated[datetime, BeforeValidator(_datetime_text)]
 IsoDate = Annotated[date, BeforeValidator(_date_text)]
+
+
+
+QueryText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
+"""Free text in a query (a strategy id, a symbol): a NUL character is a 422 naming the parameter (Postgres
+cannot compare it), and the schema says so."""

@@ -137,6 +137,8 @@ class SymbolCtx:
     retry_after: datetime | None = None
     exit_reason: ReasonCode | None = None
     exit_sent_ts: datetime | None = None
+    exit_cancel_sent: bool = False
+    """The unfilled exit was cancelled; the next retry sends a fresh one (never two sells at once)."""
     last_close_minute: int = -1
     last_gate: tuple[ReasonCode, datetime] | None = None
     vi_block_open: bool = False
@@ -1166,7 +1168,17 @@ class KmpEngine:
             and ctx.exit_sent_ts is not None
             and (now - ctx.exit_sent_ts).total_seconds() >= self.p.exit_retry_sec
         ):
-            self._exit(ctx, ctx.exit_reason or ReasonCode.KMP_X_EXTERNAL, now, out, retry=True)
+            if ctx.exit_cancel_sent:
+                ctx.exit_cancel_sent = False
+                self._exit(ctx, ctx.exit_reason or ReasonCode.KMP_X_EXTERNAL, now, out, retry=True)
+            else:
+                # The OMS refuses a second sell while one works (NOTHING_TO_SELL): cancel the stale one first,
+                # send the re-priced exit one retry period later, when the cancel has settled.
+                reason = ctx.exit_reason or ReasonCode.KMP_X_EXTERNAL
+                ctx.exit_cancel_sent = True
+                ctx.exit_sent_ts = now
+                out.act(CancelAction(ctx.symbol, reason, self._key(ctx.symbol, "CANCEL", now), now))
+                out.log(ReasonCode.KMP_EXIT_RETRY, ctx.symbol, now, step="cancel", qty=ctx.pos.qty)
 
     def _missed_fill(self, ctx: SymbolCtx, now: datetime, out: Output, cancel: bool) -> None:
         order = ctx.order

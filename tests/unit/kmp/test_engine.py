@@ -324,7 +324,13 @@ def test_hard_stop_exit_and_close():
     assert x.ref_price == 10_190  # best bid of the fresh quote
     assert x.limit_price == 10_150  # round_down(10,190·0.997) beats 3 ticks
     eng.syms["A"].quote_ts = ts(9, 21)  # stale quote → ref = last
-    assert eng.on_clock(ts(9, 22, 20)).actions[0].ref_price == stop
+    # still open 20 s later: the working sell is cancelled first (the OMS allows one sell at a time) …
+    (cancel,) = eng.on_clock(ts(9, 22, 20)).actions
+    assert isinstance(cancel, CancelAction) and cancel.symbol == "A"
+    assert not eng.on_clock(ts(9, 22, 30)).actions
+    # … and the re-priced exit goes one retry period later
+    (again,) = eng.on_clock(ts(9, 22, 40)).actions
+    assert isinstance(again, ExitAction) and again.ref_price == stop
     assert eng.state_of("A") is State.EXITING
     out = eng.on_fill("A", "SELL", a.qty, 10_180, ts(9, 22, 1))
     closed = [d for d in out.decisions if d.code is ReasonCode.KMP_POSITION_CLOSED][0]
@@ -353,6 +359,9 @@ def test_exit_retry_when_position_still_open():
     eng.on_trade("A", 10_100, 10, ts(9, 22))
     assert not eng.on_clock(ts(9, 22, 19)).actions
     out = eng.on_clock(ts(9, 22, 20))
+    (c,) = out.actions  # the working sell is cancelled first: the OMS refuses a second sell while one works
+    assert isinstance(c, CancelAction) and ReasonCode.KMP_EXIT_RETRY in out.codes()
+    out = eng.on_clock(ts(9, 22, 40))
     (x,) = out.actions
     assert isinstance(x, ExitAction) and x.reason is ReasonCode.KMP_X_STOP and ReasonCode.KMP_EXIT_RETRY in out.codes()
 
@@ -375,8 +384,12 @@ def test_eod_flatten_at_1430():
     eng.on_position_recovered("B", 10, 5_000, ts(14, 40), stop_px=4_900)
     out = eng.on_clock(ts(14, 40, 1))
     assert [(type(a), a.symbol, a.reason) for a in out.actions] == [
-        (ExitAction, "A", ReasonCode.KMP_X_EOD),  # A's flatten not filled after 20 s: marketable EXIT retry
+        (CancelAction, "A", ReasonCode.KMP_X_EOD),  # A's flatten not filled after 20 s: cancel, then re-price
         (ExitAction, "B", ReasonCode.KMP_X_EOD),
+    ]
+    assert [(type(a), a.symbol) for a in eng.on_clock(ts(14, 40, 21)).actions] == [
+        (ExitAction, "A"),  # A re-priced after its cancel
+        (CancelAction, "B"),  # B's first retry step
     ]
 
 
