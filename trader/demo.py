@@ -20,9 +20,11 @@ DEFAULT_SPEED = 120.0
 DEFAULT_DAY = date(2026, 2, 4)
 """The main job's default session when the data has it: a day on which the strategies of this build trade
 (measured with ``trader backtest``); ``--date`` picks any other (the latest session without this day)."""
-START = dtime(8, 25)
-"""Virtual start: before KMP's 08:30 premarket job, so the premarket (about 5 virtual minutes at 120×) is
-done well before 09:00. The clock stands still here until every process reported ready."""
+START = dtime(7, 55)
+"""Virtual start: before the first premarket job (KPR 08:00, KMP 08:30), so each strategy's premarket work —
+about 1,300 proxied REST calls each, ≈ 40 virtual minutes at 120× when four strategies share two cores —
+is done before the 09:00 open and KMP's 09:15 scan. The clock stands still here until every process
+reported ready."""
 END = dtime(15, 35)
 
 

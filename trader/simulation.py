@@ -77,7 +77,7 @@ def run_simulation(plan: Plan, console: Console) -> int:
     clock = parse_clock(clock_spec)
     assert isinstance(clock, VirtualClock)
     env = base_env()
-    env.update(TRADER_CLOCK=clock_spec, OMS_URL=url)
+    env.update(TRADER_CLOCK=clock_spec, OMS_URL=url, TRADER_SIMULATION="1")
     if plan.data_dir:
         env["TRADER_DATA_DIR"] = str(Path(plan.data_dir).resolve())
     oms_env = {

@@ -83,7 +83,7 @@ class KprParams(BaseModel):
     model_config = _STRICT
 
     # ---- session (KST)
-    premarket_time: time = time(8, 30)
+    premarket_time: time = time(8, 0)
     session_start: time = time(9, 0)
     session_end: time = time(15, 20)
     """REST polling and the clock rules stop here (continuous session end)."""

@@ -41,6 +41,7 @@ through ``on_intent_result``. The approval API for the dashboard: :meth:`approva
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Coroutine, Iterable
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -85,8 +86,15 @@ _RESERVED = {"code", "symbol"}
 _EXPECTED_FIELDS = ("expected_open", "expected_price", "antc_cnpr", "indicative_open")
 
 
+SIMULATION_ENV = "TRADER_SIMULATION"
+"""Set to 1 by ``trader demo``/``sim``/``backtest``: nobody is there to approve the morning list, so it is
+auto-approved (still refused on a real clock, and labelled in every log line and report)."""
+
+
 def build(config: PcimConfig, oms_client: OmsClient, clock: Clock) -> PcimStrategy:
     """The runner's entry point (``trader strategy pcim``)."""
+    if os.environ.get(SIMULATION_ENV) == "1" and not config.approval.auto_approve:
+        config = config.model_copy(update={"approval": config.approval.model_copy(update={"auto_approve": True})})
     return PcimStrategy(config, oms_client, clock)
 
 

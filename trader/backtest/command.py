@@ -101,16 +101,19 @@ def _run_logging(plan: BacktestPlan, level: str) -> Iterator[None]:
 
 @contextmanager
 def _data_env(plan: BacktestPlan) -> Iterator[None]:
-    """Strategies find the reference data through ``TRADER_DATA_DIR``, as the launcher sets it for live runs."""
-    saved = os.environ.get(DATA_DIR_ENV)
-    os.environ[DATA_DIR_ENV] = str(plan.data_dir)
+    """Strategies find the reference data through ``TRADER_DATA_DIR`` and know they run a simulation by
+    ``TRADER_SIMULATION=1``, as the launcher sets them for demo and sim."""
+    wanted = {DATA_DIR_ENV: str(plan.data_dir), "TRADER_SIMULATION": "1"}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop(DATA_DIR_ENV, None)
-        else:
-            os.environ[DATA_DIR_ENV] = saved
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _print(report: dict[str, Any], console: Console) -> None:

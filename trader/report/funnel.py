@@ -87,6 +87,52 @@ FUNNELS: dict[str, FunnelSpec] = {
         signal_codes=_codes(R.KMP_ENTRY),
         after_signal_codes=_codes(R.KMP_INTENT_ERROR, R.KMP_ENTRY_REJECTED, R.KMP_ENTRY_DEFERRED, R.KMP_MISSED_FILL),
     ),
+    "KPR": FunnelSpec(
+        candidate_codes=_codes(R.KPR_SETUP_PANIC, R.KPR_SETUP_DRIFT),
+        upstream_codes=_codes(R.KPR_DATA_UNAVAILABLE, R.KPR_UNIVERSE_DROP, R.KPR_ENTERED_TODAY),
+        drop_codes=_codes(R.KPR_INVALIDATED, R.KPR_SETUP_EXPIRED),
+        gate_codes=_codes(
+            R.KPR_BLOCK_TIMING,
+            R.KPR_BLOCK_SECTOR,
+            R.KPR_BLOCK_CONFIDENCE,
+            R.KPR_BLOCK_NOCONFIRM,
+            R.KPR_BLOCK_RETRY_WAIT,
+            R.KPR_BLOCK_SPREAD,
+            R.KPR_BLOCK_BUDGET,
+            R.KPR_BLOCK_STALE_BAR,
+        ),
+        signal_codes=_codes(R.KPR_ENTRY),
+        after_signal_codes=_codes(R.KPR_INTENT_ERROR, R.KPR_ENTRY_REJECTED, R.KPR_ENTRY_DEFERRED, R.KPR_MISSED_FILL),
+    ),
+    "PCIM": FunnelSpec(
+        candidate_codes=_codes(R.PCIM_CANDIDATE),
+        upstream_codes=_codes(
+            R.PCIM_NO_TRANSCRIPT, R.PCIM_EXTRACTION_FAILED, R.PCIM_DATA_UNAVAILABLE, R.PCIM_SOURCE_ERROR, R.PCIM_NO_DATA
+        ),
+        drop_codes=_codes(
+            R.PCIM_TREND_GATE,
+            R.PCIM_REJECT_ADTV,
+            R.PCIM_REJECT_MARKET_CAP,
+            R.PCIM_REJECT_EARNINGS,
+            R.PCIM_REJECT_GAP_REVERSAL,
+            R.PCIM_NOT_APPROVED,
+            R.PCIM_SKIP_BUCKET,
+            R.PCIM_A_NO_SIGNAL,
+            R.PCIM_B_NO_TRIGGER,
+            R.PCIM_SKIP_ALREADY_HOLDING,
+        ),
+        gate_codes=_codes(
+            R.PCIM_VETO_VI,
+            R.PCIM_VETO_UPPER_LIMIT,
+            R.PCIM_VETO_SPREAD,
+            R.PCIM_VETO_NO_QUOTE,
+            R.PCIM_VETO_KOSPI,
+            R.PCIM_REJECT_FLOOR,
+            R.PCIM_CAP_MAX_POSITIONS,
+        ),
+        signal_codes=_codes(R.PCIM_ENTRY),
+        after_signal_codes=_codes(R.PCIM_INTENT_ERROR, R.PCIM_ENTRY_MISSED, R.PCIM_ABORTED_SMALL_FILL),
+    ),
 }
 """strategy id → how its decision log maps onto the funnel (see the module's docstring)."""
 
