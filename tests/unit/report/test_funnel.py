@@ -90,20 +90,20 @@ def test_accepted_entries_that_never_filled_name_their_orders() -> None:
         [
             {
                 "intent_id": "i1",
-                "strategy_id": "PCIM",
+                "strategy_id": "SWING_ML",
                 "intent_type": "ENTER",
                 "status": "ACCEPTED",
                 "reason_code": None,
             },
-            {"intent_id": "i2", "strategy_id": "PCIM", "intent_type": "EXIT", "status": "REJECTED", "reason_code": "X"},
+            {"intent_id": "i2", "strategy_id": "SWING_ML", "intent_type": "EXIT", "status": "REJECTED", "reason_code": "X"},
         ]
     )
     orders = pd.DataFrame(
-        [{"order_id": "o1", "intent_id": "i1", "strategy_id": "PCIM", "state": "CANCELLED", "reason": "EXPIRED"}]
+        [{"order_id": "o1", "intent_id": "i1", "strategy_id": "SWING_ML", "state": "CANCELLED", "reason": "EXPIRED"}]
     )
-    f = build_funnel("PCIM", None, intents, orders, empty("fills"), KST)
+    f = build_funnel("SWING_ML", None, intents, orders, empty("fills"), KST)
     assert f.stages["intents"] == 1 and f.stages["accepted"] == 1 and f.stages["filled"] == 0
-    assert f.sentence == "PCIM: 1 intent; 1 accepted; 0 filled: order CANCELLED EXPIRED ×1"
+    assert f.sentence == "SWING_ML: 1 intent; 1 accepted; 0 filled: order CANCELLED EXPIRED ×1"
 
 
 def test_a_log_that_misses_what_the_database_holds_is_not_blamed() -> None:
