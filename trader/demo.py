@@ -21,10 +21,10 @@ DEFAULT_DAY = date(2026, 2, 4)
 """The main job's default session when the data has it: a day on which the strategies of this build trade
 (measured with ``trader backtest``); ``--date`` picks any other (the latest session without this day)."""
 START = dtime(7, 55)
-"""Virtual start: before the first premarket job (KPR 08:00, KMP 08:30), so each strategy's premarket work —
-about 1,300 proxied REST calls each, ≈ 40 virtual minutes at 120× when four strategies share two cores —
-is done before the 09:00 open and KMP's 09:15 scan. The clock stands still here until every process
-reported ready."""
+"""Virtual start: before the premarket jobs (KMP, KPR and Nulrimok's selection at 08:00), so each strategy's
+premarket work (up to ≈ 1,300 proxied REST calls each, ≈ 40 virtual minutes at 120× when four strategies
+share two loaded cores) is done before the 09:00 open and KMP's 09:15 scan. The clock stands still here
+until every process reported ready."""
 END = dtime(15, 35)
 
 

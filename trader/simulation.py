@@ -31,6 +31,7 @@ from broker_core.clock import KST, VirtualClock, Windows, parse_clock, sim_spec,
 from oms.settings import PROJECT_ROOT
 from trader.launcher import ProcessGroup, base_env
 from trader.report import ReportInputError, load_benchmark, print_summary, write_run_report
+from trader.report.slots import slot_summary
 
 READY_TIMEOUT_S = 120.0
 SIM_WINDOW = (dtime(8, 0), dtime(16, 0))
@@ -77,7 +78,9 @@ def run_simulation(plan: Plan, console: Console) -> int:
     clock = parse_clock(clock_spec)
     assert isinstance(clock, VirtualClock)
     env = base_env()
-    env.update(TRADER_CLOCK=clock_spec, OMS_URL=url, TRADER_SIMULATION="1")
+    env.update(
+        TRADER_CLOCK=clock_spec, OMS_URL=url, TRADER_SIMULATION="1", STRATEGY_DATA_DIR=str(run_dir.resolve() / "data")
+    )
     if plan.data_dir:
         env["TRADER_DATA_DIR"] = str(Path(plan.data_dir).resolve())
     oms_env = {
@@ -320,6 +323,7 @@ def _collect(http: httpx.Client, plan: Plan, run_dir: Path, strategies: list[str
     positions = http.get("/api/v1/positions").json()
     account = http.get("/api/v1/state/account").json()
     per_strategy = http.get("/api/v1/strategies").json()
+    slots = http.get("/api/v1/marketdata/slots")
     by_strategy: dict[str, Counter[str]] = defaultdict(Counter)
     reasons: Counter[str] = Counter()
     for i in intents:
@@ -358,6 +362,7 @@ def _collect(http: httpx.Client, plan: Plan, run_dir: Path, strategies: list[str
         "account": {k: account.get(k) for k in ("equity", "daily_pnl", "daily_pnl_pct", "realized_pnl")},
         "open_positions": {s: p["real_qty"] for s, p in positions.items() if p["real_qty"]},
         "decisions": {s: (per_strategy.get(s, {}).get("status") or {}).get("decisions", {}) for s in names},
+        "slots": slot_summary(slots.json()) if slots.status_code == 200 else None,
     }
 
 

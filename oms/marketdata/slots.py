@@ -118,6 +118,7 @@ class SlotBook:
         self._by_owner: dict[str, set[str]] = {}
         self._keep: dict[str, set[str]] = {}
         self._seq = itertools.count()
+        self.peak_by_owner: dict[str, int] = {}
         self.max_used = 0
         """High-water mark of slots in use (tests assert it never passes ``capacity``)."""
 
@@ -271,7 +272,9 @@ class SlotBook:
 
     def _add(self, owner: str, symbol: str, now: datetime) -> None:
         self._slots.setdefault(symbol, {})[owner] = _Lease(now, next(self._seq))
-        self._by_owner.setdefault(owner, set()).add(symbol)
+        mine = self._by_owner.setdefault(owner, set())
+        mine.add(symbol)
+        self.peak_by_owner[owner] = max(self.peak_by_owner.get(owner, 0), len(mine))
         self.max_used = max(self.max_used, len(self._slots))
         assert len(self._slots) <= self.capacity, "slot budget exceeded"
 
@@ -344,6 +347,7 @@ class SlotBook:
                 },
                 "in_window": p.in_window(now),
                 "count": len(syms),
+                "peak": self.peak_by_owner.get(owner, 0),
                 "symbols": syms,
                 "keep": sorted(self._keep.get(owner, set()) & set(syms)),
                 "protected": [s for s in syms if self.holds_position(owner, s)],
@@ -352,6 +356,7 @@ class SlotBook:
             "capacity": self.capacity,
             "used": len(self._slots),
             "free": self.capacity - len(self._slots),
+            "peak_used": self.max_used,
             "leases": leases,
             "shared": self.shared(),
         }

@@ -16,7 +16,7 @@ Engine inputs (every method returns an :class:`Output` with ``actions`` and ``de
 =========================================  ====================================================
 call                                       when / data
 =========================================  ====================================================
-``premarket(now, caches, dropped=None)``   08:30–08:59 · caches from ``build_symbol_cache`` over
+``premarket(now, caches, dropped=None)``   08:00–08:59 · caches from ``build_symbol_cache`` over
                                            ``select_universe`` (daily bars ≥ 65 sessions, 1m bars
                                            09:00–09:59 of the last 20 sessions, sector map)
 ``on_open(now, {symbol: open})``           09:00 (optional: the scan falls back to the 09:00 bar)
@@ -65,7 +65,7 @@ Wiring on the SDK (``strategies.sdk.strategy.Strategy``), suggested:
   ``engine.on_fill``; ``on_order`` (terminal entry order) → ``engine.on_order_closed``;
   ``on_recover`` → ``engine.on_position_recovered`` per KMP allocation (``soft_stop_px``,
   ``hard_stop_px``, ``entry_ts``).
-* scheduler (KST): 08:30 premarket build + ``premarket``; 09:00:00 ``on_open`` (optional);
+* scheduler (KST): 08:00 (``premarket_time``) premarket build + ``premarket``; 09:00:00 ``on_open`` (optional);
   09:15:00 ``scan`` (must finish by 09:16); every 1 s 09:00–15:20 ``on_clock``; every 15 s
   ``on_account`` + ``on_index``; every 60 s ``on_program`` (real KIS only); every 60 s 09:15–10:00
   REST 1m bars of ``breadth_poll_symbols`` → ``on_bar``; after each call, subscribe/unsubscribe

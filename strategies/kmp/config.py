@@ -29,13 +29,24 @@ class KmpConfigError(ValueError):
     """config/kmp.yaml is missing or malformed; the message names the file and the key."""
 
 
-_TIME_FIELDS = ("or_start", "or_end", "scan_time", "scan_deadline", "entry_start", "entry_end", "flatten_time")
+_TIME_FIELDS = (
+    "premarket_time",
+    "or_start",
+    "or_end",
+    "scan_time",
+    "scan_deadline",
+    "entry_start",
+    "entry_end",
+    "flatten_time",
+)
 
 
 class KmpParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # ---- §1.1 session times (KST)
+    premarket_time: time = time(8, 0)
+    """§1.2 premarket cache build (any time before 09:00; ≈ 1,300 proxied REST calls: start it early)."""
     or_start: time = time(9, 0)
     or_end: time = time(9, 15)
     """Opening range = 1m bars starting in [or_start, or_end) (09:00–09:14)."""

@@ -7,9 +7,9 @@ What runs when (KST, on the shared clock; see the engine's call table in :mod:`s
 
 =====================  ======================================================================
 at start               SDK recovery → ``on_position_recovered`` per KMP allocation (exits go on);
-                       account poll; catch-up: premarket if started after 08:30, the scan if
+                       account poll; catch-up: premarket if started after ``premarket_time``, the scan if
                        started between 09:15 and 10:00 (logged ``KMP_SCAN_LATE`` by the engine)
-08:30 (KRX sessions)   premarket: listing + K1, symbols already entered today excluded (K11 across
+08:00 (KRX sessions)   premarket (``premarket_time``): listing + K1, symbols already entered today excluded (K11 across
                        restarts), caches through the OMS proxy (:func:`strategies.kmp.data.load_premarket`)
 09:15                  scan: REST 1m bars 09:00–09:14 → ``scan``; REST quotes of the candidates
                        (static-VI reference, bid/ask) → ``on_quote``
@@ -75,7 +75,6 @@ from strategies.sdk.strategy import Strategy
 
 CONFIG_MODEL = KmpConfig
 
-PREMARKET_TIME = time(8, 30)
 SESSION_END = time(15, 20)
 """End of the continuous session: ``on_clock`` and quote polling stop here."""
 ACCOUNT_END = time(15, 30)
@@ -141,10 +140,10 @@ class KmpStrategy(Strategy):
         self.scan_info: dict[str, Any] = {}
         self.intent_counts: Counter[str] = Counter()
         s = self.scheduler
-        s.at(PREMARKET_TIME, self._premarket_job, "kmp.premarket", trading_days_only=True)
+        s.at(self.p.premarket_time, self._premarket_job, "kmp.premarket", trading_days_only=True)
         s.at(self.p.scan_time, self._scan_job, "kmp.scan", trading_days_only=True)
         s.every(1.0, self._clock_job, "kmp.clock", start=self.p.or_start, end=SESSION_END)
-        s.every(ACCOUNT_POLL_SEC, self._account_job, "kmp.account", start=PREMARKET_TIME, end=ACCOUNT_END)
+        s.every(ACCOUNT_POLL_SEC, self._account_job, "kmp.account", start=self.p.premarket_time, end=ACCOUNT_END)
         s.every(BREADTH_POLL_SEC, self._breadth_job, "kmp.breadth", start=self.p.scan_time, end=self.p.entry_end)
         s.every(quote_poll_sec, self._quote_job, "kmp.quotes", start=self.p.scan_time, end=SESSION_END)
 
@@ -158,7 +157,7 @@ class KmpStrategy(Strategy):
             self._data_unavailable("listing", self._sector_error, now)
         if not await self._trading_day():
             return
-        if PREMARKET_TIME <= t < SESSION_END:
+        if self.p.premarket_time <= t < SESSION_END:
             self._ensure_premarket(now)
         if self.p.scan_time <= t < self.p.entry_end:
             self._spawn(self._scan_job(), "kmp.scan.catch-up")

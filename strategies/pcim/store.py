@@ -181,10 +181,19 @@ class EvRow:
     ev_pnl: float
 
 
+DATA_DIR_ENV = "STRATEGY_DATA_DIR"
+"""The strategy's own volume (compose: ``/data``; demo/sim/backtest: the run folder's ``data``)."""
+
+
 def store_url(cfg: StoreConfig) -> str:
+    """``$PCIM_STORE_URL`` (``url_env``), else ``pcim.sqlite`` in ``$STRATEGY_DATA_DIR``, else ``path``."""
     env = os.environ.get(cfg.url_env)
     if env:
         return env
+    data_dir = os.environ.get(DATA_DIR_ENV)
+    if data_dir:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{Path(data_dir).resolve() / 'pcim.sqlite'}"
     path = Path(cfg.path)
     path = path if path.is_absolute() else PROJECT_ROOT / path
     return f"sqlite:///{path}"

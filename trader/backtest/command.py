@@ -101,9 +101,14 @@ def _run_logging(plan: BacktestPlan, level: str) -> Iterator[None]:
 
 @contextmanager
 def _data_env(plan: BacktestPlan) -> Iterator[None]:
-    """Strategies find the reference data through ``TRADER_DATA_DIR`` and know they run a simulation by
-    ``TRADER_SIMULATION=1``, as the launcher sets them for demo and sim."""
-    wanted = {DATA_DIR_ENV: str(plan.data_dir), "TRADER_SIMULATION": "1"}
+    """Strategies find the reference data through ``TRADER_DATA_DIR``, know they run a simulation by
+    ``TRADER_SIMULATION=1`` and keep their stores in the run folder (``STRATEGY_DATA_DIR``), as the launcher
+    sets them for demo and sim."""
+    wanted = {
+        DATA_DIR_ENV: str(plan.data_dir),
+        "TRADER_SIMULATION": "1",
+        "STRATEGY_DATA_DIR": str(plan.run_dir.resolve() / "data"),
+    }
     saved = {k: os.environ.get(k) for k in wanted}
     os.environ.update(wanted)
     try:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -38,6 +39,7 @@ from trader.backtest.clock import DrivenClock
 from trader.backtest.driver import Driver, InlineExecutor, OnIdle
 from trader.backtest.equity import EquitySampler
 from trader.backtest.plan import BacktestPlan
+from trader.report.slots import slot_summary
 from trader.venues import build_venue
 
 log = logging.getLogger("trader.backtest")
@@ -63,6 +65,8 @@ class BacktestResult:
     daily_equity: list[tuple[str, float]]
     failures: dict[str, str] = field(default_factory=dict)
     broker_positions: dict[str, int] = field(default_factory=dict)
+    slots: dict[str, Any] | None = None
+    """The OMS's slot book at the end (capacity, peak, leases), as ``trader sim`` reports it."""
 
 
 @dataclass
@@ -181,6 +185,8 @@ async def run_backtest(plan: BacktestPlan, progress: Progress | None = None) -> 
         result.sessions_done = int(exchange.sessions_done)
         result.ticks = int(exchange.ticks_processed)
         result.broker_positions = {p.symbol: p.qty for p in exchange.engine.positions() if p.qty}
+        if runtime.hub is not None:
+            result.slots = slot_summary(runtime.hub.snapshot())
     finally:
         for client in clients:
             await client.aclose()

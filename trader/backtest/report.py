@@ -95,6 +95,7 @@ def run_figures(plan: BacktestPlan, result: BacktestResult) -> dict[str, Any]:
         "oms_equity_daily": [[day, value] for day, value in result.daily_equity],
         "broker_positions": result.broker_positions,
         "failures": result.failures,
+        "slots": result.slots,
     }
 
 

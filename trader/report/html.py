@@ -239,6 +239,23 @@ def _decisions(report: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _slots_section(report: dict[str, Any]) -> str:
+    """The WebSocket slot budget at the end of the run: capacity, peak, and each owner's lease."""
+    slots = report.get("slots")
+    if not isinstance(slots, dict) or "leases" not in slots:
+        return ""
+    rows = []
+    for owner, lease in sorted(slots["leases"].items()):
+        window = lease.get("window") or {}
+        span = f"{window.get('start') or '–'}–{window.get('end') or '–'}"
+        rows.append((owner, lease.get("priority"), lease.get("max_slots"), span, lease.get("peak"), lease.get("count")))
+    return (
+        f'<h2>WebSocket slots</h2><p class="sub">capacity {slots.get("capacity")} · peak in use '
+        f"{slots.get('peak_used')} · in use at the end {slots.get('used')}</p>"
+        + _table(["owner", "priority", "max slots", "window", "peak", "at the end"], rows, numeric=(1, 2, 4, 5))
+    )
+
+
 def render_html(report: dict[str, Any], charts: dict[str, Path]) -> str:
     span = report["from"] if report["from"] == report["to"] else f"{report['from']} … {report['to']}"
     title = f"{report['market'].upper()} run {span}"
@@ -274,6 +291,7 @@ def render_html(report: dict[str, Any], charts: dict[str, Path]) -> str:
         _funnel_section(report),
         "<h2>Per day</h2>",
         _days_table(report),
+        _slots_section(report),
         "<h2>Intents by status and reason</h2>",
         _intents_tables(report),
         f"<h2>Trades ({len(report['trades'])})</h2>",

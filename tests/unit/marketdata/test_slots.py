@@ -102,6 +102,11 @@ def test_three_strategies_with_overlapping_symbols_never_exceed_capacity() -> No
             assert p.max_slots is None or len(b.leases_of(o)) <= p.max_slots + extra
     assert b.max_used == 40, "the run should have filled the budget at some point"
     assert b.max_used <= b.capacity
+    snap = b.snapshot(clock.now())
+    assert snap["peak_used"] == 40
+    for owner, lease in snap["leases"].items():  # type: ignore[union-attr]
+        cap = policies[owner].max_slots if owner in policies else None
+        assert lease["count"] <= lease["peak"] and (cap is None or lease["peak"] <= 40)
 
 
 def test_a_symbol_shared_by_three_strategies_uses_one_slot() -> None:
