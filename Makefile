@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean browser
 
 install: $(VENV)/.installed
 
@@ -16,7 +16,13 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(BIN)/trader demo
 
-test: install
+# The browser tests drive Debian's Chromium; installed here when missing (they fail naming it otherwise).
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { apt-get update -q && apt-get install -y -q chromium chromium-driver; } || \
+	  echo "chromium and chromium-driver are not installed: the browser tests will fail naming them"
+
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -17,6 +17,8 @@ from oms.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings, load_config, load_settings
 from oms.venue import Venue, VenueFactory
+from oms.web import dashboard
+from oms.web.curve import EquityCurve
 
 log = logging.getLogger("oms.app")
 
@@ -59,13 +61,19 @@ def create_app(
     config = config or (runtime.config if runtime else load_config(settings.oms_config))
     rt = runtime or OmsRuntime(settings, config, venue=venue)
 
+    curve = EquityCurve()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         starting = asyncio.create_task(rt.start(), name="oms-start")
         starting.add_done_callback(lambda task: _started(task, rt, on_start_failure))
+        sampling = asyncio.create_task(curve.run(rt), name="dashboard-equity-curve")
         try:
             yield
         finally:
+            sampling.cancel()
+            with suppress(BaseException):
+                await sampling
             if not starting.done():
                 starting.cancel()
             with suppress(BaseException):
@@ -76,6 +84,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.state.keys = keyring(settings)
     app.state.runtime = rt
+    app.state.equity_curve = curve
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -87,5 +96,7 @@ def create_app(
 
     for module in (health, intents, orders, positions, control, marketdata, stream):
         app.include_router(module.router)
+    app.include_router(dashboard.router)
+    dashboard.mount_static(app)
     responses.install(app)  # /openapi.json declares the replies above; 405 lists every allowed method
     return app

@@ -42,6 +42,22 @@ class OmsMetrics:
             "oms_circuit_breaker_state", "Broker circuit breaker: 0 CLOSED, 1 HALF_OPEN, 2 OPEN", registry=r
         )
         self.positions = Gauge("oms_positions", "Symbols with a non-zero position", registry=r)
+        # risk state (alert rules in infra/prometheus/alerts.yml)
+        self.recon_status = Gauge("oms_reconcile_status", "Reconciliation status: 0 OK, 1 WARN, 2 FAIL", registry=r)
+        self.frozen_symbols = Gauge(
+            "oms_frozen_symbols", "Symbols frozen for entries by an unexplained reconciliation drift", registry=r
+        )
+        self.safe_mode = Gauge("oms_safe_mode", "1 while safe mode blocks entries", registry=r)
+        self.halt_new_entries = Gauge("oms_halt_new_entries", "1 while new entries are halted by an admin", registry=r)
+        self.day_loss_halted = Gauge(
+            "oms_day_loss_halted", "1 once the day's loss reached daily_loss_halt_pct (until the next day)", registry=r
+        )
+        self.heartbeat_age = Gauge(
+            "oms_strategy_heartbeat_age_seconds",
+            "Clock seconds since the strategy's last heartbeat",
+            ["strategy"],
+            registry=r,
+        )
         # background loops (oms/supervisor.py)
         self.loop_restarts = Counter(
             "oms_loop_restarts",

@@ -24,7 +24,9 @@ from oms.core.admin import Admin
 from oms.core.circuit import CircuitBreaker
 from oms.core.execution import Execution
 from oms.core.intents import IntentService
+from oms.core.marks import MarkWriter
 from oms.core.reconciler import Reconciler
+from oms.core.risk import LossLevel
 from oms.core.rollover import DayRollover
 from oms.core.state import OmsState, StateRecorder
 from oms.core.types import OrderState
@@ -43,6 +45,8 @@ from oms.venue import Venue, VenueFactory
 
 log = logging.getLogger("oms.runtime")
 VERSION = "0.1.0"
+MARKS_INTERVAL_S = 30.0
+"""Clock seconds between two passes of the mark writer (``symbol_marks``, for the dashboard views)."""
 
 
 class OmsRuntime:
@@ -112,6 +116,7 @@ class OmsRuntime:
         self.reconciler: Reconciler | None = None
         self.admin: Admin | None = None
         self.rollover: DayRollover | None = None
+        self.marks: MarkWriter | None = None
         lc = config.loops
         self.supervisor = Supervisor(
             self.clock,
@@ -250,6 +255,15 @@ class OmsRuntime:
         )
         rollover = self.rollover
         self.supervisor.add("day_rollover", rollover.run, interval_s=60.0)
+        self.marks = MarkWriter(self.state, self.recorder, self.clock, self.sector_of, self._prev_close)
+        marks, marks_interval = self.marks, MARKS_INTERVAL_S
+        self.supervisor.add("marks", lambda beat: marks.run(marks_interval, beat), interval_s=marks_interval)
+
+    async def _prev_close(self, symbol: str) -> float | None:
+        """The previous close from the broker's quote: asked once per held symbol and day (``MarkWriter`` keeps
+        it), outside the market-data proxy's cache."""
+        quote = await self.broker.get_quote(symbol)
+        return float(quote.prev_close) if quote.prev_close else None
 
     def _start_drain(self) -> None:
         drainer = self.drainer
@@ -359,10 +373,12 @@ class OmsRuntime:
             reasons.append(f"circuit_breaker:{self.breaker.state.value}")
         if self.state.recon_status == "FAIL":
             reasons.append("recon:FAIL")
-        if not db_ok:
-            reasons.append("db:unavailable")
+        # Trading goes on without the database (the journal keeps every row): reported, not degraded, so a
+        # container health check on status stays green and the strategies start (docs/deploy.md).
+        notices = [] if db_ok else ["db:unavailable"]
         if status == "ok" and reasons:
             status = "degraded"
+        self._export_risk_state()
         self.metrics.journal_backlog.set(backlog)
         self.metrics.journal_quarantined.set(quarantined)
         self.metrics.db_ok.set(1 if db_ok else 0)
@@ -388,8 +404,22 @@ class OmsRuntime:
             "loops": loops,
             "loop_restarts": self.supervisor.restarts(),
             "degraded_reasons": reasons if status == "degraded" else [],
+            "notices": notices,
             **({"error": self.start_error} if self.start_error else {}),
         }
+
+    def _export_risk_state(self) -> None:
+        m, st = self.metrics, self.state
+        m.recon_status.set({"OK": 0, "WARN": 1}.get(st.recon_status, 2))
+        m.frozen_symbols.set(len(st.frozen_symbols))
+        m.safe_mode.set(1 if st.flags.safe_mode else 0)
+        m.halt_new_entries.set(1 if st.flags.halt_new_entries else 0)
+        halted = self.intents is not None and self.intents.loss_latch.level is LossLevel.HALT
+        m.day_loss_halted.set(1 if halted or (st.daily_portfolio is not None and st.daily_portfolio.halted) else 0)
+        now = self.clock.now()
+        for sid, rec in st.strategies.items():
+            if rec.last_heartbeat is not None:
+                m.heartbeat_age.labels(sid).set(max(0.0, (now - rec.last_heartbeat).total_seconds()))
 
 
 def _mask_url(url: str) -> str:

@@ -182,21 +182,45 @@ class OmsConfig(BaseModel):
 
 
 def load_config(path: str | Path | None = None) -> OmsConfig:
+    """``config/oms.yaml`` (or ``OMS_CONFIG``). A file may start from another with ``extends: <file>`` (relative
+    to it) and override what differs, mappings merged key by key: a host's file (``config/oms.vps1.yaml``)
+    changes its slot leases and keeps everything else of ``oms.yaml``."""
     p = Path(path) if path else Path(os.environ.get("OMS_CONFIG", DEFAULT_CONFIG))
     if not p.exists():
         if path is None and "OMS_CONFIG" not in os.environ:
             return OmsConfig()
         raise ConfigError(f"{p}: configuration file not found")
+    data = _read_config(p, ())
+    try:
+        return OmsConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe(exc, str(p))) from exc
+
+
+def _read_config(p: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if p.resolve() in seen:
+        raise ConfigError(f"{p}: extends itself ({' -> '.join(str(s) for s in (*seen, p))})")
+    if not p.is_file():
+        raise ConfigError(f"{p}: configuration file not found (named by extends in {seen[-1]})")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: top level must be a mapping")
-    try:
-        return OmsConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(describe(exc, str(p))) from exc
+    base = data.pop("extends", None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{p}: extends: must be a file name, got {base!r}")
+    return _merged(_read_config(p.parent / base, (*seen, p.resolve())), data)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 class OmsSettings(BaseSettings):
@@ -221,8 +245,18 @@ class OmsSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _db_url(cls, v: str) -> str:
-        if v and not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
-            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        """The async driver's form: a plain ``postgresql://``/``postgres://`` (what older ``.env`` files hold) or
+        ``sqlite:///`` URL is rewritten to ``postgresql+asyncpg://``/``sqlite+aiosqlite:///``, not ignored."""
+        v = v.strip()
+        if not v:
+            return v
+        scheme = v.split("://", 1)[0].lower() if "://" in v else ""
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg"):
+            v = "postgresql+asyncpg://" + v.split("://", 1)[1]
+        elif scheme in ("sqlite", "sqlite+pysqlite"):
+            v = "sqlite+aiosqlite://" + v.split("://", 1)[1]
+        if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
+            raise ValueError("must be a postgresql:// (or postgresql+asyncpg://) or sqlite:/// URL")
         return v
 
     def resolved_database_url(self) -> str:

@@ -10,9 +10,10 @@
 #   - Postgres:  (VPS2) accepts connections ($PG_ISREADY)
 #   - with COMPOSE_PROFILES containing "alpaca" (VPS2): the Alpaca OMS at $OMS_ALPACA_URL and its
 #     containers too
-# Prints one "[OK] ..." or "[FAIL] ..." line per check, posts one alert per failure to the
-# webhook (Slack and Discord style: JSON {"text": ..., "content": ...}) and exits with the number
-# of failures (0 = healthy).
+# Prints one "[OK] ..." or "[FAIL] ..." line per check and exits with the number of failures (0 =
+# healthy). The webhook (Slack and Discord style: JSON {"text": ..., "content": ...}) gets one message
+# when a failure starts and one "[RECOVERED]" message when it ends — not one per run: the failures of
+# the last run are kept in $HEALTH_STATE_FILE (one "check<TAB>since<TAB>message" line each).
 #
 # Environment (defaults in brackets)
 #   OMS_URL [http://127.0.0.1:8000]     OMS_ALPACA_URL [http://127.0.0.1:8001]
@@ -23,6 +24,7 @@
 #              "$DOCKER exec trading_db pg_isready -h 127.0.0.1 -U postgres -d trading -t 5"]
 #   PYTHON [python3]                    parses the JSON
 #   CURL_TIMEOUT [10]
+#   HEALTH_STATE_FILE [${XDG_STATE_HOME:-$HOME/.local/state}/trader/health_<HOST>.state]
 #   HEALTH_TRADING_DAYS_ONLY [0]        1 = exit 0 without checking when the OMS's market clock
 #                                       (GET /api/v1/clock, needs OMS_READ_KEY) says today is not
 #                                       a trading day; if the OMS does not answer, the checks run.
@@ -31,7 +33,7 @@ set -uo pipefail
 # Container names, per host (tests parse these three lines; keep them in sync with the compose files).
 VPS1_CONTAINERS="oms_vps1 strategy_kmp strategy_nulrimok"
 VPS2_CONTAINERS="trading_db oms_vps2 strategy_kpr strategy_pcim metabase"
-ALPACA_CONTAINERS="oms_alpaca strategy_swing_ml"
+ALPACA_CONTAINERS="oms_alpaca"
 
 usage() { echo "usage: $0 VPS1|VPS2 [WEBHOOK_URL]" >&2; exit 64; }
 [ $# -ge 1 ] || usage
@@ -57,6 +59,9 @@ case ",${COMPOSE_PROFILES:-}," in *,alpaca,*) [ "$HOST" = VPS2 ] && ALPACA=1 ;; 
 
 HOSTNAME_TAG="$HOST $(hostname 2>/dev/null || echo '?')"
 FAILURES=0
+STATE_FILE="${HEALTH_STATE_FILE:-${XDG_STATE_HOME:-${HOME:-/tmp}/.local/state}/trader/health_${HOST}.state}"
+NOW=$(date +%s)
+CURRENT=""   # this run's failures: "check<TAB>message" lines
 
 alert() {  # alert MESSAGE — one webhook POST
   [ -n "$WEBHOOK_URL" ] || return 0
@@ -66,17 +71,48 @@ alert() {  # alert MESSAGE — one webhook POST
   curl -sS -o /dev/null --max-time "$CURL_TIMEOUT" -X POST -H 'Content-Type: application/json' \
        --data "$body" "$WEBHOOK_URL" || echo "  (webhook post failed)" >&2
 }
-ok()   { echo "[OK]   $*"; }
-fail() { echo "[FAIL] $*"; FAILURES=$((FAILURES + 1)); alert "$*"; }
+ok()   { echo "[OK]   $2"; }
+fail() {  # fail CHECK MESSAGE — CHECK names the check across runs (the message may change, e.g. a count)
+  echo "[FAIL] $2"
+  FAILURES=$((FAILURES + 1))
+  CURRENT="${CURRENT}$1"$'\t'"$2"$'\n'
+}
+
+# Alert the failures that are new since the last run and the ones that ended; remember this run's.
+notify() {
+  local previous="" check message since line
+  [ -f "$STATE_FILE" ] && previous=$(cat "$STATE_FILE" 2>/dev/null)
+  local next=""
+  while IFS=$'\t' read -r check message; do
+    [ -n "$check" ] || continue
+    line=$(printf '%s\n' "$previous" | awk -F'\t' -v c="$check" '$1 == c { print; exit }')
+    if [ -z "$line" ]; then
+      alert "$message"
+      since=$NOW
+    else
+      since=$(printf '%s' "$line" | cut -f2)
+    fi
+    next="${next}${check}"$'\t'"${since}"$'\t'"${message}"$'\n'
+  done <<< "$CURRENT"
+  while IFS=$'\t' read -r check since message; do
+    [ -n "$check" ] || continue
+    if ! printf '%s' "$CURRENT" | awk -F'\t' -v c="$check" '$1 == c { found = 1 } END { exit !found }'; then
+      alert "[RECOVERED] $check: OK again after $(( (NOW - since) / 60 )) min (was: $message)"
+    fi
+  done <<< "$previous"
+  mkdir -p "$(dirname "$STATE_FILE")" 2>/dev/null
+  printf '%s' "$next" > "$STATE_FILE.tmp" && mv "$STATE_FILE.tmp" "$STATE_FILE" \
+    || echo "  (cannot write $STATE_FILE: every run will alert again)" >&2
+}
 
 # check_oms LABEL URL — one line per /health criterion (only one line when it does not answer)
 check_oms() {
   local label="$1" url="$2" body verdicts line
   if ! body=$(curl -fsS --max-time "$CURL_TIMEOUT" "$url/health" 2>&1); then
-    fail "$label: $url/health unreachable (${body//$'\n'/ })"
+    fail "$label" "$label: $url/health unreachable (${body//$'\n'/ })"
     return
   fi
-  # prints "OK|FAIL<TAB>message" lines
+  # prints "OK|FAIL<TAB>check<TAB>message" lines
   verdicts=$(printf '%s' "$body" | "$PYTHON" -c '
 import json, sys
 limit = int(sys.argv[2]); label = sys.argv[1]
@@ -84,39 +120,41 @@ try:
     h = json.load(sys.stdin)
     assert isinstance(h, dict)
 except Exception as exc:
-    print(f"FAIL\t{label}: /health is not a JSON object ({exc})"); sys.exit()
-def line(ok, msg): print(("OK" if ok else "FAIL") + "\t" + label + ": " + msg)
-st = h.get("status"); db = h.get("db"); extra = f" (db={db})" if db not in (None, "ok") else ""
-line(st == "ok", f"status {st}{extra}")
+    print(f"FAIL\t{label}\t{label}: /health is not a JSON object ({exc})"); sys.exit()
+def line(ok, check, msg): print(("OK" if ok else "FAIL") + "\t" + f"{label} {check}" + "\t" + label + ": " + msg)
+st = h.get("status"); why = ", ".join(h.get("degraded_reasons") or [])
+line(st == "ok", "status", f"status {st}" + (f" ({why})" if why else ""))
+db = h.get("db")
+line(db in (None, "ok"), "database", f"database {db}")
 cb = h.get("kis_circuit_breaker")
-line(cb == "CLOSED", f"broker circuit breaker {cb}")
+line(cb == "CLOSED", "breaker", f"broker circuit breaker {cb}")
 rs = h.get("recon_status")
-line(rs is not None and rs != "FAIL", f"reconciliation {rs}")
+line(rs is not None and rs != "FAIL", "reconciliation", f"reconciliation {rs}")
 jb = h.get("journal_backlog", 0)
-line(isinstance(jb, int) and jb < limit, f"journal backlog {jb} (limit {limit})")
-' "$label" "$JOURNAL_BACKLOG_MAX" 2>&1) || verdicts="FAIL	$label: cannot parse /health ($PYTHON failed)"
-  while IFS=$'\t' read -r verdict line; do
+line(isinstance(jb, int) and jb < limit, "journal", f"journal backlog {jb} (limit {limit})")
+' "$label" "$JOURNAL_BACKLOG_MAX" 2>&1) || verdicts="FAIL	$label	$label: cannot parse /health ($PYTHON failed)"
+  while IFS=$'\t' read -r verdict check line; do
     [ -n "$verdict" ] || continue
-    if [ "$verdict" = OK ]; then ok "$line"; else fail "$line"; fi
+    if [ "$verdict" = OK ]; then ok "$check" "$line"; else fail "$check" "$line"; fi
   done <<< "$verdicts"
 }
 
 check_containers() {  # check_containers NAME...
   local listing name status
   if ! listing=$($DOCKER ps --all --format '{{.Names}}	{{.Status}}' 2>&1); then
-    fail "containers: '$DOCKER ps' failed (${listing//$'\n'/ })"
+    fail "containers" "containers: '$DOCKER ps' failed (${listing//$'\n'/ })"
     return
   fi
   for name in "$@"; do
     status=$(printf '%s\n' "$listing" | awk -F'\t' -v n="$name" '$1 == n { print $2; exit }')
     if [ -z "$status" ]; then
-      fail "container $name: not found"
+      fail "container $name" "container $name: not found"
     elif [[ "$status" != Up* ]]; then
-      fail "container $name: $status"
+      fail "container $name" "container $name: $status"
     elif [[ "$status" == *"(unhealthy)"* ]]; then
-      fail "container $name: $status"
+      fail "container $name" "container $name: $status"
     else
-      ok "container $name: $status"
+      ok "container $name" "container $name: $status"
     fi
   done
 }
@@ -124,9 +162,9 @@ check_containers() {  # check_containers NAME...
 check_postgres() {
   local out
   if out=$($PG_ISREADY 2>&1); then
-    ok "postgres: ${out//$'\n'/ }"
+    ok postgres "postgres: ${out//$'\n'/ }"
   else
-    fail "postgres: not accepting connections (${out//$'\n'/ })"
+    fail postgres "postgres: not accepting connections (${out//$'\n'/ })"
   fi
 }
 
@@ -155,5 +193,6 @@ else
     check_containers $ALPACA_CONTAINERS
   fi
 fi
+notify
 echo "== $FAILURES failure(s)"
 exit "$FAILURES"

@@ -93,6 +93,9 @@ def sim(
     json_report: str | None = typer.Option(None, help="Write the run report as JSON to this path"),
     serve: bool = typer.Option(False, "--serve", help="Leave the OMS running on the finished run (prints keys)"),
     until: str | None = typer.Option(None, help="Stop at HH:MM KST on the last session (default 15:35)"),
+    begin: str | None = typer.Option(
+        None, "--start", help="Virtual start HH:MM KST on the first session (default 07:55, before the premarket jobs)"
+    ),
 ) -> None:
     """Many sessions with the demo's processes on the multi-day clock; positions carry over the nights."""
     from trader.sim import run_sim
@@ -109,6 +112,7 @@ def sim(
             json_report=json_report,
             serve=serve,
             until=until,
+            begin=begin,
         )
     )
 
@@ -123,6 +127,9 @@ def backtest(
     ),
     json_report: str | None = typer.Option(None, help="Write the run report as JSON to this path"),
     until: str | None = typer.Option(None, help="Stop at HH:MM KST on the last session (default 15:35)"),
+    begin: str | None = typer.Option(
+        None, "--start", help="Virtual start HH:MM KST on the first session (default 07:55, before the premarket jobs)"
+    ),
     log_level: str = typer.Option("INFO", help="Level of the run's log file (runs/backtest-*/logs/backtest.log)"),
 ) -> None:
     """The same strategies, OMS and paper exchange in one process, no sockets, as fast as the CPU allows."""
@@ -137,6 +144,7 @@ def backtest(
             data_dir=data_dir,
             json_report=json_report,
             until=until,
+            begin=begin,
             log_level=log_level,
         )
     )
@@ -210,20 +218,44 @@ app.add_typer(config_app, name="config")
 
 @config_app.command("check")
 def config_check(
-    env_file: Path | None = typer.Option(None, help="The host's .env to validate"),
+    env_file: Path = typer.Option(Path(".env"), help="The host's .env to validate"),
+    no_env: bool = typer.Option(False, "--no-env", help="Check only the YAML configs (no .env)"),
     config_dir: Path = typer.Option(Path("config"), help="Directory of the YAML configs"),
     profile: list[str] = typer.Option([], help="Compose profile(s) in use (default: COMPOSE_PROFILES)"),
     compose_file: list[str] = typer.Option([], help="Compose file(s) (default: COMPOSE_FILE)"),
 ) -> None:
-    """Validate a .env and the YAML configs; name every missing or malformed setting."""
+    """Validate the host's .env (./.env by default) and the YAML configs; one line per problem."""
     from trader.config_check import check
 
-    problems = check(env_file, config_dir, compose_files=compose_file or None, profiles=profile or None)
+    problems = check(
+        None if no_env else env_file, config_dir, compose_files=compose_file or None, profiles=profile or None
+    )
     for problem in problems:
         console.print(f"[red]✗[/red] {problem}")
     if not problems:
         console.print("[green]configuration OK[/green]")
     raise typer.Exit(1 if problems else 0)
+
+
+metabase_app = typer.Typer(help="Metabase dashboards as code (infra/metabase).", no_args_is_help=True)
+app.add_typer(metabase_app, name="metabase")
+
+
+@metabase_app.command("provision")
+def metabase_provision(
+    url: str = typer.Option("http://127.0.0.1:3000", help="Metabase base URL"),
+    user: str = typer.Option(..., help="Metabase admin user (e-mail)"),
+    password: str = typer.Option(..., help="Metabase admin password", envvar="METABASE_ADMIN_PASSWORD"),
+    db_password: str = typer.Option(
+        "", help="trading_reader's password (default: POSTGRES_READER_PASSWORD)", envvar="POSTGRES_READER_PASSWORD"
+    ),
+    db_host: str | None = typer.Option(None, help="Postgres host as Metabase sees it (default: postgres)"),
+    directory: Path | None = typer.Option(None, "--dir", help="Definitions (default: infra/metabase)"),
+) -> None:
+    """Create or update Metabase's data source (reader role), collection, questions and dashboards."""
+    from trader.metabase import DEFAULT_DIR, provision_command
+
+    provision_command(url, user, password, db_password, db_host, directory or DEFAULT_DIR)
 
 
 @app.command("fake-kis")

@@ -11,9 +11,15 @@ variable or key); an empty list means OK.
   chosen mode (``KIS_IS_PAPER``), booleans, API keys (length, distinct, no ``,``/``:`` inside
   ``OMS_STRATEGY_KEYS``), passwords inside a database URL (URL-safe), the Metabase encryption key,
   and each OMS service's resulting environment through :class:`oms.settings.OmsSettings`.
-* YAML: ``config/oms.yaml`` through :func:`oms.settings.load_config` (the compose files point the
-  OMS at it); ``config/<name>.yaml`` through the config model of strategy ``<name>`` (as
-  ``trader strategy <name>`` loads it) when that strategy exists, otherwise for YAML syntax only.
+* YAML: ``config/oms.yaml`` and the hosts' ``config/oms.<host>.yaml`` through
+  :func:`oms.settings.load_config` (the compose files point each OMS at its host's file);
+  ``config/<name>.yaml`` through the config model of strategy ``<name>`` (as ``trader strategy <name>``
+  loads it) when that strategy exists, otherwise for YAML syntax only.
+* Nothing silently ignored or unbuilt: a ``.env`` variable set (to other than ``.env.example``'s value) that
+  no active service reads (e.g. a
+  ``DATABASE_URL`` from an older deployment: the compose files build the OMS's own) is a problem, and so is an
+  active service running a strategy (``trader strategy NAME``) or a broker adapter (``OMS_BROKER``) that
+  this build does not have — it would exit at start and restart forever.
 
 With ``env_file=None`` only the YAML configuration is checked.
 """
@@ -127,6 +133,12 @@ def check_configs(config_dir: Path) -> list[str]:
             problems.extend(str(exc).splitlines() or [f"{oms_yaml}: invalid"])
     for path in sorted([*config_dir.glob("*.yaml"), *config_dir.glob("*.yml")]):
         if path.name == "oms.yaml":
+            continue
+        if path.name.startswith("oms."):  # a host's OMS config (oms.vps1.yaml: extends oms.yaml)
+            try:
+                load_config(path)
+            except ConfigError as exc:
+                problems.extend(str(exc).splitlines() or [f"{path}: invalid"])
             continue
         try:
             yaml.safe_load(path.read_text())
@@ -319,6 +331,8 @@ def check_env(
             problems.append(f"{src}: {name}: {state} (needed by {', '.join(readers)})")
 
     used = {u.name for u in uses}
+    problems += _unread_variables(env, src, composes, used, profiles)
+    problems += _unbuilt_services(src, composes, profiles)
 
     # 2. values whose form matters
     def val(name: str) -> str:
@@ -391,6 +405,92 @@ def check_env(
                 resolved = {k: interpolate(str(v), env) for k, v in envmap.items() if v is not None}
                 problems.extend(
                     f"{src}: {path.name}: services.{sname}: {line}" for line in _oms_settings_problems(resolved)
+                )
+    return problems
+
+
+COMPOSE_OWN = frozenset({"COMPOSE_FILE", "COMPOSE_PROFILES", "COMPOSE_PROJECT_NAME", "COMPOSE_PATH_SEPARATOR"})
+"""Variables ``docker compose`` itself reads from ``.env``."""
+
+_WHY_UNREAD = {
+    "DATABASE_URL": (
+        "each OMS's DATABASE_URL is set in the compose file from POSTGRES_WRITER_PASSWORD (and VPS2_DB_HOST on "
+        "host 1), so this value would be ignored; remove it"
+    ),
+}
+
+
+def _unread_variables(
+    env: dict[str, str], src: str, composes: list[tuple[Path, dict[str, Any]]], used: set[str], profiles: Sequence[str]
+) -> list[str]:
+    """A non-empty variable that no active service reads is silently ignored by compose: one problem each."""
+    if not composes:
+        return []
+    names = ", ".join(p.name for p, _ in composes)
+    example = composes[0][0].parent / ".env.example"
+    defaults = parse_env_file(example)[0] if example.is_file() else {}
+    problems = []
+    for name, value in env.items():
+        if not value.strip() or name in used or name in COMPOSE_OWN or defaults.get(name) == value:
+            continue
+        other = sorted(_profiles_reading(composes).get(name, set()))
+        if other:
+            why = f"read only with profile {', '.join(other)}, which COMPOSE_PROFILES does not enable"
+        else:
+            why = _WHY_UNREAD.get(name, f"no service of {names} reads it, so it would be ignored; remove it")
+        problems.append(f"{src}: {name}: set but not used: {why}")
+    return problems
+
+
+def _profiles_reading(composes: list[tuple[Path, dict[str, Any]]]) -> dict[str, set[str]]:
+    """Variable → the profiles of the services (in any profile) that read it."""
+    out: dict[str, set[str]] = {}
+    for path, doc in composes:
+        services = doc.get("services") or {}
+        every = {p for svc in services.values() for p in ((svc or {}).get("profiles") or [])}
+        for u in compose_variables(path, every):
+            svc = services.get(u.service or "") or {}
+            out.setdefault(u.name, set()).update(svc.get("profiles") or [])
+    return out
+
+
+def strategy_built(name: str) -> bool:
+    """``trader strategy NAME`` would find the strategy (``strategies/<name>/strategy.py`` in this build)."""
+    from strategies.sdk.runner import package_of
+
+    return package_of(name) is not None
+
+
+def broker_built(kind: str) -> bool:
+    """The adapter for ``OMS_BROKER=kind`` is in this build (``broker_core/<kind>``)."""
+    try:
+        return importlib.util.find_spec(f"broker_core.{kind}") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _unbuilt_services(src: str, composes: list[tuple[Path, dict[str, Any]]], profiles: Sequence[str]) -> list[str]:
+    """Active services that would exit at once and restart forever: a strategy or a broker adapter this build
+    does not have."""
+    problems = []
+    for path, doc in composes:
+        for sname, svc in active_services(doc, profiles).items():
+            cmd = svc.get("command") or []
+            cmd = cmd.split() if isinstance(cmd, str) else [str(c) for c in cmd]
+            where = f"{src}: {path.name}: services.{sname}"
+            enabled = (
+                f" (remove profile {', '.join(svc['profiles'])} from COMPOSE_PROFILES)" if svc.get("profiles") else ""
+            )
+            if cmd[:2] == ["trader", "strategy"] and len(cmd) > 2 and not strategy_built(cmd[2]):
+                problems.append(
+                    f"{where}: strategy {cmd[2]!r} is not built in this version (no strategies/{cmd[2]}){enabled}"
+                )
+            envmap = svc.get("environment")
+            broker = str(envmap.get("OMS_BROKER", "")) if isinstance(envmap, dict) else ""
+            if broker and not broker_built(broker):
+                problems.append(
+                    f"{where}: OMS_BROKER={broker}: this broker adapter is not built in this version "
+                    f"(no broker_core/{broker}){enabled}"
                 )
     return problems
 

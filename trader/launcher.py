@@ -98,6 +98,9 @@ def run_up(profile: str, port: int, console: Console) -> int:
         console.print(f"[red]not set: {', '.join(missing)}[/red]")
         return 2
     env.setdefault("OMS_STRATEGY_KEYS", ",".join(f"{s.upper()}:{env[f'OMS_KEY_{s.upper()}']}" for s in strategies))
+    host_config = Path(env.get("TRADER_CONFIG_DIR", "config")) / f"oms.{profile}.yaml"
+    if "OMS_CONFIG" not in env and host_config.is_file():
+        env["OMS_CONFIG"] = str(host_config)  # the host's slot leases, as its compose file sets them
     url = f"http://127.0.0.1:{port}"
     group = ProcessGroup(Path(env.get("OMS_DATA_DIR", "var")) / "logs")
     stop = {"now": False}

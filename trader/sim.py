@@ -31,6 +31,7 @@ def plan_sim(
     json_report: str | None,
     serve: bool = False,
     until: str | None = None,
+    begin: str | None = None,
 ) -> Plan:
     if market != "krx":
         raise SimInputError(f"--market {market}: only krx has a paper market in this build")
@@ -62,10 +63,18 @@ def plan_sim(
             stop = dtime.fromisoformat(until)
         except ValueError as exc:
             raise SimInputError(f"--until must be HH:MM, got {until!r}") from exc
+    first_time = START
+    if begin:
+        try:
+            first_time = dtime.fromisoformat(begin)
+        except ValueError as exc:
+            raise SimInputError(f"--start must be HH:MM, got {begin!r}") from exc
+    if datetime.combine(days[-1], stop) <= datetime.combine(days[0], first_time):
+        raise SimInputError(f"--until {stop:%H:%M} is not after the run's start ({first_time:%H:%M} KST)")
     return Plan(
         kind="sim",
         days=days,
-        start=datetime.combine(days[0], START, KST),
+        start=datetime.combine(days[0], first_time, KST),
         stop_at=datetime.combine(days[-1], stop, KST),
         speed=speed or DEFAULT_SPEED,
         strategies=chosen,

@@ -2,7 +2,9 @@
 
 Admin may call everything, read may call GETs (and hold no stream subscriptions), a strategy key acts
 only as its own strategy and sees only its own allocations, intents, orders, fills and status
-(account totals are visible to it). Keys are compared in constant time and never logged.
+(account totals are visible to it). Keys are compared in constant time and never logged. The built-in
+dashboard's cookie (``COOKIE_NAME``) stands for the header on GET requests only, so its page can poll the API
+while nothing can act with a cookie.
 """
 
 from __future__ import annotations
@@ -49,9 +51,15 @@ class KeyRing:
         return None
 
 
+COOKIE_NAME = "oms_dashboard_key"
+"""The built-in dashboard's login cookie (HttpOnly, SameSite=Strict): accepted for GET requests only."""
+
+
 async def principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
+    if not header and request.method in ("GET", "HEAD") and request.cookies.get(COOKIE_NAME):
+        scheme, key = "bearer", request.cookies[COOKIE_NAME]
     if scheme.lower() != "bearer" or not key:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, "missing bearer token", headers={"WWW-Authenticate": "Bearer"}

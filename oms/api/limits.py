@@ -6,6 +6,9 @@ upload without a ``Content-Length`` is bounded too) and handed to the app as one
 is read on and dropped, up to ``discard_bytes``, before the 413 goes out: the client is still sending and
 would otherwise see a reset connection instead of the answer; a body declared larger than that is answered
 at once. WebSocket and lifespan traffic pass through untouched.
+
+Having the whole body, it also reads a JSON body sent to ``/api/`` without a JSON content type (the
+operators' ``curl -X POST ... -d '{"enabled":true}'``) as JSON instead of answering 422.
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class BodySizeLimit:
                 return
             if not message.get("more_body", False):
                 break
+        if pending is None and _json_sent_as_form(scope, body):
+            scope = {**scope, "headers": _with_json_content_type(scope)}
         first: Message = pending or {"type": "http.request", "body": bytes(body), "more_body": False}
         handed = False
 
@@ -103,6 +108,26 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+_FORM_OR_NONE = (b"", b"application/x-www-form-urlencoded")
+
+
+def _json_sent_as_form(scope: Scope, body: bytes | bytearray) -> bool:
+    """A JSON object or list sent to the API without a JSON content type: ``curl -d '{"enabled":true}'`` sends
+    ``application/x-www-form-urlencoded``. No API route reads forms, so such a body is read as the JSON it is."""
+    if not str(scope.get("path", "")).startswith("/api/"):
+        return False
+    ctype = b""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-type":
+            ctype = value.split(b";", 1)[0].strip().lower()
+    return ctype in _FORM_OR_NONE and bytes(body).lstrip()[:1] in (b"{", b"[")
+
+
+def _with_json_content_type(scope: Scope) -> list[tuple[bytes, bytes]]:
+    headers = [(n, v) for n, v in scope.get("headers", ()) if n != b"content-type"]
+    return [*headers, (b"content-type", b"application/json")]
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -34,7 +34,6 @@ IsoDateTime = Annotated[datetime, BeforeValidator(_datetime_text)]
 IsoDate = Annotated[date, BeforeValidator(_date_text)]
 
 
-
 QueryText = Annotated[str, StringConstraints(pattern=r"^[^\x00]*$")]
 """Free text in a query (a strategy id, a symbol): a NUL character is a 422 naming the parameter (Postgres
 cannot compare it), and the schema says so."""

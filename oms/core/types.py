@@ -46,6 +46,7 @@ __all__ = [
     "RiskDailyStrategyRecord",
     "RiskPayload",
     "StrategyStateRecord",
+    "SymbolMarkRecord",
     "TimeHorizon",
     "TradeRecord",
     "TradingState",
@@ -287,6 +288,21 @@ class RiskDailyPortfolioRecord:
     updated_at: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SymbolMarkRecord:
+    """The last price and sector of a held symbol, for the dashboard views (market value, heat map).
+
+    ``prev_close`` is the previous session's close when the broker's quote carries it."""
+
+    TABLE: ClassVar[str] = "symbol_marks"
+    KEY: ClassVar[tuple[str, ...]] = ("symbol",)
+    symbol: str
+    last_price: float
+    updated_at: datetime
+    sector: str | None = None
+    prev_close: float | None = None
+
+
 RECORD_TYPES: tuple[type[Record], ...] = (
     IntentRecord,
     OrderRecord,
@@ -301,4 +317,5 @@ RECORD_TYPES: tuple[type[Record], ...] = (
     OmsStateRecord,
     RiskDailyStrategyRecord,
     RiskDailyPortfolioRecord,
+    SymbolMarkRecord,
 )

@@ -134,7 +134,9 @@ def _upsert(dialect: str, table: sa.Table) -> sa.Insert:
     ins = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
     pk = [c.name for c in table.primary_key.columns]
     update: dict[str, sa.ColumnElement[Any]] = {
-        c.name: ins.excluded[c.name] for c in table.c if c.name not in pk and c.name != "copied_at"
+        c.name: ins.excluded[c.name]
+        for c in table.c
+        if c.name not in pk and c.name != "copied_at" and not models.is_generated(c)
     }
     update["copied_at"] = sa.func.now()
     return ins.on_conflict_do_update(index_elements=pk, set_=update)
@@ -171,7 +173,10 @@ class Drainer:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._stmts: dict[tuple[str, str], sa.Insert] = {}
-        self._columns = {name: tuple(c.name for c in t.c if c.name != "copied_at") for name, t in models.TABLES.items()}
+        self._columns = {
+            name: tuple(c.name for c in t.c if c.name != "copied_at" and not models.is_generated(c))
+            for name, t in models.TABLES.items()
+        }
         # health / metrics
         self.db_ok = True
         self.last_error: str | None = None

@@ -76,6 +76,10 @@ def _copied_at() -> Mapped[datetime]:
     return mapped_column(UTCDateTime(), server_default=sa.func.now(), nullable=False)
 
 
+def _generated(source: str) -> Mapped[datetime]:
+    return mapped_column(UTCDateTime(), sa.Computed(source, persisted=True), nullable=True)
+
+
 class Intent(Base):
     __tablename__ = "intents"
     oms_instance_id: Mapped[str] = _instance()
@@ -100,6 +104,8 @@ class Intent(Base):
     received_at: Mapped[datetime]
     decided_at: Mapped[datetime]
     copied_at: Mapped[datetime] = _copied_at()
+    created_at: Mapped[datetime] = _generated("received_at")
+    """``received_at`` under the name the operators' SQL uses (a generated column: never written)."""
 
     __table_args__ = (
         sa.UniqueConstraint("oms_instance_id", "idempotency_key", name="uq_intents_idempotency_key"),
@@ -229,6 +235,8 @@ class Trade(Base):
     exit_reason: Mapped[str | None]
     r_multiple: Mapped[float | None]
     copied_at: Mapped[datetime] = _copied_at()
+    created_at: Mapped[datetime] = _generated("exit_ts")
+    """When the trade was closed (a round trip's row is written at its exit): ``exit_ts``, generated."""
 
     __table_args__ = (
         sa.Index("ix_trades_strategy", "oms_instance_id", "strategy_id", "exit_ts"),
@@ -287,6 +295,17 @@ class OmsState(Base):
     copied_at: Mapped[datetime] = _copied_at()
 
 
+class SymbolMark(Base):
+    __tablename__ = "symbol_marks"
+    oms_instance_id: Mapped[str] = _instance()
+    symbol: Mapped[str] = mapped_column(primary_key=True)
+    last_price: Mapped[float]
+    updated_at: Mapped[datetime]
+    sector: Mapped[str | None]
+    prev_close: Mapped[float | None]
+    copied_at: Mapped[datetime] = _copied_at()
+
+
 class ReconLog(Base):
     __tablename__ = "recon_log"
     oms_instance_id: Mapped[str] = _instance()
@@ -324,6 +343,11 @@ metadata: sa.MetaData = Base.metadata
 TABLES: dict[str, sa.Table] = dict(metadata.tables)
 SERVER_COLUMNS: frozenset[str] = frozenset({"oms_instance_id", "copied_at"})
 """Columns not carried by a record: filled from the drainer's instance id and by the database."""
+
+
+def is_generated(column: sa.Column[Any]) -> bool:
+    """A column the database computes (``created_at``): never inserted or updated."""
+    return column.computed is not None
 
 
 def key_columns(table: str) -> tuple[str, ...]:

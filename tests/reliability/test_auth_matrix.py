@@ -23,7 +23,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIWebSocketRoute
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -42,6 +42,9 @@ from tests.support.wait import until
 HOLDINGS = {"KMP": "005930", "KPR": "000660", "NULRIMOK": "000270", "PCIM": "012330"}
 """Each strategy enters one name before the matrix runs."""
 PUBLIC = {"/health", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+DASHBOARD_PAGES = {"/dashboard", "/dashboard/equity"}
+"""The built-in page and its curve: the read and admin keys only (401, the login form, for every other)."""
+STATIC = {"/dashboard/static": "/dashboard/static/dashboard.css"}
 OWN_OBJECT = {"/api/v1/intents/{intent_id}": "intent_id", "/api/v1/orders/{order_id}": "order_id"}
 WRONG_KEY = "not-a-key-of-this-oms-123"
 
@@ -104,8 +107,12 @@ async def trading_oms(tmp_path: Path) -> AsyncIterator[World]:
 # ---- the route table ---------------------------------------------------------------------------------
 def classify(method: str, path: str) -> str:
     """The access rule of a route. A route that fits no rule fails the test until it is given one."""
-    if path in PUBLIC:
+    if path in PUBLIC or (method == "POST" and path == "/dashboard/logout") or (method, path) == ("MOUNT", *STATIC):
         return "public"
+    if method == "GET" and path in DASHBOARD_PAGES:
+        return "dashboard"
+    if method == "POST" and path == "/dashboard/login":
+        return "login"
     if method == "WS" and path == "/api/v1/stream":
         return "stream"
     if method == "GET" and path.startswith("/api/v1/"):
@@ -137,6 +144,8 @@ def app_routes(app: FastAPI) -> list[tuple[str, str]]:
             out.append(("WS", route.path))
         elif isinstance(original, Route):
             out.extend((m, route.path) for m in sorted(route.methods or ()) if m not in ("HEAD", "OPTIONS"))
+        elif isinstance(original, Mount):
+            out.append(("MOUNT", original.path))
         else:
             raise AssertionError(f"unexpected route type {type(original).__name__}: {original!r}")
     return out
@@ -174,8 +183,15 @@ class Call:
 def calls(world: World, method: str, path: str, who: Caller, regime: str) -> list[Call]:
     """The requests ``who`` makes on one route, each with the outcome the rules demand."""
     rule = classify(method, path)
+    if rule == "public" and method == "MOUNT":
+        return [Call("GET", STATIC[path], None, "allow", "static file of the dashboard")]
     if rule == "public":
         return [Call(method, path, None, "allow", "public route")]
+    if rule == "login":
+        return [Call(method, path, None, "401", "a login without the read key")]
+    if rule == "dashboard":
+        expect = "allow" if who.role in ("read", "admin") else "401"
+        return [Call(method, path, None, expect, "the dashboard takes the read or admin key")]
     if who.role == "none":
         url = path.format(
             strategy_id="KMP", symbol="005930", intent_id=world.intents["KMP"], order_id=world.orders["KMP"]

@@ -32,10 +32,13 @@ def backtest_command(
     data_dir: str | None = None,
     json_report: str | None = None,
     until: str | None = None,
+    begin: str | None = None,
     log_level: str = "INFO",
 ) -> int:
     try:
-        plan = plan_backtest(names, start=start, end=end, data_dir=data_dir, json_report=json_report, until=until)
+        plan = plan_backtest(
+            names, start=start, end=end, data_dir=data_dir, json_report=json_report, until=until, begin=begin
+        )
     except BacktestInputError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2

@@ -84,6 +84,7 @@ def plan_backtest(
     json_report: str | None = None,
     until: str | None = None,
     run_dir: Path | None = None,
+    begin: str | None = None,
 ) -> BacktestPlan:
     strategies = [_strategy(n) for n in _names(names)]
     first, last = _date(start, "--from"), _date(end, "--to")
@@ -92,8 +93,9 @@ def plan_backtest(
     data = _data(data_dir)
     days = _sessions(data, first, last)
     stop = _until(until)
-    if stop <= START:
-        raise BacktestInputError(f"--until {stop:%H:%M} is not after the run's start ({START:%H:%M} KST)")
+    first_time = _time(begin, "--start", START)
+    if stop <= first_time:
+        raise BacktestInputError(f"--until {stop:%H:%M} is not after the run's start ({first_time:%H:%M} KST)")
     try:
         oms_config = load_config()
     except ConfigError as exc:
@@ -106,7 +108,7 @@ def plan_backtest(
         days=days,
         data=data,
         oms_config=oms_config,
-        start=datetime.combine(days[0], START, KST),
+        start=datetime.combine(days[0], first_time, KST),
         stop_at=datetime.combine(days[-1], stop, KST),
         json_report=report,
         run_dir=run_dir or Path(),
@@ -171,9 +173,13 @@ def _sessions(data: KrxData, first: date, last: date) -> list[date]:
 
 
 def _until(until: str | None) -> dtime:
-    if not until:
-        return END
+    return _time(until, "--until", END)
+
+
+def _time(text: str | None, option: str, default: dtime) -> dtime:
+    if not text:
+        return default
     try:
-        return dtime.fromisoformat(until)
+        return dtime.fromisoformat(text)
     except ValueError as exc:
-        raise BacktestInputError(f"--until must be HH:MM, got {until!r}") from exc
+        raise BacktestInputError(f"{option} must be HH:MM, got {text!r}") from exc

@@ -46,8 +46,10 @@ def test_backtest_agrees_with_a_live_run(tmp_path: Path) -> None:
     config = tmp_path / "config"
     shutil.copytree(PROJECT_ROOT / "config", config)
     (config / "hold.yaml").write_text("symbol: '005930'\nqty: 3\nbuy_at: '09:05:04'\n")
+    kmp_yaml = config / "kmp.yaml"  # premarket late and the run started just before it: 45 virtual minutes less
+    kmp_yaml.write_text(kmp_yaml.read_text().replace('premarket_time: "08:00"', 'premarket_time: "08:50"', 1))
     env = env_for(TRADER_STRATEGY_PACKAGES="tests.e2e.fixtures", TRADER_CONFIG_DIR=str(config))
-    common = ["--from", DAY, "--to", DAY, "--until", UNTIL, "--data-dir", str(resolve_data_dir())]
+    common = ["--from", DAY, "--to", DAY, "--start", "08:45", "--until", UNTIL, "--data-dir", str(resolve_data_dir())]
     live_json, backtest_json = tmp_path / "live.json", tmp_path / "backtest.json"
     live = report_of(
         run_trader(

@@ -32,6 +32,11 @@ def _runs() -> set[str]:
         (["--from", "2030-01-02", "--to", "2030-01-03"], "no session of the minute data lies in 2030-01-02"),
         (["--from", "2026-02-05", "--to", "2026-02-04"], "--from 2026-02-05 is after --to 2026-02-04"),
         (["--from", "2026-02-04", "--to", "2026-02-05", "--until", "25:00"], "--until must be HH:MM"),
+        (["--from", "2026-02-04", "--to", "2026-02-05", "--start", "7h"], "--start must be HH:MM"),
+        (
+            ["--from", "2026-02-04", "--to", "2026-02-04", "--start", "10:00", "--until", "09:00"],
+            "is not after the run's",
+        ),
         (["--from", "2026-02-04", "--to", "2026-02-05", "--market", "lse"], "--market lse"),
     ],
 )

@@ -191,6 +191,7 @@ def health_check(
         "OMS_URL": oms_url,
         "PYTHON": sys.executable,
         "CURL_TIMEOUT": "10",
+        "HEALTH_STATE_FILE": str(stubs.bin.parent / "health.state"),
         **extra,
     }
     return run(["bash", str(HEALTH_CHECK), host, webhook.url], env=env)
@@ -220,7 +221,7 @@ def test_vps1_healthy_then_oms_down(oms: OmsProcess, webhook: Webhook, stubs: St
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
     assert not _lines(healthy.stdout, "[FAIL]")
     ok = _lines(healthy.stdout, "[OK]")
-    assert len(ok) == 4 + len(expected), healthy.stdout  # status, breaker, recon, backlog + containers
+    assert len(ok) == 5 + len(expected), healthy.stdout  # status, database, breaker, recon, backlog + containers
     assert any("status ok" in ln for ln in ok) and any("circuit breaker CLOSED" in ln for ln in ok)
     assert all(any(name in ln for ln in ok) for name in expected)
     assert webhook.posts == []
@@ -243,7 +244,7 @@ def test_vps2_with_alpaca_profile(oms: OmsProcess, webhook: Webhook, stubs: Stub
 
     healthy = health_check("VPS2", webhook, stubs, oms.url, **extra)
     assert healthy.returncode == 0, healthy.stdout + healthy.stderr
-    assert len(_lines(healthy.stdout, "[OK]")) == 4 + 4 + 1 + len(expected), healthy.stdout
+    assert len(_lines(healthy.stdout, "[OK]")) == 5 + 5 + 1 + len(expected), healthy.stdout
     assert any(ln.startswith("[OK]") and "postgres" in ln for ln in healthy.stdout.splitlines())
     assert webhook.posts == []
 
@@ -310,8 +311,9 @@ def test_each_health_criterion_fails_on_its_own(stub_oms: StubOms, webhook: Webh
     }
     result = health_check("VPS1", webhook, stubs, stub_oms.url)
     fails = _lines(result.stdout, "[FAIL]")
-    assert result.returncode == 4, result.stdout
-    assert any("status degraded (db=unavailable)" in ln for ln in fails)
+    assert result.returncode == 5, result.stdout
+    assert any("status degraded" in ln for ln in fails)
+    assert any("database unavailable" in ln for ln in fails)
     assert any("circuit breaker OPEN" in ln for ln in fails)
     assert any("reconciliation FAIL" in ln for ln in fails)
     assert any("journal backlog 25000" in ln for ln in fails)
@@ -320,8 +322,48 @@ def test_each_health_criterion_fails_on_its_own(stub_oms: StubOms, webhook: Webh
     webhook.posts.clear()
     stub_oms.health.update(status="ok", kis_circuit_breaker="CLOSED", recon_status="WARN", db="ok", journal_backlog=20)
     assert health_check("VPS1", webhook, stubs, stub_oms.url).returncode == 0  # WARN is not a failure
+    assert len(webhook.posts) == 5 and all("[RECOVERED]" in p["json"]["text"] for p in webhook.posts)
+    webhook.posts.clear()
     assert health_check("VPS1", webhook, stubs, stub_oms.url, JOURNAL_BACKLOG_MAX="10").returncode == 1
-    assert len(webhook.posts) == 1
+    assert len(webhook.posts) == 1 and "journal backlog 20 (limit 10)" in webhook.posts[0]["json"]["text"]
+
+
+def test_one_message_per_failure_not_per_run_and_a_recovery(stub_oms: StubOms, webhook: Webhook, stubs: Stubs) -> None:
+    """The old script posted every failure on every cron run; now a failure is posted when it starts and a
+    recovery when it ends (the state file remembers the failures between runs)."""
+    stubs.containers(_all_up(health_check_containers()["VPS1"]))
+    stub_oms.health = {
+        "status": "ok",
+        "kis_circuit_breaker": "CLOSED",
+        "recon_status": "OK",
+        "db": "unavailable",
+        "journal_backlog": 100,
+    }
+    runs = [health_check("VPS1", webhook, stubs, stub_oms.url) for _ in range(3)]
+    assert [r.returncode for r in runs] == [1, 1, 1], runs[0].stdout
+    assert [p["json"]["text"] for p in webhook.posts] == [
+        f"[trader health] VPS1 {_hostname()}: OMS: database unavailable"
+    ], "one message for a failure that lasts three runs"
+    assert (stubs.bin.parent / "health.state").read_text().startswith("OMS database\t")
+
+    stub_oms.health["journal_backlog"] = 50_000  # a second failure joins while the first goes on
+    assert health_check("VPS1", webhook, stubs, stub_oms.url).returncode == 2
+    assert len(webhook.posts) == 2 and "journal backlog 50000" in webhook.posts[1]["json"]["text"]
+
+    stub_oms.health.update(db="ok", journal_backlog=0)
+    assert health_check("VPS1", webhook, stubs, stub_oms.url).returncode == 0
+    recovered = [p["json"]["text"] for p in webhook.posts[2:]]
+    assert len(recovered) == 2 and all("[RECOVERED]" in t for t in recovered), recovered
+    assert any("OMS database" in t for t in recovered) and any("OMS journal" in t for t in recovered)
+    assert all(p["json"]["text"] == p["json"]["content"] for p in webhook.posts)
+    assert health_check("VPS1", webhook, stubs, stub_oms.url).returncode == 0
+    assert len(webhook.posts) == 4, "nothing more while healthy"
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname()
 
 
 def test_skips_non_trading_days_when_asked(stub_oms: StubOms, webhook: Webhook, stubs: Stubs) -> None:

@@ -26,6 +26,7 @@ from oms.core.types import (
     RiskDailyStrategyRecord,
     RiskPayload,
     StrategyStateRecord,
+    SymbolMarkRecord,
     TimeHorizon,
     TradeRecord,
     Urgency,
@@ -128,7 +129,7 @@ def fill(i: int = 0, *, strategy: str = "KMP", symbol: str = "005930") -> FillRe
 
 
 def one_of_each(i: int = 0) -> list[object]:
-    """One record of every kind (13), distinct by ``i``."""
+    """One record of every kind (14), distinct by ``i``."""
     return [
         intent(i),
         order(i),
@@ -228,6 +229,7 @@ def one_of_each(i: int = 0) -> list[object]:
             halted=False,
             updated_at=None,
         ),
+        SymbolMarkRecord(symbol=f"SYM{i}", last_price=71300.0, updated_at=ts(i), sector="IT", prev_close=70900.0),
     ]
 
 

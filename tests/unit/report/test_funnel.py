@@ -95,7 +95,13 @@ def test_accepted_entries_that_never_filled_name_their_orders() -> None:
                 "status": "ACCEPTED",
                 "reason_code": None,
             },
-            {"intent_id": "i2", "strategy_id": "SWING_ML", "intent_type": "EXIT", "status": "REJECTED", "reason_code": "X"},
+            {
+                "intent_id": "i2",
+                "strategy_id": "SWING_ML",
+                "intent_type": "EXIT",
+                "status": "REJECTED",
+                "reason_code": "X",
+            },
         ]
     )
     orders = pd.DataFrame(
