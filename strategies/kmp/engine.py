@@ -268,7 +268,8 @@ class KmpEngine:
         day = kst(now).date()
         if self.day is not None and self.day != day:
             self.__init__(self.p, self.strategy_id)  # type: ignore[misc]  # a new session: start clean
-        keep = {s: c for s, c in self.syms.items() if c.pos is not None and c.pos.qty > 0}
+        # symbols handled today (a recovered position, even one closed before this premarket ended) stay as they are
+        keep = {s: c for s, c in self.syms.items() if c.pos is not None or c.state is not State.UNIVERSE}
         self.day = day
         self.syms = dict(keep)
         items = caches.values() if isinstance(caches, Mapping) else caches

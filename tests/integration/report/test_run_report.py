@@ -292,7 +292,7 @@ def test_the_funnel_of_a_strategy_that_traded(traded: Run) -> None:
     assert f["stages"] == {"candidates": 4, "gates_passed": 4, "signals": 5, "intents": 5, "accepted": 3, "filled": 2}
     assert f["traded"] and "→" in f["sentence"]
     kpr = traded.report["strategies"]["KPR"]["funnel"]
-    assert kpr["sentence"] == "KPR: 1 intent; 0 accepted: STRATEGY_BUDGET ×1"
+    assert kpr["sentence"] == "KPR: 1 intent; 0 accepted: STRATEGY_BUDGET ×1 (no decision log)"
     assert traded.report["why_nothing_traded"] == [kpr["sentence"]]
 
 

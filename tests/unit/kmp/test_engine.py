@@ -472,6 +472,18 @@ def test_premarket_keeps_recovered_positions():
     assert eng.state_of("Z") is State.IN_POSITION and eng.syms["Z"].cache is not None
 
 
+def test_a_recovered_position_closed_before_premarket_ends_stays_done():
+    """A late join: the recovered position is stopped out while the premarket still loads; the premarket
+    must not put the symbol back in the universe (it could be entered again the same day)."""
+    eng = KmpEngine()
+    eng.on_position_recovered("Z", 50, 10_000, ts(9, 40), stop_px=9_900)
+    eng.on_trade("Z", 9_890, 1, ts(9, 41))
+    out = eng.on_fill("Z", "SELL", 50, 9_890, ts(9, 41, 5))
+    assert any(d.code is ReasonCode.KMP_POSITION_CLOSED for d in out.decisions)
+    eng.premarket(ts(9, 42), [cache("Z"), cache("Y")])
+    assert eng.state_of("Z") is State.DONE and eng.state_of("Y") is State.UNIVERSE
+
+
 # ------------------------------------------------------------------ data edge cases
 
 
