@@ -270,6 +270,19 @@ def fake_kis(
     run_fake_kis(profile=profile, port=port, host=host)
 
 
+@app.command("fake-alpaca")
+def fake_alpaca(
+    port: int = typer.Option(28443, help="Port for REST, the trade_updates stream and the market-data stream"),
+    host: str = typer.Option("127.0.0.1", help="Bind address"),
+    data_dir: str = typer.Option(None, help="US data directory (default $TRADER_US_DATA_DIR)"),
+) -> None:
+    """A fake Alpaca the real alpaca-py talks to, replaying the US data's derived intraday path; prints the
+    ALPACA_* environment a client needs."""
+    from broker_core.alpaca.fake.cli import run_fake_alpaca
+
+    run_fake_alpaca(port=port, host=host, data_dir=data_dir)
+
+
 def _api(
     method: str, path: str, body: dict[str, Any] | None = None, url: str | None = None, key: str | None = None
 ) -> tuple[int, Any]:

@@ -461,12 +461,15 @@ def strategy_built(name: str) -> bool:
     return package_of(name) is not None
 
 
+def _venue_kinds() -> tuple[str, ...]:
+    from trader.venues import VENUE_KINDS
+
+    return VENUE_KINDS
+
+
 def broker_built(kind: str) -> bool:
-    """The adapter for ``OMS_BROKER=kind`` is in this build (``broker_core/<kind>``)."""
-    try:
-        return importlib.util.find_spec(f"broker_core.{kind}") is not None
-    except (ImportError, ValueError):
-        return False
+    """The OMS of this build can own an ``OMS_BROKER=kind`` account (an adapter alone is not enough)."""
+    return kind in _venue_kinds()
 
 
 def _unbuilt_services(src: str, composes: list[tuple[Path, dict[str, Any]]], profiles: Sequence[str]) -> list[str]:
@@ -490,7 +493,7 @@ def _unbuilt_services(src: str, composes: list[tuple[Path, dict[str, Any]]], pro
             if broker and not broker_built(broker):
                 problems.append(
                     f"{where}: OMS_BROKER={broker}: this broker adapter is not built in this version "
-                    f"(no broker_core/{broker}){enabled}"
+                    f"(its OMS owns {'/'.join(_venue_kinds())} accounts only){enabled}"
                 )
     return problems
 

@@ -7,6 +7,10 @@ from broker_core.config_errors import ConfigError
 from oms.settings import OmsConfig, OmsSettings
 from oms.venue import Venue
 
+VENUE_KINDS = ("paper", "kis")
+"""The ``OMS_BROKER`` values this build's OMS can own (``broker_core/alpaca`` is an adapter without an OMS venue
+yet: the OMS's planner, sessions and rollover are still KRX-only)."""
+
 
 def build_venue(settings: OmsSettings, config: OmsConfig, clock: Clock) -> Venue:
     kind = settings.oms_broker
@@ -18,4 +22,6 @@ def build_venue(settings: OmsSettings, config: OmsConfig, clock: Clock) -> Venue
         from trader.kis_wiring import build_kis_broker
 
         return Venue(broker=build_kis_broker(settings, config, clock))
-    raise ConfigError(f"OMS_BROKER={kind}: this broker adapter is not available in this build yet (use paper)")
+    raise ConfigError(
+        f"OMS_BROKER={kind}: the OMS cannot own an account of this broker in this build yet (use one of {VENUE_KINDS})"
+    )

@@ -135,7 +135,7 @@ def test_compose_starts_only_what_exists(host: str) -> None:
     """Without a profile, and with every profile whose services are built, each service's program exists."""
     compose = load_compose(host)
     for name, svc in compose["services"].items():
-        if "swing_ml" in (svc.get("profiles") or []):
+        if {"swing_ml", "alpaca"} & set(svc.get("profiles") or []):
             continue
         cmd = trader_command(svc)
         if cmd[:2] == ["trader", "strategy"]:
@@ -144,6 +144,7 @@ def test_compose_starts_only_what_exists(host: str) -> None:
         if broker:
             assert config_check.broker_built(broker), f"{host}: {name} needs broker adapter {broker}"
     assert not config_check.strategy_built("swing_ml"), "swing_ml exists now: put it back into profile alpaca"
+    assert not config_check.broker_built("alpaca"), "the OMS owns Alpaca accounts now: check profile alpaca here"
 
 
 @pytest.mark.parametrize("host", sorted(COMPOSE_FILES))

@@ -1,0 +1,3 @@
+from broker_core.alpaca.fake.cli import main
+
+main()
