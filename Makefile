@@ -22,11 +22,12 @@ browser:
 	  { apt-get update -q && apt-get install -y -q chromium chromium-driver; } || \
 	  echo "chromium and chromium-driver are not installed: the browser tests will fail naming them"
 
+# Two workers (this machine has two cores); the multi-process runs share one worker (tests/conftest.py).
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
 
 bench: install
 	$(BIN)/python bench/replay_throughput.py --resting 200

@@ -11,6 +11,7 @@ costs no virtual time. Then a progress bar, a report checked against the databas
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
 import sqlite3
@@ -38,6 +39,21 @@ SIM_WINDOW = (dtime(8, 0), dtime(16, 0))
 """The daily window a multi-day KRX run's clock runs through (KMP's premarket at 08:30, the close at 15:30)."""
 
 
+def runs_root() -> Path:
+    """Where run folders go: ``TRADER_RUNS_DIR`` when set, else ``runs/`` in the project."""
+    return Path(os.environ.get("TRADER_RUNS_DIR") or PROJECT_ROOT / "runs")
+
+
+def unique_run_dir(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``… when a run started in the same second already has it."""
+    n = 1
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}-{n}")
+    return candidate
+
+
 @dataclass
 class Plan:
     kind: str
@@ -57,7 +73,7 @@ class Plan:
         if self.run_dir == Path():
             stamp = time.strftime("%Y%m%d-%H%M%S")
             span = f"{self.days[0]}" if len(self.days) == 1 else f"{self.days[0]}_{self.days[-1]}"
-            self.run_dir = PROJECT_ROOT / "runs" / f"{self.kind}-{span}-{stamp}"
+            self.run_dir = unique_run_dir(runs_root() / f"{self.kind}-{span}-{stamp}")
 
     @property
     def windows(self) -> Windows | None:

@@ -1,8 +1,9 @@
-"""``trader demo`` on its default day at its default speed (120×) until 10:30, on a loaded machine.
+"""``trader demo`` on its default day at its default speed (120×) until 10:05 (KMP's entry window ends at 10:00),
+on a loaded machine.
 
 Two CPU hogs keep both cores busy for the whole run (a new user's laptop doing something else). The
 launcher starts the OMS (paper exchange replaying the day, SQLite) and KMP as separate processes on one
-virtual clock that starts only once both are ready, stops them at 10:30 and writes its report. Checked:
+virtual clock that starts only once both are ready, stops them at 10:05 and writes its report. Checked:
 
 - the demo TRADED: at least one entry and one fill (a run with no fill is a failure);
 - the demo exits 0 and its report matches the database (intents, orders, fills);
@@ -60,7 +61,7 @@ ENDING_CODES = {
 """Codes that end a candidate's day (or send its entry); gate failures come on top of them."""
 
 
-def test_demo_runs_kmp_over_the_first_90_minutes(tmp_path: Path) -> None:
+def test_demo_runs_kmp_through_its_entry_window(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TRADER_CLOCK"))}
     cmd = [
@@ -69,7 +70,7 @@ def test_demo_runs_kmp_over_the_first_90_minutes(tmp_path: Path) -> None:
         "trader",
         "demo",
         "--until",
-        "10:30",
+        "10:05",
         "--data-dir",
         str(resolve_data_dir()),
         "--json-report",

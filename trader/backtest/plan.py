@@ -19,12 +19,12 @@ from broker_core.calendars import trading_days
 from broker_core.clock import KST, Windows
 from broker_core.config_errors import ConfigError
 from broker_core.paper.data import DataNotFound, KrxData
-from oms.settings import PROJECT_ROOT, OmsConfig, load_config
+from oms.settings import OmsConfig, load_config
 from strategies.sdk.config import load_strategy_config
 from strategies.sdk.runner import config_model, package_of, resolve
 from trader.demo import END, START
 from trader.launcher import available_strategies
-from trader.simulation import SIM_WINDOW
+from trader.simulation import SIM_WINDOW, runs_root, unique_run_dir
 
 REQUIRED_FILES = ("daily_ohlcv.parquet", "sector_map.parquet")
 """Besides ``minute/``: prior closes and daily bars (the exchange, the OMS's proxy) and the sector map
@@ -61,7 +61,7 @@ class BacktestPlan:
         if self.run_dir == Path():
             stamp = time.strftime("%Y%m%d-%H%M%S")
             span = f"{self.days[0]}" if len(self.days) == 1 else f"{self.days[0]}_{self.days[-1]}"
-            self.run_dir = PROJECT_ROOT / "runs" / f"backtest-{span}-{stamp}"
+            self.run_dir = unique_run_dir(runs_root() / f"backtest-{span}-{stamp}")
 
     @property
     def windows(self) -> Windows | None:

@@ -10,10 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from broker_core.paper.data import resolve_data_dir
-from oms.settings import PROJECT_ROOT
 from trader.cli import app
-
-RUNS = PROJECT_ROOT / "runs"
 
 
 def backtest(*args: str) -> tuple[int, str]:
@@ -22,10 +19,12 @@ def backtest(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-def no_new_run_folder() -> object:
-    before = set(RUNS.glob("backtest-*")) if RUNS.exists() else set()
+def no_new_run_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("TRADER_RUNS_DIR", str(runs))
+    before = set(runs.glob("*")) if runs.exists() else set()
     yield
-    after = set(RUNS.glob("backtest-*")) if RUNS.exists() else set()
+    after = set(runs.glob("*")) if runs.exists() else set()
     assert after == before, f"run folder(s) written: {sorted(after - before)}"
 
 

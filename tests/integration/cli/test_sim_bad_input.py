@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,14 +16,22 @@ from broker_core.paper.data import resolve_data_dir
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
+@functools.cache
+def _runs_dir() -> Path:
+    """A run-folder root of this module's own (``TRADER_RUNS_DIR``): runs of other tests on the other worker
+    must not count as half-written."""
+    return Path(tempfile.mkdtemp(prefix="sim-bad-input-runs-"))
+
+
 def _sim(*args: str, data_dir: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TRADER_CLOCK"))}
+    env["TRADER_RUNS_DIR"] = str(_runs_dir())
     cmd = [sys.executable, "-m", "trader", "sim", *args, "--data-dir", data_dir or str(resolve_data_dir())]
     return subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
 def _runs() -> set[str]:
-    runs = PROJECT_ROOT / "runs"
+    runs = _runs_dir()
     return {p.name for p in runs.iterdir()} if runs.exists() else set()
 
 
