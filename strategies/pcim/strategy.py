@@ -489,6 +489,15 @@ class PcimStrategy(Strategy):
         await asyncio.to_thread(save_watchlist, self.store, build, now)
         for d in build.decisions:
             self._log(d)
+        if self.auto_approve and self._approval_window_open(session):
+            # a list that arrives once the window is open (the multi-day clock skips the night, so the night's
+            # build can end after 08:00) is auto-approved on arrival, not left PENDING until the freeze
+            await self._approval_open_job()
+
+    def _approval_window_open(self, session: date) -> bool:
+        now = self.clock.now().astimezone(KST)
+        ap = self.config.approval
+        return now.date() == session and ap.open <= now.time() < ap.deadline
 
     async def _daily(self, symbol: str, session: date) -> list[Bar] | None:
         try:
