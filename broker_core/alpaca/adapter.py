@@ -42,7 +42,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, time, timedelta
 from functools import partial
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from alpaca.common.enums import Sort
 from alpaca.data.enums import DataFeed
@@ -89,11 +89,10 @@ from broker_core.models import (
     Tick,
 )
 from broker_core.paper.fees import FeeSchedule
+from broker_core.streams import FanoutStream
 
 log = logging.getLogger("broker_core.alpaca")
-T_ = TypeVar("T_")
 R = TypeVar("R")
-_END = object()
 MAX_CLIENT_ORDER_ID = 128
 ACTIVITY_PAGE = 100
 ORDER_LIST_LIMIT = 500
@@ -152,40 +151,6 @@ def _qty(value: Any) -> int:
 
 def _enum_value(value: Any) -> str:
     return str(getattr(value, "value", value) or "")
-
-
-class _Stream(AsyncIterator[T_], Generic[T_]):
-    def __init__(self, owner: list[_Stream[Any]], maxsize: int = 0) -> None:
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
-        self._owner = owner
-        self._closed = False
-        owner.append(self)
-
-    def offer(self, item: Any) -> None:
-        if self.queue.maxsize and self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(item)
-
-    def __aiter__(self) -> _Stream[T_]:
-        return self
-
-    async def __anext__(self) -> T_:
-        if self._closed:
-            raise StopAsyncIteration
-        item = await self.queue.get()
-        if item is _END:
-            await self.aclose()
-            raise StopAsyncIteration
-        return item
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            if self in self._owner:
-                self._owner.remove(self)
-
-    def end(self) -> None:
-        self.offer(_END)
 
 
 class _DeadlineHTTPAdapter(HTTPAdapter):
@@ -265,8 +230,8 @@ class AlpacaBroker:
         """wire client order id → the OMS's client order id."""
         self._sent: set[str] = set()
         self._seen_executions: set[str] = set()
-        self._order_streams: list[_Stream[Any]] = []
-        self._tick_streams: list[_Stream[Any]] = []
+        self._order_streams: list[FanoutStream[Any]] = []
+        self._tick_streams: list[FanoutStream[Any]] = []
         self._subscribed: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._trade_stream: _TradeUpdates | None = None
@@ -647,7 +612,7 @@ class AlpacaBroker:
                 log.warning("alpaca fills poll failed: %s", exc.message)
 
     def order_updates(self) -> AsyncIterator[OrderUpdate]:
-        return _Stream[OrderUpdate](self._order_streams)
+        return FanoutStream[OrderUpdate](self._order_streams)
 
     def _publish(self, update: OrderUpdate) -> None:
         for stream in list(self._order_streams):
@@ -851,7 +816,7 @@ class AlpacaBroker:
             stream.offer(tick)
 
     def ticks(self) -> AsyncIterator[Tick]:
-        return _Stream[Tick](self._tick_streams, TICK_QUEUE)
+        return FanoutStream[Tick](self._tick_streams, TICK_QUEUE)
 
 
 def _timeframe(interval: str) -> TimeFrame:

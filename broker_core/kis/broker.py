@@ -32,7 +32,7 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from broker_core.clock import KST, Clock, RealClock
 from broker_core.errors import (
@@ -79,48 +79,13 @@ from broker_core.models import (
 from broker_core.paper.exchange import parse_interval
 from broker_core.paper.fees import FeeSchedule
 from broker_core.ratelimit import RateLimiter
+from broker_core.streams import FanoutStream
 
 log = logging.getLogger("broker_core.kis.broker")
 ORDERS_FILE = "kis_orders.db"
 RESOLVE_TOLERANCE = timedelta(seconds=30)
 """An order found in the day's list may carry an ORD_TMD this much before our send time (clock skew)."""
 TICK_QUEUE = 10_000
-T_ = TypeVar("T_")
-_END = object()
-
-
-class _Stream(AsyncIterator[T_], Generic[T_]):
-    def __init__(self, owner: list[_Stream[Any]], maxsize: int = 0) -> None:
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
-        self._owner = owner
-        self._closed = False
-        owner.append(self)
-
-    def offer(self, item: Any) -> None:
-        if self.queue.maxsize and self.queue.full():
-            self.queue.get_nowait()
-        self.queue.put_nowait(item)
-
-    def __aiter__(self) -> _Stream[T_]:
-        return self
-
-    async def __anext__(self) -> T_:
-        if self._closed:
-            raise StopAsyncIteration
-        item = await self.queue.get()
-        if item is _END:
-            await self.aclose()
-            raise StopAsyncIteration
-        return item
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
-            if self in self._owner:
-                self._owner.remove(self)
-
-    def end(self) -> None:
-        self.offer(_END)
 
 
 class KisBroker:
@@ -191,8 +156,8 @@ class KisBroker:
         self.ws_connect_wait_s = ws_connect_wait_s
         self.buyable_reference_symbol = buyable_reference_symbol
         self._orders: dict[str, BrokerOrder] = {}
-        self._order_streams: list[_Stream[Any]] = []
-        self._tick_streams: list[_Stream[Any]] = []
+        self._order_streams: list[FanoutStream[Any]] = []
+        self._tick_streams: list[FanoutStream[Any]] = []
         self._subscribed: dict[str, None] = {}
         self._last_trade: dict[str, TradeRecord] = {}
         self._orphans: dict[str, list[ExecutionNotice]] = {}
@@ -726,7 +691,7 @@ class KisBroker:
     # -- push stream -------------------------------------------------------------------------
 
     def order_updates(self) -> AsyncIterator[OrderUpdate]:
-        return _Stream(self._order_streams)
+        return FanoutStream(self._order_streams)
 
     def _publish(self, update: OrderUpdate) -> None:
         for stream in list(self._order_streams):
@@ -927,7 +892,7 @@ class KisBroker:
         return frozenset(self._subscribed)
 
     def ticks(self) -> AsyncIterator[Tick]:
-        return _Stream(self._tick_streams, TICK_QUEUE)
+        return FanoutStream(self._tick_streams, TICK_QUEUE)
 
     def _on_trade(self, rec: TradeRecord) -> None:
         self._last_trade[rec.symbol] = rec
