@@ -10,10 +10,14 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+
 from broker_core.paper.persistence import PaperStateStore
+from trader.launcher import ProcessGroup
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -158,3 +162,25 @@ def heartbeat_status(db: Path, strategy_id: str) -> dict[str, Any]:
     assert found, f"no strategy_state row for {strategy_id} (no heartbeat reached the database)"
     detail = found[0]["status_detail"]
     return json.loads(detail) if isinstance(detail, str) else detail
+
+
+def oms_healthy(http: httpx.Client, group: ProcessGroup) -> bool:
+    """The OMS of ``group`` answers ``/health`` ok (fails at once when it exited)."""
+    assert not group.dead(), f"OMS exited during start:\n{group.log_tail('oms', 40)}"
+    try:
+        return bool(http.get("/health").json().get("status") == "ok")
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def strategy_flat(http: httpx.Client, group: ProcessGroup, strategy_id: str, process: str, symbol: str) -> bool:
+    """The OMS allocates no more ``symbol`` to ``strategy_id`` (fails at once when ``process`` or the OMS died)."""
+    dead = group.dead()
+    assert process not in dead and "oms" not in dead, f"{dead}:\n{group.log_tail(process, 40)}"
+    return bool(http.get(f"/api/v1/allocations/{strategy_id}").json().get(symbol, {}).get("qty", 0) == 0)
+
+
+def db_time(raw: Any) -> datetime:
+    """A database time: SQLite keeps them naive in UTC."""
+    ts = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)

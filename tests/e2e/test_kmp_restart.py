@@ -24,7 +24,7 @@ import secrets
 import signal
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,14 @@ from tests.e2e._support import (
     alive,
     codes,
     db_positions,
+    db_time,
     decisions,
     intent_keys,
+    oms_healthy,
     paper_positions,
     processes_with_env,
     rows,
+    strategy_flat,
     wait_for,
 )
 from trader.launcher import ProcessGroup
@@ -92,7 +95,7 @@ def test_kmp_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
     codes_at_stop: dict[str, int] = {}
     try:
         group.start("oms", ["oms", "--port", str(port)], oms_env)
-        wait_for(lambda: _healthy(http, group), timeout=60, what="OMS /health ok", interval=0.1)
+        wait_for(lambda: oms_healthy(http, group), timeout=60, what="OMS /health ok", interval=0.1)
         first = group.start("kmp", ["strategy", "kmp"], kmp_env)
 
         # 1. KMP enters and publishes its stop; kill it at once
@@ -109,7 +112,10 @@ def test_kmp_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
         # 2. a new KMP process adopts the allocation and exits it
         group.start("kmp2", ["strategy", "kmp"], kmp_env)
         wait_for(
-            lambda: _flat(http, symbol, group), timeout=120, what=f"the restarted KMP to exit {symbol}", interval=0.1
+            lambda: strategy_flat(http, group, "KMP", "kmp2", symbol),
+            timeout=120,
+            what=f"the restarted KMP to exit {symbol}",
+            interval=0.1,
         )
         # ... and, started inside the entry window, catches up its premarket and scan without re-entering
         wait_for(
@@ -153,7 +159,7 @@ def test_kmp_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
     assert [i["symbol"] for i in enters].count(symbol) == 1, enters
     assert len({i["symbol"] for i in enters}) == len(enters), f"a second ENTER for a symbol: {enters}"
     exit_rows = [i for i in intents if i["intent_type"] in ("EXIT", "FLATTEN") and i["symbol"] in (symbol, "*")]
-    assert exit_rows and all(_ts(i["received_at"]) > killed_at for i in exit_rows), (exit_rows, killed_at)
+    assert exit_rows and all(db_time(i["received_at"]) > killed_at for i in exit_rows), (exit_rows, killed_at)
     assert any(i["status"] in ("ACCEPTED", "EXECUTED") for i in exit_rows), exit_rows
     assert all(i["status"] and i["decided_at"] for i in intents)
     keys_logged = [d.value("key") for d in decisions(tmp_path / "logs" / "kmp.log") + second if d.code == "KMP_ENTRY"]
@@ -166,14 +172,6 @@ def test_kmp_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
     api_positions = {s: p["real_qty"] for s, p in positions.items() if p["real_qty"]}
     assert api_positions == db_positions(db) == paper_positions(tmp_path / "oms" / "paper_account.db")
     assert health["recon_status"] == "OK", health
-
-
-def _healthy(http: httpx.Client, group: ProcessGroup) -> bool:
-    assert not group.dead(), f"OMS exited during start:\n{group.log_tail('oms', 40)}"
-    try:
-        return http.get("/health").json().get("status") == "ok"
-    except (httpx.HTTPError, ValueError):
-        return False
 
 
 def _published(http: httpx.Client, group: ProcessGroup) -> tuple[str, dict[str, Any]] | None:
@@ -193,15 +191,3 @@ def _published(http: httpx.Client, group: ProcessGroup) -> tuple[str, dict[str, 
         if a.get("qty", 0) > 0 and a.get("soft_stop_px"):
             return symbol, a
     return None
-
-
-def _flat(http: httpx.Client, symbol: str, group: ProcessGroup) -> bool:
-    dead = group.dead()
-    assert "kmp2" not in dead and "oms" not in dead, f"{dead}:\n{group.log_tail('kmp2', 40)}"
-    return http.get("/api/v1/allocations/KMP").json().get(symbol, {}).get("qty", 0) == 0
-
-
-def _ts(raw: Any) -> datetime:
-    """A database time: SQLite keeps them naive in UTC."""
-    ts = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)

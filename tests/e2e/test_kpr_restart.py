@@ -19,7 +19,7 @@ import secrets
 import signal
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,13 @@ from tests.e2e._support import (
     alive,
     codes,
     db_positions,
+    db_time,
     decisions,
+    oms_healthy,
     paper_positions,
     processes_with_env,
     rows,
+    strategy_flat,
     wait_for,
 )
 from trader.launcher import ProcessGroup
@@ -78,7 +81,7 @@ def test_kpr_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
     codes_at_stop: dict[str, int] = {}
     try:
         group.start("oms", ["oms", "--port", str(port)], oms_env)
-        wait_for(lambda: _healthy(http, group), timeout=60, what="OMS /health ok", interval=0.1)
+        wait_for(lambda: oms_healthy(http, group), timeout=60, what="OMS /health ok", interval=0.1)
         first = group.start("kpr", ["strategy", "kpr"], kpr_env)
 
         # 1. KPR enters and publishes its stop; kill it at once
@@ -94,7 +97,10 @@ def test_kpr_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
         # 2. a new KPR process adopts the allocation and exits it
         group.start("kpr2", ["strategy", "kpr"], kpr_env)
         wait_for(
-            lambda: _flat(http, symbol, group), timeout=120, what=f"the restarted KPR to exit {symbol}", interval=0.1
+            lambda: strategy_flat(http, group, "KPR", "kpr2", symbol),
+            timeout=120,
+            what=f"the restarted KPR to exit {symbol}",
+            interval=0.1,
         )
         positions = http.get("/api/v1/positions").json()
         health = http.get("/health").json()
@@ -124,7 +130,7 @@ def test_kpr_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
     enters = [i for i in intents if i["intent_type"] == "ENTER" and i["status"] != "DEFERRED"]
     assert [i["symbol"] for i in enters].count(symbol) == 1, enters
     sells = [i for i in intents if i["intent_type"] in ("EXIT", "REDUCE", "FLATTEN") and i["symbol"] in (symbol, "*")]
-    assert any(_ts(i["received_at"]) > killed_at and i["status"] in ("ACCEPTED", "EXECUTED") for i in sells), sells
+    assert any(db_time(i["received_at"]) > killed_at and i["status"] in ("ACCEPTED", "EXECUTED") for i in sells), sells
     assert all(i["status"] and i["decided_at"] for i in intents)
     fills = rows(db, "SELECT side, qty FROM fills WHERE symbol = ? AND strategy_id = 'KPR'", symbol)
     bought = sum(f["qty"] for f in fills if f["side"] == "BUY")
@@ -136,14 +142,6 @@ def test_kpr_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
     assert health["recon_status"] == "OK", health
 
 
-def _healthy(http: httpx.Client, group: ProcessGroup) -> bool:
-    assert not group.dead(), f"OMS exited during start:\n{group.log_tail('oms', 40)}"
-    try:
-        return http.get("/health").json().get("status") == "ok"
-    except (httpx.HTTPError, ValueError):
-        return False
-
-
 def _published(http: httpx.Client, group: ProcessGroup) -> tuple[str, dict[str, Any]] | None:
     dead = group.dead()
     assert "kpr" not in dead and "oms" not in dead, f"{dead}:\n{group.log_tail('kpr', 40)}"
@@ -151,14 +149,3 @@ def _published(http: httpx.Client, group: ProcessGroup) -> tuple[str, dict[str, 
         if a.get("qty", 0) > 0 and a.get("soft_stop_px"):
             return symbol, a
     return None
-
-
-def _flat(http: httpx.Client, symbol: str, group: ProcessGroup) -> bool:
-    dead = group.dead()
-    assert "kpr2" not in dead and "oms" not in dead, f"{dead}:\n{group.log_tail('kpr2', 40)}"
-    return http.get("/api/v1/allocations/KPR").json().get(symbol, {}).get("qty", 0) == 0
-
-
-def _ts(raw: Any) -> datetime:
-    ts = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
