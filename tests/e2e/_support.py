@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from broker_core.clock import write_anchor
 from broker_core.paper.persistence import PaperStateStore
 from trader.launcher import ProcessGroup
 
@@ -178,6 +179,23 @@ def strategy_flat(http: httpx.Client, group: ProcessGroup, strategy_id: str, pro
     dead = group.dead()
     assert process not in dead and "oms" not in dead, f"{dead}:\n{group.log_tail(process, 40)}"
     return bool(http.get(f"/api/v1/allocations/{strategy_id}").json().get(symbol, {}).get("qty", 0) == 0)
+
+
+def start_clock_when_registered(
+    http: httpx.Client, group: ProcessGroup, process: str, strategy_id: str, anchor_file: Path
+) -> None:
+    """Write the run's clock anchor once ``strategy_id`` sent its first heartbeat, as ``trader sim`` does:
+    the clock stands at its start while the OMS and the strategy start up (the OMS rate budget runs on
+    virtual time, so the strategy's premarket work can only begin once the clock runs)."""
+
+    def registered() -> bool:
+        dead = group.dead()
+        assert process not in dead and "oms" not in dead, f"{dead}:\n{group.log_tail(process, 40)}"
+        status = http.get("/api/v1/strategies").json().get(strategy_id, {})
+        return bool(status.get("last_heartbeat"))
+
+    wait_for(registered, timeout=120, what=f"{strategy_id}'s first heartbeat", interval=0.1)
+    write_anchor(anchor_file)
 
 
 def db_time(raw: Any) -> datetime:

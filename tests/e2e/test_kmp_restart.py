@@ -1,11 +1,12 @@
 """KMP killed with SIGKILL while it holds a position, then restarted: it recovers and manages the exit.
 
 The OMS (``python -m trader oms``) and KMP (``python -m trader strategy kmp``) run as separate processes
-on one virtual clock (``TRADER_CLOCK`` anchored once, 60×) over the real session 2026-02-04 from
-08:55 (KMP loads its premarket caches in the first minutes). On that day KMP's default rules
-(vi_band 0.10) enter 005830 at about 09:19 and the stock reaches KMP's initial stop at about 09:22
-(the session was picked with an offline replay of the KMP engine over 90 sessions: KMP positions
-live 1–3 minutes, this one one of the longest).
+on one virtual clock over the real session 2026-02-04 from 08:30, 60×, that stands still until KMP
+sent its first heartbeat (as ``trader sim`` starts it): KMP catches up its premarket caches with 45
+virtual minutes (45 s wall) to spare before the 09:15 scan, however slow the machine is at start-up.
+On that day KMP's default rules (vi_band 0.10) enter 005830 at about 09:19 and the stock reaches
+KMP's initial stop at about 09:22 (the session was picked with an offline replay of the KMP engine
+over 90 sessions: KMP positions live 1–3 minutes, this one one of the longest).
 
 As soon as the OMS shows a KMP allocation whose stop KMP has published (MODIFY_RISK), the test
 SIGKILLs KMP and checks the position is still held; then it starts a new KMP process, which must:
@@ -23,7 +24,6 @@ import os
 import secrets
 import signal
 import socket
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from tests.e2e._support import (
     paper_positions,
     processes_with_env,
     rows,
+    start_clock_when_registered,
     strategy_flat,
     wait_for,
 )
@@ -52,7 +53,7 @@ from trader.launcher import ProcessGroup
 pytestmark = pytest.mark.e2e
 
 SESSION = "2026-02-04"
-START = datetime(2026, 2, 4, 8, 55, tzinfo=KST)
+START = datetime(2026, 2, 4, 8, 30, tzinfo=KST)
 SPEED = 60.0
 EXIT_CODES = {
     "KMP_X_STOP",
@@ -75,7 +76,8 @@ def test_kmp_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
     keys = {"admin": secrets.token_hex(12), "read": secrets.token_hex(12), "KMP": secrets.token_hex(12)}
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    clock_spec = sim_spec(START, SPEED, time.time() + 3.0)
+    anchor_file = tmp_path / "clock.anchor"
+    clock_spec = sim_spec(START, SPEED, f"@{anchor_file}")
     clock = parse_clock(clock_spec)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TRADER_CLOCK", "STRATEGY_ID"))}
     base.update(TRADER_CLOCK=clock_spec, OMS_URL=url, TRADER_DATA_DIR=str(resolve_data_dir()))
@@ -97,10 +99,11 @@ def test_kmp_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
         group.start("oms", ["oms", "--port", str(port)], oms_env)
         wait_for(lambda: oms_healthy(http, group), timeout=60, what="OMS /health ok", interval=0.1)
         first = group.start("kmp", ["strategy", "kmp"], kmp_env)
+        start_clock_when_registered(http, group, "kmp", "KMP", anchor_file)
 
         # 1. KMP enters and publishes its stop; kill it at once
         held = wait_for(
-            lambda: _published(http, group), timeout=90, what="a KMP allocation with its stop", interval=0.02
+            lambda: _published(http, group), timeout=150, what="a KMP allocation with its stop", interval=0.02
         )
         symbol, alloc = held
         first.send_signal(signal.SIGKILL)

@@ -18,7 +18,6 @@ import os
 import secrets
 import signal
 import socket
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from tests.e2e._support import (
     paper_positions,
     processes_with_env,
     rows,
+    start_clock_when_registered,
     strategy_flat,
     wait_for,
 )
@@ -61,7 +61,8 @@ def test_kpr_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
     keys = {"admin": secrets.token_hex(12), "read": secrets.token_hex(12), "KPR": secrets.token_hex(12)}
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    clock_spec = sim_spec(START, SPEED, time.time() + 3.0)
+    anchor_file = tmp_path / "clock.anchor"
+    clock_spec = sim_spec(START, SPEED, f"@{anchor_file}")
     clock = parse_clock(clock_spec)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TRADER_CLOCK", "STRATEGY_"))}
     base.update(TRADER_CLOCK=clock_spec, OMS_URL=url, TRADER_DATA_DIR=str(resolve_data_dir()))
@@ -83,6 +84,7 @@ def test_kpr_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
         group.start("oms", ["oms", "--port", str(port)], oms_env)
         wait_for(lambda: oms_healthy(http, group), timeout=60, what="OMS /health ok", interval=0.1)
         first = group.start("kpr", ["strategy", "kpr"], kpr_env)
+        start_clock_when_registered(http, group, "kpr", "KPR", anchor_file)
 
         # 1. KPR enters and publishes its stop; kill it at once
         symbol, alloc = wait_for(
