@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from datetime import time as dtime
+from zoneinfo import ZoneInfo
 
 from broker_core.clock import KST, Clock
 from oms.core.intents import IntentService
@@ -26,11 +27,14 @@ from oms.store.repository import MergedReader
 log = logging.getLogger("oms.rebuild")
 
 
-async def rebuild_state(st: OmsState, reader: MergedReader, clock: Clock, intents: IntentService | None) -> None:
-    """Load today's view (positions, allocations, orders, fills, today's intents, flags, daily risk)."""
-    now = clock.now()
+async def rebuild_state(
+    st: OmsState, reader: MergedReader, clock: Clock, intents: IntentService | None, tz: ZoneInfo = KST
+) -> None:
+    """Load today's view (positions, allocations, orders, fills, today's intents, flags, daily risk); today
+    is the date in the market's zone ``tz``."""
+    now = clock.now().astimezone(tz)
     day = now.date()
-    rows = await reader.load_state(str(day), intents_since=datetime.combine(day, dtime(0, 0), KST))
+    rows = await reader.load_state(str(day), intents_since=datetime.combine(day, dtime(0, 0), tz))
     if reader.degraded:
         log.warning("state rebuilt from the journal alone (database unavailable) reason=DB_UNAVAILABLE")
     positions = list(rows.get(PositionRecord.TABLE, []))

@@ -17,13 +17,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker_core.broker import Broker
-from broker_core.calendars import is_trading_day
 from broker_core.clock import Clock, clock_from_env
+from broker_core.markets.venue_market import market_for
 from broker_core.ratelimit import RateLimiter
 from oms.core.admin import Admin
 from oms.core.circuit import CircuitBreaker
 from oms.core.execution import Execution
 from oms.core.intents import IntentService
+from oms.core.ledger import Ledger
 from oms.core.marks import MarkWriter
 from oms.core.reconciler import Reconciler
 from oms.core.risk import LossLevel
@@ -63,7 +64,7 @@ class OmsRuntime:
         ``broker`` stands for a venue with nothing else."""
         self.settings = settings
         self.config = config
-        self.clock: Clock = clock or clock_from_env()
+        self.clock: Clock = clock or clock_from_env(market_for(settings.market_code()).tz)
         self.metrics = OmsMetrics()
         md = config.marketdata
         self.bus = StreamBus(market_backlog=md.consumer_backlog)
@@ -93,6 +94,8 @@ class OmsRuntime:
         self.exchange = venue.exchange
         self.known_symbols = venue.known_symbols
         self.krx_data = venue.reference
+        self.market = venue.market
+        self.state.ledger = Ledger(self.market.tz)  # realized P&L by trading day in the market's zone
         for sym, sector in venue.sector_of.items():
             self.sector_of.setdefault(sym, sector)
         adapter_limiter = getattr(self.broker, "limiter", None)
@@ -182,6 +185,7 @@ class OmsRuntime:
             sector_of=self.sector_of,
             known_symbols=lambda: self.known_symbols,
             intent_rate_per_min=lambda sid: self.config.strategy(sid).max_intents_per_min,
+            market=self.market,
         )
         rc = self.config.reconcile
         self.reconciler = Reconciler(
@@ -201,8 +205,8 @@ class OmsRuntime:
             self.state, self.intents, self.execution, self.recorder, self.clock, self.config.risk.vi_cooldown_sec
         )
         self.intents.on_halt = self._on_daily_loss_halt
-        is_trading_day(self.clock.now())  # build the exchange calendar now, not inside the first intent
-        await rebuild_state(self.state, self.reader, self.clock, self.intents)
+        self.market.is_trading_day(self.clock.now())  # build the exchange calendar now, not inside the first intent
+        await rebuild_state(self.state, self.reader, self.clock, self.intents, self.market.tz)
         if migrated:
             self._start_drain()
         else:
@@ -210,6 +214,8 @@ class OmsRuntime:
                 "migrate_retry", lambda _beat: migrate_until_reachable(self.db_url, self._on_migrated), once=True
             )
         await self.broker.connect()
+        if self.known_symbols is None:
+            self.known_symbols = getattr(self.broker, "tradable_symbols", None)  # Alpaca's asset list
         if self.exchange is not None:
             self._tasks.append(asyncio.create_task(self.exchange.run(), name="paper-exchange"))
         execution = self.execution
@@ -252,6 +258,7 @@ class OmsRuntime:
                 lambda _day, now: proxy.prune_expired(now) if proxy is not None else 0,
                 lambda _day, _now: self.metrics.day_rollovers.inc(),
             ],
+            calendar_code=self.market.calendar_code,
         )
         rollover = self.rollover
         self.supervisor.add("day_rollover", rollover.run, interval_s=60.0)
@@ -303,6 +310,7 @@ class OmsRuntime:
             known_symbols=lambda: self.known_symbols,
             position_holders=state.ledger.holders,
             working_owners=lambda symbol: {o.strategy_id for o in state.working_orders(symbol=symbol)},
+            market=self.market,
         )
         data = self.krx_data
         daily_symbols: set[str] = set()
@@ -326,6 +334,7 @@ class OmsRuntime:
             flow_source=data.investor_flow if data is not None else None,
             known_intraday=lambda: self.known_symbols,
             known_daily=known_daily,
+            market=self.market,
         )
 
     async def stop(self) -> None:

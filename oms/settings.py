@@ -67,6 +67,8 @@ class LoopsConfig(BaseModel):
 class PaperConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     cash: float = Field(100_000_000, gt=0)
+    cash_usd: float = Field(100_000, gt=0)
+    """Cash of a new US paper account (``OMS_MARKET=us``); ``cash`` is the KRX account's, in won."""
     participation: float = Field(0.25, gt=0, le=1)
     subscription_capacity: int = Field(40, gt=0)
     symbols: list[str] = Field(default_factory=list)
@@ -229,6 +231,8 @@ class OmsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
     oms_broker: Literal["paper", "kis", "alpaca"] = "paper"
+    oms_market: Literal["krx", "us", ""] = ""
+    """The account's market: KIS trades ``krx``, Alpaca ``us``; the paper exchange either (``krx`` by default)."""
     database_url: str = ""
     oms_journal_path: str = ""
     oms_admin_key: SecretStr | None = None
@@ -258,6 +262,14 @@ class OmsSettings(BaseSettings):
         if not (v.startswith("sqlite+aiosqlite://") or v.startswith("postgresql+asyncpg://")):
             raise ValueError("must be a postgresql:// (or postgresql+asyncpg://) or sqlite:/// URL")
         return v
+
+    def market_code(self) -> str:
+        """``krx`` or ``us``: from ``OMS_MARKET``, else implied by ``OMS_BROKER`` (a contradiction is a ConfigError)."""
+        implied = {"kis": "krx", "alpaca": "us"}.get(self.oms_broker)
+        chosen = self.oms_market or implied or "krx"
+        if implied is not None and chosen != implied:
+            raise ConfigError(f"OMS_MARKET={chosen}: OMS_BROKER={self.oms_broker} trades the {implied} market only")
+        return chosen
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite+aiosqlite:///{Path(self.oms_data_dir).resolve() / 'oms.db'}"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from broker_core.broker import Broker
 from broker_core.clock import Clock
+from broker_core.markets.venue_market import KRX_MARKET, Market
 
 if TYPE_CHECKING:
     from oms.settings import OmsConfig, OmsSettings
@@ -35,6 +36,8 @@ class Venue:
     """Symbols the venue trades, when it knows them (paper); None means any symbol may be tried."""
     sector_of: dict[str, str] = field(default_factory=dict)
     reference: ReferenceData | None = None
+    market: Market = KRX_MARKET
+    """The account's market: its tick grid, sessions, calendar and time zone (KRX unless the venue says US)."""
 
 
 VenueFactory = Callable[["OmsSettings", "OmsConfig", Clock], Venue]

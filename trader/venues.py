@@ -7,17 +7,26 @@ from broker_core.config_errors import ConfigError
 from oms.settings import OmsConfig, OmsSettings
 from oms.venue import Venue
 
-VENUE_KINDS = ("paper", "kis")
-"""The ``OMS_BROKER`` values this build's OMS can own (``broker_core/alpaca`` is an adapter without an OMS venue
-yet: the OMS's planner, sessions and rollover are still KRX-only)."""
+VENUE_KINDS = ("paper", "kis", "alpaca")
+"""The ``OMS_BROKER`` values this build's OMS can own (the paper exchange trades KRX or, with ``OMS_MARKET=us``,
+the US data's sessions; KIS is KRX, Alpaca US)."""
 
 
 def build_venue(settings: OmsSettings, config: OmsConfig, clock: Clock) -> Venue:
     kind = settings.oms_broker
+    market = settings.market_code()
+    if kind == "paper" and market == "us":
+        from trader.us_wiring import build_us_paper_venue
+
+        return build_us_paper_venue(settings, config, clock)
     if kind == "paper":
         from trader.paper_wiring import build_paper_venue
 
         return build_paper_venue(settings, config, clock)
+    if kind == "alpaca":
+        from trader.us_wiring import build_alpaca_venue
+
+        return build_alpaca_venue(settings, config, clock)
     if kind == "kis":
         from trader.kis_wiring import build_kis_broker
 

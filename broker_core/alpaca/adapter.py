@@ -325,6 +325,13 @@ class AlpacaBroker:
         self._assets = {a.symbol: (bool(a.tradable), bool(a.fractionable)) for a in assets}
         log.info("alpaca: %d active US equity assets", len(self._assets))
 
+    @property
+    def tradable_symbols(self) -> set[str] | None:
+        """The tradable symbols of the asset list loaded at ``connect`` (None before): the OMS's known symbols."""
+        if self._assets is None:
+            return None
+        return {symbol for symbol, (tradable, _) in self._assets.items() if tradable}
+
     # -- validation --------------------------------------------------------------------------------
 
     async def _check(self, request: OrderRequest) -> bool:

@@ -241,6 +241,9 @@ class MarketClock(_Reply):
     next_open: datetime | None = None
     next_close: datetime | None = None
     speed: float | None = None
+    market: str = "krx"
+    """The account's market: ``krx`` (times in KST) or ``us`` (times in America/New_York)."""
+    currency: str = "KRW"
 
 
 # ---- stream events (WS /api/v1/stream) ------------------------------------------------------------

@@ -7,9 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from broker_core.calendars import is_trading_day, next_trading_day, session_open_close
 from broker_core.contract.wire import MarketClock
-from broker_core.market_rules import session_phase
 from oms.api.auth import Principal, require_reader
 from oms.api.deps import runtime
 from oms.api.responses import READ, errors
@@ -40,17 +38,20 @@ async def metrics(request: Request) -> Response:
 
 @router.get("/api/v1/clock", response_model=MarketClock, responses=errors(*READ))
 async def clock(rt: OmsRuntime = Depends(runtime), _: Principal = Depends(require_reader)) -> dict[str, Any]:
-    now = rt.clock.now()
-    trading = is_trading_day(now)
-    day = now.date() if trading else next_trading_day(now)
-    open_, close = session_open_close(day)
+    market = rt.market
+    now = rt.clock.now().astimezone(market.tz)
+    trading = market.is_trading_day(now)
+    day = now.date() if trading else market.next_trading_day(now)
+    open_, close = market.open_close(day)
     if trading and now >= close:
-        open_, close = session_open_close(next_trading_day(now))
+        open_, close = market.open_close(market.next_trading_day(now))
     return {
         "now": now.isoformat(),
         "speed": rt.clock.speed,
         "trading_day": trading,
-        "session_phase": session_phase(now, trading).value,
-        "next_open": open_.astimezone(now.tzinfo).isoformat(),
-        "next_close": close.astimezone(now.tzinfo).isoformat(),
+        "session_phase": market.phase(now),
+        "next_open": open_.isoformat(),
+        "next_close": close.isoformat(),
+        "market": market.code,
+        "currency": market.currency,
     }

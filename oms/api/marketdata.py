@@ -8,7 +8,8 @@ GET /api/v1/marketdata/slots
 
 Any valid key may read. Bad parameters → 422 naming the parameter; unknown symbol → 404; a broker
 adapter without the data → 501; broker rate limit → 429 (Retry-After); broker unreachable → 503.
-Naive datetimes are KST. Every well-formed window is answered: one that ends before it starts is empty,
+Naive datetimes are market time (KST on KRX, America/New_York on US).
+Every well-formed window is answered: one that ends before it starts is empty,
 one longer than a request may cover (31 days of intraday bars, 10 years of daily rows) is cut to its
 latest part; the reply's ``start`` and ``end`` name the window served.
 """
@@ -18,13 +19,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Awaitable
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from fastapi.responses import JSONResponse
 
-from broker_core.clock import KST
 from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import BrokerError, BrokerUnavailable, RateLimited
 from oms.api.auth import Principal, require_reader
@@ -58,8 +58,9 @@ def _proxy(rt: OmsRuntime) -> MarketDataProxy:
     return rt.md_proxy
 
 
-def _kst(dt: datetime) -> datetime:
-    return dt.replace(tzinfo=KST) if dt.tzinfo is None or dt.utcoffset() is None else dt
+def _local(dt: datetime, tz: tzinfo) -> datetime:
+    """A naive time is the market's local time (KST on KRX, New York on US)."""
+    return dt.replace(tzinfo=tz) if dt.tzinfo is None or dt.utcoffset() is None else dt
 
 
 async def _call(coro: Awaitable[T], symbol: str) -> T:
@@ -107,17 +108,20 @@ async def quote(
 async def bars(
     symbol: str = SymbolPath,
     interval: str = Query("1m", pattern=INTERVAL_PATTERN, description="minutes or hours up to one day: 1m, 5m, 1h …"),
-    start: IsoDateTime | None = Query(None, description="ISO date-time (KST if naive); default today 09:00"),
-    end: IsoDateTime | None = Query(None, description="ISO date-time (KST if naive); default now"),
+    start: IsoDateTime | None = Query(
+        None, description="ISO date-time (market time — KST on KRX — if naive); default today's open"
+    ),
+    end: IsoDateTime | None = Query(None, description="ISO date-time (market time if naive); default now"),
     rt: OmsRuntime = Depends(runtime),
     _: Principal = Depends(require_reader),
 ) -> dict[str, Any]:
     m = INTERVAL.match(interval.strip())
     if not m or not 0 < int(m.group(1)) * (60 if m.group(2) == "h" else 1) <= 24 * 60:
         raise _invalid("interval", "must be minutes or hours up to one day, e.g. 1m, 5m, 1h", interval)
-    now = rt.clock.now().astimezone(KST)
-    end_ = _kst(end) if end is not None else now
-    start_ = _kst(start) if start is not None else datetime.combine(now.date(), time(9, 0), KST)
+    tz = rt.market.tz
+    now = rt.clock.now().astimezone(tz)
+    end_ = _local(end, tz) if end is not None else now
+    start_ = _local(start, tz) if start is not None else _session_open(rt, now)
     start_ = max(start_, end_ - MAX_INTRADAY)
     rows = await _call(_proxy(rt).bars(symbol, start_, end_, interval.strip()), symbol) if start_ <= end_ else []
     return {
@@ -129,10 +133,17 @@ async def bars(
     }
 
 
+def _session_open(rt: OmsRuntime, now: datetime) -> datetime:
+    """Today's regular open time (09:00 KST on KRX, 09:30 New York on US), also on a day without a session."""
+    m = rt.market
+    day = now.date() if m.is_trading_day(now) else m.next_trading_day(now)
+    return datetime.combine(now.date(), m.open_close(day)[0].time(), m.tz)
+
+
 def _date_range(rt: OmsRuntime, start: date | None, end: date | None, default_days: int) -> tuple[date, date]:
     """The window served: ``end`` defaults to today, ``start`` to ``default_days`` before it; at most
     :data:`MAX_DAILY` long (the latest part of a longer one)."""
-    today = rt.clock.now().astimezone(KST).date()
+    today = rt.clock.now().astimezone(rt.market.tz).date()
     end_ = end or today
     start_ = max(start or end_ - timedelta(days=default_days), end_ - MAX_DAILY)
     return start_, end_

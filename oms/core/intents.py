@@ -17,11 +17,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from broker_core.broker import Broker
-from broker_core.calendars import is_trading_day
 from broker_core.clock import Clock
 from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import BrokerError
-from broker_core.market_rules import SessionPhase, session_phase
+from broker_core.markets.venue_market import KRX_MARKET, Market
 from oms.core.circuit import BreakerState
 from oms.core.execution import Execution
 from oms.core.idempotency import derive_idempotency_key, scoped_key
@@ -72,7 +71,9 @@ class IntentService:
         known_symbols: Callable[[], set[str] | None] = lambda: None,
         intent_rate_per_min: Callable[[str], int] = lambda _sid: 120,
         check_market_hours: bool = True,
+        market: Market = KRX_MARKET,
     ) -> None:
+        self.market = market
         self.state = state
         self.execution = execution
         self.recorder = recorder
@@ -301,11 +302,20 @@ class IntentService:
         return self._reject(intent, ReasonCode.INVALID_ORDER, f"intent type {kind} is not supported")
 
     def _plan(self, intent: Intent, side: str, qty: int, market: MarketView, now: datetime) -> OrderPlan:
-        return plan_order(intent.intent_type, side, qty, intent.constraints, market.last, market.bid, market.ask, now)
+        return plan_order(
+            intent.intent_type,
+            side,
+            qty,
+            intent.constraints,
+            market.last,
+            market.bid,
+            market.ask,
+            now,
+            market=self.market,
+        )
 
     def _market_open(self, now: datetime) -> bool:
-        phase = session_phase(now, is_trading_day(now))
-        return phase in (SessionPhase.PRE_OPEN_AUCTION, SessionPhase.CONTINUOUS, SessionPhase.CLOSING_AUCTION)
+        return self.market.accepts_orders(now)
 
     async def _market(self, symbol: str) -> MarketView:
         try:

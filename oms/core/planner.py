@@ -7,7 +7,7 @@ Order type (``constraints.order_type`` wins when given):
   MARKETABLE_LIMIT (strategies.md C6: market orders are not used by default; MARKET is still
   planned when asked for explicitly).
 
-Prices (KRX tick grid, ``broker_core.market_rules``):
+Prices (the market's tick grid, ``broker_core.markets.venue_market``: KRX by default, or US cents):
 
 - LIMIT: ``limit_price`` snapped onto the grid — buys round up, sells round down (B1).
 - MARKETABLE_LIMIT (C6): ref = best ask for a buy / best bid for a sell, else last; buy limit
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from broker_core import market_rules
 from broker_core.contract.reasons import ReasonCode
+from broker_core.markets.venue_market import KRX_MARKET, Market
 from broker_core.models import OrderType
 from oms.core.types import Constraints, IntentType
 
@@ -70,15 +70,20 @@ def _norm_side(side: str) -> str:
     return s
 
 
-def snap_limit(price: float, buy: bool) -> float:
+def snap_limit(price: float, buy: bool, market: Market = KRX_MARKET) -> float:
     """A limit price on the tick grid: buys round up, sells round down."""
     if not price > 0:
         raise PlanningError(ReasonCode.INVALID_ORDER, f"limit price must be > 0, got {price!r}")
-    return float(market_rules.round_up(price) if buy else market_rules.round_down(price))
+    return market.round_up(price) if buy else market.round_down(price)
 
 
 def marketable_price(
-    buy: bool, last: float | None, bid: float | None, ask: float | None, max_slippage_bps: float | None = None
+    buy: bool,
+    last: float | None,
+    bid: float | None,
+    ask: float | None,
+    max_slippage_bps: float | None = None,
+    market: Market = KRX_MARKET,
 ) -> float:
     """C6 marketable limit for the side; raises PlanningError(NO_PRICE) without a reference."""
     ref = ask if buy else bid
@@ -89,15 +94,15 @@ def marketable_price(
     if max_slippage_bps is not None:
         if max_slippage_bps < 0:
             raise PlanningError(ReasonCode.INVALID_ORDER, f"max_slippage_bps must be >= 0, got {max_slippage_bps}")
-        return float(market_rules.marketable_limit(ref, buy, max_slippage_bps / 10_000, ticks=1))
-    return float(market_rules.marketable_limit(ref, buy, DEFAULT_BAND_PCT, ticks=DEFAULT_BAND_TICKS))
+        return market.marketable_limit(ref, buy, max_slippage_bps / 10_000, 1)
+    return market.marketable_limit(ref, buy, DEFAULT_BAND_PCT, DEFAULT_BAND_TICKS)
 
 
-def _clamp(price: float, buy: bool, upper: float | None, lower: float | None) -> float:
+def _clamp(price: float, buy: bool, upper: float | None, lower: float | None, market: Market) -> float:
     if buy and upper is not None and upper > 0:
-        return min(price, float(market_rules.round_down(upper)))
+        return min(price, market.round_down(upper))
     if not buy and lower is not None and lower > 0:
-        return max(price, float(market_rules.round_up(lower)))
+        return max(price, market.round_up(lower))
     return price
 
 
@@ -132,6 +137,7 @@ def plan_order(
     *,
     upper_limit: float | None = None,
     lower_limit: float | None = None,
+    market: Market = KRX_MARKET,
 ) -> OrderPlan:
     intent_type = IntentType(intent_type)
     if intent_type in (IntentType.CANCEL_ORDERS, IntentType.MODIFY_RISK):
@@ -172,17 +178,19 @@ def plan_order(
     elif order_type is OrderType.LIMIT:
         if c.limit_price is None:
             raise PlanningError(ReasonCode.INVALID_ORDER, "LIMIT needs limit_price")
-        limit = snap_limit(c.limit_price, buy)
+        limit = snap_limit(c.limit_price, buy, market)
     elif order_type is OrderType.MARKETABLE_LIMIT:
-        limit = _clamp(marketable_price(buy, quote_last, bid, ask, c.max_slippage_bps), buy, upper_limit, lower_limit)
+        ref = marketable_price(buy, quote_last, bid, ask, c.max_slippage_bps, market)
+        limit = _clamp(ref, buy, upper_limit, lower_limit, market)
     else:  # STOP_LIMIT
         if c.stop_price is None or not c.stop_price > 0:
             raise PlanningError(ReasonCode.INVALID_ORDER, "STOP_LIMIT needs a positive stop_price")
         stop = float(c.stop_price)
         if c.limit_price is not None:
-            limit = snap_limit(c.limit_price, buy)
+            limit = snap_limit(c.limit_price, buy, market)
         else:
-            limit = _clamp(marketable_price(buy, stop, None, None, c.max_slippage_bps), buy, upper_limit, lower_limit)
+            ref = marketable_price(buy, stop, None, None, c.max_slippage_bps, market)
+            limit = _clamp(ref, buy, upper_limit, lower_limit, market)
         if buy and limit < stop or not buy and limit > stop:
             raise PlanningError(
                 ReasonCode.INVALID_ORDER, f"stop-limit {s}: limit {limit:g} is on the wrong side of stop {stop:g}"

@@ -11,13 +11,12 @@
 """
 
 from oms.marketdata.consumer import StreamBus, StreamConsumer
-from oms.marketdata.hub import HubBrokerView, KrxSession, MarketDataHub
+from oms.marketdata.hub import HubBrokerView, MarketDataHub
 from oms.marketdata.proxy import MarketDataProxy, NotSupported, UnknownSymbol
 from oms.marketdata.slots import SYSTEM_OWNER, LeasePolicy, Release, RequestResult, SlotBook
 
 __all__ = [
     "HubBrokerView",
-    "KrxSession",
     "LeasePolicy",
     "MarketDataHub",
     "MarketDataProxy",

@@ -33,14 +33,14 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from contextlib import suppress
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from broker_core.broker import Broker
 from broker_core.clock import Clock
 from broker_core.contract.reasons import ReasonCode
 from broker_core.errors import SubscriptionCapacityExceeded
-from broker_core.market_rules import SessionPhase, session_phase
+from broker_core.markets.venue_market import KRX_MARKET, Market
 from broker_core.models import Tick
 from oms.marketdata.consumer import StreamBus, StreamConsumer
 from oms.marketdata.slots import SYSTEM_OWNER, LeasePolicy, Release, RequestResult, SlotBook
@@ -51,27 +51,8 @@ TickHook = Callable[[Tick], None]
 CHANNELS = frozenset({"trades", "quotes"})
 
 
-def _policy(cfg: Any) -> LeasePolicy:
-    return LeasePolicy(priority=cfg.priority, max_slots=cfg.max_slots, start=cfg.start, end=cfg.end)
-
-
-class KrxSession:
-    """``market_open(now)``: a KRX trading day in continuous trading (trading-day lookups cached)."""
-
-    def __init__(self) -> None:
-        self._days: dict[date, bool] = {}
-
-    def __call__(self, now: datetime) -> bool:
-        from broker_core.calendars import is_trading_day
-
-        day = now.date()
-        trading = self._days.get(day)
-        if trading is None:
-            try:
-                trading = self._days[day] = bool(is_trading_day(day))
-            except Exception:  # outside the calendar's range: assume a weekday session
-                trading = self._days[day] = day.weekday() < 5
-        return session_phase(now, trading) is SessionPhase.CONTINUOUS
+def _policy(cfg: Any, market: Market) -> LeasePolicy:
+    return LeasePolicy(priority=cfg.priority, max_slots=cfg.max_slots, start=cfg.start, end=cfg.end, tz=market.tz)
 
 
 class MarketDataHub:
@@ -87,6 +68,7 @@ class MarketDataHub:
         position_holders: Callable[[str], Collection[str]] = lambda symbol: (),
         working_owners: Callable[[str], Collection[str]] = lambda symbol: (),
         market_open: Callable[[datetime], bool] | None = None,
+        market: Market = KRX_MARKET,
     ) -> None:
         if config is None:
             from oms.settings import MarketDataConfig
@@ -110,16 +92,17 @@ class MarketDataHub:
             capacity = min(capacity, config.capacity)
         self.book = SlotBook(
             capacity,
-            {k: _policy(v) for k, v in config.leases.items()},
-            _policy(config.default_lease),
+            {k: _policy(v, market) for k, v in config.leases.items()},
+            _policy(config.default_lease, market),
             position_holders=position_holders,
             working_owners=working_owners,
+            tz=market.tz,
         )
         self.stale_after = timedelta(seconds=config.stale_after_s)
         self.check_interval = float(config.check_interval_s)
         self._known = known_symbols
         self._holders = position_holders
-        self._market_open = market_open or KrxSession()
+        self._market_open = market_open or market.continuous
         self._lock = asyncio.Lock()
         self._consumers: dict[StreamConsumer, None] = {}
         """Connected consumers in connection order (a dict, not a set: fan-out order must not depend on

@@ -31,8 +31,8 @@ from functools import partial
 from typing import Any
 
 from broker_core.broker import Broker
-from broker_core.clock import KST, Clock
-from broker_core.market_rules import CLOSE
+from broker_core.clock import Clock
+from broker_core.markets.venue_market import KRX_MARKET, Market, session_close_time
 from broker_core.models import Bar, Quote
 from broker_core.ratelimit import Priority, RateLimiter
 
@@ -93,7 +93,9 @@ class MarketDataProxy:
         known_intraday: Callable[[], Collection[str] | None] = lambda: None,
         known_daily: Callable[[], Collection[str] | None] = lambda: None,
         priority: Priority = Priority.MARKET_DATA,
+        market: Market = KRX_MARKET,
     ) -> None:
+        self.market = market
         if cache is None:
             from oms.settings import MarketDataCacheConfig
 
@@ -172,9 +174,10 @@ class MarketDataProxy:
         return await self._get("investor_flow", ("flow", symbol, start, end), call, self._daily_expiry)
 
     def last_complete_day(self) -> date:
-        """Today once the session closed (15:30 KST), else yesterday: daily rows are final only then."""
-        now = self.clock.now().astimezone(KST)
-        return now.date() if now.time() >= CLOSE else now.date() - timedelta(days=1)
+        """Today once the session closed (15:30 KST on KRX), else yesterday: daily rows are final only then."""
+        now = self.clock.now().astimezone(self.market.tz)
+        closed = now.time() >= session_close_time(self.market, now.date())
+        return now.date() if closed else now.date() - timedelta(days=1)
 
     def waiting(self, kind: str, *key: Any) -> int:
         """Callers currently waiting on the in-flight upstream call for this key (tests, /slots)."""
@@ -188,9 +191,10 @@ class MarketDataProxy:
             raise UnknownSymbol(f"unknown symbol {symbol!r}")
 
     def _end_of_day(self, now: datetime, cap: datetime) -> datetime:
-        local = now.astimezone(KST)
-        close = datetime.combine(local.date(), CLOSE, KST)
-        edge = close if local < close else datetime.combine(local.date() + timedelta(days=1), time(0), KST)
+        tz = self.market.tz
+        local = now.astimezone(tz)
+        close = datetime.combine(local.date(), session_close_time(self.market, local.date()), tz)
+        edge = close if local < close else datetime.combine(local.date() + timedelta(days=1), time(0), tz)
         return min(edge, cap)
 
     def _daily_expiry(self, now: datetime) -> datetime:

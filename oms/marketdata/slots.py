@@ -4,7 +4,7 @@ Pure bookkeeping (no I/O, no clock of its own: every call takes ``now``). One *s
 upstream subscription of one symbol; every strategy that wants the symbol holds a *lease* on that
 slot, so a symbol shared by three strategies uses one slot. A strategy's lease policy
 (:class:`LeasePolicy`) bounds how many symbols it may lease (``max_slots``), when it may take new
-ones (``start``/``end``, KST, end exclusive) and how hard it holds them (``priority``).
+ones (``start``/``end``, market time — KST on KRX — end exclusive) and how hard it holds them (``priority``).
 
 A request for a symbol nobody leases takes a free slot; when the budget is full it evicts the slot
 whose holders all have a strictly lower priority than the requester and none of which protects it
@@ -27,6 +27,7 @@ import itertools
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from broker_core.clock import KST
 from broker_core.contract.reasons import ReasonCode
@@ -42,9 +43,11 @@ class LeasePolicy:
     max_slots: int | None = None
     start: time | None = None
     end: time | None = None
+    tz: ZoneInfo = KST
+    """The zone ``start``/``end`` are read in: the market's (KST on KRX, New York on US)."""
 
     def in_window(self, now: datetime) -> bool:
-        t = now.astimezone(KST).time()
+        t = now.astimezone(self.tz).time()
         return (self.start is None or t >= self.start) and (self.end is None or t < self.end)
 
     def window_text(self) -> str:
@@ -106,10 +109,12 @@ class SlotBook:
         *,
         position_holders: Callable[[str], Collection[str]] = lambda symbol: (),
         working_owners: Callable[[str], Collection[str]] = lambda symbol: (),
+        tz: ZoneInfo = KST,
     ) -> None:
         if capacity < 0:
             raise ValueError("capacity must be >= 0")
         self.capacity = capacity
+        self.tz = tz
         self.policies = {k.upper(): v for k, v in (policies or {}).items()}
         self.default_policy = default_policy or LeasePolicy()
         self._position_holders = position_holders
@@ -207,8 +212,8 @@ class SlotBook:
                     owner,
                     symbol,
                     ReasonCode.OUTSIDE_WINDOW,
-                    f"{owner} lease window is {policy.window_text()} KST "
-                    f"(now {now.astimezone(KST):%H:%M:%S}); outside it only held symbols",
+                    f"{owner} lease window is {policy.window_text()} {policy.tz.key} "
+                    f"(now {now.astimezone(policy.tz):%H:%M:%S}); outside it only held symbols",
                 )
             )
             return
@@ -312,22 +317,22 @@ class SlotBook:
                             owner,
                             symbol,
                             ReasonCode.WINDOW_END,
-                            f"{owner} lease window {policy.window_text()} KST ended",
+                            f"{owner} lease window {policy.window_text()} {policy.tz.key} ended",
                         )
                     )
         return out
 
     def next_edge(self, now: datetime) -> datetime | None:
-        """The next window end (KST) after ``now`` of any owner holding leases, or None."""
-        local = now.astimezone(KST)
+        """The next window end (market time) after ``now`` of any owner holding leases, or None."""
+        local = now.astimezone(self.tz)
         best: datetime | None = None
         for owner in self._by_owner:
             end = self.policy(owner).end
             if end is None:
                 continue
-            edge = datetime.combine(local.date(), end, KST)
+            edge = datetime.combine(local.date(), end, self.tz)
             if edge <= local:
-                edge = datetime.combine(local.date() + timedelta(days=1), end, KST)
+                edge = datetime.combine(local.date() + timedelta(days=1), end, self.tz)
             if best is None or edge < best:
                 best = edge
         return best

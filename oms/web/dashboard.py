@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime, time
+from datetime import datetime, time, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -68,11 +68,11 @@ def _num(value: Any, digits: int = 0) -> str:
         return _e(value)
 
 
-def _time(value: Any) -> str:
+def _time(value: Any, tz: tzinfo = KST) -> str:
     if not value:
         return ""
     try:
-        return datetime.fromisoformat(str(value)).astimezone(KST).strftime("%H:%M:%S")
+        return datetime.fromisoformat(str(value)).astimezone(tz).strftime("%H:%M:%S")
     except ValueError:
         return _e(value)
 
@@ -105,10 +105,10 @@ def _position_rows(positions: dict[str, Any]) -> str:
     return _rows(rows, "no positions", 8)
 
 
-def _order_rows(orders: list[dict[str, Any]]) -> str:
+def _order_rows(orders: list[dict[str, Any]], tz: tzinfo) -> str:
     rows = [
         [
-            _time(o.get("created_at")),
+            _time(o.get("created_at"), tz),
             _e(o.get("strategy_id")),
             _e(o.get("symbol")),
             _e(o.get("side")),
@@ -123,10 +123,10 @@ def _order_rows(orders: list[dict[str, Any]]) -> str:
     return _rows(rows, "no working orders", 9)
 
 
-def _fill_rows(fills: list[dict[str, Any]]) -> str:
+def _fill_rows(fills: list[dict[str, Any]], tz: tzinfo) -> str:
     rows = [
         [
-            _time(f.get("ts")),
+            _time(f.get("ts"), tz),
             _e(f.get("strategy_id")),
             _e(f.get("symbol")),
             _e(f.get("side")),
@@ -138,7 +138,7 @@ def _fill_rows(fills: list[dict[str, Any]]) -> str:
     return _rows(rows, "no fills today", 6)
 
 
-def _strategy_rows(strategies: dict[str, Any], now: datetime) -> str:
+def _strategy_rows(strategies: dict[str, Any], now: datetime, tz: tzinfo) -> str:
     rows = []
     for sid, s in strategies.items():
         hb = s.get("last_heartbeat")
@@ -147,7 +147,7 @@ def _strategy_rows(strategies: dict[str, Any], now: datetime) -> str:
             [
                 _e(sid),
                 "paused" if s.get("paused") else "running",
-                _time(hb),
+                _time(hb, tz),
                 age,
                 _num(s.get("realized_pnl")),
                 _num(s.get("fills_today")),
@@ -201,7 +201,8 @@ async def _page(rt: OmsRuntime, who: Principal, curve: EquityCurve) -> str:
     acct: dict[str, Any] = await account_state(rt, who) if ready else {}
     positions = {s: position_out(rt, s, who) for s in sorted(_held(rt))} if ready else {}
     orders = await list_orders(None, None, True, 500, rt, who) if ready and rt.reader else []
-    day_start = datetime.combine(now.astimezone(KST).date(), time(0), KST)
+    tz = rt.market.tz
+    day_start = datetime.combine(now.astimezone(tz).date(), time(0), tz)
     fills = await list_fills(None, None, day_start, 1000, rt, who) if ready and rt.reader else []
     strategies = await strategy_list(rt, who) if ready else {}
     slots = rt.hub.snapshot() if rt.hub is not None else {}
@@ -234,7 +235,7 @@ async def _page(rt: OmsRuntime, who: Principal, curve: EquityCurve) -> str:
 <body data-poll-ms="{POLL_MS}">
 <header><h1>OMS <span id="instance">{_e(rt.state.instance_id)}</span></h1>
 <span class="badge" id="status" data-status="{_e(health["status"])}">{_e(health["status"])}</span>
-<span>broker {_e(health.get("broker"))}</span><span>clock <b id="clock">{_time(now.isoformat())}</b></span>
+<span>broker {_e(health.get("broker"))}</span><span>clock <b id="clock">{_time(now.isoformat(), tz)}</b></span>
 <span>page updated <b id="updated-at">—</b> (<span id="polls">0</span> polls)</span>
 <form method="post" action="/dashboard/logout"><button type="submit">Sign out</button></form></header>
 <main>
@@ -246,16 +247,16 @@ async def _page(rt: OmsRuntime, who: Principal, curve: EquityCurve) -> str:
 </tr></thead><tbody>{_position_rows(positions)}</tbody></table></section>
 <section class="wide"><h2>Working orders</h2><table id="orders"><thead><tr><th>created</th><th>strategy</th>
 <th>symbol</th><th>side</th><th>qty</th><th>filled</th><th>type</th><th>limit</th><th>state</th></tr></thead>
-<tbody>{_order_rows(orders)}</tbody></table></section>
+<tbody>{_order_rows(orders, tz)}</tbody></table></section>
 <section class="wide"><h2>Today's fills</h2><table id="fills"><thead><tr><th>time</th><th>strategy</th>
-<th>symbol</th><th>side</th><th>qty</th><th>price</th></tr></thead><tbody>{_fill_rows(fills)}</tbody></table>
+<th>symbol</th><th>side</th><th>qty</th><th>price</th></tr></thead><tbody>{_fill_rows(fills, tz)}</tbody></table>
 </section>
 <section><h2>Slot budget <small id="slots-head">{_e(slot_head)}</small></h2><table id="slots"><thead><tr>
 <th>lease</th><th>held</th><th>max</th><th>priority</th><th>window</th><th>open</th></tr></thead>
 <tbody>{_slot_rows(slots)}</tbody></table></section>
 <section><h2>Strategies</h2><table id="strategies"><thead><tr><th>strategy</th><th>state</th><th>heartbeat</th>
 <th>age</th><th>realized</th><th>fills today</th><th>positions</th></tr></thead>
-<tbody>{_strategy_rows(strategies, now)}</tbody></table></section>
+<tbody>{_strategy_rows(strategies, now, tz)}</tbody></table></section>
 </main>
 <script id="curve-data" type="application/json">{_json_script(curve.as_json())}</script>
 <script src="/dashboard/static/uPlot.iife.min.js"></script>

@@ -62,11 +62,9 @@ def test_complete_env_passes(tmp_path: Path, values: dict[str, str]) -> None:
     assert check(write_env(tmp_path / ".env", values), CONFIG) == []
 
 
-def test_complete_alpaca_env_names_the_missing_oms_venue(tmp_path: Path) -> None:
-    """broker_core/alpaca exists, but the OMS cannot own an Alpaca account yet: profile alpaca is refused."""
-    problems = check(write_env(tmp_path / ".env", {**VPS2, **ALPACA}), CONFIG)
-    assert len(problems) == 1 and "services.oms_alpaca: OMS_BROKER=alpaca" in problems[0], problems
-    assert "not built" in problems[0] and "remove profile alpaca" in problems[0], problems
+def test_complete_alpaca_env_passes(tmp_path: Path) -> None:
+    """The OMS owns an Alpaca account (``OMS_BROKER=alpaca``, config/oms.us.yaml): profile alpaca is accepted."""
+    assert check(write_env(tmp_path / ".env", {**VPS2, **ALPACA}), CONFIG) == []
 
 
 def test_env_example_as_is_lists_what_is_missing(tmp_path: Path) -> None:
