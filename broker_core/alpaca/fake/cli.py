@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import bisect
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -95,7 +96,13 @@ def print_banner(fake: FakeAlpaca, out: TextIO = sys.stdout) -> None:
 
 
 async def serve_fake_alpaca(port: int, host: str, data_dir: str | None = None) -> None:
-    fake = build_fake(port, host, data_dir=data_dir)
+    fake = build_fake(
+        port,
+        host,
+        data_dir=data_dir,
+        api_key=os.environ.get("ALPACA_API_KEY") or DEFAULT_KEY,
+        secret_key=os.environ.get("ALPACA_SECRET_KEY") or None,
+    )
     await fake.start()
     print_banner(fake)
     stop = asyncio.Event()

@@ -30,6 +30,7 @@ def test_the_fake_runs_as_a_module_and_prints_the_client_environment() -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPACA_")}
     env["TRADER_CLOCK"] = "sim start=2026-03-03T10:00:00-05:00 speed=60"
+    env.update(ALPACA_API_KEY="PKFROMTHEENV01", ALPACA_SECRET_KEY="secret-from-the-env-01")
     proc = subprocess.Popen(
         [sys.executable, "-m", "broker_core.alpaca.fake", "--port", str(port)],
         cwd=ROOT,
@@ -49,6 +50,7 @@ def test_the_fake_runs_as_a_module_and_prints_the_client_environment() -> None:
         assert "session 2026-03-03 (replaying the derived path of 2024-12-31)" in banner and "111 symbols" in banner
         printed = dict(line.split("=", 1) for line in lines[1:])
         assert printed["ALPACA_BASE_URL"] == f"http://127.0.0.1:{port}"
+        assert (printed["ALPACA_API_KEY"], printed["ALPACA_SECRET_KEY"]) == ("PKFROMTHEENV01", "secret-from-the-env-01")
         assert printed["ALPACA_STREAM_URL"] == f"ws://127.0.0.1:{port}/stream"
         client = TradingClient(
             printed["ALPACA_API_KEY"], printed["ALPACA_SECRET_KEY"], url_override=printed["ALPACA_BASE_URL"]
