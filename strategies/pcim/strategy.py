@@ -122,6 +122,9 @@ class PcimStrategy(Strategy):
         self.auto_approve = self.auto_requested and auto_approve_allowed(isinstance(clock, RealClock))
         self._lock = asyncio.Lock()
         self._night_lock = asyncio.Lock()
+        self._build_lock = asyncio.Lock()
+        """One watchlist build at a time: at a multi-day clock's morning jump the 00:05 build and the 06:00
+        catch-up fire together, and the catch-up must see the build's list rather than build a second one."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._seen_exec: set[str] = set()
         self._frozen: date | None = None
@@ -132,7 +135,7 @@ class PcimStrategy(Strategy):
         pc, ap, s = config.pipeline, config.approval, self.scheduler
         s.every(pc.poll_interval_sec, self._night_poll, "pcim.night", start=pc.poll_start, end=pc.poll_end)
         s.at(pc.watchlist_time, self._build_job, "pcim.watchlist")
-        s.at(pc.watchlist_deadline, self._catchup_job, "pcim.watchlist.catchup")
+        s.at(pc.watchlist_deadline, self._build_job, "pcim.watchlist.catchup")  # when 00:05 produced none
         s.at(ap.open, self._approval_open_job, "pcim.approval.open", trading_days_only=True)
         s.at(ap.deadline, self._freeze_job, "pcim.freeze", trading_days_only=True)
         s.every(
@@ -177,8 +180,7 @@ class PcimStrategy(Strategy):
         self._spawn(self._catch_up(day, t), "pcim.catch-up")
 
     async def _catch_up(self, day: date, t: time) -> None:
-        if not await asyncio.to_thread(self.store.has_watchlist, day):
-            await self._build(day)
+        await self._build_if_missing(day)
         if t >= self.config.approval.open:
             await self._approval_open_job()
         if t >= self.config.approval.deadline:
@@ -465,14 +467,17 @@ class PcimStrategy(Strategy):
         return report
 
     async def _build_job(self) -> None:
-        await self._build(target_session(self.clock.now(), self.config.pipeline.window_start))
+        await self._build_if_missing(target_session(self.clock.now(), self.config.pipeline.window_start))
 
-    async def _catchup_job(self) -> None:
-        session = target_session(self.clock.now(), self.config.pipeline.window_start)
-        if not await asyncio.to_thread(self.store.has_watchlist, session):
-            await self._build(session)
+    async def _build_if_missing(self, session: date) -> None:
+        """Build the session's watchlist unless it exists: a list is built once (a rebuild could change a list
+        the trader is approving), whichever of the 00:05 build, the 06:00 catch-up or a start-up catch-up
+        comes first."""
+        async with self._build_lock:
+            if not await asyncio.to_thread(self.store.has_watchlist, session):
+                await self._build_locked(session)
 
-    async def _build(self, session: date) -> None:
+    async def _build_locked(self, session: date) -> None:
         """Last poll for the session, then stats and filters → the watchlist (I4)."""
         await self._night_job(session)
         pipe = self._pipeline

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime, time
 from pathlib import Path
 
@@ -47,6 +48,8 @@ def test_pcim_trades_its_auto_approved_list_in_the_morning_window_and_holds_over
     run_dir, db = Path(report["run_dir"]), Path(report["database"])
     assert report["sessions"] == 2 and report["database_check"]["ok"], report["database_check"]
     ds = decisions(run_dir / "logs" / "pcim.log")
+    built = Counter(d.value("session") for d in ds if d.code == "PCIM_WATCHLIST" and "candidates=" in d.line)
+    assert built and max(built.values()) == 1, f"a session's watchlist built twice (morning jump race): {built}"
     approved = [d for d in ds if d.code == "PCIM_AUTO_APPROVED"]
     assert approved and all(d.value("approval_mode") == "AUTO_APPROVE(SIMULATION)" for d in approved)
 
