@@ -29,6 +29,9 @@ class Market:
     currency: str
     fractional_price: bool
     """Prices carry cents (US) rather than being whole won (KRX)."""
+    snaps_limit_prices: bool
+    """An intent's off-grid limit price is snapped onto the grid (KRX, strategies.md B1) rather than refused
+    (US: Alpaca refuses sub-penny prices, so the OMS answers 422 naming the field before anything is sent)."""
 
     def is_trading_day(self, d: date | datetime) -> bool:
         local = d.astimezone(self.tz).date() if isinstance(d, datetime) else d
@@ -56,6 +59,9 @@ class Market:
     def round_up(self, price: float) -> float:
         raise NotImplementedError
 
+    def on_tick(self, price: float) -> bool:
+        raise NotImplementedError
+
     def round_down(self, price: float) -> float:
         raise NotImplementedError
 
@@ -81,6 +87,7 @@ class KrxMarket(Market):
     tz: ZoneInfo = KST
     currency: str = "KRW"
     fractional_price: bool = False
+    snaps_limit_prices: bool = True
 
     def phase(self, now: datetime) -> str:
         return market_rules.session_phase(now, self.is_trading_day(now)).value
@@ -93,6 +100,9 @@ class KrxMarket(Market):
 
     def round_up(self, price: float) -> float:
         return float(market_rules.round_up(price))
+
+    def on_tick(self, price: float) -> bool:
+        return market_rules.is_on_tick(price)
 
     def round_down(self, price: float) -> float:
         return float(market_rules.round_down(price))
@@ -108,6 +118,7 @@ class UsMarket(Market):
     tz: ZoneInfo = NEW_YORK
     currency: str = "USD"
     fractional_price: bool = True
+    snaps_limit_prices: bool = False
     extended_hours: bool = False
     """Accept orders in the pre-market and after-hours sessions (refused by default)."""
 
@@ -138,6 +149,9 @@ class UsMarket(Market):
 
     def round_up(self, price: float) -> float:
         return us.round_up(price)
+
+    def on_tick(self, price: float) -> bool:
+        return us.is_on_tick(price)
 
     def round_down(self, price: float) -> float:
         return us.round_down(price)

@@ -30,6 +30,7 @@ async def post_intent(
     body: IntentRequest, rt: OmsRuntime = Depends(runtime), who: Principal = Depends(require_writer)
 ) -> IntentReply:
     check_strategy(who, body.strategy_id)
+    _check_limit_price(rt, body)
     rt.roll_day_if_due()  # the first intent of a new trading day is decided on that day
     intent = Intent(
         intent_id=new_id("in"),
@@ -48,6 +49,25 @@ async def post_intent(
     )
     assert rt.intents is not None
     return reply_of(await rt.intents.handle(intent))
+
+
+def _check_limit_price(rt: OmsRuntime, body: IntentRequest) -> None:
+    """On a market that does not snap limit prices (US), an off-tick limit is bad input: 422 naming the field."""
+    limit = body.constraints.limit_price
+    if limit is None or rt.market.snaps_limit_prices or rt.market.on_tick(limit):
+        return
+    raise HTTPException(
+        status.HTTP_422_UNPROCESSABLE_ENTITY,
+        [
+            {
+                "field": "body.constraints.limit_price",
+                "msg": f"{limit!r} is off the {rt.market.currency} tick grid "
+                f"(e.g. {rt.market.round_down(limit)!r} or {rt.market.round_up(limit)!r})",
+                "type": "value_error",
+                "input": limit,
+            }
+        ],
+    )
 
 
 @router.get("", response_model=list[IntentOut], responses=errors(*READ, 403, 422))

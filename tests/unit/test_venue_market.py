@@ -26,6 +26,9 @@ def test_us_grid_is_cents_above_a_dollar_and_hundredths_of_a_cent_below() -> Non
     assert US_MARKET.round_up(0.51234) == 0.5124
     assert US_MARKET.marketable_limit(100.0, True, 0.003, 3) == 100.3
     assert US_MARKET.marketable_limit(100.0, False, 0.003, 3) == 99.7
+    assert US_MARKET.on_tick(187.23) and not US_MARKET.on_tick(187.234) and US_MARKET.on_tick(0.5123)
+    assert not US_MARKET.snaps_limit_prices and KRX_MARKET.snaps_limit_prices  # B1 snaps on KRX only
+    assert KRX_MARKET.on_tick(10_010) and not KRX_MARKET.on_tick(10_001)
 
 
 def test_us_phases_follow_new_york_and_early_closes() -> None:

@@ -112,13 +112,24 @@ async def _clock_is_new_york(oms: Oms) -> None:
 
 
 async def _bad_input_names_the_field(oms: Oms, sent_before: int, sent_now: Any) -> None:
-    """Malformed quantities are 422 naming ``desired_qty``; a well-formed intent on a symbol the account cannot
+    """Malformed quantities are 422 naming ``desired_qty``, an off-tick limit (sub-penny) 422 naming
+    ``constraints.limit_price``; a well-formed intent on a symbol the account cannot
     trade is decided REJECTED ``UNKNOWN_SYMBOL`` (the intent contract); nothing reaches the broker."""
     for i, qty in enumerate((0, 1.5, -2)):
         resp = await oms.intent(
             KMP, intent_type="ENTER", strategy_id="KMP", symbol="AAPL", desired_qty=qty, idempotency_key=f"bad-{i}"
         )
         assert resp.status_code == 422 and "desired_qty" in resp.text, (qty, resp.status_code, resp.text)
+    off_tick = await oms.intent(
+        KMP,
+        intent_type="ENTER",
+        strategy_id="KMP",
+        symbol="AAPL",
+        desired_qty=1,
+        constraints={"order_type": "LIMIT", "limit_price": 187.234},
+        idempotency_key="bad-tick",
+    )
+    assert off_tick.status_code == 422 and "constraints.limit_price" in off_tick.text, off_tick.text
     unknown = (await oms.intent(KMP, intent_type="ENTER", strategy_id="KMP", symbol="ZZZZ", desired_qty=1)).json()
     assert unknown["status"] == "REJECTED" and unknown["reason_code"] == "UNKNOWN_SYMBOL", unknown
     assert sent_now() == sent_before
