@@ -55,16 +55,32 @@ def replay(
 
 @app.command()
 def demo(
-    date: str | None = typer.Option(None, help="Session YYYY-MM-DD (default 2026-02-04, else the latest in the data)"),
+    market: str = typer.Option(
+        "krx", help="krx (KST, KRW, the strategies of this build) or us (New York, USD, the scripted client)"
+    ),
+    date: str | None = typer.Option(
+        None,
+        help="Session YYYY-MM-DD (default: KRX 2026-02-04, US 2024-11-26; else the latest in the data)",
+    ),
     speed: float = typer.Option(120.0, help="Virtual-clock speed (120: a full session in about 3.5 minutes)"),
-    until: str | None = typer.Option(None, help="Stop at HH:MM KST (default 15:35, after the close)"),
+    until: str | None = typer.Option(
+        None, help="Stop at HH:MM in the market's time (default: KRX 15:35 KST, US 16:05 New York; after the close)"
+    ),
     data_dir: str | None = typer.Option(
-        None, help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx)"
+        None,
+        help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx); "
+        "with --market us the US data directory (default TRADER_US_DATA_DIR or ../shared/data/us)",
     ),
     json_report: str | None = typer.Option(None, help="Write the session report as JSON to this path"),
     serve: bool = typer.Option(False, "--serve", help="Leave the OMS running on the finished session (prints keys)"),
 ) -> None:
-    """The main job: OMS + strategies as separate processes trading a simulated KRX session."""
+    """The main job: OMS + strategies as separate processes trading a simulated KRX session.
+
+    --market us: the OMS on the paper US market (09:25–16:05 New York, USD, cent prices).
+
+    Until a US strategy exists a scripted client (SCRIPTED) trades: buys 5 names after the open, sells by the close.
+
+    What --until cuts off stays open, and the report says so."""
     from trader.demo import run_demo
 
     raise typer.Exit(
@@ -76,34 +92,50 @@ def demo(
             json_report=json_report,
             console=console,
             serve=serve,
+            market=market.lower(),
         )
     )
 
 
 @app.command()
 def sim(
-    market: str = typer.Option("krx", help="Market: krx (us comes with the Alpaca paper market)"),
+    market: str = typer.Option(
+        "krx", help="krx (KST, KRW, the strategies of this build) or us (New York, USD, the scripted client)"
+    ),
     start: str = typer.Option(..., "--from", help="First session YYYY-MM-DD"),
     end: str = typer.Option(..., "--to", help="Last session YYYY-MM-DD"),
-    strategies: str | None = typer.Option(None, help="Comma-separated strategies (default: every one built)"),
+    strategies: str | None = typer.Option(
+        None, help="Comma-separated strategies (default: every one built; --market us: the scripted client)"
+    ),
     speed: float = typer.Option(120.0, help="Virtual-clock speed; nights and weekends cost no time"),
     data_dir: str | None = typer.Option(
-        None, help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx)"
+        None,
+        help="KRX data directory (default TRADER_DATA_DIR or ../shared/data/krx); "
+        "with --market us the US data directory (default TRADER_US_DATA_DIR or ../shared/data/us)",
     ),
     json_report: str | None = typer.Option(None, help="Write the run report as JSON to this path"),
     serve: bool = typer.Option(False, "--serve", help="Leave the OMS running on the finished run (prints keys)"),
-    until: str | None = typer.Option(None, help="Stop at HH:MM KST on the last session (default 15:35)"),
+    until: str | None = typer.Option(
+        None, help="Stop at HH:MM on the last session, market time (default: 15:35 KST; US 16:05 New York)"
+    ),
     begin: str | None = typer.Option(
-        None, "--start", help="Virtual start HH:MM KST on the first session (default 07:55, before the premarket jobs)"
+        None,
+        "--start",
+        help="Virtual start HH:MM on the first session, market time (default: 07:55 KST, before the premarket "
+        "jobs; US 09:25 New York)",
     ),
 ) -> None:
-    """Many sessions with the demo's processes on the multi-day clock; positions carry over the nights."""
+    """Many sessions with the demo's processes on the multi-day clock; positions carry over the nights.
+
+    --market us: the XNYS sessions of the US data (to 2024-12-31), 09:25–16:05 New York each day.
+
+    The scripted client (SCRIPTED) trades each day and is flat at each close."""
     from trader.sim import run_sim
 
     raise typer.Exit(
         run_sim(
             console,
-            market=market,
+            market=market.lower(),
             start=start,
             end=end,
             strategies=strategies.split(",") if strategies else None,
@@ -198,6 +230,16 @@ def strategy(
 
     _setup_logging(log_level)
     raise typer.Exit(run_strategy(name))
+
+
+@app.command("scripted-us", hidden=True)
+def scripted_us(log_level: str = typer.Option("INFO", help="Log level")) -> None:
+    """The scripted US client (strategy id SCRIPTED) that ``trader demo/sim --market us`` starts (env OMS_URL,
+    OMS_API_KEY, TRADER_CLOCK, as a strategy process)."""
+    from trader.scripted_us import run
+
+    _setup_logging(log_level)
+    raise typer.Exit(run())
 
 
 @app.command()

@@ -1,6 +1,9 @@
 """``trader sim --market krx --from D --to D``: the processes of ``trader demo`` across many sessions on
 the multi-day clock (nights and weekends skipped); positions, allocations, entry times and strategy
-state carry over the nights as in production."""
+state carry over the nights as in production.
+
+``--market us``: the OMS on the paper US market over the XNYS sessions from D to D (New York windows
+09:25–16:05, the US data's derived sessions), traded by the scripted client each day."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ from datetime import time as dtime
 from rich.console import Console
 
 from broker_core.clock import KST
+from broker_core.markets import us
 from broker_core.paper.data import DataNotFound, KrxData
-from trader.demo import DEFAULT_SPEED, END, START
+from trader.demo import DEFAULT_SPEED, END, START, UsInputError, us_plan, us_sessions
 from trader.launcher import available_strategies
 from trader.simulation import Plan, run_simulation
 
@@ -33,14 +37,16 @@ def plan_sim(
     until: str | None = None,
     begin: str | None = None,
 ) -> Plan:
-    if market != "krx":
-        raise SimInputError(f"--market {market}: only krx has a paper market in this build")
+    if market not in ("krx", "us"):
+        raise SimInputError(f"--market {market}: krx or us")
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as exc:
         raise SimInputError(f"--from/--to must be YYYY-MM-DD: {exc}") from exc
     if last < first:
         raise SimInputError(f"--from {first} is after --to {last}")
+    if market == "us":
+        return _plan_us(first, last, strategies, speed, data_dir, json_report, serve, until, begin)
     try:
         sessions = KrxData(data_dir).sessions()
     except DataNotFound as exc:
@@ -91,3 +97,43 @@ def run_sim(console: Console, **kwargs: object) -> int:
         console.print(f"[red]{exc}[/red]")
         return 2
     return run_simulation(plan, console)
+
+
+def _plan_us(
+    first: date,
+    last: date,
+    strategies: list[str] | None,
+    speed: float | None,
+    data_dir: str | None,
+    json_report: str | None,
+    serve: bool,
+    until: str | None,
+    begin: str | None,
+) -> Plan:
+    from trader.scripted_us import PROCESS_NAME
+
+    if strategies and [s.lower() for s in strategies] != [PROCESS_NAME]:
+        raise SimInputError(
+            f"--strategies {','.join(strategies)}: no US strategy in this build; --market us runs the scripted "
+            f"client ({PROCESS_NAME})"
+        )
+    try:
+        sessions = us_sessions(data_dir)
+        lo, hi = max(first, sessions[0]), min(last, sessions[-1])
+        days = us.trading_days(lo, hi) if lo <= hi else []
+        if not days:
+            raise SimInputError(
+                f"no XNYS session of the US data lies in {first} … {last} (data covers {sessions[0]} … {sessions[-1]})"
+            )
+        return us_plan(
+            kind="sim",
+            days=days,
+            speed=speed,
+            until=until,
+            begin=begin,
+            data_dir=data_dir,
+            json_report=json_report,
+            serve=serve,
+        )
+    except UsInputError as exc:
+        raise SimInputError(str(exc)) from exc

@@ -2,6 +2,10 @@
 sessions, SQLite in a run folder) and every strategy of this build, for one session (``trader demo``)
 or many (``trader sim``, nights and weekends skipped by the multi-day clock).
 
+``--market us``: the OMS on the paper US market (``OMS_MARKET=us``, ``config/oms.us.yaml``, the US data's
+derived sessions, times in New York, amounts in USD) and, until a US strategy exists, the scripted client
+(:mod:`trader.scripted_us`) as the one strategy process.
+
 Launch order: the OMS, then the strategies, all on a clock that stands still at the plan's start;
 once every process reported ready (``/health`` ok, each strategy's first heartbeat) the launcher
 writes the clock's anchor file and virtual time starts for all of them at once, so a slow start-up
@@ -23,12 +27,13 @@ from datetime import date, datetime
 from datetime import time as dtime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from broker_core.clock import KST, VirtualClock, Windows, parse_clock, sim_spec, write_anchor
+from broker_core.clock import KST, NEW_YORK, VirtualClock, Windows, parse_clock, sim_spec, write_anchor
 from oms.settings import PROJECT_ROOT
 from trader.launcher import ProcessGroup, base_env
 from trader.report import ReportInputError, load_benchmark, print_summary, write_run_report
@@ -37,6 +42,27 @@ from trader.report.slots import slot_summary
 READY_TIMEOUT_S = 120.0
 SIM_WINDOW = (dtime(8, 0), dtime(16, 0))
 """The daily window a multi-day KRX run's clock runs through (KMP's premarket at 08:30, the close at 15:30)."""
+US_SIM_WINDOW = (dtime(9, 25), dtime(16, 5))
+"""The daily window of a multi-day US run (New York): five minutes before the 09:30 open to after the close."""
+
+
+@dataclass(frozen=True)
+class MarketInfo:
+    label: str
+    tz: ZoneInfo
+    tz_label: str
+    currency: str
+    close: dtime
+    window: tuple[dtime, dtime]
+    data: str
+
+
+MARKETS = {
+    "krx": MarketInfo("KRX", KST, "KST", "KRW", dtime(15, 30), SIM_WINDOW, "real minute data"),
+    "us": MarketInfo(
+        "US", NEW_YORK, "New York", "USD", dtime(16, 0), US_SIM_WINDOW, "1-minute paths derived from daily bars"
+    ),
+}
 
 
 def runs_root() -> Path:
@@ -68,18 +94,26 @@ class Plan:
     json_report: str | None = None
     serve: bool = False
     run_dir: Path = field(default_factory=Path)
+    market: str = "krx"
+    process_args: dict[str, list[str]] = field(default_factory=dict)
+    """Process name → ``trader`` arguments, for a process that is not ``trader strategy <name>``."""
 
     def __post_init__(self) -> None:
         if self.run_dir == Path():
             stamp = time.strftime("%Y%m%d-%H%M%S")
             span = f"{self.days[0]}" if len(self.days) == 1 else f"{self.days[0]}_{self.days[-1]}"
-            self.run_dir = unique_run_dir(runs_root() / f"{self.kind}-{span}-{stamp}")
+            market = "" if self.market == "krx" else f"{self.market}-"
+            self.run_dir = unique_run_dir(runs_root() / f"{self.kind}-{market}{span}-{stamp}")
+
+    @property
+    def info(self) -> MarketInfo:
+        return MARKETS[self.market]
 
     @property
     def windows(self) -> Windows | None:
         if len(self.days) == 1:
             return None
-        return Windows(self.days[0], self.days[-1], *SIM_WINDOW)
+        return Windows(self.days[0], self.days[-1], *self.info.window, market=self.market)
 
 
 def run_simulation(plan: Plan, console: Console) -> int:
@@ -99,8 +133,11 @@ def run_simulation(plan: Plan, console: Console) -> int:
     )
     if plan.data_dir:
         env["TRADER_DATA_DIR"] = str(Path(plan.data_dir).resolve())
+    if plan.data_dir and plan.market == "us":
+        env["TRADER_US_DATA_DIR"] = env.pop("TRADER_DATA_DIR")
     oms_env = {
         **env,
+        **_market_env(plan.market),
         "OMS_BROKER": "paper",
         "OMS_DATA_DIR": str(run_dir / "oms"),
         "OMS_PAPER_DATE": str(plan.days[0]),
@@ -115,14 +152,18 @@ def run_simulation(plan: Plan, console: Console) -> int:
         if len(plan.days) == 1
         else f"{len(plan.days)} sessions {plan.days[0]} … {plan.days[-1]}"
     )
+    info = plan.info
     console.print(
-        f"[bold]{plan.kind.capitalize()}[/bold]: KRX {span} ({'real minute data' if plan.real_data else 'synthetic'}), "
-        f"speed {plan.speed:g}x, until {plan.stop_at:%Y-%m-%d %H:%M} KST; strategies: {', '.join(strategies) or 'none'}"
+        f"[bold]{plan.kind.capitalize()}[/bold]: {info.label} {span} "
+        f"({info.data if plan.real_data else 'synthetic'}), speed {plan.speed:g}x, "
+        f"until {plan.stop_at:%Y-%m-%d %H:%M} {info.tz_label}; strategies: {', '.join(strategies) or 'none'}"
     )
     console.print(f"Run folder: {run_dir}")
     http = httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"Bearer {keys['read']}"})
     wall = time.monotonic()
     report: dict[str, Any] | None = None
+    fills: list[dict[str, Any]] = []
+    last_prices: dict[str, float] = {}
     strategy_codes: dict[str, int] = {}
     oms_code: int | None = None
     ok = False
@@ -132,19 +173,25 @@ def run_simulation(plan: Plan, console: Console) -> int:
         if not _wait_healthy(http, group, console):
             return 1
         for name in strategies:
-            group.start(name, ["strategy", name], {**env, "OMS_API_KEY": keys[name.upper()]})
+            args = plan.process_args.get(name, ["strategy", name])
+            group.start(name, args, {**env, "OMS_API_KEY": keys[name.upper()]})
         if not _wait_registered(http, group, strategies, console):
             return 1
         write_anchor(anchor_file)
         console.print(
-            f"every process ready after {time.monotonic() - wall:.1f} s: the clock starts at {plan.start:%H:%M}"
+            f"every process ready after {time.monotonic() - wall:.1f} s: the clock starts at "
+            f"{plan.start.astimezone(info.tz):%H:%M} {info.tz_label}"
         )
         ok = _progress(http, group, clock, plan, console)
         report = _collect(http, plan, run_dir, strategies)
+        if plan.market != "krx":
+            fills = http.get("/api/v1/fills", params={"limit": 10000}).json()
+            positions = http.get("/api/v1/positions").json()
+            last_prices = {s: float(p["last_price"]) for s, p in positions.items() if p.get("last_price")}
         strategy_codes = group.stop(list(strategies))
         if plan.serve and ok:
             _wait_drained(http)
-            _write_report(plan, report, console)
+            _write_report(plan, report, console, last_prices=last_prices)
             _serve(url, keys, run_dir, console)
     finally:
         strategy_codes = strategy_codes or group.stop(list(strategies))
@@ -156,7 +203,11 @@ def run_simulation(plan: Plan, console: Console) -> int:
     report["wall_seconds"] = round(elapsed, 1)
     report["exit_codes"] = {**strategy_codes, "oms": oms_code}
     report["database_check"] = _check_database(run_dir / "oms" / "oms.db", report)
-    full = _write_report(plan, report, console, show=not (plan.serve and ok))
+    full = _write_report(plan, report, console, show=not (plan.serve and ok), last_prices=last_prices)
+    if fills:
+        _print_fills(console, plan, fills)
+    if plan.market != "krx" and report.get("open_positions"):
+        console.print(f"[yellow]open at the end of the run[/yellow] {_left_open(plan, report)}", highlight=False)
     check = report["database_check"]
     mark = "[green]consistent[/green]" if check["ok"] else "[red]INCONSISTENT[/red]"
     console.print(f"database {report['database']}: {check.get('counts')} — {mark} with the report")
@@ -168,23 +219,42 @@ def run_simulation(plan: Plan, console: Console) -> int:
     return 0 if clean else 1
 
 
-def _write_report(plan: Plan, summary: dict[str, Any], console: Console, *, show: bool = True) -> dict[str, Any]:
+def _write_report(
+    plan: Plan,
+    summary: dict[str, Any],
+    console: Console,
+    *,
+    show: bool = True,
+    last_prices: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """report.json / report.html / PNGs in the run folder from the database and the decision logs, with the
-    launcher's own figures beside them; prints the terminal summary and the path to open."""
+    launcher's own figures beside them; prints the terminal summary and the path to open.
+
+    ``last_prices``: the OMS's last price per symbol when the run stopped; positions still open on the last
+    day are marked at it (else at their last fill)."""
     run_dir = plan.run_dir
+    marks = None
+    if last_prices:
+        last_day = plan.days[-1]
+
+        def marks(symbol: str, day: date) -> float | None:
+            return last_prices.get(symbol) if day == last_day else None
+
     try:
         paths = write_run_report(
             run_dir,
             run_dir / "oms" / "oms.db",
-            market="krx",
+            market=plan.market,
             start=plan.days[0],
             end=plan.days[-1],
             strategies=[s.upper() for s in plan.strategies],
             logs_dir=run_dir / "logs",
             sessions=plan.days,
             oms_instance_id=plan.kind,
-            benchmark=load_benchmark("krx", plan.days[0], plan.days[-1], plan.data_dir),
+            benchmark=load_benchmark(plan.market, plan.days[0], plan.days[-1], plan.data_dir),
             extra=summary,
+            notes=[_left_open(plan, summary)] if plan.market != "krx" and summary.get("open_positions") else (),
+            marks=marks,
         )
     except (ReportInputError, OSError, ValueError) as exc:
         console.print(f"[red]the run report could not be written:[/red] {exc}")
@@ -302,12 +372,14 @@ def _progress(http: httpx.Client, group: ProcessGroup, clock: VirtualClock, plan
                 return False
             if time.monotonic() - last_poll > 1.0 or now >= plan.stop_at:
                 last_poll = time.monotonic()
-                done = sum(1 for d in plan.days if datetime.combine(d, dtime(15, 30), KST) <= now)
-                status = _status_line(http) + (f" · sessions {done}/{len(plan.days)}" if len(plan.days) > 1 else "")
+                info = plan.info
+                done = sum(1 for d in plan.days if datetime.combine(d, info.close, info.tz) <= now)
+                status = _status_line(http, info.currency)
+                status += f" · sessions {done}/{len(plan.days)}" if len(plan.days) > 1 else ""
                 bar.update(
                     task,
                     completed=min(total, clock.wall_time_of(now) - clock.wall_time_of(begin)),
-                    now=f"{now:%Y-%m-%d %H:%M} KST",
+                    now=f"{now.astimezone(info.tz):%Y-%m-%d %H:%M} {info.tz_label}",
                     status=status,
                 )
             if now >= plan.stop_at:
@@ -315,7 +387,7 @@ def _progress(http: httpx.Client, group: ProcessGroup, clock: VirtualClock, plan
             time.sleep(0.25)
 
 
-def _status_line(http: httpx.Client) -> str:
+def _status_line(http: httpx.Client, currency: str = "KRW") -> str:
     try:
         strategies = http.get("/api/v1/strategies").json()
         account = http.get("/api/v1/state/account").json()
@@ -327,7 +399,7 @@ def _status_line(http: httpx.Client) -> str:
     )
     fills = sum(s.get("fills_today", 0) for s in strategies.values())
     return (
-        f"intents {intents:,.0f} · fills today {fills:,} · day P&L {account.get('daily_pnl', 0):,.0f} KRW · "
+        f"intents {intents:,.0f} · fills today {fills:,} · day P&L {_money(account.get('daily_pnl') or 0, currency)} · "
         f"{account.get('trading_state')}"
     )
 
@@ -354,7 +426,7 @@ def _collect(http: httpx.Client, plan: Plan, run_dir: Path, strategies: list[str
     names = sorted(set(by_strategy) | set(per_strategy) | set(unrealized) | {s.upper() for s in strategies})
     return {
         "kind": plan.kind,
-        "market": "krx",
+        "market": plan.market,
         "session": str(plan.days[0]),
         "from": str(plan.days[0]),
         "to": str(plan.days[-1]),
@@ -380,6 +452,48 @@ def _collect(http: httpx.Client, plan: Plan, run_dir: Path, strategies: list[str
         "decisions": {s: (per_strategy.get(s, {}).get("status") or {}).get("decisions", {}) for s in names},
         "slots": slot_summary(slots.json()) if slots.status_code == 200 else None,
     }
+
+
+def _market_env(market: str) -> dict[str, str]:
+    """The OMS's environment for a market other than KRX (KRX is the OMS's default)."""
+    if market == "krx":
+        return {}
+    return {"OMS_MARKET": market, "OMS_CONFIG": str(PROJECT_ROOT / "config" / f"oms.{market}.yaml")}
+
+
+def _money(value: float, currency: str) -> str:
+    return f"{value:,.0f} {currency}" if currency == "KRW" else f"{value:,.2f} {currency}"
+
+
+def _print_fills(console: Console, plan: Plan, fills: list[dict[str, Any]], limit: int = 40) -> None:
+    """The run's fills with their times in the market's zone (a US run has a handful)."""
+    from rich.table import Table
+
+    info = plan.info
+    rows = sorted(fills, key=lambda f: str(f.get("ts")))
+    table = Table(title=f"Fills ({len(rows)}, times {info.tz_label}, prices {info.currency})")
+    for col in ("time", "strategy", "symbol", "side", "qty", "price"):
+        table.add_column(col, justify="right" if col in ("qty", "price") else "left")
+    for f in rows[-limit:]:
+        ts = datetime.fromisoformat(str(f["ts"])).astimezone(info.tz)
+        table.add_row(
+            f"{ts:%Y-%m-%d %H:%M:%S}" if len(plan.days) > 1 else f"{ts:%H:%M:%S}",
+            str(f.get("strategy_id")),
+            str(f.get("symbol")),
+            str(f.get("side")),
+            f"{int(f.get('qty') or 0):,}",
+            f"{float(f.get('price') or 0):,.2f}",
+        )
+    if len(rows) > limit:
+        table.caption = f"the last {limit} of {len(rows)}"
+    console.print(table)
+
+
+def _left_open(plan: Plan, report: dict[str, Any]) -> str:
+    """The sentence for positions still open when the run stopped (a US demo cut short by ``--until``)."""
+    held = ", ".join(f"{s} {q:,}" for s, q in sorted(report.get("open_positions", {}).items()))
+    when = f"{plan.stop_at.astimezone(plan.info.tz):%Y-%m-%d %H:%M} {plan.info.tz_label}"
+    return f"positions still open when the run stopped at {when}: {held} (the run ended before their exits)"
 
 
 def _check_database(path: Path, report: dict[str, Any]) -> dict[str, Any]:

@@ -23,9 +23,9 @@ import os
 import re
 import signal
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -105,6 +105,20 @@ def run_strategy(name: str, *, package: str | None = None) -> int:
     name is looked up in :func:`strategy_packages`."""
     module = resolve(name, package or package_of(name) or "strategies")
     config = load_strategy_config(name, config_model(module))
+
+    def build(oms: OmsClient, clock: Clock) -> Strategy:
+        strategy = module.build(config, oms, clock)
+        if not isinstance(strategy, Strategy):
+            raise ConfigError(f"{module.__name__}.build returned {type(strategy).__name__}, not a Strategy")
+        return strategy
+
+    return run_built(build, name)
+
+
+def run_built(build: Callable[[OmsClient, Clock], Strategy], name: str) -> int:
+    """Run the strategy ``build(oms_client, clock)`` returns, wired from the environment as
+    :func:`run_strategy` does (``name``: the default strategy id); for clients that are not in a strategy
+    package, e.g. the scripted client of ``trader demo --market us``."""
     url = os.environ.get("OMS_URL") or DEFAULT_OMS_URL
     key = os.environ.get("OMS_API_KEY", "")
     if not key:
@@ -121,10 +135,12 @@ def run_strategy(name: str, *, package: str | None = None) -> int:
 
         configure(os.environ.get("LOG_LEVEL", "INFO"))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request is noise here
-    return asyncio.run(_main(module, config, url, key, strategy_id, clock))
+    return asyncio.run(_main(build, url, key, strategy_id, clock))
 
 
-async def _main(module: ModuleType, config: Any, url: str, key: str, strategy_id: str, clock: Clock) -> int:
+async def _main(
+    build: Callable[[OmsClient, Clock], Strategy], url: str, key: str, strategy_id: str, clock: Clock
+) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     running: list[Strategy] = []
@@ -140,9 +156,7 @@ async def _main(module: ModuleType, config: Any, url: str, key: str, strategy_id
         async with OmsClient(url, key, strategy_id) as oms:
             if not await _until_ready(oms, stop):
                 return 0
-            strategy = module.build(config, oms, clock)
-            if not isinstance(strategy, Strategy):
-                raise ConfigError(f"{module.__name__}.build returned {type(strategy).__name__}, not a Strategy")
+            strategy = build(oms, clock)
             running.append(strategy)
             if stop.is_set():
                 return 0

@@ -267,6 +267,7 @@ def build_report(
     report: dict[str, Any] = {
         **fixed,
         "currency": run.currency,
+        "timezone": str(tz),
         "session_days": [d.isoformat() for d in run.sessions],
         "generated_at": datetime.now(UTC).astimezone(tz).isoformat(timespec="seconds"),
         "database": run.database,

@@ -20,6 +20,10 @@ strategy (KPR, Nulrimok, PCIM, ...), add a ``FunnelSpec`` with its reason codes:
 KMP (strategies/kmp): candidates = symbols of ``KMP_SCAN``'s ``candidates`` list and ``KMP_CANDIDATE``
 lines; gates = ``strategies.kmp.decisions.GATE_CODES`` (the ``KMP_G_*`` codes and the VI gates); signals
 = ``KMP_ENTRY``.
+
+SCRIPTED (``trader.scripted_us``, the US demo's scripted client): candidates = its day plan's symbols;
+"gate" = waiting for the entry time; drops = no quote, too expensive, given up; signals = every ENTER it
+sent (taken, refused or unanswered).
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ import pandas as pd
 from broker_core.contract.reasons import ReasonCode as R
 from strategies.kmp.decisions import GATE_CODES as KMP_GATE_CODES
 from trader.report.collect import Decision, text_or_none
+from trader.scripted_us import CANDIDATE_CODES as SCRIPTED_CANDIDATE_CODES
+from trader.scripted_us import Code as S
 
 STAGES = ("candidates", "gates_passed", "signals", "intents", "accepted", "filled")
 STAGE_LABELS = {
@@ -132,6 +138,15 @@ FUNNELS: dict[str, FunnelSpec] = {
         ),
         signal_codes=_codes(R.PCIM_ENTRY),
         after_signal_codes=_codes(R.PCIM_INTENT_ERROR, R.PCIM_ENTRY_MISSED, R.PCIM_ABORTED_SMALL_FILL),
+    ),
+    "SCRIPTED": FunnelSpec(
+        candidate_codes=_codes(*SCRIPTED_CANDIDATE_CODES),
+        candidate_lists={S.PLAN.value: "candidates"},
+        upstream_codes=_codes(S.NO_SESSION),
+        drop_codes=_codes(S.NO_PRICE, S.TOO_EXPENSIVE, S.GIVE_UP),
+        gate_codes=_codes(S.WAIT_OPEN),
+        signal_codes=_codes(S.ENTRY, S.ENTRY_REJECTED, S.ENTRY_ERROR),
+        after_signal_codes=_codes(S.ENTRY_REJECTED, S.ENTRY_ERROR, S.CANCEL_ENTRY),
     ),
 }
 """strategy id → how its decision log maps onto the funnel (see the module's docstring)."""

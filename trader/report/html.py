@@ -273,7 +273,8 @@ def render_html(report: dict[str, Any], charts: dict[str, Path]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="sub">{report["sessions"]} session(s) · generated {escape(str(report.get("generated_at")))} · '
+        f'<p class="sub">{report["sessions"]} session(s) · amounts in {escape(str(report.get("currency", "")))} · '
+        f"times in {escape(str(report.get('timezone', '')))} · generated {escape(str(report.get('generated_at')))} · "
         f"database {escape(str(report.get('database')))}</p>",
         _cards(report),
         why_html,

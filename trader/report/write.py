@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -43,6 +43,7 @@ def write_run_report(
     oms_instance_id: str | None = None,
     start_equity: float | None = None,
     marks: Marks | None = None,
+    notes: Sequence[str] = (),
 ) -> ReportPaths:
     """Write ``report.json``, ``report.html`` and ``equity.png``, ``drawdown.png``, ``pnl_by_strategy.png``,
     ``funnel.png`` into ``run_dir``.
@@ -55,6 +56,7 @@ def write_run_report(
     ``sessions``: the run's session days (default: the market calendar's, ``start`` … ``end``).
     ``start_equity``: default the OMS's ``risk_daily_portfolio.start_equity`` of the first day.
     ``marks``: (symbol, day) → price to mark open positions at each session's close (default: last fill).
+    ``notes``: sentences added to the report's notes (e.g. positions a run left open).
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +73,7 @@ def write_run_report(
     )
     book = build_book(run, marks)
     report = build_report(run, book, benchmark, extra)
+    report["notes"] = [*report["notes"], *notes]
     json_path, html_path = run_dir / "report.json", run_dir / "report.html"
     report.setdefault("run_dir", str(run_dir))
     charts = write_charts(report, run_dir)
