@@ -407,6 +407,7 @@ class OmsRuntime:
             "trading_state": self.state.trading_state().value,
             "open_orders": self.state.open_order_count(),
             "instance_id": self.state.instance_id,
+            "market": self.market.code,
             "version": VERSION,
             "now": self.clock.now().isoformat(),
             "trading_day": str(self.state.trading_day) if self.state.trading_day else None,

@@ -254,6 +254,37 @@ def up(
     raise typer.Exit(run_up(profile, port, console))
 
 
+@app.command()
+def accounts(
+    file: str = typer.Option("config/accounts.yaml", "--file", help="The accounts file"),
+    state_dir: str = typer.Option("var/accounts", help="Data, logs and status.json of every account"),
+    check: bool = typer.Option(False, "--check", help="Validate the file and the credential variables, start nothing"),
+) -> None:
+    """Every account of accounts.yaml: one OMS per account on its port and the account's strategies, supervised
+    (restart with back-off; SIGTERM stops strategies, then the OMSes). Exit 2 naming account and key when the
+    file is invalid; nothing starts then."""
+    from pathlib import Path
+
+    from trader.accounts import AccountsConfigError, AccountsRunner, load_accounts
+    from trader.accounts.runner import install_signal_handlers
+
+    try:
+        found = load_accounts(file, os.environ)
+    except AccountsConfigError as exc:
+        for line in exc.problems:
+            console.print(f"[red]{line}[/red]", highlight=False)
+        raise typer.Exit(2) from exc
+    if check:
+        console.print(f"{file}: OK — {', '.join(a.name for a in found)}")
+        raise typer.Exit(0)
+    _setup_logging("INFO")
+    flag = install_signal_handlers()
+    runner = AccountsRunner(found, Path(state_dir))
+    codes = runner.run_forever(lambda: flag["stop"], lambda line: console.print(line, highlight=False))
+    console.print(f"stopped: {codes}")
+    raise typer.Exit(0 if all(c in (0, -15) for c in codes.values()) else 1)
+
+
 config_app = typer.Typer(help="Configuration tools.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
