@@ -34,7 +34,7 @@ from strategies.rotation.config import RotationConfig
 from strategies.rotation.data import DailyPanels, holding_from_allocation, panels_from_rows
 from strategies.rotation.data_check import check_data
 from strategies.rotation.models import ModelDecision, decide
-from strategies.rotation.orders import plan_cycle
+from strategies.rotation.orders import OrderIntent, plan_cycle
 from strategies.sdk.client import OmsClient
 from strategies.sdk.errors import OmsError
 from strategies.sdk.strategy import Strategy
@@ -85,6 +85,9 @@ class RotationStrategy(Strategy):
         self.last_cycle: date | None = None
         self.cycles = 0
         self.last_rebalance: dict[str, date] = self._load_state()
+        self.deferred: dict[str, tuple[OrderIntent, date]] = {}
+        """Idempotency key → a SET_TARGET the OMS deferred (an entry lock of another model on the symbol, a
+        rate limit): sent again, same key, on the next ticks of its session until decided."""
 
     async def on_start(self) -> None:
         self.decision("ROTATION_START", model=self.model, budgets=self.budgets, account=os.environ.get("ACCOUNT_NAME"))
@@ -108,6 +111,8 @@ class RotationStrategy(Strategy):
         session = us.session(now)
         if session is None or now < session.open + CYCLE_AFTER_OPEN or now >= session.close:
             return
+        if self.deferred:
+            await self._resend_deferred(session.day)
         if self.last_cycle == session.day:
             return
         try:
@@ -165,23 +170,7 @@ class RotationStrategy(Strategy):
             budget=plan.budgets.get(self.model, 0.0),
         )
         for order in [o for o in plan.orders if o.model == self.model]:
-            reply = await self.oms.submit_intent(
-                "SET_TARGET",
-                order.symbol,
-                target_qty=order.target_qty,
-                time_horizon="SWING",
-                idempotency_key=order.idempotency_key,
-            )
-            self.decision(
-                "ROTATION_ORDER",
-                order.symbol,
-                side=order.side,
-                target_qty=order.target_qty,
-                current_qty=order.current_qty,
-                key=order.idempotency_key,
-                status=reply.status,
-                reason_code=reply.reason_code,
-            )
+            await self._send(order, day)
         for skipped in [s for s in plan.skipped if s.model == self.model]:
             fields = {k: v for k, v in skipped.as_dict().items() if k not in ("symbol", "reason")}
             self.decision(skipped.reason.value, skipped.symbol, **fields)
@@ -196,6 +185,37 @@ class RotationStrategy(Strategy):
             for record in audit_records(plan, {self.model: own}, os.environ.get("ACCOUNT_NAME")):
                 audit.write(audit_line(record) + "\n")
         self.cycles += 1
+
+    async def _send(self, order: OrderIntent, day: date) -> None:
+        reply = await self.oms.submit_intent(
+            "SET_TARGET",
+            order.symbol,
+            target_qty=order.target_qty,
+            time_horizon="SWING",
+            idempotency_key=order.idempotency_key,
+        )
+        self.decision(
+            "ROTATION_ORDER",
+            order.symbol,
+            side=order.side,
+            target_qty=order.target_qty,
+            current_qty=order.current_qty,
+            key=order.idempotency_key,
+            status=reply.status,
+            reason_code=reply.reason_code,
+        )
+        if reply.status == "DEFERRED":
+            self.deferred[order.idempotency_key] = (order, day)
+        else:
+            self.deferred.pop(order.idempotency_key, None)
+
+    async def _resend_deferred(self, today: date) -> None:
+        for key, (order, day) in list(self.deferred.items()):
+            if day != today:
+                del self.deferred[key]
+                self.decision("ROTATION_DEFERRED_EXPIRED", order.symbol, key=key, day=str(day))
+                continue
+            await self._send(order, day)
 
     async def _panels(self, day: date) -> DailyPanels:
         """Daily panels of the universe, the benchmark and the defensive asset: completed sessions before ``day``."""
