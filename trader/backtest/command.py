@@ -21,6 +21,7 @@ from trader.backtest.engine import BacktestResult, run_backtest
 from trader.backtest.plan import BacktestInputError, BacktestPlan, plan_backtest
 from trader.backtest.progress import progress_bar
 from trader.backtest.report import write_report
+from trader.backtest.rotation import is_rotation, rotation_backtest_command
 
 
 def backtest_command(
@@ -35,6 +36,9 @@ def backtest_command(
     begin: str | None = None,
     log_level: str = "INFO",
 ) -> int:
+    flat = [n.strip() for name in names for n in name.split(",") if n.strip()]
+    if is_rotation(flat):
+        return rotation_backtest_command(console, flat, start=start, end=end, json_report=json_report)
     try:
         plan = plan_backtest(
             names, start=start, end=end, data_dir=data_dir, json_report=json_report, until=until, begin=begin
