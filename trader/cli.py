@@ -285,6 +285,22 @@ def accounts(
     raise typer.Exit(0 if all(c in (0, -15) for c in codes.values()) else 1)
 
 
+@app.command()
+def dashboard(
+    state_dir: str = typer.Option("var/accounts", help="The state dir of `trader accounts` (its status.json)"),
+    refresh: float = typer.Option(2.0, help="Refresh interval, seconds"),
+    once: bool = typer.Option(False, "--once", help="Print every account once as text and exit"),
+) -> None:
+    """Read-only terminal view of every account `trader accounts` runs here (fits 80x24; q quits)."""
+    from pathlib import Path
+
+    from trader.accounts.dashboard import AccountsDashboard, print_once
+
+    if once:
+        raise typer.Exit(print_once(Path(state_dir), console))
+    AccountsDashboard(Path(state_dir), refresh).run()
+
+
 config_app = typer.Typer(help="Configuration tools.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 

@@ -44,10 +44,16 @@ MODELS = {"acct-a": ["rotation_core", "rotation_bull"], "acct-b": ["rotation_ada
 BANNER_LAST = "ALPACA_DATA_STREAM_URL="
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (held open together while chosen, so none is picked twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 @contextmanager
@@ -112,7 +118,7 @@ def test_two_accounts_trade_their_own_models_and_survive_one_oms_kill(tmp_path: 
     windows = Windows(DAYS[0], DAYS[1], time(9, 55), time(10, 15), "us")
     clock_spec = sim_spec(datetime.combine(DAYS[0], time(9, 55), NEW_YORK), SPEED, f"@{anchor}", windows=windows)
     clock = parse_clock(clock_spec)
-    ports = {"fake-a": _free_port(), "fake-b": _free_port(), "acct-a": _free_port(), "acct-b": _free_port()}
+    ports = dict(zip(("fake-a", "fake-b", "acct-a", "acct-b"), _free_ports(4), strict=True))
     keys = {"acct-a": ("PKACCOUNTA0001", "secret-a-0001"), "acct-b": ("PKACCOUNTB0002", "secret-b-0002")}
     state, log = tmp_path / "state", tmp_path / "accounts.log"
     with (

@@ -18,10 +18,16 @@ from tests.e2e._support import alive, processes_with_env
 from trader.accounts import AccountsRunner, load_accounts
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (held open together while chosen, so none is picked twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def health(port: int) -> dict[str, object]:
@@ -42,7 +48,7 @@ def run_until(runner: AccountsRunner, check: object, timeout: float, what: str) 
 
 
 def test_one_accounts_oms_dies_the_other_keeps_serving_and_it_comes_back(tmp_path: Path) -> None:
-    ports = {"acct-a": free_port(), "acct-b": free_port()}
+    ports = dict(zip(("acct-a", "acct-b"), free_ports(2), strict=True))
     path = tmp_path / "accounts.yaml"
     path.write_text(
         yaml.safe_dump(
