@@ -382,6 +382,10 @@ class OmsRuntime:
             reasons.append(f"circuit_breaker:{self.breaker.state.value}")
         if self.state.recon_status == "FAIL":
             reasons.append("recon:FAIL")
+        for sid, rec in sorted(self.state.strategies.items()):
+            detail = rec.status_detail if isinstance(rec.status_detail, dict) else {}
+            if detail.get("health_issue"):  # a strategy's own schedule: a failed or overdue cycle
+                reasons.append(f"strategy:{sid}:{detail['health_issue']}")
         # Trading goes on without the database (the journal keeps every row): reported, not degraded, so a
         # container health check on status stays green and the strategies start (docs/deploy.md).
         notices = [] if db_ok else ["db:unavailable"]

@@ -42,6 +42,8 @@ from strategies.sdk.strategy import Strategy
 CONFIG_MODEL = RotationConfig
 TICK_SEC = 60.0
 CYCLE_AFTER_OPEN = timedelta(minutes=30)
+OVERDUE_AFTER = timedelta(minutes=15)
+"""A cycle not done this long after its time is overdue: the heartbeat says so and the OMS /health degrades."""
 HISTORY_DAYS = 420
 """Calendar days of daily bars asked for (≥ 200 sessions for the regime and the 175-session momentum)."""
 
@@ -85,6 +87,10 @@ class RotationStrategy(Strategy):
         self.last_cycle: date | None = None
         self.cycles = 0
         self.last_rebalance: dict[str, date] = self._load_state()
+        self.cycle_failure: str | None = None
+        """Why today's cycle did not run (``cycle_failed:…``, ``data_invalid``); None once it ran."""
+        self.errors_today = 0
+        self.errors_day: date | None = None
         self.deferred: dict[str, tuple[OrderIntent, date]] = {}
         """Idempotency key → a SET_TARGET the OMS deferred (an entry lock of another model on the symbol, a
         rate limit): sent again, same key, on the next ticks of its session until decided."""
@@ -93,9 +99,34 @@ class RotationStrategy(Strategy):
         self.decision("ROTATION_START", model=self.model, budgets=self.budgets, account=os.environ.get("ACCOUNT_NAME"))
         self.scheduler.every(TICK_SEC, self.tick, "rotation.tick")
 
+    def health_issue(self, now: datetime) -> str | None:
+        """What the OMS's /health should report about this model now (None: nothing wrong)."""
+        local = now.astimezone(NEW_YORK)
+        session = us.session(local)
+        if session is None:
+            return None
+        if self.cycle_failure is not None and self.errors_day == session.day:
+            return self.cycle_failure
+        if self.last_cycle == session.day:
+            return None
+        if session.open + CYCLE_AFTER_OPEN + OVERDUE_AFTER <= local < session.close:
+            return "cycle_overdue"
+        return None
+
+    def _error(self, what: str, day: date) -> None:
+        if self.errors_day != day:
+            self.errors_day, self.errors_today = day, 0
+        self.errors_today += 1
+        self.cycle_failure = what
+
     def status(self) -> dict[str, Any]:
+        now = self.clock.now()
+        issue = self.health_issue(now)
+        today = now.astimezone(NEW_YORK).date()
         return {
             **super().status(),
+            **({"health_issue": issue} if issue else {}),
+            "errors_today": self.errors_today if self.errors_day == today else 0,
             "rotation": {
                 "model": self.model,
                 "last_cycle": str(self.last_cycle) if self.last_cycle else None,
@@ -119,16 +150,19 @@ class RotationStrategy(Strategy):
             await self.cycle(session.day, now)
         except OmsError as exc:
             self.log.warning("cycle of %s not run (%s); next try in %gs", session.day, exc, TICK_SEC)
+            self._error(f"cycle_failed:{type(exc).__name__}", session.day)
             return
-        self.last_cycle = session.day
+        self.last_cycle = session.day  # done for today (an invalid data check stays reported until tomorrow)
 
     async def cycle(self, day: date, now: datetime) -> None:
         """One account cycle for ``day`` (see the module doc)."""
+        self.cycle_failure = None
         panels = await self._panels(day)
         if not self.data_checked:
             problems = check_data(panels.adj_close, day, self.config)
             if problems:
                 self.decision("ROTATION_DATA_INVALID", day=str(day), problems=[str(p) for p in problems][:10])
+                self._error("data_invalid", day)
                 return
             self.data_checked = True
         allocations = await self.oms.allocations()

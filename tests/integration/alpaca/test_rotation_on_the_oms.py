@@ -76,3 +76,12 @@ async def test_a_cycle_trades_its_sectors_and_a_rerun_submits_nothing(oms: Oms, 
         await restarted.cycle(SESSION.replace(day=27), now)  # the next session: inside 7 days → hold
         held_after: list[dict[str, Any]] = await oms.get("/api/v1/intents", limit=100)
         assert len(held_after) == 3, held_after
+
+
+async def test_a_strategy_reporting_an_overdue_cycle_degrades_the_account_health(oms: Oms) -> None:
+    async with OmsClient(oms.url, KEY, "ROTATION_CORE") as client:
+        await client.heartbeat({"health_issue": "cycle_overdue", "errors_today": 0})
+        health = await oms.get("/health")
+        assert health["status"] == "degraded" and health["degraded_reasons"] == ["strategy:ROTATION_CORE:cycle_overdue"]
+        await client.heartbeat({"errors_today": 0})
+        assert (await oms.get("/health"))["status"] == "ok"
