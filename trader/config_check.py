@@ -331,6 +331,9 @@ def check_env(
             problems.append(f"{src}: {name}: {state} (needed by {', '.join(readers)})")
 
     used = {u.name for u in uses}
+    account_vars, account_problems = _accounts_variables(composes, profiles, env)
+    used |= account_vars
+    problems += account_problems
     problems += _unread_variables(env, src, composes, used, profiles)
     problems += _unbuilt_services(src, composes, profiles)
 
@@ -440,6 +443,36 @@ def _unread_variables(
             why = _WHY_UNREAD.get(name, f"no service of {names} reads it, so it would be ignored; remove it")
         problems.append(f"{src}: {name}: set but not used: {why}")
     return problems
+
+
+def _accounts_variables(
+    composes: list[tuple[Path, dict[str, Any]]], profiles: Sequence[str], env: dict[str, str]
+) -> tuple[set[str], list[str]]:
+    """A ``trader accounts`` service (profile ``us``) reads the credential variables ``config/accounts.yaml``
+    names (through ``env_file``): they count as used, and the file is validated against this ``.env``."""
+    from trader.accounts.config import AccountsConfigError, load_accounts
+
+    names: set[str] = set()
+    problems: list[str] = []
+    for path, doc in composes:
+        for svc in active_services(doc, profiles).values():
+            cmd = svc.get("command") or []
+            cmd = cmd.split() if isinstance(cmd, str) else list(cmd)
+            if cmd[:2] != ["trader", "accounts"]:
+                continue
+            accounts = path.parent / "config" / "accounts.yaml"
+            try:
+                raw = yaml.safe_load(accounts.read_text()) or {}
+            except (OSError, yaml.YAMLError):
+                raw = {}
+            for spec in (raw.get("accounts") or {}).values():
+                if isinstance(spec, dict):
+                    names |= {str(spec[k]) for k in ("key_env", "secret_env") if spec.get(k)}
+            try:
+                load_accounts(accounts, env)
+            except AccountsConfigError as exc:
+                problems += exc.problems
+    return names, problems
 
 
 def _profiles_reading(composes: list[tuple[Path, dict[str, Any]]]) -> dict[str, set[str]]:

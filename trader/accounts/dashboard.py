@@ -2,7 +2,8 @@
 (Textual; fits 80×24, so it works over ssh). Left: the accounts with their health; right: the selected
 account's equity and day P&L, last and next cycle, positions, each model's target weights (its last audit
 line), recent orders and its processes. Refreshes every ``refresh_s`` seconds; ``--once`` prints the same
-view of every account as plain text and exits (cron, logs, a quick look)."""
+view of every account as plain text and exits 0 only when every account's OMS is ``ok`` (the compose
+health check, cron, a quick look)."""
 
 from __future__ import annotations
 
@@ -111,7 +112,10 @@ def print_once(state_dir: Path, console: Console) -> int:
     if not entries:
         console.print(f"no accounts: {state_dir / 'status.json'} not found — is `trader accounts` running?")
         return 1
+    healthy = True
     for entry in entries:
-        console.print(render(fetch_view(entry, state_dir)))
+        view = fetch_view(entry, state_dir)
+        healthy = healthy and view.health == "ok" and view.error is None
+        console.print(render(view))
         console.rule()
-    return 0
+    return 0 if healthy else 1

@@ -172,3 +172,20 @@ def test_compose_variables_follow_profiles() -> None:
     assert "ALPACA_API_KEY" not in base and {"ALPACA_API_KEY", "OMS_KEY_SWING_ML"} <= with_alpaca
     optional = {u.name for u in compose_variables(COMPOSE_FILES["vps1"]) if not u.required}
     assert {"KIS_APP_KEY", "KIS_IS_PAPER"} <= optional
+
+
+def test_profile_us_checks_the_accounts_file_against_the_env(tmp_path: Path) -> None:
+    """``trader accounts`` (profile us) reads the variables config/accounts.yaml names: missing ones are named
+    with the account and key; set, they are not 'set but not used'."""
+    creds = {
+        "ALPACA_KEY_MAIN": "PKMAIN0001",
+        "ALPACA_SECRET_MAIN": "secretmain01",
+        "ALPACA_KEY_ADAPT": "PKADAPT001",
+        "ALPACA_SECRET_ADAPT": "secretadapt1",
+    }
+    assert check(write_env(tmp_path / ".env", {**VPS2, "COMPOSE_PROFILES": "us", **creds}), CONFIG) == []
+    missing = {k: v for k, v in creds.items() if k != "ALPACA_SECRET_ADAPT"}
+    problems = check(write_env(tmp_path / ".env", {**VPS2, "COMPOSE_PROFILES": "us", **missing}), CONFIG)
+    assert len(problems) == 1 and "accounts.paper-adaptive.secret_env: the variable ALPACA_SECRET_ADAPT" in problems[0]
+    unused = check(write_env(tmp_path / ".env", {**VPS2, **creds}), CONFIG)
+    assert all("set but not used" in p for p in unused) and len(unused) == 4, unused
