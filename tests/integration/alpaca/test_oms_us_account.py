@@ -18,6 +18,7 @@ import pytest
 
 from broker_core.alpaca.fake import FakeAlpaca
 from broker_core.clock import NEW_YORK, VirtualClock
+from broker_core.markets.venue_market import US_MARKET
 from oms.settings import OmsConfig, load_config
 from tests.integration.alpaca.conftest import SESSION, SYMBOLS, engine_orders, ny, posts
 from tests.support.oms_server import STRATEGY_KEYS, Oms, oms_settings, running_oms
@@ -70,7 +71,7 @@ async def _enter_and_exit(oms: Oms, symbol: str, qty: int) -> dict[str, Any]:
     assert reply["status"] == "ACCEPTED", reply
     order = await oms.get(f"/api/v1/orders/{reply['order_id']}")
     limit = float(order["limit_price"])
-    assert limit == round(limit, 2) and limit != round(limit), f"not a US cent price: {order}"
+    assert US_MARKET.on_tick(limit) and limit == round(limit, 2), f"not a US cent price: {order}"
 
     async def held() -> bool:
         return int((await _position(oms, symbol)).get("real_qty", 0)) == qty
