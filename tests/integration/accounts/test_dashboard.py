@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -31,8 +30,9 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> object:
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> object:
+    tmp_path = tmp_path_factory.mktemp("accounts")
     port_a, port_b = free_ports(2)
     accounts = {
         "acct-a": {
