@@ -55,7 +55,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> object:
             runner.tick()
             runner.write_status()
             views = {e["account"]: fetch_view(e, runner.state_dir) for e in load_status(runner.state_dir)}
-            if views.get("acct-a") and views["acct-a"].positions and views["acct-a"].targets:
+            if views.get("acct-a") and len(views["acct-a"].positions) == 3 and views["acct-a"].targets:
                 break
             assert time.monotonic() < deadline, f"acct-a never showed rotation_core's positions: {views}"
             time.sleep(0.5)
