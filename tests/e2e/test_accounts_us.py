@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from alpaca.trading.requests import GetOrdersRequest
 
 from broker_core.clock import NEW_YORK, Windows, parse_clock, sim_spec, write_anchor
 from tests.e2e._support import PROJECT_ROOT, alive, rows, wait_for
+from tests.support.oms_server import free_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -42,18 +42,6 @@ DAYS = (date(2024, 11, 25), date(2024, 11, 26))
 SPEED = 60.0
 MODELS = {"acct-a": ["rotation_core", "rotation_bull"], "acct-b": ["rotation_adaptive"]}
 BANNER_LAST = "ALPACA_DATA_STREAM_URL="
-
-
-def _free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports (held open together while chosen, so none is picked twice)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @contextmanager
@@ -118,7 +106,7 @@ def test_two_accounts_trade_their_own_models_and_survive_one_oms_kill(tmp_path: 
     windows = Windows(DAYS[0], DAYS[1], time(9, 55), time(10, 15), "us")
     clock_spec = sim_spec(datetime.combine(DAYS[0], time(9, 55), NEW_YORK), SPEED, f"@{anchor}", windows=windows)
     clock = parse_clock(clock_spec)
-    ports = dict(zip(("fake-a", "fake-b", "acct-a", "acct-b"), _free_ports(4), strict=True))
+    ports = dict(zip(("fake-a", "fake-b", "acct-a", "acct-b"), free_ports(4), strict=True))
     keys = {"acct-a": ("PKACCOUNTA0001", "secret-a-0001"), "acct-b": ("PKACCOUNTB0002", "secret-b-0002")}
     state, log = tmp_path / "state", tmp_path / "accounts.log"
     with (

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
@@ -15,19 +14,8 @@ import httpx
 import yaml
 
 from tests.e2e._support import alive, processes_with_env
+from tests.support.oms_server import free_ports
 from trader.accounts import AccountsRunner, load_accounts
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports (held open together while chosen, so none is picked twice)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def health(port: int) -> dict[str, object]:

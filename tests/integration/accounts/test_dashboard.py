@@ -6,28 +6,16 @@ positions and rotation_core's target weights — and the ``--once`` text capture
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 import pytest
 import yaml
 from rich.console import Console
 
+from tests.support.oms_server import free_ports
 from trader.accounts import AccountsRunner, load_accounts
 from trader.accounts.dashboard import AccountsDashboard, print_once, render
 from trader.accounts.views import fetch_view, load_status
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct free ports (held open together while chosen, so none is picked twice)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @pytest.fixture(scope="module")
