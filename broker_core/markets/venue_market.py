@@ -29,6 +29,9 @@ class Market:
     currency: str
     fractional_price: bool
     """Prices carry cents (US) rather than being whole won (KRX)."""
+    refuses_unknown_symbols: bool
+    """An order intent on a symbol the venue does not list is bad input (US: 422 naming ``symbol``, as Alpaca's
+    asset list is the authority) rather than a decision (KRX: REJECTED ``UNKNOWN_SYMBOL``, the intent contract)."""
     snaps_limit_prices: bool
     """An intent's off-grid limit price is snapped onto the grid (KRX, strategies.md B1) rather than refused
     (US: Alpaca refuses sub-penny prices, so the OMS answers 422 naming the field before anything is sent)."""
@@ -87,6 +90,7 @@ class KrxMarket(Market):
     tz: ZoneInfo = KST
     currency: str = "KRW"
     fractional_price: bool = False
+    refuses_unknown_symbols: bool = False
     snaps_limit_prices: bool = True
 
     def phase(self, now: datetime) -> str:
@@ -118,6 +122,7 @@ class UsMarket(Market):
     tz: ZoneInfo = NEW_YORK
     currency: str = "USD"
     fractional_price: bool = True
+    refuses_unknown_symbols: bool = True
     snaps_limit_prices: bool = False
     extended_hours: bool = False
     """Accept orders in the pre-market and after-hours sessions (refused by default)."""

@@ -30,7 +30,7 @@ async def post_intent(
     body: IntentRequest, rt: OmsRuntime = Depends(runtime), who: Principal = Depends(require_writer)
 ) -> IntentReply:
     check_strategy(who, body.strategy_id)
-    _check_limit_price(rt, body)
+    _check_market_input(rt, body)
     rt.roll_day_if_due()  # the first intent of a new trading day is decided on that day
     intent = Intent(
         intent_id=new_id("in"),
@@ -51,22 +51,30 @@ async def post_intent(
     return reply_of(await rt.intents.handle(intent))
 
 
-def _check_limit_price(rt: OmsRuntime, body: IntentRequest) -> None:
-    """On a market that does not snap limit prices (US), an off-tick limit is bad input: 422 naming the field."""
+SYMBOL_INTENTS = frozenset({"ENTER", "REDUCE", "EXIT", "SET_TARGET"})
+
+
+def _bad_input(field: str, msg: str, value: Any) -> HTTPException:
+    return HTTPException(422, [{"field": field, "msg": msg, "type": "value_error", "input": value}])
+
+
+def _check_market_input(rt: OmsRuntime, body: IntentRequest) -> None:
+    """The market's own rules of bad input (US): a symbol the broker does not list, an off-tick (sub-penny)
+    limit — 422 naming the field, nothing decided or sent. KRX decides the first (REJECTED UNKNOWN_SYMBOL) and
+    snaps the second onto its grid (B1)."""
+    market = rt.market
+    known = rt.known_symbols
+    kind = str(getattr(body.intent_type, "value", body.intent_type))
+    if market.refuses_unknown_symbols and known is not None and kind in SYMBOL_INTENTS and body.symbol not in known:
+        raise _bad_input("body.symbol", f"{body.symbol!r} is not in the broker's asset list", body.symbol)
     limit = body.constraints.limit_price
-    if limit is None or rt.market.snaps_limit_prices or rt.market.on_tick(limit):
+    if limit is None or market.snaps_limit_prices or market.on_tick(limit):
         return
-    raise HTTPException(
-        status.HTTP_422_UNPROCESSABLE_ENTITY,
-        [
-            {
-                "field": "body.constraints.limit_price",
-                "msg": f"{limit!r} is off the {rt.market.currency} tick grid "
-                f"(e.g. {rt.market.round_down(limit)!r} or {rt.market.round_up(limit)!r})",
-                "type": "value_error",
-                "input": limit,
-            }
-        ],
+    raise _bad_input(
+        "body.constraints.limit_price",
+        f"{limit!r} is off the {market.currency} tick grid (e.g. {market.round_down(limit)!r} or "
+        f"{market.round_up(limit)!r})",
+        limit,
     )
 
 

@@ -114,8 +114,8 @@ async def _clock_is_new_york(oms: Oms) -> None:
 
 async def _bad_input_names_the_field(oms: Oms, sent_before: int, sent_now: Any) -> None:
     """Malformed quantities are 422 naming ``desired_qty``, an off-tick limit (sub-penny) 422 naming
-    ``constraints.limit_price``; a well-formed intent on a symbol the account cannot
-    trade is decided REJECTED ``UNKNOWN_SYMBOL`` (the intent contract); nothing reaches the broker."""
+    ``constraints.limit_price``, a symbol the broker does not list 422 naming ``symbol``; nothing is decided
+    and nothing reaches the broker."""
     for i, qty in enumerate((0, 1.5, -2)):
         resp = await oms.intent(
             KMP, intent_type="ENTER", strategy_id="KMP", symbol="AAPL", desired_qty=qty, idempotency_key=f"bad-{i}"
@@ -131,9 +131,10 @@ async def _bad_input_names_the_field(oms: Oms, sent_before: int, sent_now: Any) 
         idempotency_key="bad-tick",
     )
     assert off_tick.status_code == 422 and "constraints.limit_price" in off_tick.text, off_tick.text
-    unknown = (await oms.intent(KMP, intent_type="ENTER", strategy_id="KMP", symbol="ZZZZ", desired_qty=1)).json()
-    assert unknown["status"] == "REJECTED" and unknown["reason_code"] == "UNKNOWN_SYMBOL", unknown
+    unknown = await oms.intent(KMP, intent_type="ENTER", strategy_id="KMP", symbol="ZZZZ", desired_qty=1)
+    assert unknown.status_code == 422 and "body.symbol" in unknown.text, unknown.text
     assert sent_now() == sent_before
+    assert await oms.get("/api/v1/intents") == [], "bad input never reaches the journal"
 
 
 async def test_us_paper_account_trades_on_the_cent_grid_in_new_york_time(paper_oms: Oms) -> None:
