@@ -267,7 +267,8 @@ async def test_broker_storm_opens_and_closes_the_breaker_without_duplicate_order
         latest = max(datetime.fromisoformat(r["cooldown_until"]) for r in deferred.values())
         await until(lambda: oms.runtime.clock.now() >= latest, timeout=30, what="the deferrals' cooldown")
         # sent together they may meet the gateway's own rate limit (2/s on paper) — deferred again
-        # BROKER_RATE_LIMITED, as a strategy would see it — and are sent once more after that cooldown
+        # BROKER_RATE_LIMITED, as a strategy would see it — or, on a loaded machine, a gateway reply later than
+        # the adapter's deadline (BROKER_UNAVAILABLE); either way they are sent once more after that cooldown
         pending = dict(deferred)
         for _ in range(5):
             again = await asyncio.gather(*(oms.intent(sent[k][0], **sent[k][1]) for k in pending))
@@ -279,7 +280,7 @@ async def test_broker_storm_opens_and_closes_the_breaker_without_duplicate_order
                 replies[k] = body
                 if body["status"] == "DEFERRED":
                     intent = await oms.get(f"/api/v1/intents/{body['intent_id']}")
-                    assert intent["reason_code"] == "BROKER_RATE_LIMITED", (k, intent)
+                    assert intent["reason_code"] in ("BROKER_RATE_LIMITED", "BROKER_UNAVAILABLE"), (k, intent)
                     limited[k] = body
                 else:
                     assert body["status"] in ("ACCEPTED", "EXECUTED"), (k, body)
