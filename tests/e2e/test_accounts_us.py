@@ -34,6 +34,7 @@ from alpaca.trading.requests import GetOrdersRequest
 
 from broker_core.clock import NEW_YORK, Windows, parse_clock, sim_spec, write_anchor
 from tests.e2e._support import PROJECT_ROOT, alive, rows, wait_for
+from tests.support.oms_process import terminate
 from tests.support.oms_server import free_ports
 
 pytestmark = pytest.mark.e2e
@@ -59,13 +60,7 @@ def fake_alpaca(port: int, key: str, secret: str, clock: str, out: Path) -> Iter
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        terminate(proc)
 
 
 def banner(proc: subprocess.Popen[bytes], out: Path) -> dict[str, str] | None:

@@ -34,7 +34,7 @@ from alpaca.trading.requests import GetOrdersRequest
 
 from broker_core.clock import NEW_YORK, sim_spec
 from broker_core.paper.us_data import UsData
-from tests.support.oms_process import healthy, oms_process
+from tests.support.oms_process import healthy, oms_process, terminate
 from tests.support.oms_server import ADMIN_KEY, READ_KEY, STRATEGY_KEYS, auth, free_port
 from tests.support.pg import create_database, drop_database, fetch_value
 from tests.support.wait import until
@@ -106,13 +106,7 @@ def fake_alpaca(port: int, clock: str, out: Path, log: Path) -> Iterator[subproc
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        terminate(proc)
 
 
 def banner_env(proc: subprocess.Popen[bytes], out: Path, log: Path) -> dict[str, str] | None:

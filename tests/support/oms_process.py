@@ -12,6 +12,17 @@ from pathlib import Path
 import httpx
 
 
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a child still running, then SIGKILL after 30 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
 @contextmanager
 def oms_process(env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``trader oms`` on ``port`` with ``env`` (output appended to ``log``); SIGTERM, then kill, at exit."""
@@ -25,13 +36,7 @@ def oms_process(env: dict[str, str], port: int, log: Path) -> Iterator[subproces
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        terminate(proc)
 
 
 async def healthy(http: httpx.AsyncClient, proc: subprocess.Popen[bytes], log: Path) -> bool:
