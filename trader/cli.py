@@ -151,7 +151,9 @@ def sim(
 
 @app.command()
 def backtest(
-    strategies: list[str] = typer.Argument(..., help="Strategy name(s), e.g. kmp (space- or comma-separated)"),
+    strategies: list[str] | None = typer.Argument(
+        None, help="Strategy name(s), e.g. kmp or rotation_core (space- or comma-separated); none with --account"
+    ),
     start: str = typer.Option(..., "--from", help="First session YYYY-MM-DD"),
     end: str = typer.Option(..., "--to", help="Last session YYYY-MM-DD"),
     data_dir: str | None = typer.Option(
@@ -163,6 +165,11 @@ def backtest(
         None, "--start", help="Virtual start HH:MM KST on the first session (default 07:55, before the premarket jobs)"
     ),
     log_level: str = typer.Option("INFO", help="Level of the run's log file (runs/backtest-*/logs/backtest.log)"),
+    budgets: str | None = typer.Option(
+        None, help="Rotation mix: model=fraction,… (models not named share the rest equally)"
+    ),
+    account: str | None = typer.Option(None, help="Backtest this account's rotation mix (models and budgets)"),
+    accounts_file: str = typer.Option("config/accounts.yaml", help="The accounts file --account reads"),
 ) -> None:
     """The same strategies, OMS and paper exchange in one process, no sockets, as fast as the CPU allows."""
     from trader.backtest import backtest_command
@@ -170,7 +177,7 @@ def backtest(
     raise typer.Exit(
         backtest_command(
             console,
-            strategies,
+            strategies or [],
             start=start,
             end=end,
             data_dir=data_dir,
@@ -178,6 +185,9 @@ def backtest(
             until=until,
             begin=begin,
             log_level=log_level,
+            budgets=budgets,
+            account=account,
+            accounts_file=accounts_file,
         )
     )
 

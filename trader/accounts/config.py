@@ -73,9 +73,17 @@ class Account:
     def strategy_id(self, strategy: str) -> str:
         return strategy.upper()
 
+    def budgets(self) -> dict[str, float]:
+        """M6: each strategy's ``budget_fraction`` (given ones as written, the rest share what is left equally)."""
+        given = dict(self.spec.budgets)
+        rest = [s for s in self.spec.strategies if s not in given]
+        left = max(0.0, 1.0 - sum(given.values()))
+        return {**given, **{s: left / len(rest) for s in rest}} if rest else given
 
-def load_accounts(path: str | Path, env: Mapping[str, str]) -> list[Account]:
-    """The accounts of ``path``; AccountsConfigError listing every problem (nothing may start then)."""
+
+def load_accounts(path: str | Path, env: Mapping[str, str], *, check_credentials: bool = True) -> list[Account]:
+    """The accounts of ``path``; AccountsConfigError listing every problem (nothing may start then).
+    ``check_credentials=False`` (a backtest of an account's mix) does not ask for the credential variables."""
     source = Path(path)
     if not source.is_file():
         raise AccountsConfigError([f"{source}: not found"])
@@ -87,7 +95,7 @@ def load_accounts(path: str | Path, env: Mapping[str, str]) -> list[Account]:
         parsed = AccountsFile.model_validate(raw)
     except ValidationError as exc:
         raise AccountsConfigError([_describe(source, e) for e in exc.errors()]) from exc
-    problems = _check(source, parsed, env)
+    problems = _check(source, parsed, env, check_credentials)
     if problems:
         raise AccountsConfigError(problems)
     return [Account(name, spec) for name, spec in parsed.accounts.items()]
@@ -100,7 +108,7 @@ def _describe(source: Path, err: object) -> str:
     return f"{source}: {loc}: {msg}"
 
 
-def _check(source: Path, parsed: AccountsFile, env: Mapping[str, str]) -> list[str]:
+def _check(source: Path, parsed: AccountsFile, env: Mapping[str, str], check_credentials: bool = True) -> list[str]:
     problems: list[str] = []
     if not parsed.accounts:
         problems.append(f"{source}: accounts: no account")
@@ -137,6 +145,6 @@ def _check(source: Path, parsed: AccountsFile, env: Mapping[str, str]) -> list[s
                 continue
             if not _ENV.match(var):
                 problems.append(f"{where}.{key}: {var!r} is not an environment variable name")
-            elif not env.get(var):
+            elif check_credentials and not env.get(var):
                 problems.append(f"{where}.{key}: the variable {var} is not set")
     return problems

@@ -124,19 +124,10 @@ def plan_account(account: Account, state_dir: Path, env: Mapping[str, str]) -> A
             "OMS_API_KEY": keys[strategy.upper()],
             "STRATEGY_DATA_DIR": str(state_dir / account.name / strategy),
             "ACCOUNT_NAME": account.name,
-            "ACCOUNT_BUDGETS": json.dumps(_budgets(account)),
+            "ACCOUNT_BUDGETS": json.dumps(account.budgets()),
         }
         run.strategies.append(Supervised(f"{account.name}.{strategy}", args, strategy_env, "strategy"))
     return run
-
-
-def _budgets(account: Account) -> dict[str, float]:
-    """M6: each strategy's ``budget_fraction`` (given ones as written, the rest share what is left equally)."""
-    spec = account.spec
-    given = dict(spec.budgets)
-    rest = [s for s in spec.strategies if s not in given]
-    left = max(0.0, 1.0 - sum(given.values()))
-    return {**given, **{s: left / len(rest) for s in rest}} if rest else given
 
 
 class AccountsRunner:

@@ -35,10 +35,31 @@ def backtest_command(
     until: str | None = None,
     begin: str | None = None,
     log_level: str = "INFO",
+    budgets: str | None = None,
+    account: str | None = None,
+    accounts_file: str = "config/accounts.yaml",
 ) -> int:
     flat = [n.strip() for name in names for n in name.split(",") if n.strip()]
-    if is_rotation(flat):
-        return rotation_backtest_command(console, flat, start=start, end=end, json_report=json_report)
+    if account is not None and flat:
+        console.print("[red]give either strategies or --account (its models), not both[/red]")
+        return 2
+    if not flat and account is None:
+        console.print("[red]name at least one strategy (e.g. kmp, rotation_core) or --account NAME[/red]")
+        return 2
+    if is_rotation(flat) or account is not None:
+        return rotation_backtest_command(
+            console,
+            flat,
+            start=start,
+            end=end,
+            json_report=json_report,
+            budgets=budgets,
+            account=account,
+            accounts_file=accounts_file,
+        )
+    if budgets is not None:
+        console.print("[red]--budgets: only for the sector-rotation models (rotation_core, …)[/red]")
+        return 2
     try:
         plan = plan_backtest(
             names, start=start, end=end, data_dir=data_dir, json_report=json_report, until=until, begin=begin

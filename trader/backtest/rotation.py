@@ -1,6 +1,8 @@
 """``trader backtest rotation_core [rotation_bull …] --from D --to D``: the sector-rotation models on the US
 daily data (``strategies/rotation/backtest.py``: rebalance at the decision day's close, whole shares, one
-account with equal budgets unless ``--budgets``), against SPY.
+account with equal budgets), against SPY. ``--budgets rotation_core=0.5,rotation_bull=0.3`` gives the mix its
+budget fractions (M6: models not named share what is left equally); ``--account NAME`` takes an account's
+models and budgets from ``config/accounts.yaml`` (``--accounts-file``), the mix ``trader accounts`` trades.
 
 The run folder ``runs/backtest-rotation-<models>-<stamp>/`` holds ``report.json`` (each model alone and the
 whole mix: CAGR, max drawdown, Sharpe, rebalances, orders per year, next to SPY), ``equity.png`` (the curves
@@ -45,6 +47,47 @@ def _day(text: str, flag: str) -> date:
         raise RotationInputError(f"{flag} {text!r}: not a date (YYYY-MM-DD)") from exc
 
 
+def parse_budgets(text: str, models: list[str]) -> dict[str, float]:
+    """``model=fraction,…`` → the mix's fractions over ``models`` (M6: the models not named share the rest)."""
+    given: dict[str, float] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep:
+            raise RotationInputError(f"--budgets {part!r}: expected model=fraction")
+        try:
+            fraction = float(value)
+        except ValueError as exc:
+            raise RotationInputError(f"--budgets {name}={value!r}: not a number") from exc
+        if name not in models:
+            raise RotationInputError(f"--budgets {name}: not one of the models backtested ({', '.join(models)})")
+        if not 0 < fraction <= 1:
+            raise RotationInputError(f"--budgets {name}={fraction:g}: must be in (0, 1]")
+        given[name] = fraction
+    if sum(given.values()) > 1 + 1e-9:
+        raise RotationInputError(f"--budgets: the fractions add up to {sum(given.values()):g}, more than 1")
+    rest = [m for m in models if m not in given]
+    left = max(0.0, 1.0 - sum(given.values()))
+    return {**given, **{m: left / len(rest) for m in rest}}
+
+
+def account_mix(accounts_file: str, name: str) -> tuple[list[str], dict[str, float]]:
+    """The rotation models and budget fractions of account ``name`` in ``accounts_file``."""
+    from trader.accounts.config import AccountsConfigError, load_accounts
+
+    try:
+        accounts = {a.name: a for a in load_accounts(accounts_file, {}, check_credentials=False)}
+    except AccountsConfigError as exc:
+        raise RotationInputError(str(exc)) from exc
+    if name not in accounts:
+        raise RotationInputError(f"--account {name}: not an account of {accounts_file} ({', '.join(accounts)})")
+    budgets = accounts[name].budgets()
+    models = [m for m in budgets if m in DEFAULT_CONFIG.models]
+    if not models:
+        raise RotationInputError(f"--account {name}: no rotation model among its strategies")
+    return models, {m: budgets[m] for m in models}
+
+
 def plan(names: list[str], start: str, end: str, panels: DailyPanels) -> tuple[list[str], date, date]:
     unknown = [n for n in names if n not in DEFAULT_CONFIG.models]
     if unknown:
@@ -77,25 +120,42 @@ def _row(label: str, r: BacktestResult, which: str = "model") -> dict[str, Any]:
 
 
 def rotation_backtest_command(
-    console: Console, names: list[str], *, start: str, end: str, json_report: str | None = None
+    console: Console,
+    names: list[str],
+    *,
+    start: str,
+    end: str,
+    json_report: str | None = None,
+    budgets: str | None = None,
+    account: str | None = None,
+    accounts_file: str = "config/accounts.yaml",
 ) -> int:
     t0 = wall.monotonic()
     try:
+        fractions: dict[str, float] | None = None
+        if account is not None:
+            names, fractions = account_mix(accounts_file, account)
         panels = load_panels()
         models, first, last = plan(names, start, end, panels)
+        if budgets is not None:
+            fractions = parse_budgets(budgets, models)
     except (RotationInputError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}[/red]")
         return 2
+    mix = fractions or {m: 1.0 / len(models) for m in models}
     console.print(
         f"[bold]Backtest[/bold]: sector rotation {', '.join(models)}, US daily data {first} … {last}, "
         "rebalanced at the close, whole shares, against SPY"
+        + (f"; account mix {_mix_label(mix)}" if len(models) > 1 else "")
     )
     runs: dict[str, BacktestResult] = {m: run_backtest(panels, [m], first, last) for m in models}
     if len(models) > 1:
-        runs["+".join(models)] = run_backtest(panels, models, first, last)
+        label = f"{account} (mix)" if account is not None else "+".join(models)
+        runs[label] = run_backtest(panels, fractions or models, first, last)
     rows = [_row(label, r) for label, r in runs.items()]
     rows.append(_row("SPY", next(iter(runs.values())), "benchmark"))
-    run_dir = unique_run_dir(runs_root() / f"backtest-rotation-{'+'.join(models)}-{datetime.now():%Y%m%d-%H%M%S}")
+    stamp = f"{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = unique_run_dir(runs_root() / f"backtest-rotation-{account or '+'.join(models)}-{stamp}")
     run_dir.mkdir(parents=True)
     png = _chart(runs, panels, first, last, run_dir / "equity.png")
     report = {
@@ -103,6 +163,8 @@ def rotation_backtest_command(
         "market": "us",
         "currency": "USD",
         "strategies": models,
+        **({"account": account} if account is not None else {}),
+        "budgets": mix,
         "from": str(first),
         "to": str(last),
         "initial_equity": 100_000.0,
@@ -130,6 +192,10 @@ def rotation_backtest_command(
     console.print(table)
     console.print(f"report: {run_dir / 'report.html'} · {report['wall_seconds']} s")
     return 0
+
+
+def _mix_label(mix: dict[str, float]) -> str:
+    return ", ".join(f"{m} {f:.0%}" for m, f in mix.items())
 
 
 def _bear_days(panels: DailyPanels, first: date, last: date) -> list[date]:
