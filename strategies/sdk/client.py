@@ -18,6 +18,7 @@ import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote as urlquote
@@ -58,6 +59,23 @@ from strategies.sdk.stream import Connect
 log = logging.getLogger("strategies.sdk.client")
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class LocalReply:
+    """An OMS answer computed in-process (see :data:`LocalCall`): the status, the decoded JSON body, headers."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self, method: str, url: str) -> httpx.Response:
+        return httpx.Response(self.status, json=self.body, headers=self.headers, request=httpx.Request(method, url))
+
+
+LocalCall = Callable[[str, str, dict[str, Any] | None, Any], Awaitable[LocalReply | None]]
+"""``(method, path, params, json) → LocalReply | None``: answers a call in-process, with no HTTP (a backtest's
+hot read paths); None sends it over the transport as usual. Errors take the same path as HTTP ones."""
 _RETRY_EXCEPTIONS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
@@ -78,10 +96,11 @@ class OmsClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         stream_connect: Connect | None = None,
+        local: LocalCall | None = None,
     ) -> None:
         """``stream_connect``: how a :class:`~strategies.sdk.strategy.Strategy` on this client opens its stream
         (``StreamClient``'s ``connect``); None: a WebSocket to :attr:`ws_url`. A backtest passes an in-process one,
-        next to an in-process ``transport``."""
+        next to an in-process ``transport``, and ``local`` for the calls it answers without HTTP at all."""
         if retries < 0:
             raise ValueError("retries must be >= 0")
         self.base_url = base_url.rstrip("/")
@@ -96,6 +115,7 @@ class OmsClient:
             base_url=self.base_url, timeout=timeout, transport=transport, headers={"Authorization": f"Bearer {api_key}"}
         )
         self.stream_connect = stream_connect
+        self._local = local
         self._inflight: set[asyncio.Task[IntentReply]] = set()
         self._intents_open = True
 
@@ -130,7 +150,13 @@ class OmsClient:
         for attempt in range(self.retries + 1):
             retry_after: float | None = None
             try:
-                resp = await self._http.request(method, path, json=json, params=params or None)
+                local = await self._local(method, path, params or None, json) if self._local is not None else None
+                if local is not None and local.status < 400:
+                    return local.body
+                if local is not None:
+                    resp = local.response(method, f"{self.base_url}{path}")
+                else:
+                    resp = await self._http.request(method, path, json=json, params=params or None)
             except _RETRY_EXCEPTIONS as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:

@@ -7,7 +7,8 @@ OMS app and runtime (risk, arbitration, ledger, order planning, journal, hub, lo
 wiring of ``trader oms`` (``trader.venues.build_venue``: the paper exchange replaying the KRX data,
 the later sessions on the same account through the clock's windows, the paper account file).
 
-Different, the wiring only: REST goes through ``httpx.ASGITransport`` and the stream through
+Different, the wiring only: REST goes through ``httpx.ASGITransport`` (market-data reads and heartbeats, nearly
+every call, straight to the same route functions: :mod:`trader.backtest.direct`) and the stream through
 :class:`~trader.backtest.asgi_stream.AsgiStreamConnect` (no socket); time is driven instead of read
 from the wall; the OMS reads its journal alone and copies it to the database when it stops (no
 database thread while time is driven); the SDK's retry back-off sleeps on the clock and draws its
@@ -36,6 +37,7 @@ from strategies.sdk.client import OmsClient
 from strategies.sdk.strategy import Strategy
 from trader.backtest.asgi_stream import AsgiStreamConnect
 from trader.backtest.clock import DrivenClock
+from trader.backtest.direct import DirectRoutes
 from trader.backtest.driver import Driver, InlineExecutor, OnIdle
 from trader.backtest.equity import EquitySampler
 from trader.backtest.plan import BacktestPlan
@@ -152,6 +154,7 @@ async def run_backtest(plan: BacktestPlan, progress: Progress | None = None) -> 
         app = create_app(settings, config, runtime=runtime)
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         stream = AsgiStreamConnect(app)
+        direct = DirectRoutes(app, runtime)
         strategies: list[Strategy] = []
         for i, spec in enumerate(plan.strategies):
             client = OmsClient(
@@ -160,6 +163,7 @@ async def run_backtest(plan: BacktestPlan, progress: Progress | None = None) -> 
                 spec.strategy_id,
                 transport=transport,
                 stream_connect=stream,
+                local=direct.for_key(keys[spec.strategy_id]),
                 sleep=clock.sleep,
                 rng=random.Random(i),
             )
