@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from broker_core.config_errors import ConfigError
+from trader.swing_ml_cli import app as swing_ml_app
 
 app = typer.Typer(
     help="Trading platform: OMS, strategies, paper exchange and tools.", no_args_is_help=True, add_completion=False
@@ -335,6 +336,8 @@ def config_check(
         console.print("[green]configuration OK[/green]")
     raise typer.Exit(1 if problems else 0)
 
+
+app.add_typer(swing_ml_app, name="swing-ml")
 
 metabase_app = typer.Typer(help="Metabase dashboards as code (infra/metabase).", no_args_is_help=True)
 app.add_typer(metabase_app, name="metabase")

@@ -35,7 +35,8 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -46,9 +47,10 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from strategies.swing_ml.data import BENCHMARK, Panel
-from strategies.swing_ml.factors import FEATURES, feature_matrix
+from strategies.swing_ml.factors import FEATURES, MIN_NAMES, feature_matrix
 from strategies.swing_ml.reasons import Reason
 
 HORIZON = 5
@@ -77,6 +79,29 @@ class FeatureMismatchError(ModelError):
     """S5: the saved model's feature list differs from the code's (``SWING_MODEL_FEATURE_MISMATCH``)."""
 
     reason = Reason.SWING_MODEL_FEATURE_MISMATCH
+
+
+@dataclass(frozen=True)
+class RetrainEvent:
+    """Progress of :func:`retrain` / :func:`walk_forward_validate` for a display (``trader swing-ml train``).
+
+    ``stage`` is ``dataset``, ``validate``, ``fit``, ``save``, ``promote`` or ``prune``; each stage reports
+    ``done = 0`` when it starts and ``done = total`` when it ends (``validate`` also after each fold, with
+    ``auc`` set and ``fold`` = (train first, train last, test first, test last)); ``detail`` is a short text."""
+
+    stage: str
+    done: int
+    total: int
+    detail: str = ""
+    auc: float | None = None
+    fold: tuple[str, str, str, str] | None = None
+
+
+ProgressFn = Callable[[RetrainEvent], None]
+
+
+def _no_progress(_: RetrainEvent) -> None:
+    return None
 
 
 # -- data set ------------------------------------------------------------------------------------
@@ -146,9 +171,18 @@ def make_classifier(hyperparameters: Mapping[str, Any] | None = None) -> HistGra
     return HistGradientBoostingClassifier(**params)
 
 
+def empty_features(x: pd.DataFrame) -> list[str]:
+    """FEATURES without a single value in ``x`` (still warming up over the whole window): scikit-learn's
+    binning cannot handle such a column."""
+    return [f for f in FEATURES if f in x.columns and not bool(x[f].notna().any())]
+
+
 def fit(ds: Dataset, hyperparameters: Mapping[str, Any] | None = None) -> HistGradientBoostingClassifier:
     if ds.y.nunique() < 2:
         raise ValueError("the training labels hold a single class")
+    empty = empty_features(ds.x)
+    if empty:
+        raise ValueError(f"feature(s) without any value in the training rows: {', '.join(empty)}")
     clf = make_classifier(hyperparameters)
     clf.fit(ds.x[list(FEATURES)], ds.y.to_numpy())
     return clf
@@ -197,17 +231,29 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def walk_forward_validate(
-    ds: Dataset, hyperparameters: Mapping[str, Any] | None = None, n_splits: int = 4, purge: int = HORIZON
+    ds: Dataset,
+    hyperparameters: Mapping[str, Any] | None = None,
+    n_splits: int = 4,
+    purge: int = HORIZON,
+    progress: ProgressFn | None = None,
 ) -> Validation:
     if purge < HORIZON:
         raise ValueError(f"purge ({purge}) must be ≥ the label horizon ({HORIZON})")
+    report = progress or _no_progress
     ys: list[np.ndarray] = []
     ps: list[np.ndarray] = []
     aucs: list[float] = []
     folds: list[tuple[str, str, str, str]] = []
-    for train_dates, test_dates in walk_forward_splits(ds.dates, n_splits, purge):
+    splits = list(walk_forward_splits(ds.dates, n_splits, purge))
+    report(RetrainEvent("validate", 0, len(splits)))
+    for k, (train_dates, test_dates) in enumerate(splits, start=1):
         train, test = ds.on(train_dates), ds.on(test_dates)
-        if train.y.nunique() < 2 or len(test.y) == 0:
+        window: tuple[str, str, str, str] = tuple(  # type: ignore[assignment]
+            str(t.date()) for t in (train_dates[0], train_dates[-1], test_dates[0], test_dates[-1])
+        )
+        if train.y.nunique() < 2 or len(test.y) == 0 or empty_features(train.x):
+            why = "skipped (one class, no test rows or a feature without values)"
+            report(RetrainEvent("validate", k, len(splits), why, None, window))
             continue
         clf = fit(train, hyperparameters)
         p = predict_proba(clf, test.x).to_numpy()
@@ -215,8 +261,9 @@ def walk_forward_validate(
         ys.append(y)
         ps.append(p)
         aucs.append(_auc(y, p))
-        folds.append(
-            tuple(str(t.date()) for t in (train_dates[0], train_dates[-1], test_dates[0], test_dates[-1]))  # type: ignore[arg-type]
+        folds.append(window)
+        report(
+            RetrainEvent("validate", k, len(splits), f"{len(train.y):,} train / {len(y):,} test rows", aucs[-1], window)
         )
     if not ys:
         return Validation(float("nan"), (), (), 0)
@@ -374,15 +421,19 @@ def promotion_allowed(
     return True, f"AUC {auc:.4f} ≥ {min_auc}" + ("" if current_auc is None else f", current {current_auc:.4f}")
 
 
+def _metadata_auc(models_dir: str | Path, version: str) -> float | None:
+    try:
+        return read_metadata(models_dir, version).validation_auc
+    except ModelError:
+        return None
+
+
 def promote_if_better(models_dir: str | Path, version: str, min_auc: float = 0.52, max_drop: float = 0.01) -> Promotion:
     meta = read_metadata(models_dir, version)
     prev = current_version(models_dir)
     prev_auc: float | None = None
     if prev is not None and prev != version:
-        try:
-            prev_auc = read_metadata(models_dir, prev).validation_auc
-        except ModelError:
-            prev_auc = None
+        prev_auc = _metadata_auc(models_dir, prev)
     ok, why = promotion_allowed(meta.validation_auc, prev_auc, min_auc, max_drop)
     if ok:
         set_current(models_dir, version)
@@ -468,19 +519,108 @@ def retrain(
     max_drop: float = 0.01,
     keep: int = 8,
     code_ver: str | None = None,
+    as_of: date | pd.Timestamp | None = None,
+    promote: bool = True,
+    progress: ProgressFn | None = None,
+    n_threads: int | None = 1,
 ) -> RetrainReport:
-    """S5 weekly job: the last ``train_months`` of the panel (≤ ``now``'s date), purged walk-forward
-    validation, fit on the whole window, save, promote if allowed, prune."""
+    """S5 weekly job: the last ``train_months`` of the panel (≤ ``as_of``, default ``now``'s date), purged
+    walk-forward validation, fit on the whole window, save as version ``now``, promote if allowed (and
+    ``promote``), prune. ``progress`` receives a :class:`RetrainEvent` per stage and fold. Raises
+    ValueError, with nothing written, when the window holds no usable rows.
+
+    ``n_threads`` caps the OpenMP threads of the gradient boosting during the job (None: the library's
+    default, one per core). 1 by default: on the 2-core hosts, which also run the OMS and the strategies,
+    two spinning OpenMP threads lose most of their time waiting for each other (measured on a loaded
+    2-core machine: the full retrain took 55 s with 2 threads, 3.8 s with 1; idle, 2.3 s with 2)."""
+    limits: AbstractContextManager[object] = (
+        threadpool_limits(limits=n_threads, user_api="openmp") if n_threads is not None else nullcontext()
+    )
+    with limits:
+        return _retrain(
+            panel,
+            symbols,
+            sector_map,
+            models_dir,
+            now,
+            train_months=train_months,
+            hyperparameters=hyperparameters,
+            n_splits=n_splits,
+            purge=purge,
+            min_auc=min_auc,
+            max_drop=max_drop,
+            keep=keep,
+            code_ver=code_ver,
+            as_of=as_of,
+            promote=promote,
+            progress=progress,
+        )
+
+
+def _retrain(
+    panel: Panel,
+    symbols: Sequence[str],
+    sector_map: Mapping[str, str],
+    models_dir: str | Path,
+    now: datetime,
+    *,
+    train_months: int,
+    hyperparameters: Mapping[str, Any] | None,
+    n_splits: int,
+    purge: int,
+    min_auc: float,
+    max_drop: float,
+    keep: int,
+    code_ver: str | None,
+    as_of: date | pd.Timestamp | None,
+    promote: bool,
+    progress: ProgressFn | None,
+) -> RetrainReport:
+    report = progress or _no_progress
     t0 = time.perf_counter()
-    sessions = panel.dates[panel.dates <= pd.Timestamp(now.date())]
+    cutoff = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp(now.date())
+    sessions = panel.dates[panel.dates <= cutoff]
     if len(sessions) == 0:
-        raise ValueError("no sessions before now")
+        raise ValueError(f"no sessions on or before {cutoff.date()}")
     start, end = train_window(sessions[-1], train_months)
+    report(RetrainEvent("dataset", 0, 1, f"{start} … {end}"))
     ds = build_dataset(panel, symbols, sector_map, start, end)
-    validation = walk_forward_validate(ds, hyperparameters, n_splits, purge)
+    if len(ds.y) == 0 or ds.y.nunique() < 2:
+        what = "no labelled rows with features" if len(ds.y) == 0 else f"{len(ds.y)} rows of a single class"
+        raise ValueError(
+            f"{what} in the train window {start} … {end} ({len(symbols)} symbols; "
+            f"z-scores need ≥ {MIN_NAMES} names with data per day)"
+        )
+    empty = empty_features(ds.x)
+    if empty:
+        raise ValueError(
+            f"feature(s) {', '.join(empty)} have no value in the train window {start} … {end}: "
+            "too little price history before it"
+        )
+    report(RetrainEvent("dataset", 1, 1, f"{len(ds.y):,} rows, {len(ds.dates)} sessions"))
+    validation = walk_forward_validate(ds, hyperparameters, n_splits, purge, progress)
+    report(RetrainEvent("fit", 0, 1, f"{len(ds.y):,} rows × {len(FEATURES)} features"))
     clf = fit(ds, hyperparameters)
     fit_seconds = time.perf_counter() - t0
+    report(RetrainEvent("fit", 1, 1, f"{len(ds.y):,} rows × {len(FEATURES)} features"))
+    report(RetrainEvent("save", 0, 1))
     meta = save_model(models_dir, clf, ds, validation, hyperparameters, now, code_ver, (start, end))
-    promotion = promote_if_better(models_dir, meta.version, min_auc, max_drop)
+    report(RetrainEvent("save", 1, 1, meta.version))
+    if promote:
+        promotion = promote_if_better(models_dir, meta.version, min_auc, max_drop)
+    else:
+        prev = current_version(models_dir)
+        prev_auc = _metadata_auc(models_dir, prev) if prev is not None else None
+        promotion = Promotion(
+            meta.version,
+            False,
+            Reason.SWING_MODEL_NOT_PROMOTED,
+            "promotion not requested",
+            meta.validation_auc,
+            prev,
+            prev_auc,
+        )
+    report(RetrainEvent("promote", 1, 1, promotion.detail))
     pruned = prune_versions(models_dir, keep)
+    report(RetrainEvent("prune", 1, 1, f"{len(pruned)} deleted"))
     return RetrainReport(meta, validation, promotion, pruned, fit_seconds)
