@@ -99,14 +99,11 @@ def load_config(path: Path | None) -> SwingMlConfig:
 
 
 def resolve_models_dir(explicit: Path | None, cfg: SwingMlConfig) -> Path:
-    """``explicit``, else the config's ``model.models_dir`` (relative → under the project root)."""
-    from strategies.sdk.config import PROJECT_ROOT
+    """``explicit``, else ``SWING_ML_MODELS_DIR``, else the config's ``model.models_dir`` (relative → under the
+    project root): :func:`strategies.swing_ml.config.models_path`, as the strategy reads it."""
+    from strategies.swing_ml.config import models_path
 
-    if explicit is not None:
-        path = explicit
-    else:
-        configured = Path(cfg.model.models_dir)
-        path = configured if configured.is_absolute() else PROJECT_ROOT / configured
+    path = explicit if explicit is not None else models_path(cfg)
     if path.exists() and not path.is_dir():
         raise SwingMlInputError(f"models dir {path} exists and is not a directory")
     return path
@@ -382,11 +379,11 @@ def models(
         collapse_padding=True,
     )
     table.add_column("version", no_wrap=True, min_width=18)
-    table.add_column("train window", min_width=10)
+    table.add_column("train window", min_width=5)
     table.add_column("AUC", justify="right", no_wrap=True, min_width=6)
     table.add_column("data hash", no_wrap=True, min_width=8)
     table.add_column("code", no_wrap=True, min_width=8)
-    table.add_column("created", min_width=10)
+    table.add_column("created", min_width=5)
     table.add_column("feat.", min_width=6)
     other_code = False
     for v in reversed(versions):

@@ -277,3 +277,17 @@ schedule:
 def load_swing_ml_config(path: str | Path | None = None) -> SwingMlConfig:
     """Load and validate ``config/swing_ml.yaml`` (or ``path``); ConfigError names the file and key."""
     return load_strategy_config(CONFIG_NAME, SwingMlConfig, path)
+
+
+MODELS_DIR_ENV = "SWING_ML_MODELS_DIR"
+
+
+def models_path(cfg: SwingMlConfig) -> Path:
+    """Where the model versions live: ``SWING_ML_MODELS_DIR`` when set (a container's volume), else the config's
+    ``model.models_dir`` (a relative path is under the project root). The strategy and ``trader swing-ml`` agree."""
+    import os
+
+    from strategies.sdk.config import PROJECT_ROOT
+
+    configured = Path(os.environ.get(MODELS_DIR_ENV) or cfg.model.models_dir)
+    return configured if configured.is_absolute() else PROJECT_ROOT / configured

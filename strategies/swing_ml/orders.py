@@ -14,12 +14,14 @@ caller holds the per-symbol lock around it; the OMS key makes a racing second ex
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from strategies.sdk.keys import decision_key
+from strategies.sdk.models import Constraints, OrderType, RiskPayload, TimeHorizon, Urgency
 from strategies.swing_ml.config import STRATEGY_ID, Mode, SwingMlConfig
 from strategies.swing_ml.reasons import Reason
 from strategies.swing_ml.risk import ExitGate, exit_key
@@ -151,7 +153,7 @@ def dispatch(
     ``DUPLICATE_SUPPRESSED`` and not sent."""
     outcomes: list[DispatchOutcome] = []
     for order in submission_order(orders):
-        record: dict[str, Any] = {"mode": str(mode), **order.fields()}
+        record = _record(order, mode)
         if order.side is Side.SELL and gate is not None:
             verdict = gate(order)
             if not verdict.submit:
@@ -166,3 +168,64 @@ def dispatch(
         log({**record, "event": "SENT", "reply": reply})
         outcomes.append(DispatchOutcome(order, True, None, reply))
     return outcomes
+
+
+def _record(order: SwingOrder, mode: Mode) -> dict[str, Any]:
+    return {"mode": str(mode), **order.fields()}
+
+
+async def dispatch_async(
+    orders: list[SwingOrder],
+    mode: Mode,
+    send: Callable[[SwingOrder], Awaitable[Any]],
+    log: Callable[[dict[str, Any]], None],
+    gate: Callable[[SwingOrder], Awaitable[ExitGate]] | None = None,
+    lock: Callable[[str], AbstractAsyncContextManager[Any]] | None = None,
+) -> list[DispatchOutcome]:
+    """:func:`dispatch` for the strategy process (the OMS is awaited): the same order, gate, dry_run rule
+    and log records. Each order's gate and send run inside ``lock(symbol)`` — the per-symbol lock decide
+    and risk_check share (S8) — so the re-read before a SELL sees whatever the other job just sent."""
+    outcomes: list[DispatchOutcome] = []
+    for order in submission_order(orders):
+        record = _record(order, mode)
+        async with lock(order.symbol) if lock is not None else nullcontext():
+            if order.side is Side.SELL and gate is not None:
+                verdict = await gate(order)
+                if not verdict.submit:
+                    log({**record, "event": str(verdict.reason), "detail": verdict.detail})
+                    outcomes.append(DispatchOutcome(order, False, verdict.reason))
+                    continue
+            if mode is Mode.DRY_RUN:
+                log({**record, "event": str(Reason.SWING_DRY_RUN)})
+                outcomes.append(DispatchOutcome(order, False, Reason.SWING_DRY_RUN))
+                continue
+            reply = await send(order)
+        log({**record, "event": "SENT", "reply": reply})
+        outcomes.append(DispatchOutcome(order, True, None, reply))
+    return outcomes
+
+
+def intent_arguments(
+    order: SwingOrder, *, cancel_after_sec: float | None = None, stop_px: float | None = None
+) -> dict[str, Any]:
+    """``OmsClient.submit_intent`` arguments of ``order`` — only fields of the OMS intent schema: a BUY is
+    ENTER ``desired_qty`` LIMIT at the marketable limit, a SELL is EXIT (the whole allocation, no qty) LIMIT;
+    "day" = ``cancel_after_sec`` until the close; ``risk_payload`` carries the rationale (and for an entry
+    its limit as ``entry_px`` and the initial stop)."""
+    buy = order.side is Side.BUY
+    return {
+        "intent_type": order.intent_type,
+        "symbol": order.symbol,
+        "qty": order.qty if buy else None,
+        "urgency": Urgency.NORMAL if buy else Urgency.HIGH,
+        "time_horizon": TimeHorizon.SWING,
+        "constraints": Constraints(
+            order_type=OrderType.LIMIT, limit_price=order.limit_price, cancel_after_sec=cancel_after_sec
+        ),
+        "risk": RiskPayload(
+            entry_px=order.limit_price if buy else None,
+            stop_px=stop_px if buy and stop_px is not None and stop_px > 0 else None,
+            rationale_code=str(order.reason),
+        ),
+        "idempotency_key": order.idempotency_key,
+    }
