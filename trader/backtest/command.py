@@ -60,6 +60,13 @@ def backtest_command(
     if budgets is not None:
         console.print("[red]--budgets: only for the sector-rotation models (rotation_core, …)[/red]")
         return 2
+    if "swing_ml" in flat:
+        if flat != ["swing_ml"]:
+            console.print("[red]swing_ml is backtested alone (US daily data): backtest swing_ml --from D --to D[/red]")
+            return 2
+        from trader.backtest.swing_ml import swing_ml_backtest_command
+
+        return swing_ml_backtest_command(console, start=start, end=end, json_report=json_report)
     try:
         plan = plan_backtest(
             names, start=start, end=end, data_dir=data_dir, json_report=json_report, until=until, begin=begin
