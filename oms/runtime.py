@@ -207,6 +207,12 @@ class OmsRuntime:
         self.intents.on_halt = self._on_daily_loss_halt
         self.market.is_trading_day(self.clock.now())  # build the exchange calendar now, not inside the first intent
         await rebuild_state(self.state, self.reader, self.clock, self.intents, self.market.tz)
+        if self.state.flags.updated_at is None:
+            # the first start of this instance: its switches (all off) get their row now, so the risk views
+            # and dashboards show the host before anyone flips one
+            assert self.journal is not None
+            self.state.flags.updated_at = self.clock.now()
+            self.journal.append([self.state.flags])
         if migrated:
             self._start_drain()
         else:

@@ -125,6 +125,11 @@ def sim(
         help="Virtual start HH:MM on the first session, market time (default: 07:55 KST, before the premarket "
         "jobs; US 09:25 New York)",
     ),
+    database_url: str | None = typer.Option(
+        None,
+        help="The OMS's database, e.g. postgresql://postgres@127.0.0.1:5432/trading (the hosts' Postgres that "
+        "Metabase reads); default SQLite in the run folder",
+    ),
 ) -> None:
     """Many sessions with the demo's processes on the multi-day clock; positions carry over the nights.
 
@@ -146,6 +151,7 @@ def sim(
             serve=serve,
             until=until,
             begin=begin,
+            database_url=database_url,
         )
     )
 

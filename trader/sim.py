@@ -36,9 +36,12 @@ def plan_sim(
     serve: bool = False,
     until: str | None = None,
     begin: str | None = None,
+    database_url: str | None = None,
 ) -> Plan:
     if market not in ("krx", "us"):
         raise SimInputError(f"--market {market}: krx or us")
+    if database_url is not None:
+        database_url = _database_url(database_url)
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as exc:
@@ -46,7 +49,9 @@ def plan_sim(
     if last < first:
         raise SimInputError(f"--from {first} is after --to {last}")
     if market == "us":
-        return _plan_us(first, last, strategies, speed, data_dir, json_report, serve, until, begin)
+        plan = _plan_us(first, last, strategies, speed, data_dir, json_report, serve, until, begin)
+        plan.database_url = database_url
+        return plan
     try:
         sessions = KrxData(data_dir).sessions()
     except DataNotFound as exc:
@@ -87,7 +92,49 @@ def plan_sim(
         data_dir=data_dir,
         json_report=json_report,
         serve=serve,
+        database_url=database_url,
     )
+
+
+def _database_url(text: str) -> str:
+    """``--database-url``: a Postgres URL the OMS can use (the forms ``DATABASE_URL`` takes), reachable now."""
+    from sqlalchemy.exc import ArgumentError
+
+    from oms.store.migrate import normalize_url
+
+    try:
+        url = normalize_url(text.strip().replace("postgres://", "postgresql://", 1))
+    except ArgumentError as exc:
+        raise SimInputError("--database-url: not a database URL (postgresql://user@host:5432/name)") from exc
+    if not url.startswith("postgresql+asyncpg://"):
+        raise SimInputError("--database-url: a postgresql:// URL (default: SQLite in the run folder)")
+    problem = _unreachable(url)
+    if problem:
+        raise SimInputError(f"--database-url: cannot connect ({problem})")
+    return url
+
+
+def _unreachable(url: str) -> str | None:
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.pool import NullPool
+
+    from oms.store.migrate import make_engine
+
+    async def probe() -> None:
+        engine = make_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is the one line the user needs
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
 
 
 def run_sim(console: Console, **kwargs: object) -> int:

@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import signal
-import sqlite3
 import threading
 import time
 from collections import Counter, defaultdict
@@ -32,11 +31,13 @@ from zoneinfo import ZoneInfo
 import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from sqlalchemy.engine import make_url
 
 from broker_core.clock import KST, NEW_YORK, VirtualClock, Windows, parse_clock, sim_spec, write_anchor
 from oms.settings import PROJECT_ROOT
 from trader.launcher import ProcessGroup, base_env
 from trader.report import ReportInputError, load_benchmark, print_summary, write_run_report
+from trader.report.collect import read_tables
 from trader.report.slots import slot_summary
 
 READY_TIMEOUT_S = 120.0
@@ -97,6 +98,9 @@ class Plan:
     market: str = "krx"
     process_args: dict[str, list[str]] = field(default_factory=dict)
     """Process name → ``trader`` arguments, for a process that is not ``trader strategy <name>``."""
+    database_url: str | None = None
+    """The OMS's database (``trader sim --database-url``, e.g. the hosts' shared Postgres); None: SQLite in
+    the run folder."""
 
     def __post_init__(self) -> None:
         if self.run_dir == Path():
@@ -108,6 +112,24 @@ class Plan:
     @property
     def info(self) -> MarketInfo:
         return MARKETS[self.market]
+
+    @property
+    def instance_id(self) -> str:
+        """The OMS's ``oms_instance_id``: the run's kind in its own SQLite file; in a shared database the run
+        folder's name, so the rows of two runs never mix."""
+        return self.kind if self.database_url is None else self.run_dir.name
+
+    @property
+    def database(self) -> str:
+        """Where the report reads the OMS's rows: the SQLite file, or the database URL."""
+        return self.database_url or str(self.run_dir / "oms" / "oms.db")
+
+    @property
+    def database_label(self) -> str:
+        """:attr:`database` for people: a URL's password hidden."""
+        if self.database_url is None:
+            return self.database
+        return make_url(self.database_url).render_as_string(hide_password=True)
 
     @property
     def windows(self) -> Windows | None:
@@ -143,7 +165,8 @@ def run_simulation(plan: Plan, console: Console) -> int:
         "OMS_PAPER_DATE": str(plan.days[0]),
         "OMS_ADMIN_KEY": keys["admin"],
         "OMS_READ_KEY": keys["read"],
-        "OMS_INSTANCE_ID": plan.kind,
+        "OMS_INSTANCE_ID": plan.instance_id,
+        **({"DATABASE_URL": plan.database_url} if plan.database_url else {}),
         "OMS_STRATEGY_KEYS": ",".join(f"{s.upper()}:{keys[s.upper()]}" for s in strategies),
     }
     group = ProcessGroup(run_dir / "logs")
@@ -192,7 +215,7 @@ def run_simulation(plan: Plan, console: Console) -> int:
         if plan.serve and ok:
             _wait_drained(http)
             _write_report(plan, report, console, last_prices=last_prices)
-            _serve(url, keys, run_dir, console)
+            _serve(url, keys, plan, console)
     finally:
         strategy_codes = strategy_codes or group.stop(list(strategies))
         oms_code = group.stop(["oms"]).get("oms")
@@ -202,7 +225,7 @@ def run_simulation(plan: Plan, console: Console) -> int:
         return 1
     report["wall_seconds"] = round(elapsed, 1)
     report["exit_codes"] = {**strategy_codes, "oms": oms_code}
-    report["database_check"] = _check_database(run_dir / "oms" / "oms.db", report)
+    report["database_check"] = _check_database(plan, report)
     full = _write_report(plan, report, console, show=not (plan.serve and ok), last_prices=last_prices)
     if fills:
         _print_fills(console, plan, fills)
@@ -243,14 +266,14 @@ def _write_report(
     try:
         paths = write_run_report(
             run_dir,
-            run_dir / "oms" / "oms.db",
+            plan.database,
             market=plan.market,
             start=plan.days[0],
             end=plan.days[-1],
             strategies=[s.upper() for s in plan.strategies],
             logs_dir=run_dir / "logs",
             sessions=plan.days,
-            oms_instance_id=plan.kind,
+            oms_instance_id=plan.instance_id,
             benchmark=load_benchmark(plan.market, plan.days[0], plan.days[-1], plan.data_dir),
             extra=summary,
             notes=[_left_open(plan, summary)] if plan.market != "krx" and summary.get("open_positions") else (),
@@ -277,14 +300,14 @@ def _wait_drained(http: httpx.Client, timeout: float = 15.0) -> None:
         time.sleep(0.2)
 
 
-def _serve(url: str, keys: dict[str, str], run_dir: Path, console: Console) -> None:
+def _serve(url: str, keys: dict[str, str], plan: Plan, console: Console) -> None:
     """Leave the OMS answering on the finished run until Ctrl-C, with the keys the README's curl lines use."""
     console.print(
         f"\n[bold]The OMS stays up on the finished run[/bold] at {url} (Ctrl-C to stop).\n"
         f"  export OMS_URL={url}\n  export OMS_READ_KEY={keys['read']}\n  export OMS_ADMIN_KEY={keys['admin']}\n"
         f"  curl -s $OMS_URL/health\n"
         f'  curl -s -H "Authorization: Bearer $OMS_READ_KEY" $OMS_URL/api/v1/positions\n'
-        f"database {run_dir / 'oms' / 'oms.db'} · logs {run_dir / 'logs'}"
+        f"database {plan.database_label} · logs {plan.run_dir / 'logs'}"
     )
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -433,7 +456,8 @@ def _collect(http: httpx.Client, plan: Plan, run_dir: Path, strategies: list[str
         "sessions": len(plan.days),
         "speed": plan.speed,
         "run_dir": str(run_dir),
-        "database": str(run_dir / "oms" / "oms.db"),
+        "database": plan.database_label,
+        "oms_instance_id": plan.instance_id,
         "intents": {s: dict(by_strategy.get(s, {})) for s in names},
         "intent_count": len(intents),
         "order_count": len(orders),
@@ -496,11 +520,14 @@ def _left_open(plan: Plan, report: dict[str, Any]) -> str:
     return f"positions still open when the run stopped at {when}: {held} (the run ended before their exits)"
 
 
-def _check_database(path: Path, report: dict[str, Any]) -> dict[str, Any]:
-    """Row counts in the SQLite database after the OMS stopped (its shutdown drains the journal)."""
-    if not path.exists():
-        return {"ok": False, "detail": f"{path} not found"}
-    with sqlite3.connect(path) as db:
-        counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("intents", "orders", "fills")}
+def _check_database(plan: Plan, report: dict[str, Any]) -> dict[str, Any]:
+    """Row counts of the run's OMS in its database after it stopped (its shutdown drains the journal)."""
+    if plan.database_url is None and not Path(plan.database).exists():
+        return {"ok": False, "detail": f"{plan.database} not found"}
+    try:
+        tables = read_tables(plan.database, plan.instance_id)
+    except ReportInputError as exc:
+        return {"ok": False, "detail": str(exc)}
+    counts = {t: len(tables[t]) for t in ("intents", "orders", "fills")}
     ok = counts == {"intents": report["intent_count"], "orders": report["order_count"], "fills": report["fill_count"]}
     return {"ok": ok, "counts": counts}

@@ -48,6 +48,11 @@ def _runs() -> set[str]:
             "is not after the run's",
         ),
         (["--from", "2026-02-04", "--to", "2026-02-05", "--market", "lse"], "--market lse"),
+        (["--from", "2026-02-04", "--to", "2026-02-05", "--database-url", "mysql://a@b/c"], "a postgresql:// URL"),
+        (
+            ["--from", "2026-02-04", "--to", "2026-02-05", "--database-url", "postgresql://u:pw-hidden@127.0.0.1:1/x"],
+            "--database-url: cannot connect",
+        ),
     ],
 )
 def test_bad_input_is_one_clear_error(args: list[str], message: str) -> None:
@@ -56,6 +61,7 @@ def test_bad_input_is_one_clear_error(args: list[str], message: str) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in " ".join((result.stdout + result.stderr).split()), result.stdout + result.stderr
     assert _runs() == before, "nothing half-written"
+    assert "pw-hidden" not in result.stdout + result.stderr, "a database password is never printed"
 
 
 def test_a_data_dir_without_the_files_is_named(tmp_path: Path) -> None:

@@ -15,11 +15,10 @@ from typing import Any
 import asyncpg
 
 from tests.support.oms_server import Oms, oms_settings, running_oms
-from tests.support.pg import admin_execute, create_database, drop_database
+from tests.support.pg import create_database, drop_database
+from tests.support.reader import READER, check_questions, ensure_reader_role, reader_connection
 from tests.support.trading import ENTRIES, settle, trade_a_little
-from trader.metabase import load_spec
 
-READER = "trading_reader"
 VIEWS = {
     "v_positions",
     "v_fills",
@@ -33,19 +32,6 @@ VIEWS = {
     "v_recon_events",
     "v_risk_state",
 }
-
-
-async def _ensure_reader_role() -> None:
-    await admin_execute(
-        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{READER}') THEN "
-        f"CREATE ROLE {READER} NOLOGIN; END IF; END $$"
-    )
-
-
-async def _reader(url: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1), timeout=5)
-    await conn.execute(f"SET ROLE {READER}")
-    return conn
 
 
 def _close(a: float | None, b: float | None, tol: float = 1e-6) -> bool:
@@ -68,15 +54,15 @@ async def _consistent_positions(oms: Oms, conn: asyncpg.Connection) -> tuple[dic
 
 
 async def test_every_question_on_postgres_as_the_reader(tmp_path: Path) -> None:
-    await _ensure_reader_role()
+    await ensure_reader_role()
     name, url = create_database()
     try:
         async with running_oms(oms_settings(tmp_path, url)) as oms:
             run = await trade_a_little(oms)
-            conn = await _reader(url)
+            conn = await reader_connection(url)
             try:
                 await _check_views(oms, conn, run)
-                await _check_questions(conn)
+                await check_questions(conn)
                 denied = await conn.fetchval(
                     "SELECT count(*) FROM information_schema.role_table_grants "
                     f"WHERE grantee = '{READER}' AND privilege_type = 'SELECT' AND table_name = ANY($1::text[])",
@@ -87,16 +73,6 @@ async def test_every_question_on_postgres_as_the_reader(tmp_path: Path) -> None:
                 await conn.close()
     finally:
         drop_database(name)
-
-
-async def _check_questions(conn: asyncpg.Connection) -> None:
-    spec = load_spec()
-    for key, q in spec.questions.items():
-        stmt = await conn.prepare(q.sql)
-        columns = [a.name for a in stmt.get_attributes()]
-        assert columns == q.columns, f"{key}: columns {columns} != declared {q.columns}"
-        rows = await stmt.fetch()
-        assert rows, f"{key} ({q.name}) returns no row after a run that traded"
 
 
 async def _check_views(oms: Oms, conn: asyncpg.Connection, run: dict[str, Any]) -> None:
