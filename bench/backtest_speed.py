@@ -31,7 +31,7 @@ from trader.backtest import BacktestResult, plan_backtest, run_backtest  # noqa:
 from trader.backtest.report import database_check, minimal_report  # noqa: E402
 from trader.launcher import ALL_STRATEGIES, available_strategies  # noqa: E402
 
-KRX_STRATEGIES = [s for s in ALL_STRATEGIES if s != "swing_ml"]
+KRX_STRATEGIES = ALL_STRATEGIES
 
 
 def run(days: tuple[str, str], strategies: list[str], data_dir: str | None, profile: int) -> None:

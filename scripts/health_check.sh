@@ -33,7 +33,7 @@ set -uo pipefail
 # Container names, per host (tests parse these three lines; keep them in sync with the compose files).
 VPS1_CONTAINERS="oms_vps1 strategy_kmp strategy_nulrimok"
 VPS2_CONTAINERS="trading_db oms_vps2 strategy_kpr strategy_pcim metabase"
-ALPACA_CONTAINERS="oms_alpaca"
+ALPACA_CONTAINERS="oms_alpaca strategy_swing_ml"
 
 usage() { echo "usage: $0 VPS1|VPS2 [WEBHOOK_URL]" >&2; exit 64; }
 [ $# -ge 1 ] || usage

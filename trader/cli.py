@@ -106,7 +106,7 @@ def sim(
     start: str = typer.Option(..., "--from", help="First session YYYY-MM-DD"),
     end: str = typer.Option(..., "--to", help="Last session YYYY-MM-DD"),
     strategies: str | None = typer.Option(
-        None, help="Comma-separated strategies (default: every one built; --market us: the scripted client)"
+        None, help="Comma-separated strategies (default: every one built; --market us: scripted, swing_ml)"
     ),
     speed: float = typer.Option(120.0, help="Virtual-clock speed; nights and weekends cost no time"),
     data_dir: str | None = typer.Option(

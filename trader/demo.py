@@ -93,9 +93,13 @@ def us_plan(
     data_dir: str | None,
     json_report: str | None,
     serve: bool,
+    strategies: list[str] | None = None,
 ) -> Plan:
-    """A US run: the OMS on the paper US market and the scripted client, New York times."""
+    """A US run: the OMS on the paper US market and ``strategies`` (default the scripted client), New York
+    times."""
     from trader.scripted_us import PROCESS_NAME
+
+    chosen = strategies or [PROCESS_NAME]
 
     first_time = parse_hhmm(begin, "--start") if begin else US_START
     stop = parse_hhmm(until, "--until") if until else US_END
@@ -109,12 +113,12 @@ def us_plan(
         start=start,
         stop_at=stop_at,
         speed=speed or DEFAULT_SPEED,
-        strategies=[PROCESS_NAME],
+        strategies=chosen,
         data_dir=data_dir,
         json_report=json_report,
         serve=serve,
         market="us",
-        process_args={PROCESS_NAME: ["scripted-us"]},
+        process_args={PROCESS_NAME: ["scripted-us"]} if PROCESS_NAME in chosen else {},
     )
 
 

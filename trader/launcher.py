@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 
 PROFILES: dict[str, list[str]] = {"vps1": ["kmp", "nulrimok"], "vps2": ["kpr", "pcim"]}
 """The strategy set of each compose file (the OMS runs on both hosts)."""
-ALL_STRATEGIES = ["kmp", "nulrimok", "kpr", "pcim", "swing_ml"]
+ALL_STRATEGIES = ["kmp", "nulrimok", "kpr", "pcim"]
+"""The KRX strategies (``trader demo``, ``sim``, ``backtest`` on the KRX data). The US ones — swing_ml, the
+rotation models — run on a US account's OMS: ``trader sim --market us``, ``trader accounts``, compose profile
+``alpaca``."""
 
 
 def available_strategies(names: list[str] | None = None) -> list[str]:

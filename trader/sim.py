@@ -19,6 +19,10 @@ from trader.demo import DEFAULT_SPEED, END, START, UsInputError, us_plan, us_ses
 from trader.launcher import available_strategies
 from trader.simulation import Plan, run_simulation
 
+US_STRATEGIES = ("swing_ml",)
+"""US strategies a ``--market us`` sim can run beside the scripted client (the rotation models run per account:
+``trader accounts``)."""
+
 
 class SimInputError(ValueError):
     """Bad command-line input; the message names the problem."""
@@ -159,11 +163,11 @@ def _plan_us(
 ) -> Plan:
     from trader.scripted_us import PROCESS_NAME
 
-    if strategies and [s.lower() for s in strategies] != [PROCESS_NAME]:
-        raise SimInputError(
-            f"--strategies {','.join(strategies)}: no US strategy in this build; --market us runs the scripted "
-            f"client ({PROCESS_NAME})"
-        )
+    chosen = [s.lower() for s in strategies] if strategies else [PROCESS_NAME]
+    offered = [PROCESS_NAME, *US_STRATEGIES]
+    unknown = [s for s in chosen if s not in offered]
+    if unknown:
+        raise SimInputError(f"--strategies {','.join(unknown)}: --market us runs {', '.join(offered)}")
     try:
         sessions = us_sessions(data_dir)
         lo, hi = max(first, sessions[0]), min(last, sessions[-1])
@@ -181,6 +185,7 @@ def _plan_us(
             data_dir=data_dir,
             json_report=json_report,
             serve=serve,
+            strategies=chosen,
         )
     except UsInputError as exc:
         raise SimInputError(str(exc)) from exc

@@ -151,7 +151,11 @@ def run_simulation(plan: Plan, console: Console) -> int:
     assert isinstance(clock, VirtualClock)
     env = base_env()
     env.update(
-        TRADER_CLOCK=clock_spec, OMS_URL=url, TRADER_SIMULATION="1", STRATEGY_DATA_DIR=str(run_dir.resolve() / "data")
+        TRADER_CLOCK=clock_spec,
+        OMS_URL=url,
+        TRADER_SIMULATION="1",
+        STRATEGY_DATA_DIR=str(run_dir.resolve() / "data"),
+        SWING_ML_MODELS_DIR=str(run_dir.resolve() / "data" / "swing_ml" / "models"),  # trained in the run
     )
     if plan.data_dir:
         env["TRADER_DATA_DIR"] = str(Path(plan.data_dir).resolve())

@@ -50,6 +50,10 @@ def _runs() -> set[str]:
         (["--from", "2026-02-04", "--to", "2026-02-05", "--market", "lse"], "--market lse"),
         (["--from", "2026-02-04", "--to", "2026-02-05", "--database-url", "mysql://a@b/c"], "a postgresql:// URL"),
         (
+            ["--market", "us", "--from", "2024-11-25", "--to", "2024-11-26", "--strategies", "kmp"],
+            "--market us runs scripted, swing_ml",
+        ),
+        (
             ["--from", "2026-02-04", "--to", "2026-02-05", "--database-url", "postgresql://u:pw-hidden@127.0.0.1:1/x"],
             "--database-url: cannot connect",
         ),

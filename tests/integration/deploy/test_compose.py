@@ -239,7 +239,8 @@ def test_metabase_uses_its_own_database() -> None:
 def test_alpaca_profile() -> None:
     services = load_compose("vps2")["services"]
     assert services["oms_alpaca"]["profiles"] == ["alpaca"]
-    assert services["swing_ml"]["profiles"] == ["swing_ml"], "swing_ml is not built yet: a profile of its own"
+    assert services["swing_ml"]["profiles"] == ["alpaca"], "swing_ml trades the Alpaca account's OMS"
+    assert services["swing_ml"]["environment"]["SWING_ML_MODELS_DIR"].startswith("/data/"), "models in the volume"
     assert services["oms_alpaca"]["environment"]["OMS_BROKER"] == "alpaca"
     assert {p for s in load_compose("vps1")["services"].values() for p in s.get("profiles") or []} == {"monitoring"}
 
