@@ -47,7 +47,6 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote as urlquote
@@ -86,7 +85,7 @@ from strategies.swing_ml.orders import (
     exit_order,
     intent_arguments,
 )
-from strategies.swing_ml.reasons import Reason
+from strategies.swing_ml.reasons import Code, Reason
 from strategies.swing_ml.regime import RegimeReading, regime_on
 from strategies.swing_ml.risk import ExitGate, check_exit, exit_gate, exit_levels, peak_since_entry
 from strategies.swing_ml.synthesizer import Decision, Holding, Side
@@ -105,29 +104,6 @@ STALE_MODEL_AFTER = timedelta(days=8)
 FETCH_CONCURRENCY = 4
 JOBS = ("decide", "risk_check", "regime", "retrain")
 T = TypeVar("T")
-
-
-class Code(StrEnum):
-    """The process's own decision codes (next to :class:`~strategies.swing_ml.reasons.Reason`)."""
-
-    SWING_START = "SWING_START"
-    SWING_REGIME = "SWING_REGIME"
-    SWING_REGIME_UNAVAILABLE = "SWING_REGIME_UNAVAILABLE"
-    SWING_SKIP_NO_REGIME = "SWING_SKIP_NO_REGIME"
-    """No regime reading today: no BUY (SELLs still go)."""
-    SWING_SKIP_NO_DATA = "SWING_SKIP_NO_DATA"
-    SWING_SKIP_HISTORY = "SWING_SKIP_HISTORY"
-    SWING_SKIP_NO_FACTORS = "SWING_SKIP_NO_FACTORS"
-    SWING_SKIP_ILLIQUID = "SWING_SKIP_ILLIQUID"
-    SWING_SKIP_NO_PRICE = "SWING_SKIP_NO_PRICE"
-    SWING_SKIP_NO_ATR = "SWING_SKIP_NO_ATR"
-    SWING_SKIP_NO_ENTRY_TS = "SWING_SKIP_NO_ENTRY_TS"
-    SWING_MODEL_LOADED = "SWING_MODEL_LOADED"
-    SWING_NO_MODEL = "SWING_NO_MODEL"
-    """No promoted model: decide sends no BUY (max-hold SELLs still go)."""
-    SWING_RETRAIN = "SWING_RETRAIN"
-    SWING_DEFERRED_DROPPED = "SWING_DEFERRED_DROPPED"
-    SWING_INTENT_FAILED = "SWING_INTENT_FAILED"
 
 
 class DataUnavailable(RuntimeError):

@@ -21,6 +21,9 @@ KMP (strategies/kmp): candidates = symbols of ``KMP_SCAN``'s ``candidates`` list
 lines; gates = ``strategies.kmp.decisions.GATE_CODES`` (the ``KMP_G_*`` codes and the VI gates); signals
 = ``KMP_ENTRY``.
 
+SWING_ML (strategies/swing_ml): candidates = the symbols decide scored (a BUY or a skip with its reason); upstream
+= no promoted model, no regime or data; gates = the regime and the Kelly size; signals = ``SWING_BUY``.
+
 SCRIPTED (``trader.scripted_us``, the US demo's scripted client): candidates = its day plan's symbols;
 "gate" = waiting for the entry time; drops = no quote, too expensive, given up; signals = every ENTER it
 sent (taken, refused or unanswered).
@@ -39,6 +42,8 @@ import pandas as pd
 
 from broker_core.contract.reasons import ReasonCode as R
 from strategies.kmp.decisions import GATE_CODES as KMP_GATE_CODES
+from strategies.swing_ml.reasons import Code as SWC
+from strategies.swing_ml.reasons import Reason as SW
 from trader.report.collect import Decision, text_or_none
 from trader.scripted_us import CANDIDATE_CODES as SCRIPTED_CANDIDATE_CODES
 from trader.scripted_us import Code as S
@@ -138,6 +143,31 @@ FUNNELS: dict[str, FunnelSpec] = {
         ),
         signal_codes=_codes(R.PCIM_ENTRY),
         after_signal_codes=_codes(R.PCIM_INTENT_ERROR, R.PCIM_ENTRY_MISSED, R.PCIM_ABORTED_SMALL_FILL),
+    ),
+    "SWING_ML": FunnelSpec(
+        candidate_codes=_codes(
+            SW.SWING_BUY,
+            SW.SWING_SKIP_SCORE,
+            SW.SWING_SKIP_NOT_TOP_QUARTILE,
+            SW.SWING_SKIP_MAX_POSITIONS,
+            SW.SWING_SKIP_RISK_OFF,
+            SW.SWING_SKIP_KELLY,
+            SWC.SWING_SKIP_NO_REGIME,
+        ),
+        upstream_codes=_codes(
+            SWC.SWING_NO_MODEL,
+            SW.SWING_MODEL_NOT_PROMOTED,
+            SW.SWING_MODEL_FEATURE_MISMATCH,
+            SWC.SWING_REGIME_UNAVAILABLE,
+            SWC.SWING_SKIP_NO_DATA,
+            SWC.SWING_SKIP_HISTORY,
+            SWC.SWING_SKIP_NO_FACTORS,
+            SWC.SWING_SKIP_ILLIQUID,
+        ),
+        drop_codes=_codes(SW.SWING_SKIP_SCORE, SW.SWING_SKIP_NOT_TOP_QUARTILE, SW.SWING_SKIP_MAX_POSITIONS),
+        gate_codes=_codes(SW.SWING_SKIP_RISK_OFF, SWC.SWING_SKIP_NO_REGIME, SW.SWING_SKIP_KELLY),
+        signal_codes=_codes(SW.SWING_BUY),
+        after_signal_codes=_codes(SWC.SWING_INTENT_FAILED, SW.SWING_DRY_RUN, SWC.SWING_DEFERRED_DROPPED),
     ),
     "SCRIPTED": FunnelSpec(
         candidate_codes=_codes(*SCRIPTED_CANDIDATE_CODES),

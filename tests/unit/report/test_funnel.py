@@ -109,7 +109,7 @@ def test_accepted_entries_that_never_filled_name_their_orders() -> None:
     )
     f = build_funnel("SWING_ML", None, intents, orders, empty("fills"), KST)
     assert f.stages["intents"] == 1 and f.stages["accepted"] == 1 and f.stages["filled"] == 0
-    assert f.sentence == "SWING_ML: 1 intent; 1 accepted; 0 filled: order CANCELLED EXPIRED ×1"
+    assert f.sentence == "SWING_ML: 1 intent; 1 accepted; 0 filled: order CANCELLED EXPIRED ×1 (no decision log)"
 
 
 def test_a_log_that_misses_what_the_database_holds_is_not_blamed() -> None:
@@ -137,3 +137,13 @@ def test_a_shared_log_is_split_by_logger(tmp_path: Path) -> None:
     assert find_log(tmp_path, "PCIM") is None
     (tmp_path / "kmp.log").write_text(line("KMP_REGIME") + "\n")
     assert find_log(tmp_path, "KMP") == (tmp_path / "kmp.log", None)
+
+
+def test_swing_ml_without_a_promoted_model_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "swing_ml.log"
+    lines = [line("SWING_RETRAIN", why="bootstrap"), line("SWING_MODEL_NOT_PROMOTED", version="v1")]
+    lines += [line("SWING_NO_MODEL", seconds=900 * i, job="decide") for i in range(3)]
+    path.write_text("\n".join(lines) + "\n")
+    f = build_funnel("SWING_ML", parse_decisions(path), empty("intents"), empty("orders"), empty("fills"), KST)
+    assert f.stages["candidates"] == 0 and not f.traded
+    assert f.sentence == "SWING_ML: 0 candidates: SWING_NO_MODEL ×3, SWING_MODEL_NOT_PROMOTED ×1"
