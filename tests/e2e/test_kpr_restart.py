@@ -104,6 +104,15 @@ def test_kpr_killed_in_position_recovers_and_exits(tmp_path: Path) -> None:
             what=f"the restarted KPR to exit {symbol}",
             interval=0.1,
         )
+        wait_for(  # the OMS's ledger is flat at the fill; KPR logs the close when the fill reaches its stream
+            lambda: any(
+                d.code == "KPR_POSITION_CLOSED" and d.symbol == symbol
+                for d in decisions(tmp_path / "logs" / "kpr2.log")
+            ),
+            timeout=60,
+            what=f"the restarted KPR to see {symbol} closed",
+            interval=0.1,
+        )
         positions = http.get("/api/v1/positions").json()
         health = http.get("/health").json()
     finally:

@@ -192,7 +192,7 @@ def test_a_us_sim_covers_the_xnys_sessions_on_a_new_york_window() -> None:
     windows = plan.windows
     assert windows is not None and windows.market == "us"
     assert windows.days() == plan.days and (windows.open, windows.close) == (dtime(9, 25), dtime(16, 5))
-    with pytest.raises(SimInputError, match="no US strategy"):
+    with pytest.raises(SimInputError, match="--market us runs scripted, swing_ml"):
         plan_sim(
             market="us",
             start="2024-11-25",
