@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -251,13 +251,15 @@ def train(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from broker_core.config_errors import ConfigError
-    from strategies.swing_ml.model import retrain
+    from strategies.swing_ml.model import retrain, version_name
 
     started = time.perf_counter()
     now = datetime.now(UTC)
     try:
         cfg = load_config(config)
         root = resolve_models_dir(models_dir, cfg)
+        while (root / version_name(now)).exists():  # a train within the second of the last: the next free name
+            now += timedelta(seconds=1)
         t0 = time.perf_counter()
         with console.status("load data …"):
             td = load_training_data(data_dir, cfg)

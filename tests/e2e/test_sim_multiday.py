@@ -52,7 +52,7 @@ def _run_and_check(tmp_path: Path, url: str) -> None:
     env.update(TRADER_STRATEGY_PACKAGES="tests.e2e.fixtures", TRADER_CONFIG_DIR=str(config_dir))
     plain_url = url.replace("postgresql+asyncpg://", "postgresql://", 1)  # the form an operator's .env holds
     cmd = [sys.executable, "-m", "trader", "sim", "--from", DAY1, "--to", DAY2, "--strategies", "hold"]
-    cmd += ["--until", "10:00", "--speed", "1200", "--data-dir", str(resolve_data_dir())]
+    cmd += ["--start", "08:50", "--until", "10:00", "--speed", "1200", "--data-dir", str(resolve_data_dir())]
     cmd += ["--database-url", plain_url, "--json-report", str(report_path)]
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

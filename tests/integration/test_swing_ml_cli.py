@@ -8,8 +8,6 @@ file, build the dataset, validate, fit and write the version folders for real.""
 from __future__ import annotations
 
 import json
-import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,6 @@ from strategies.swing_ml.model import (
     code_version,
     current_version,
     list_versions,
-    version_name,
 )
 from trader.swing_ml_cli import app
 
@@ -58,10 +55,6 @@ def _invoke(*args: str | Path) -> Result:
 
 
 def _train(models: Path, config: Path, *extra: str | Path) -> Result:
-    # versions are named by the UTC second: start each train in a second after the newest version's
-    newest = max(list_versions(models), default="")
-    while version_name(datetime.now(UTC)) <= newest:
-        time.sleep(0.05)
     return _invoke("train", "--models-dir", models, "--config", config, *extra)
 
 

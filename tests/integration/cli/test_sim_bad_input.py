@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import functools
-import os
-import subprocess
-import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from broker_core.paper.data import resolve_data_dir
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
+from trader.cli import app
 
 
 @functools.cache
@@ -23,11 +21,18 @@ def _runs_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="sim-bad-input-runs-"))
 
 
-def _sim(*args: str, data_dir: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMS_", "TRADER_CLOCK"))}
-    env["TRADER_RUNS_DIR"] = str(_runs_dir())
-    cmd = [sys.executable, "-m", "trader", "sim", *args, "--data-dir", data_dir or str(resolve_data_dir())]
-    return subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str = ""
+
+
+def _sim(*args: str, data_dir: str | None = None) -> Ran:
+    """``trader sim …`` in this process (the command's own code; refused before any process would start)."""
+    cmd = ["sim", *args, "--data-dir", data_dir or str(resolve_data_dir())]
+    result = CliRunner().invoke(app, cmd, env={"TRADER_RUNS_DIR": str(_runs_dir())})
+    return Ran(result.exit_code, result.output)
 
 
 def _runs() -> set[str]:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from strategies.swing_ml.factors import FEATURES
 from strategies.swing_ml.model import (
@@ -179,6 +180,11 @@ def test_refuses_a_model_with_other_features(tmp_path):
 def test_walk_forward_on_real_data(panel, sector_map, tmp_path):
     """The pipeline on the reference data: 97 stocks, features + labels 2023-01 … 2024-12, purged walk-
     forward (4 folds), a retrain job into tmp_path. Prints the AUC and the times."""
+    with threadpool_limits(limits=1, user_api="openmp"):  # as the strategy fits: two threads crawl on a busy 2-core
+        _walk_forward_on_real_data(panel, sector_map, tmp_path)
+
+
+def _walk_forward_on_real_data(panel, sector_map, tmp_path):
     syms = list(DEFAULT_UNIVERSE)
     t0 = time.perf_counter()
     ds = build_dataset(panel, syms, sector_map, "2023-01-01", "2024-12-31")
