@@ -18,6 +18,7 @@ from tests.integration.deploy.conftest import COMPOSE_FILES, REPO, load_compose,
 from tests.integration.deploy.test_config_check import VPS1, VPS2, write_env
 from tests.support.oms_server import ADMIN_KEY, READ_KEY, oms_settings, running_oms
 from tests.support.trading import enter, holds
+from tests.support.wait import until
 from trader import config_check
 from trader.cli import app
 from trader.config_check import check
@@ -44,10 +45,7 @@ async def test_the_curl_lines_with_the_key_header(tmp_path: Path) -> None:
     async with running_oms(oms_settings(tmp_path)) as oms:
         reply = await enter(oms, "KMP", "005930", 2, "runbook-enter")
         assert reply["status"] in ("ACCEPTED", "EXECUTED"), reply
-        for _ in range(600):
-            if holds(oms, "KMP", "005930", 2):
-                break
-            await asyncio.sleep(0.1)
+        await until(lambda: holds(oms, "KMP", "005930", 2), timeout=60, what="KMP's entry filled")
         read = f"Authorization: Bearer {READ_KEY}"
         code, body = await _curl(f"{oms.url}/api/v1/positions", "-H", read)
         assert code == 200 and '"005930"' in body, body

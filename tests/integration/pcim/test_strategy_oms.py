@@ -8,7 +8,6 @@ marketable limit, the unapproved names never reach the OMS, and PCIM holds no We
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from datetime import date, datetime, time
 from pathlib import Path
@@ -66,12 +65,13 @@ async def test_pcim_on_a_real_oms(tmp_path: Path) -> None:
                 late = strat.approve("105560", by="late reviewer")
                 assert late["ok"] is False and late["code"] == ReasonCode.PCIM_APPROVAL_LATE.value
 
-                for _ in range(600):  # PCIM's entry at 09:03–09:05 virtual (a few wall seconds); bounded
-                    rows = await oms.get("/api/v1/intents", READ_KEY, strategy_id="PCIM")
-                    if any(r["intent_type"] == "ENTER" for r in rows) or clock.now().time() > time(9, 6):
-                        break
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(0.2)
+                await until(  # PCIM's entry at 09:03–09:05 virtual (a few wall seconds), filled
+                    lambda: (
+                        strat.decision_counts[ReasonCode.PCIM_FILL.value] >= 1 and APPROVED in strat.engine.positions
+                    ),
+                    timeout=60,
+                    what="PCIM's approved entry filled",
+                )
                 intents: list[dict[str, Any]] = await oms.get("/api/v1/intents", READ_KEY, strategy_id="PCIM")
                 slots = await oms.get("/api/v1/marketdata/slots", READ_KEY)
             finally:

@@ -30,6 +30,7 @@ from strategies.nulrimok.lrs.precompute import build_inputs, compute_features_fr
 from strategies.nulrimok.lrs.store import ResearchStore
 from strategies.nulrimok.selection import select as dse
 from strategies.sdk.client import OmsClient
+from tests.support.wait import until
 from trader.venues import build_venue
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -153,7 +154,7 @@ async def test_a_fill_killed_half_way_resumes_where_it_stopped_without_a_duplica
     killed, hang = client(app, Counting(httpx.ASGITransport(app=app), hang_after=7))
     task = asyncio.create_task(LrsFiller(store, killed, CFG).ensure_daily(LISTING, START))
     await asyncio.wait_for(hang.hung.wait(), 30)
-    await asyncio.sleep(0.05)
+    await until(lambda: store.fetch_states(), timeout=10, what="the units fetched before the hang stored")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
