@@ -24,7 +24,7 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -62,7 +62,7 @@ def main() -> None:
     report: RetrainReport | None = None
     stage_s: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="swing-ml-bench-") as tmp:
-        for i in range(max(1, args.repeat)):
+        for _ in range(max(1, args.repeat)):
             marks: dict[str, float] = {}
             stage_s = {}
 
@@ -81,14 +81,8 @@ def main() -> None:
                 td.symbols,
                 td.sector_map,
                 tmp,
-                datetime.now(UTC) + timedelta(seconds=i),  # one version per run
-                train_months=m.train_months,
-                hyperparameters=m.hyperparameters,
-                n_splits=m.n_splits,
-                purge=m.purge_days,
-                min_auc=m.promote_min_auc,
-                max_drop=m.promote_max_drop,
-                keep=m.keep_versions,
+                datetime.now(UTC),
+                **m.retrain_options(),
                 as_of=day,
                 progress=on_event,
                 n_threads=args.threads or None,

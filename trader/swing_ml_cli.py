@@ -31,7 +31,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -251,15 +251,13 @@ def train(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from broker_core.config_errors import ConfigError
-    from strategies.swing_ml.model import retrain, version_name
+    from strategies.swing_ml.model import retrain
 
     started = time.perf_counter()
     now = datetime.now(UTC)
     try:
         cfg = load_config(config)
         root = resolve_models_dir(models_dir, cfg)
-        while (root / version_name(now)).exists():  # a train within the second of the last: the next free name
-            now += timedelta(seconds=1)
         t0 = time.perf_counter()
         with console.status("load data …"):
             td = load_training_data(data_dir, cfg)
@@ -294,20 +292,12 @@ def train(
                 td.sector_map,
                 root,
                 now,
-                train_months=m.train_months,
-                hyperparameters=m.hyperparameters,
-                n_splits=m.n_splits,
-                purge=m.purge_days,
-                min_auc=m.promote_min_auc,
-                max_drop=m.promote_max_drop,
-                keep=m.keep_versions,
+                **m.retrain_options(),
                 as_of=day,
                 promote=promote,
                 progress=display,
                 n_threads=threads or None,
             )
-    except FileExistsError as exc:
-        _fail(f"{exc} (one version per second: train again)")
     except ValueError as exc:
         _fail(str(exc))
     except OSError as exc:

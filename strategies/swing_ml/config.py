@@ -142,6 +142,18 @@ class ModelParams(BaseModel):
         default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS)
     )
 
+    def retrain_options(self) -> dict[str, Any]:
+        """These parameters as :func:`strategies.swing_ml.model.retrain`'s keyword arguments."""
+        return {
+            "train_months": self.train_months,
+            "hyperparameters": self.hyperparameters,
+            "n_splits": self.n_splits,
+            "purge": self.purge_days,
+            "min_auc": self.promote_min_auc,
+            "max_drop": self.promote_max_drop,
+            "keep": self.keep_versions,
+        }
+
     @model_validator(mode="after")
     def _consistent(self) -> ModelParams:
         if self.horizon != HORIZON:

@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -525,9 +525,10 @@ def retrain(
     n_threads: int | None = 1,
 ) -> RetrainReport:
     """S5 weekly job: the last ``train_months`` of the panel (≤ ``as_of``, default ``now``'s date), purged
-    walk-forward validation, fit on the whole window, save as version ``now``, promote if allowed (and
-    ``promote``), prune. ``progress`` receives a :class:`RetrainEvent` per stage and fold. Raises
-    ValueError, with nothing written, when the window holds no usable rows.
+    walk-forward validation, fit on the whole window, save as version ``now`` (the next free second when that
+    second's version exists), promote if allowed (and ``promote``), prune. ``progress`` receives a
+    :class:`RetrainEvent` per stage and fold. Raises ValueError, with nothing written, when the window holds
+    no usable rows.
 
     ``n_threads`` caps the OpenMP threads of the gradient boosting during the job (None: the library's
     default, one per core). 1 by default: on the 2-core hosts, which also run the OMS and the strategies,
@@ -536,6 +537,8 @@ def retrain(
     limits: AbstractContextManager[object] = (
         threadpool_limits(limits=n_threads, user_api="openmp") if n_threads is not None else nullcontext()
     )
+    while (Path(models_dir) / version_name(now)).exists():
+        now += timedelta(seconds=1)
     with limits:
         return _retrain(
             panel,

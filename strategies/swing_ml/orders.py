@@ -153,25 +153,10 @@ def dispatch(
     ``DUPLICATE_SUPPRESSED`` and not sent."""
     outcomes: list[DispatchOutcome] = []
     for order in submission_order(orders):
-        record = _record(order, mode)
-        if order.side is Side.SELL and gate is not None:
-            verdict = gate(order)
-            if not verdict.submit:
-                log({**record, "event": str(verdict.reason), "detail": verdict.detail})
-                outcomes.append(DispatchOutcome(order, False, verdict.reason))
-                continue
-        if mode is Mode.DRY_RUN:
-            log({**record, "event": str(Reason.SWING_DRY_RUN)})
-            outcomes.append(DispatchOutcome(order, False, Reason.SWING_DRY_RUN))
-            continue
-        reply = send(order)
-        log({**record, "event": "SENT", "reply": reply})
-        outcomes.append(DispatchOutcome(order, True, None, reply))
+        verdict = gate(order) if order.side is Side.SELL and gate is not None else None
+        outcome = _held_back(order, mode, verdict, log)
+        outcomes.append(outcome if outcome is not None else _sent(order, mode, send(order), log))
     return outcomes
-
-
-def _record(order: SwingOrder, mode: Mode) -> dict[str, Any]:
-    return {"mode": str(mode), **order.fields()}
 
 
 async def dispatch_async(
@@ -187,22 +172,35 @@ async def dispatch_async(
     and risk_check share (S8) — so the re-read before a SELL sees whatever the other job just sent."""
     outcomes: list[DispatchOutcome] = []
     for order in submission_order(orders):
-        record = _record(order, mode)
         async with lock(order.symbol) if lock is not None else nullcontext():
-            if order.side is Side.SELL and gate is not None:
-                verdict = await gate(order)
-                if not verdict.submit:
-                    log({**record, "event": str(verdict.reason), "detail": verdict.detail})
-                    outcomes.append(DispatchOutcome(order, False, verdict.reason))
-                    continue
-            if mode is Mode.DRY_RUN:
-                log({**record, "event": str(Reason.SWING_DRY_RUN)})
-                outcomes.append(DispatchOutcome(order, False, Reason.SWING_DRY_RUN))
-                continue
-            reply = await send(order)
-        log({**record, "event": "SENT", "reply": reply})
-        outcomes.append(DispatchOutcome(order, True, None, reply))
+            verdict = await gate(order) if order.side is Side.SELL and gate is not None else None
+            outcome = _held_back(order, mode, verdict, log)
+            if outcome is None:
+                outcome = _sent(order, mode, await send(order), log)
+        outcomes.append(outcome)
     return outcomes
+
+
+def _record(order: SwingOrder, mode: Mode) -> dict[str, Any]:
+    return {"mode": str(mode), **order.fields()}
+
+
+def _held_back(
+    order: SwingOrder, mode: Mode, verdict: ExitGate | None, log: Callable[[dict[str, Any]], None]
+) -> DispatchOutcome | None:
+    """The outcome of an order that is not sent (the gate refused it, or dry_run), logged; None: send it."""
+    if verdict is not None and not verdict.submit:
+        log({**_record(order, mode), "event": str(verdict.reason), "detail": verdict.detail})
+        return DispatchOutcome(order, False, verdict.reason)
+    if mode is Mode.DRY_RUN:
+        log({**_record(order, mode), "event": str(Reason.SWING_DRY_RUN)})
+        return DispatchOutcome(order, False, Reason.SWING_DRY_RUN)
+    return None
+
+
+def _sent(order: SwingOrder, mode: Mode, reply: Any, log: Callable[[dict[str, Any]], None]) -> DispatchOutcome:
+    log({**_record(order, mode), "event": "SENT", "reply": reply})
+    return DispatchOutcome(order, True, None, reply)
 
 
 def intent_arguments(

@@ -75,7 +75,6 @@ from strategies.swing_ml.model import (
     promotion_allowed,
     retrain,
     set_current,
-    version_name,
 )
 from strategies.swing_ml.orders import (
     DispatchOutcome,
@@ -742,23 +741,14 @@ class SwingMlStrategy(Strategy):
             data = await self.day_data(today)
             m = self.config.model
             self.decision(Code.SWING_RETRAIN, why=why, symbols=len(data.eligible), refused=refused)
-            stamp = now
-            while (self.models_dir / version_name(stamp)).exists():  # two retrains within one second
-                stamp += timedelta(seconds=1)
             report = await _cpu(
                 lambda: retrain(
                     data.panel,
                     data.eligible,
                     self.config.universe.sector_map,
                     self.models_dir,
-                    stamp,
-                    train_months=m.train_months,
-                    hyperparameters=m.hyperparameters,
-                    n_splits=m.n_splits,
-                    purge=m.purge_days,
-                    min_auc=m.promote_min_auc,
-                    max_drop=m.promote_max_drop,
-                    keep=m.keep_versions,
+                    now,
+                    **m.retrain_options(),
                 )
             )
             promotion = report.promotion
