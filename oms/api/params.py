@@ -14,18 +14,18 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, StringConstraints
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?")
+DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
+DATETIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?")
 
 
 def _datetime_text(v: Any) -> Any:
-    if isinstance(v, datetime) or (isinstance(v, str) and _DATETIME.fullmatch(v.strip())):
+    if isinstance(v, datetime) or (isinstance(v, str) and DATETIME_TEXT.fullmatch(v.strip())):
         return v.strip() if isinstance(v, str) else v
     raise ValueError("must be an ISO 8601 date-time, e.g. 2026-02-27T09:00:00+09:00")
 
 
 def _date_text(v: Any) -> Any:
-    if isinstance(v, date) or (isinstance(v, str) and _DATE.fullmatch(v.strip())):
+    if isinstance(v, date) or (isinstance(v, str) and DATE_TEXT.fullmatch(v.strip())):
         return v.strip() if isinstance(v, str) else v
     raise ValueError("must be an ISO 8601 date, e.g. 2026-02-27")
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from broker_core.contract.wire import STRATEGY_ID_PATTERN, Account
 from oms.api import control, marketdata
 from oms.api.auth import Principal
+from oms.api.params import DATE_TEXT, DATETIME_TEXT
 from oms.api.replies import BarsOut, HeartbeatOut, QuoteOut
 from oms.api.schemas import HeartbeatIn
 from oms.runtime import OmsRuntime
@@ -33,8 +34,6 @@ _HEARTBEAT = re.compile(r"^/api/v1/strategies/([^/]+)/heartbeat$")
 _SYMBOL = re.compile(marketdata.SYMBOL)
 _INTERVAL = re.compile(marketdata.INTERVAL_PATTERN)
 _STRATEGY_ID = re.compile(STRATEGY_ID_PATTERN)
-_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?([Zz]|[+-]\d{2}:?\d{2})?")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class _NotLocal(Exception):
@@ -45,7 +44,7 @@ def _datetime(params: dict[str, Any], name: str) -> datetime | None:
     value = params.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not _DATETIME.fullmatch(value):
+    if not isinstance(value, str) or not DATETIME_TEXT.fullmatch(value):
         raise _NotLocal
     try:
         return datetime.fromisoformat(value)
@@ -57,7 +56,7 @@ def _date(params: dict[str, Any], name: str) -> date | None:
     value = params.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or not _DATE.fullmatch(value):
+    if not isinstance(value, str) or not DATE_TEXT.fullmatch(value):
         raise _NotLocal
     try:
         return date.fromisoformat(value)
