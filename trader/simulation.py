@@ -37,7 +37,7 @@ from broker_core.clock import KST, NEW_YORK, VirtualClock, Windows, parse_clock,
 from oms.settings import PROJECT_ROOT
 from trader.launcher import ProcessGroup, base_env
 from trader.report import ReportInputError, load_benchmark, print_summary, write_run_report
-from trader.report.collect import read_tables
+from trader.report.collect import count_rows
 from trader.report.slots import slot_summary
 
 READY_TIMEOUT_S = 120.0
@@ -529,9 +529,8 @@ def _check_database(plan: Plan, report: dict[str, Any]) -> dict[str, Any]:
     if plan.database_url is None and not Path(plan.database).exists():
         return {"ok": False, "detail": f"{plan.database} not found"}
     try:
-        tables = read_tables(plan.database, plan.instance_id)
+        counts = count_rows(plan.database, ("intents", "orders", "fills"), plan.instance_id)
     except ReportInputError as exc:
         return {"ok": False, "detail": str(exc)}
-    counts = {t: len(tables[t]) for t in ("intents", "orders", "fills")}
     ok = counts == {"intents": report["intent_count"], "orders": report["order_count"], "fills": report["fill_count"]}
     return {"ok": ok, "counts": counts}

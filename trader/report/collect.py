@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import re
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -159,6 +160,32 @@ async def _read_tables(url: str, instance: str | None) -> dict[str, list[dict[st
     finally:
         await engine.dispose()
     return out
+
+
+async def _count_rows(url: str, tables: Sequence[str], instance: str | None) -> dict[str, int]:
+    engine = make_engine(url, poolclass=NullPool)
+    out: dict[str, int] = {}
+    try:
+        async with engine.connect() as conn:
+            for name in tables:
+                table = models.TABLES[name]
+                query = sa.select(sa.func.count()).select_from(table)
+                if instance is not None:
+                    query = query.where(table.c.oms_instance_id == instance)
+                out[name] = int((await conn.execute(query)).scalar_one())
+    finally:
+        await engine.dispose()
+    return out
+
+
+def count_rows(database: Path | str, tables: Sequence[str], oms_instance_id: str | None = None) -> dict[str, int]:
+    """Row counts of ``tables`` (of ``oms_instance_id`` when given) in the OMS's SQLite file or database URL."""
+    url = database_url(database)
+    try:
+        counts: dict[str, int] = _run(lambda: _count_rows(url, tables, oms_instance_id))
+    except sa.exc.SQLAlchemyError as exc:
+        raise ReportInputError(f"cannot read the OMS tables of {database}: {exc}") from exc
+    return counts
 
 
 def read_tables(database: Path | str, oms_instance_id: str | None = None) -> dict[str, pd.DataFrame]:
