@@ -54,6 +54,8 @@ def run(days: tuple[str, str], strategies: list[str], data_dir: str | None, prof
         _print(plan.days, strategies, result, total, minimal_report(plan, result))
         if profiler is not None:
             _print_profile(profiler, profile)
+            if dump := os.environ.get("BACKTEST_PROFILE_DUMP"):
+                profiler.dump_stats(dump)
 
 
 def _print(days: list, strategies: list[str], r: BacktestResult, total: float, report: dict) -> None:

@@ -78,7 +78,7 @@ def build_paper_broker(
             "paper account %s: %s", store.path, "restored" if exchange.restored else f"new session {feed.session_date}"
         )
     daily = (lambda sym, start, end: data.daily_bars(sym, start, end)) if data is not None else None
-    minutes = (lambda sym, day: data.minute_bars(sym, day)) if data is not None else None
+    minutes = data.minute_bars if data is not None else None
     index = _derived_index(data, feed.session_date) if data is not None else None
     broker = PaperBroker(
         exchange,

@@ -72,7 +72,7 @@ class PaperBroker:
         subscription_capacity: int = 40,
         daily_source: DailySource | None = None,
         *,
-        minute_source: Callable[[str, date], list[Bar]] | None = None,
+        minute_source: Callable[[str, date, datetime, datetime], list[Bar]] | None = None,
         state_store: PaperStateStore | None = None,
         index_source: IndexSource | None = None,
     ) -> None:
@@ -168,7 +168,7 @@ class PaperBroker:
             day = start.astimezone(KST).date()
             last = min(end.astimezone(KST).date(), self.exchange.feed.session_date - timedelta(days=1))
             while day <= last:
-                history += [b for b in self._minute_source(symbol, day) if start <= b.ts <= end]
+                history += self._minute_source(symbol, day, start, end)
                 day += timedelta(days=1)
         return history + self.exchange.tape.bars(symbol, start, end, interval, now=self.clock.now())
 

@@ -188,10 +188,17 @@ class KrxData:
         """Every 1-minute bar of ``symbol`` as column arrays (loaded once, then cached)."""
         return self._arrays(symbol)
 
-    def minute_bars(self, symbol: str, day: date) -> list[Bar]:
-        """The 1-minute bars of ``symbol`` on KST date ``day`` (possibly fewer than 381, or none)."""
+    def minute_bars(
+        self, symbol: str, day: date, start: datetime | None = None, end: datetime | None = None
+    ) -> list[Bar]:
+        """The 1-minute bars of ``symbol`` on KST date ``day`` (possibly fewer than 381, or none), only those
+        starting in ``[start, end]`` when given (sliced on the arrays: no bar object is built for the rest)."""
         a = self._arrays(symbol)
         lo, hi = a.day_range(day)
+        if start is not None:
+            lo = max(lo, int(np.searchsorted(a.ts, start.timestamp(), "left")))
+        if end is not None:
+            hi = min(hi, int(np.searchsorted(a.ts, end.timestamp(), "right")))
         return [
             Bar(symbol, datetime.fromtimestamp(ts, KST), o, h, lo_, c, v)
             for ts, o, h, lo_, c, v in zip(

@@ -82,18 +82,22 @@ class Tape:
             upto = min(upto, now)
         hi = bisect_right(ticks, upto, key=lambda t: t.ts)
         bars: list[Bar] = []
+        current: datetime | None = None
+        o = h = low = c = 0.0
+        v = 0
         for tick in ticks[lo:hi]:
             bucket = _bucket(tick.ts, minutes)
             if not start <= bucket <= end:
                 continue
             price = float(tick.price)
-            if bars and bars[-1].ts == bucket:
-                b = bars[-1]
-                bars[-1] = Bar(
-                    symbol, bucket, b.open, max(b.high, price), min(b.low, price), price, b.volume + tick.qty, interval
-                )
-            else:
-                bars.append(Bar(symbol, bucket, price, price, price, price, tick.qty, interval))
+            if bucket == current:
+                h, low, c, v = max(h, price), min(low, price), price, v + tick.qty
+                continue
+            if current is not None:
+                bars.append(Bar(symbol, current, o, h, low, c, v, interval))
+            current, o, h, low, c, v = bucket, price, price, price, price, tick.qty
+        if current is not None:
+            bars.append(Bar(symbol, current, o, h, low, c, v, interval))
         return bars
 
 
@@ -273,6 +277,7 @@ class PaperExchange:
             mark = self.engine.matched_through
             seen_at_mark = 0
             last_ts: datetime | None = None
+            last_processed: datetime | None = None
             for tick in self.feed:
                 last_ts = tick.ts
                 matched_before = False
@@ -287,12 +292,17 @@ class PaperExchange:
                     self.engine.observe(tick)
                     self.ticks_skipped += 1
                     continue
+                new_instant = tick.ts != last_processed
+                if new_instant and last_processed is not None:
+                    await asyncio.sleep(0)  # readers see an instant's prints before time moves on
                 if tick.ts > self.close_at and not self.engine.closed:
                     await self._advance(self.close_at)
                     self.expire_day(self.close_at)
-                await self._advance(tick.ts)
+                if new_instant:
+                    await self._advance(tick.ts)
+                    last_processed = tick.ts
                 self._process(tick)
-                await asyncio.sleep(0)
+            await asyncio.sleep(0)
             if not self.engine.closed:
                 now = self.clock.now()
                 self.expire_day(max(now, last_ts) if last_ts and not self.pace else now)

@@ -65,6 +65,7 @@ class _Every:
         self.step = timedelta(seconds=seconds)
         self.start, self.end, self.tz = start, end, tz
         self.anchor: datetime | None = None
+        self._windows: dict[date, tuple[datetime, datetime]] = {}
 
     def next_fire(self, now: datetime, last: datetime | None) -> datetime:
         floor = now if last is None or last < now else last + timedelta(microseconds=1)
@@ -74,6 +75,18 @@ class _Every:
             return self._on_grid(self.anchor, floor)
         day = now.astimezone(self.tz).date() - timedelta(days=1)  # a window may run past midnight
         for _ in range(400):
+            begin, finish = self._window(day)
+            if floor < finish:
+                fire = self._on_grid(begin, floor)
+                if fire < finish:
+                    return fire
+            day += timedelta(days=1)
+        raise RuntimeError("no fire time within 400 days")  # unreachable for a non-empty window
+
+    def _window(self, day: date) -> tuple[datetime, datetime]:
+        """The window of ``day`` (begin, end), computed once per day: the job asks again at every fire."""
+        window = self._windows.get(day)
+        if window is None:
             begin = datetime.combine(day, self.start or time(0), tzinfo=self.tz)
             finish = (
                 datetime.combine(day, self.end, tzinfo=self.tz)
@@ -82,11 +95,10 @@ class _Every:
             )
             if finish <= begin:
                 finish += timedelta(days=1)
-            fire = self._on_grid(begin, floor)
-            if fire < finish:
-                return fire
-            day += timedelta(days=1)
-        raise RuntimeError("no fire time within 400 days")  # unreachable for a non-empty window
+            if len(self._windows) > 8:
+                self._windows.clear()
+            window = self._windows[day] = (begin, finish)
+        return window
 
     def _on_grid(self, anchor: datetime, floor: datetime) -> datetime:
         if floor <= anchor:
