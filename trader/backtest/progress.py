@@ -19,6 +19,8 @@ from trader.backtest.driver import OnIdle
 from trader.backtest.engine import LiveView
 
 REFRESH_S = 0.25
+PLAIN_EVERY_S = 30.0
+"""Without a terminal (a log file, cron, CI) the bar is not drawn: one plain progress line this often instead."""
 
 
 class BacktestProgress:
@@ -29,6 +31,9 @@ class BacktestProgress:
         self._index = {d: i for i, d in enumerate(days)}
         self._last = 0.0
         self._equity0: float | None = None
+        self._plain = not progress.console.is_terminal
+        self._started = time.monotonic()
+        self._last_line = self._started
 
     def hook(self, view: LiveView) -> OnIdle:
         def on_idle(now: datetime, _next: datetime | None) -> None:
@@ -47,10 +52,21 @@ class BacktestProgress:
             f"sessions {view.sessions_done}/{len(self._days)} · intents {view.intents():,} · "
             f"fills {view.fills():,} · P&L {equity - self._equity0:+,.0f} KRW"
         )
-        self._progress.update(
-            self._task, completed=self._done(now), now=f"{now.astimezone(KST):%Y-%m-%d %H:%M:%S}", status=status
-        )
+        done = self._done(now)
+        self._progress.update(self._task, completed=done, now=f"{now.astimezone(KST):%Y-%m-%d %H:%M:%S}", status=status)
         self._progress.refresh()
+        wall = time.monotonic()
+        if self._plain and wall - self._last_line >= PLAIN_EVERY_S:
+            self._last_line = wall
+            self._progress.console.print(self.line(now, done, status, wall - self._started), highlight=False)
+
+    def line(self, now: datetime, done: float, status: str, elapsed: float) -> str:
+        total = len(self._days)
+        eta = f"{elapsed / done * (total - done) / 60:.1f} min" if done > 0 else "?"
+        return (
+            f"{now.astimezone(KST):%Y-%m-%d %H:%M} · {done:.1f}/{total} sessions ({done / total:.0%}) · {status} · "
+            f"elapsed {elapsed / 60:.1f} min · ETA {eta}"
+        )
 
     def _done(self, now: datetime) -> float:
         local = now.astimezone(KST)
