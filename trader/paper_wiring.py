@@ -64,7 +64,7 @@ def build_paper_broker(
     store = None
     if config.paper.persist and settings.oms_data_dir:
         store = PaperStateStore(Path(settings.oms_data_dir) / PAPER_ACCOUNT_FILE)
-    later = _later_days(clock, feed.session_date)
+    later = later_days(clock, feed.session_date)
     if later:
         log.info("multi-day replay: %s, then %d more session(s) to %s", feed.session_date, len(later), later[-1])
     feeds = (
@@ -100,8 +100,9 @@ def _derived_index(data: KrxData, first: date) -> DerivedIndex:
     return index
 
 
-def _later_days(clock: Clock, first: date) -> list[date]:
-    """The trading days after ``first`` of a multi-day clock (``days=`` in TRADER_CLOCK), else none."""
+def later_days(clock: Clock, first: date) -> list[date]:
+    """The trading days after ``first`` of a multi-day clock (``days=`` in TRADER_CLOCK, or a backtest's
+    driven clock over several sessions), else none."""
     windows = getattr(clock, "windows", None)
     if not isinstance(windows, Windows):
         return []

@@ -14,7 +14,7 @@ import logging
 from datetime import date
 from pathlib import Path
 
-from broker_core.clock import NEW_YORK, Clock, VirtualClock
+from broker_core.clock import NEW_YORK, Clock
 from broker_core.config_errors import ConfigError
 from broker_core.markets import us
 from broker_core.markets.venue_market import US_MARKET, market_for
@@ -25,7 +25,7 @@ from broker_core.paper.us_data import UsData, UsDataNotFound
 from broker_core.paper.us_exchange import UsMatchingEngine, UsPaperExchange
 from oms.settings import OmsConfig, OmsSettings
 from oms.venue import Venue
-from trader.paper_wiring import PAPER_ACCOUNT_FILE
+from trader.paper_wiring import PAPER_ACCOUNT_FILE, later_days
 
 log = logging.getLogger("trader.us")
 
@@ -50,18 +50,11 @@ def first_session(settings: OmsSettings, clock: Clock) -> date:
     return us.next_trading_day(now.date())
 
 
-def _later_days(clock: Clock, first: date) -> list[date]:
-    windows = clock.windows if isinstance(clock, VirtualClock) else None
-    if windows is None:
-        return []
-    return [d for d in windows.days() if d > first]
-
-
 def build_us_paper_venue(settings: OmsSettings, config: OmsConfig, clock: Clock) -> Venue:
     data = _us_data()
     sessions = data.sessions()
     day = first_session(settings, clock)
-    days = [day, *_later_days(clock, day)]
+    days = [day, *later_days(clock, day)]
     symbols = [s for s in config.paper.symbols if s in set(data.symbols())] or None
     feeds = [UsDailyFeed(data, data_day_for(sessions, d), symbols, seed=DEFAULT_SEED, session_day=d) for d in days]
     if feeds[0].data_day != day:

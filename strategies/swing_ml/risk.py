@@ -111,13 +111,10 @@ def check_exit(
     return ExitCheck(reason, last, pk, lv)
 
 
-def _bar_starts(index: pd.Index) -> list[datetime]:
-    out: list[datetime] = []
-    for v in index:
-        ts = pd.Timestamp(v)
-        ts = ts.tz_localize(NEW_YORK) if ts.tzinfo is None else ts
-        out.append(ts.to_pydatetime())
-    return out
+def _bar_starts(index: pd.Index) -> pd.DatetimeIndex:
+    """The bar starts as one timezone-aware index (naive read as New York), converted at once."""
+    starts = pd.DatetimeIndex(index)
+    return starts.tz_localize(NEW_YORK) if starts.tz is None else starts
 
 
 def peak_since_entry(
@@ -136,16 +133,11 @@ def peak_since_entry(
         peak = max(peak, last)
     if bars is None or len(bars) == 0:
         return peak
-    for start, high, close in zip(_bar_starts(bars.index), bars["high"], bars["close"], strict=True):
-        if start >= entry_ts:
-            value = high
-        elif start + interval > entry_ts:
-            value = close
-        else:
-            continue
-        if pd.notna(value):
-            peak = max(peak, float(value))
-    return peak
+    starts, entry = _bar_starts(bars.index), pd.Timestamp(entry_ts)
+    after = starts >= entry
+    straddling = ~after & (starts + interval > entry)  # the entry bar itself: only its close is after the fill
+    seen = pd.concat([bars["high"][after], bars["close"][straddling]]).dropna()
+    return max(peak, float(seen.max())) if len(seen) else peak
 
 
 # -- S7 ------------------------------------------------------------------------------------------

@@ -205,6 +205,13 @@ def atr14(bars: pd.DataFrame | None, period: int = 14) -> float | None:
     return float(value) if pd.notna(value) and value > 0 else None
 
 
+def retrain_slot(local: datetime, weekday: int, at: time) -> datetime:
+    """The latest weekly retrain instant (``weekday`` at ``at``, New York) at or before ``local``."""
+    day = local.date() - timedelta(days=(local.weekday() - weekday) % 7)
+    slot = datetime.combine(day, at, NEW_YORK)
+    return slot if slot <= local else slot - timedelta(days=7)
+
+
 class SwingMlStrategy(Strategy):
     def __init__(self, config: SwingMlConfig, oms: OmsClient, clock: Clock, *, data_dir: Path) -> None:
         super().__init__(oms.strategy_id, oms, clock)
@@ -434,9 +441,12 @@ class SwingMlStrategy(Strategy):
         return f"ok: {reading.regime}"
 
     async def _weekly_retrain(self, now: datetime) -> str:
-        local = now.astimezone(NEW_YORK)
-        if local.weekday() != self.config.schedule.retrain_weekday:
-            return "not the retrain day"
+        """Due when the model predates this week's retrain slot: a fire held over a gap (a sim's weekend, a
+        process down on Sunday) still retrains when it runs, and a second fire in the same week does not."""
+        sched = self.config.schedule
+        slot = retrain_slot(now.astimezone(NEW_YORK), sched.retrain_weekday, sched.retrain_at)
+        if self.model is not None and self._model_created() >= slot:
+            return f"retrained since {slot:%Y-%m-%d %H:%M}"
         report = await self.retrain_model(now, "weekly")
         return f"ok: {report.metadata.version} {'promoted' if report.promotion.promoted else 'not promoted'}"
 
@@ -727,11 +737,15 @@ class SwingMlStrategy(Strategy):
     def _model_stale(self, now: datetime) -> bool:
         if self.model is None:
             return False
+        return now - self._model_created() > STALE_MODEL_AFTER
+
+    def _model_created(self) -> datetime:
+        """When the current model was trained (the distant past when its metadata cannot say)."""
+        assert self.model is not None
         try:
-            created = datetime.fromisoformat(self.model.metadata.created_at.replace("Z", "+00:00"))
+            return datetime.fromisoformat(self.model.metadata.created_at.replace("Z", "+00:00"))
         except ValueError:
-            return True
-        return now - created > STALE_MODEL_AFTER
+            return datetime.min.replace(tzinfo=UTC)
 
     async def retrain_model(self, now: datetime, why: str, refused: str | None = None) -> RetrainReport:
         """S5 on the completed sessions before today: fit, validate, save, promote, prune. A model refused

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ from strategies.swing_ml.config import RiskParams, SizingParams
 from strategies.swing_ml.reasons import Reason
 from strategies.swing_ml.risk import check_exit, exit_gate, exit_key, held_trading_days, peak_since_entry
 from strategies.swing_ml.sizing import kelly, marketable_limit, size_buy
+from strategies.swing_ml.strategy import retrain_slot
 
 
 def test_trailing_stop_arms_at_plus_two_percent():
@@ -93,3 +95,13 @@ def test_marketable_limit():
     assert marketable_limit(200.0, False) == 199.60
     assert marketable_limit(100.01, True) == 100.22  # round_up(100.21002)
     assert marketable_limit(5.0, False) == 4.99
+
+
+def test_the_weekly_retrain_slot_is_the_last_sunday_noon_so_a_fire_held_over_a_weekend_still_retrains() -> None:
+    sunday_noon = datetime(2024, 11, 17, 12, 0, tzinfo=NEW_YORK)
+    assert retrain_slot(sunday_noon, 6, dtime(12)) == sunday_noon
+    assert retrain_slot(datetime(2024, 11, 18, 9, 25, tzinfo=NEW_YORK), 6, dtime(12)) == sunday_noon  # at the jump
+    assert retrain_slot(datetime(2024, 11, 17, 11, 59, tzinfo=NEW_YORK), 6, dtime(12)) == datetime(
+        2024, 11, 10, 12, 0, tzinfo=NEW_YORK
+    )
+    assert retrain_slot(datetime(2024, 11, 23, 23, 0, tzinfo=NEW_YORK), 6, dtime(12)) == sunday_noon
