@@ -28,7 +28,9 @@ Fills
 
 Market data
   Quotes from snapshots, bars from the bars endpoint, ticks from StockDataStream trades (its own
-  thread, started at the first subscription; ``subscription_capacity`` symbols).
+  thread, started at the first subscription; ``subscription_capacity`` symbols). Intraday bars are raw;
+  daily bars are raw with the split-and-dividend adjusted close in ``extra["adj_close"]`` (two bars
+  requests per call, see ``get_daily_bars``).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from alpaca.common.enums import Sort
-from alpaca.data.enums import DataFeed
+from alpaca.data.enums import Adjustment, DataFeed
 from alpaca.data.historical import StockHistoricalDataClient
 from alpaca.data.live import StockDataStream
 from alpaca.data.models import Trade as AlpacaTrade
@@ -735,8 +737,23 @@ class AlpacaBroker:
             volume=volume,
         )
 
-    async def _bars(self, symbol: str, timeframe: TimeFrame, start: datetime, end: datetime) -> list[Any]:
-        request = StockBarsRequest(symbol_or_symbols=symbol, timeframe=timeframe, start=start, end=end, feed=self._feed)
+    async def _bars(
+        self,
+        symbol: str,
+        timeframe: TimeFrame,
+        start: datetime,
+        end: datetime,
+        adjustment: Adjustment | None = None,
+    ) -> list[Any]:
+        """Bars of one symbol; ``adjustment`` None sends none (Alpaca's default: raw)."""
+        request = StockBarsRequest(
+            symbol_or_symbols=symbol,
+            timeframe=timeframe,
+            start=start,
+            end=end,
+            feed=self._feed,
+            adjustment=adjustment,
+        )
         barset: Any = await self._call(lambda: self.data.get_stock_bars(request), "get bars")
         return list(barset.data.get(symbol, []))
 
@@ -750,22 +767,36 @@ class AlpacaBroker:
         ]
 
     async def get_daily_bars(self, symbol: str, start: date, end: date) -> list[Bar]:
+        """Raw daily bars, each with ``extra["adj_close"]``: the close adjusted for splits and dividends
+        (``adjustment=all``), matched by date; a day the adjusted answer lacks gets no extra.
+
+        Two bars requests per call (raw, then all), each paged by the SDK: it costs two of Alpaca's data
+        API requests while the OMS market-data proxy charges its rate budget one token for it.
+        """
         begin = datetime.combine(start, time(), NEW_YORK)
         finish = datetime.combine(end, time(23, 59, 59), NEW_YORK)
         rows = await self._bars(symbol, TimeFrame.Day, begin, finish)
-        return [
-            Bar(
-                symbol,
-                datetime.combine(b.timestamp.astimezone(NEW_YORK).date(), time(), NEW_YORK),
-                b.open,
-                b.high,
-                b.low,
-                b.close,
-                int(b.volume),
-                "1d",
+        adjusted = await self._bars(symbol, TimeFrame.Day, begin, finish, Adjustment.ALL)
+        adj_close = {_ny_date(b.timestamp): float(b.close) for b in adjusted}
+        out = []
+        for b in rows:
+            day = _ny_date(b.timestamp)
+            adj = adj_close.get(day)
+            extra = {"adj_close": adj} if adj is not None else {}
+            out.append(
+                Bar(
+                    symbol,
+                    datetime.combine(day, time(), NEW_YORK),
+                    b.open,
+                    b.high,
+                    b.low,
+                    b.close,
+                    int(b.volume),
+                    "1d",
+                    extra,
+                )
             )
-            for b in rows
-        ]
+        return out
 
     # -- ticks -------------------------------------------------------------------------------------
 
@@ -824,6 +855,10 @@ class AlpacaBroker:
 
     def ticks(self) -> AsyncIterator[Tick]:
         return FanoutStream[Tick](self._tick_streams, TICK_QUEUE)
+
+
+def _ny_date(ts: datetime) -> date:
+    return ts.astimezone(NEW_YORK).date()
 
 
 def _timeframe(interval: str) -> TimeFrame:

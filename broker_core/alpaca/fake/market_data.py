@@ -4,6 +4,12 @@ Nothing is served from after the fake's ``now``. The replayed session comes from
 earlier days come from the US data (daily bars as recorded; intraday bars of past days are the same
 derived paths the exchange replays, labelled by the module that derives them). A symbol with no data
 is left out of the answer, as the real API does.
+
+Bars honour ``adjustment``: ``raw`` (the default) serves the recorded prices on the tick grid; ``all``
+scales a past day's OHLC by that day's ``adj_close / close`` from the US data (so close = adj_close, off
+the grid as real adjusted prices are; volume unchanged), for daily bars and the derived intraday bars of
+past days alike; the replayed session day has factor 1. ``split`` and ``dividend`` are refused (422): the
+data's one adjustment factor cannot tell the two apart.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from broker_core.paper.us_data import UsData
 TIMEFRAME = re.compile(r"^(\d+)(Min|T|Hour|H|Day|D)$")
 MAX_INTRADAY_HISTORY_DAYS = 31
 DEFAULT_LIMIT = 1000
+ADJUSTMENTS = ("raw", "split", "dividend", "all")
+SERVED_ADJUSTMENTS = ("raw", "all")
 MAX_LIMIT = 10_000
 QUOTE_SIZE = 100
 TAPE = "C"
@@ -65,6 +73,42 @@ def parse_timeframe(value: str) -> int:
     if not (unit in ("Min", "T") and 1 <= amount <= 59 or unit in ("Hour", "H") and 1 <= amount <= 23):
         raise DataRequestError(f"timeframe: {value!r} out of range (1-59Min, 1-23Hour)", 400)
     return minutes
+
+
+def parse_adjustment(value: str | None) -> str:
+    """``raw`` (default) or ``all``; ``split``/``dividend`` and unknown values are refused (422)."""
+    text = (value or "raw").strip()
+    if text not in ADJUSTMENTS:
+        raise DataRequestError(f"adjustment: invalid value {value!r} (raw, split, dividend, all)")
+    if text not in SERVED_ADJUSTMENTS:
+        raise DataRequestError(
+            f"adjustment: {text!r} is not supported by the fake Alpaca (only raw and all; its data carries one "
+            "combined adjustment factor)"
+        )
+    return text
+
+
+def _scaled(bar: Bar, factor: float, close: float | None = None) -> Bar:
+    """``bar`` with its prices times ``factor`` (``close`` given: that close exactly); volume unchanged."""
+    return Bar(
+        bar.symbol,
+        bar.ts,
+        bar.open * factor,
+        bar.high * factor,
+        bar.low * factor,
+        bar.close * factor if close is None else close,
+        bar.volume,
+        bar.interval,
+        bar.extra,
+    )
+
+
+def _adjusted(recorded: Bar) -> Bar:
+    """A recorded daily bar (``extra["adj_close"]``) adjusted for splits and dividends: close = adj_close."""
+    adj = recorded.extra.get("adj_close")
+    if adj is None or not recorded.close:
+        return recorded
+    return _scaled(recorded, adj / recorded.close, close=adj)
 
 
 def bar_json(bar: Bar, trades: int | None = None) -> dict[str, Any]:
@@ -157,7 +201,9 @@ class FakeMarketData:
         sessions = self.data.sessions()
         return [d for d in sessions if start <= d <= end and d < self.session_day]
 
-    def _intraday(self, symbol: str, start: datetime, end: datetime, minutes: int, now: datetime) -> list[Bar]:
+    def _intraday(
+        self, symbol: str, start: datetime, end: datetime, minutes: int, now: datetime, adjustment: str = "raw"
+    ) -> list[Bar]:
         first = start.astimezone(us.TZ).date()
         last = end.astimezone(us.TZ).date()
         past = self._history_days(first, last)
@@ -172,7 +218,10 @@ class FakeMarketData:
             if row is None:
                 continue
             path = derive_day(symbol, day, row.open, row.high, row.low, row.close, row.volume, seed=self.seed)
-            bars += [b for b in _aggregate(path.bars(), minutes) if start <= b.ts <= end]
+            found = [b for b in _aggregate(path.bars(), minutes) if start <= b.ts <= end]
+            if adjustment == "all" and row.close:
+                found = [_scaled(b, row.adj_close / row.close) for b in found]
+            bars += found
         if first <= self.session_day <= last and self.exchange.engine.has_symbol(symbol):
             bars += self.exchange.tape.bars(symbol, start, end, f"{minutes}m", now=now)
         return bars
@@ -195,12 +244,13 @@ class FakeMarketData:
             "1d",
         )
 
-    def _daily(self, symbol: str, start: datetime, end: datetime, now: datetime) -> list[Bar]:
+    def _daily(self, symbol: str, start: datetime, end: datetime, now: datetime, adjustment: str = "raw") -> list[Bar]:
         first, last = start.astimezone(us.TZ).date(), end.astimezone(us.TZ).date()
         bars: list[Bar] = []
         if self.data is not None:
             upto = min(last, self.session_day - timedelta(days=1))
-            bars = [_on_grid(b) for b in self.data.daily_bars(symbol, first, upto)] if first <= upto else []
+            recorded = self.data.daily_bars(symbol, first, upto) if first <= upto else []
+            bars = [_adjusted(b) if adjustment == "all" else _on_grid(b) for b in recorded]
         if first <= self.session_day <= last:
             today = self._today_bar(symbol, now)
             if today is not None:
@@ -212,6 +262,7 @@ class FakeMarketData:
     def bars(self, params: Mapping[str, str]) -> dict[str, Any]:
         symbols = self._symbols(params)
         minutes = parse_timeframe(params.get("timeframe", ""))
+        adjustment = parse_adjustment(params.get("adjustment"))
         now = self.clock.now()
         start = parse_time(params["start"], "start") if params.get("start") else None
         end = parse_time(params["end"], "end") if params.get("end") else now
@@ -228,9 +279,9 @@ class FakeMarketData:
             if not self._known(symbol):
                 continue
             found = (
-                self._daily(symbol, start, end, now)
+                self._daily(symbol, start, end, now, adjustment)
                 if minutes == 0
-                else self._intraday(symbol, start, end, minutes, now)
+                else self._intraday(symbol, start, end, minutes, now, adjustment)
             )
             if descending:
                 found.reverse()
@@ -373,4 +424,12 @@ def _token(value: str | None) -> int:
         raise DataRequestError(f"page_token: invalid {value!r}", 400) from exc
 
 
-__all__ = ["DataRequestError", "FakeMarketData", "bar_json", "parse_time", "parse_timeframe", "trade_json"]
+__all__ = [
+    "DataRequestError",
+    "FakeMarketData",
+    "bar_json",
+    "parse_adjustment",
+    "parse_time",
+    "parse_timeframe",
+    "trade_json",
+]
