@@ -29,8 +29,16 @@ test: install browser
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
 
+# Figures of issue 21 (printed, never asserted): the load generator on core 0, the OMS on the other core.
+# A few minutes; bench/RESULTS.md keeps the before/after table. `make demo` time and fill -> stream p99 are
+# not measured here (see bench/RESULTS.md).
 bench: install
 	$(BIN)/python bench/replay_throughput.py --resting 200
+	$(BIN)/python bench/intents.py --spawn sqlite --rate 500 --duration 10
+	$(BIN)/python bench/intents.py --spawn postgres --rate 500 --duration 10
+	$(BIN)/python bench/intents.py --spawn sqlite --saturate --rate 400 --step-duration 3
+	$(BIN)/python bench/intents.py --spawn postgres --saturate --rate 400 --step-duration 3
+	$(BIN)/python bench/oms_start.py --db both --repeats 3 --intents 10000
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -8,6 +8,7 @@ accept entries. Until then ``/health`` says ``starting``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from contextlib import suppress
@@ -234,6 +235,11 @@ class OmsRuntime:
         self.state.ready = True
         self.status = "ok"
         self._start_loops()
+        # Everything alive now (modules, config, the rebuilt state, the paper replay data: ~200k objects) leaves
+        # the cyclic collector's generations: a full collection then scans only what was created since, instead
+        # of pausing the event loop ~100-200 ms every few thousand intents (the p99 of the intent path).
+        # Reference counting frees objects as before; ``stop`` unfreezes.
+        gc.freeze()
         log.info(
             "OMS %s ready: broker=%s db=%s journal=%s",
             self.state.instance_id,
@@ -366,6 +372,7 @@ class OmsRuntime:
                 await self.engine.dispose()
         if self.journal is not None:
             self.journal.close()
+        gc.unfreeze()
 
     # ---- views ------------------------------------------------------------------------------
     @property

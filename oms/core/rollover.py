@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from broker_core.calendars import KRX, calendar, is_trading_day, next_trading_day, previous_trading_day
@@ -56,8 +57,14 @@ def day_start(day: date, code: str = KRX) -> datetime:
 def session_day(now: datetime, code: str = KRX) -> date:
     """The trading day in force at ``now``: today from its 00:00 when today trades, else the last
     trading day before it (a Saturday belongs to Friday)."""
-    local = now.astimezone(exchange_tz(code))
-    return local.date() if is_trading_day(local, code) else previous_trading_day(local, code)
+    return _session_day_of(now.astimezone(exchange_tz(code)).date(), code)
+
+
+@lru_cache(maxsize=256)
+def _session_day_of(local_day: date, code: str) -> date:
+    """``session_day`` of a local date, kept: every intent asks (``DayRollover.due``), the calendar lookup
+    costs tens of microseconds and its answer for a date never changes."""
+    return local_day if is_trading_day(local_day, code) else previous_trading_day(local_day, code)
 
 
 def next_day_start(now: datetime, code: str = KRX) -> datetime:
