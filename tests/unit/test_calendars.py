@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
+import exchange_calendars as xcals
 import pytest
 
 from broker_core import calendars as cals
@@ -112,3 +114,20 @@ def test_out_of_range_date_is_not_a_session() -> None:
 
 def test_calendar_is_cached() -> None:
     assert cals.calendar(cals.KRX) is cals.calendar(cals.KRX)
+
+
+def test_a_built_calendar_is_kept_in_the_cache_folder_and_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(cals.CACHE_ENV, str(tmp_path))
+    stale = tmp_path / f"calendar-XKRX-{xcals.__version__}-2000-01-01.pickle"
+    stale.write_bytes(b"an earlier day's calendar")
+    build = cals.calendar.__wrapped__  # the function under the per-process cache
+    built = build("XKRX")
+    assert [p.name for p in tmp_path.glob("calendar-XKRX-*.pickle")] == [
+        f"calendar-XKRX-{xcals.__version__}-{date.today().isoformat()}.pickle"
+    ]
+    again = build("XKRX")
+    assert again is not built and again.sessions.equals(built.sessions)
+    next(tmp_path.glob("calendar-XKRX-*.pickle")).write_bytes(b"not a pickle")  # damaged: built again
+    assert build("XKRX").sessions.equals(built.sessions)
