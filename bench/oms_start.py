@@ -9,7 +9,8 @@ measure from the process launch (a warm disk: the first repeat also warms it):
 
 - ``listening``: the first HTTP reply of ``/health`` (still ``starting``): interpreter, imports, app;
 - ``start → /health ok``: the state rebuilt, the broker connected, the first reconcile done;
-- ``RSS after start``: ``VmRSS`` of ``/proc/PID/status`` once healthy.
+- ``RSS after start``: ``VmRSS`` of ``/proc/PID/status`` once healthy; ``private``: its ``RssAnon`` (without the
+  page cache of the memory-mapped replay columns, which the kernel shares and reclaims).
 
 On the first repeat it then sends ``--intents`` intents open loop at ``--rate`` (``bench/intents.py``'s
 generator: ENTER 1 share, resting LIMIT, unique idempotency keys) and prints ``RSS after N intents``
@@ -72,9 +73,10 @@ async def one_backend(db: str, args: argparse.Namespace) -> dict[str, Any]:
             starts.append(sp.start_s)
             listening.append(sp.listening_s)
             rss_start.append(vm_kb(sp.oms.pid, "VmRSS"))
+            out["anon_start_kb"] = vm_kb(sp.oms.pid, "RssAnon")
             print(
                 f"  {db} start {i + 1}: listening {sp.listening_s:.2f} s, /health ok {sp.start_s:.2f} s, "
-                f"RSS {rss_start[-1] / 1024:.0f} MB",
+                f"RSS {rss_start[-1] / 1024:.0f} MB (private {out['anon_start_kb'] / 1024:.0f} MB)",
                 flush=True,
             )
             if i == 0 and args.intents:
@@ -91,6 +93,7 @@ async def one_backend(db: str, args: argparse.Namespace) -> dict[str, Any]:
                 out["load"] = run
                 out["rss_after_kb"] = vm_kb(sp.oms.pid, "VmRSS")
                 out["hwm_after_kb"] = vm_kb(sp.oms.pid, "VmHWM")
+                out["anon_after_kb"] = vm_kb(sp.oms.pid, "RssAnon")
                 out["cpu_us_per_intent"] = run["cpu"]["server_us_per_intent"]
                 print(
                     f"  {db}: {run['replies']} intents at {args.rate:g}/s (achieved {run['achieved_rate']:.0f}/s, "
@@ -132,6 +135,10 @@ def table(results: list[dict[str, Any]], n: int) -> None:
     row("RSS after start", lambda r: f"{r['rss_start_kb'] / 1024:.0f} MB")
     row(
         f"RSS after {n} intents (peak)", lambda r: f"{r['rss_after_kb'] / 1024:.0f} ({r['hwm_after_kb'] / 1024:.0f}) MB"
+    )
+    row(
+        "private (RssAnon) after start / intents",
+        lambda r: f"{r['anon_start_kb'] / 1024:.0f} / {r['anon_after_kb'] / 1024:.0f} MB",
     )
     row("server CPU per intent", lambda r: f"{r['cpu_us_per_intent'] / 1000:.2f} ms")
     row(f"restart after {n} intents -> ok", lambda r: f"{r['restart'][1]:.2f} s")

@@ -1,9 +1,9 @@
 """Trading calendars (XKRX, XNYS) from ``exchange_calendars``, loaded once per process.
 
 Building XKRX takes ~1.3 s (twenty years of lunar holidays), a third of an OMS's start: the built calendar
-is kept as a pickle in the user's cache folder (``TRADER_CACHE_DIR``, else ``$XDG_CACHE_HOME/trader`` or
-``~/.cache/trader``), one file per calendar, library version and day (the default range moves with today),
-and read back in ~30 ms. A cache that cannot be read or written is ignored: the calendar is built as before.
+is kept as a pickle in the user's cache folder (:mod:`broker_core.cache`), one file per calendar, library
+version and day (the default range moves with today), and read back in ~30 ms. A cache that cannot be read
+or written is ignored: the calendar is built as before.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from zoneinfo import ZoneInfo
 import exchange_calendars as xcals
 import pandas as pd
 
+from broker_core.cache import cache_dir
+
 KRX = "XKRX"
 NYSE = "XNYS"
-CACHE_ENV = "TRADER_CACHE_DIR"
 
 log = logging.getLogger("broker_core.calendars")
 
@@ -40,14 +41,6 @@ def calendar(code: str = KRX) -> xcals.ExchangeCalendar:
     built = xcals.get_calendar(code)
     _store(path, built)
     return built
-
-
-def cache_dir() -> Path:
-    explicit = os.environ.get(CACHE_ENV)
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "trader"
 
 
 def _cache_file(code: str) -> Path:

@@ -1,13 +1,16 @@
 """Locating and reading the KRX reference data (``../shared/data/krx``, see its README).
 
-Minute files are loaded once per ticker into column arrays and sliced per session; the daily
-files are loaded once and indexed by ticker. Everything is read-only and cached per instance.
+Minute files are decoded once into column files in the cache folder and memory-mapped per ticker, then
+sliced per session; the daily files are loaded once and indexed by ticker. Everything is read-only and
+cached per instance.
 """
 
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from broker_core.cache import cache_dir
 from broker_core.clock import KST
 from broker_core.models import Bar
 
@@ -77,9 +81,17 @@ class MinuteArrays:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    days: np.ndarray | None = None
+    """The distinct days of ``day`` in order, and ``starts`` where each begins (one more: the end): with them
+    a day is found without reading the ``day`` column (of a memory-mapped file)."""
+    starts: np.ndarray | None = None
 
     def day_range(self, day: date) -> tuple[int, int]:
         d = _day_number(day)
+        if self.days is not None and self.starts is not None:
+            pos = int(np.searchsorted(self.days, d, "left"))
+            found = pos < len(self.days) and int(self.days[pos]) == d
+            return int(self.starts[pos]), int(self.starts[pos + 1 if found else pos])
         return int(np.searchsorted(self.day, d, "left")), int(np.searchsorted(self.day, d, "right"))
 
     def covers(self, day: date) -> bool:
@@ -107,6 +119,90 @@ def _epoch_seconds(column: pa.ChunkedArray) -> np.ndarray:
 
 def _kst_days(seconds: np.ndarray) -> np.ndarray:
     return (seconds + _KST_OFFSET_S) // 86_400
+
+
+def _read_minutes(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A minute file decoded and sorted by time: ``ts, day, volume`` (int64 rows) and ``open, high, low,
+    close`` (float64 rows), each row one contiguous column."""
+    table = pq.read_table(path)
+    ts = _epoch_seconds(table.column("timestamp"))
+    order = np.argsort(ts, kind="stable")
+    ints = np.empty((3, len(ts)), dtype=np.int64)
+    ints[0] = ts[order]
+    ints[1] = _kst_days(ints[0])
+    ints[2] = table.column("volume").to_numpy()[order]
+    prices = np.empty((4, len(ts)), dtype=np.float64)
+    for row, name in enumerate(("open", "high", "low", "close")):
+        prices[row] = table.column(name).to_numpy()[order]
+    return ints, prices
+
+
+def _column_files(path: Path) -> tuple[Path, Path]:
+    """Where the decoded columns of ``path`` are kept: named by the file's location, size and mtime, so an
+    edited or replaced data file gets new columns."""
+    st = path.stat()
+    where = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    stem = cache_dir() / "krx-minute" / f"{path.stem}-{where}-{st.st_size}-{st.st_mtime_ns}"
+    return stem.with_suffix(".i8.npy"), stem.with_suffix(".f8.npy")
+
+
+def _save(array: np.ndarray, target: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, target)
+
+
+def _mapped_minutes(path: Path) -> MinuteArrays:
+    """The minute columns of ``path``, memory-mapped from the cache folder (decoded from the parquet file once,
+    on first use): a process pages in only the days it reads (a replayed session, the history a strategy asks
+    for) instead of holding every ticker's whole history (~4 MB each). Without a usable cache folder the
+    columns are held in memory, as before."""
+    ints_file, prices_file = _column_files(path)
+    try:
+        ints, prices = np.load(ints_file, mmap_mode="r"), np.load(prices_file, mmap_mode="r")
+        if ints.shape[0] != 3 or prices.shape[0] != 4 or ints.shape[1] != prices.shape[1]:
+            raise ValueError("not the column layout")
+    except (OSError, ValueError):
+        ints, prices = _read_minutes(path)
+        try:
+            ints_file.parent.mkdir(parents=True, exist_ok=True)
+            _save(prices, prices_file)
+            _save(ints, ints_file)
+            ints, prices = np.load(ints_file, mmap_mode="r"), np.load(prices_file, mmap_mode="r")
+        except OSError:
+            pass
+    days, starts = _day_index(ints_file, ints[1])
+    return MinuteArrays(
+        ts=ints[0],
+        day=ints[1],
+        open=prices[0],
+        high=prices[1],
+        low=prices[2],
+        close=prices[3],
+        volume=ints[2],
+        days=days,
+        starts=starts,
+    )
+
+
+def _day_index(ints_file: Path, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct days and where each starts (plus the end), from a small file beside the columns."""
+    index_file = ints_file.with_name(ints_file.name.replace(".i8.npy", ".days.npy"))
+    try:
+        index = np.load(index_file)
+        if index.ndim == 2 and index.shape[0] == 2 and index[1, -1] == len(day):
+            return index[0, :-1], index[1]
+    except (OSError, ValueError):
+        pass
+    days, first = np.unique(np.asarray(day), return_index=True)
+    starts = np.append(first, len(day))
+    index = np.vstack([np.append(days, -1), starts])
+    try:
+        _save(index, index_file)
+    except OSError:
+        pass
+    return days, starts
 
 
 class KrxData:
@@ -142,21 +238,7 @@ class KrxData:
     def _arrays(self, symbol: str) -> MinuteArrays:
         arrays = self._minute.get(symbol)
         if arrays is None:
-            table = pq.read_table(self._minute_file(symbol))
-            ts = _epoch_seconds(table.column("timestamp"))
-            order = np.argsort(ts, kind="stable")
-            col = {name: table.column(name).to_numpy()[order] for name in ("open", "high", "low", "close", "volume")}
-            ts = ts[order]
-            arrays = MinuteArrays(
-                ts=ts,
-                day=_kst_days(ts),
-                open=col["open"].astype(float),
-                high=col["high"].astype(float),
-                low=col["low"].astype(float),
-                close=col["close"].astype(float),
-                volume=col["volume"].astype(np.int64),
-            )
-            self._minute[symbol] = arrays
+            arrays = self._minute[symbol] = _mapped_minutes(self._minute_file(symbol))
         return arrays
 
     def sessions(self, symbols: list[str] | None = None) -> list[date]:

@@ -9,6 +9,7 @@ import exchange_calendars as xcals
 import pytest
 
 from broker_core import calendars as cals
+from broker_core.cache import CACHE_ENV
 from broker_core.clock import KST, NEW_YORK
 
 
@@ -119,7 +120,7 @@ def test_calendar_is_cached() -> None:
 def test_a_built_calendar_is_kept_in_the_cache_folder_and_read_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(cals.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
     stale = tmp_path / f"calendar-XKRX-{xcals.__version__}-2000-01-01.pickle"
     stale.write_bytes(b"an earlier day's calendar")
     build = cals.calendar.__wrapped__  # the function under the per-process cache
