@@ -21,6 +21,10 @@ KMP (strategies/kmp): candidates = symbols of ``KMP_SCAN``'s ``candidates`` list
 lines; gates = ``strategies.kmp.decisions.GATE_CODES`` (the ``KMP_G_*`` codes and the VI gates); signals
 = ``KMP_ENTRY``.
 
+NULRIMOK (strategies/nulrimok): candidates = every ticker the daily selection judged (``NULRIMOK_TRADABLE`` or a
+``NULRIMOK_DROP_*`` reason); drops = the selection's drops, a trigger disarmed or never confirmed, no slot;
+gates = the entry gates of §3.5 (``NULRIMOK_G_*``); signals = ``NULRIMOK_ENTRY``.
+
 SWING_ML (strategies/swing_ml): candidates = the symbols decide scored (a BUY or a skip with its reason); upstream
 = no promoted model, no regime or data; gates = the regime and the Kelly size; signals = ``SWING_BUY``.
 
@@ -114,6 +118,37 @@ FUNNELS: dict[str, FunnelSpec] = {
         ),
         signal_codes=_codes(R.KPR_ENTRY),
         after_signal_codes=_codes(R.KPR_INTENT_ERROR, R.KPR_ENTRY_REJECTED, R.KPR_ENTRY_DEFERRED, R.KPR_MISSED_FILL),
+    ),
+    "NULRIMOK": FunnelSpec(
+        candidate_codes=_codes(
+            R.NULRIMOK_TRADABLE,
+            *(c for c in R if c.value.startswith("NULRIMOK_DROP_")),
+        ),
+        upstream_codes=_codes(
+            R.NULRIMOK_LRS_FAILED, R.NULRIMOK_DATA_UNAVAILABLE, R.NULRIMOK_DSE_LATE, R.NULRIMOK_DSE_FAILED
+        ),
+        drop_codes=_codes(
+            *(c for c in R if c.value.startswith("NULRIMOK_DROP_")),
+            R.NULRIMOK_DISARM,
+            R.NULRIMOK_NO_CONFIRM,
+            R.NULRIMOK_SLOT_DENIED,
+        ),
+        gate_codes=_codes(
+            R.NULRIMOK_G_TIER_C,
+            R.NULRIMOK_G_TIME,
+            R.NULRIMOK_G_NAV_NA,
+            R.NULRIMOK_G_PORTFOLIO_RISK,
+            R.NULRIMOK_G_SECTOR_RISK,
+            R.NULRIMOK_G_QTY,
+        ),
+        signal_codes=_codes(R.NULRIMOK_ENTRY),
+        after_signal_codes=_codes(
+            R.NULRIMOK_INTENT_ERROR,
+            R.NULRIMOK_ENTRY_REJECTED,
+            R.NULRIMOK_ENTRY_DEFERRED,
+            R.NULRIMOK_ENTRY_CANCEL,
+            R.NULRIMOK_MISSED_FILL,
+        ),
     ),
     "PCIM": FunnelSpec(
         candidate_codes=_codes(R.PCIM_CANDIDATE),

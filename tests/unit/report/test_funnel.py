@@ -147,3 +147,17 @@ def test_swing_ml_without_a_promoted_model_says_so(tmp_path: Path) -> None:
     f = build_funnel("SWING_ML", parse_decisions(path), empty("intents"), empty("orders"), empty("fills"), KST)
     assert f.stages["candidates"] == 0 and not f.traded
     assert f.sentence == "SWING_ML: 0 candidates: SWING_NO_MODEL ×3, SWING_MODEL_NOT_PROMOTED ×1"
+
+
+def test_nulrimok_selection_drops_and_entry_gates_make_its_funnel(tmp_path: Path) -> None:
+    path = tmp_path / "nulrimok.log"
+    lines = [line("NULRIMOK_DROP_FLOW", f"00{i:04d}") for i in range(5)]
+    lines += [line("NULRIMOK_DROP_LEADER", "000660"), line("NULRIMOK_TRADABLE", "005930")]
+    lines += [line("NULRIMOK_G_SECTOR_RISK", "005930", 1800 + i) for i in range(2)]
+    path.write_text("\n".join(lines) + "\n")
+    f = build_funnel("NULRIMOK", parse_decisions(path), empty("intents"), empty("orders"), empty("fills"), KST)
+    assert f.stages["candidates"] == 7 and f.stages["gates_passed"] == 0
+    assert f.sentence == (
+        "NULRIMOK: 7 candidates; 0 passed the gates: "
+        "NULRIMOK_DROP_FLOW ×5, NULRIMOK_G_SECTOR_RISK ×2, NULRIMOK_DROP_LEADER ×1"
+    )
