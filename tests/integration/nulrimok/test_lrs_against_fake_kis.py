@@ -49,8 +49,8 @@ from tests.support.wait import until
 
 DAY = date(2026, 2, 27)  # a Friday: the LRS target (last completed session) at 07:30 is 2026-02-26
 TARGET = date(2026, 2, 26)
-FIRST = ["000270", "000660", "003490", "005930", "005830"]
-KILLED = ["000720", "000810", "003670"]
+FIRST = ["000270", "000660", "005930"]
+KILLED = ["000720", "003670"]
 RATE_ERROR = "EGW00201"
 
 
