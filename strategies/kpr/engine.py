@@ -20,8 +20,9 @@ universe per second, so a simulated day stays cheap.
   by KPR (the OMS's own ``cancel_after_sec`` normally ends it first). A partial fill is kept.
 * An EXIT/REDUCE rejected with ``NO_ALLOCATION``, or while the OMS shows no KPR allocation left,
   means the position is gone: it is closed (``KPR_X_EXTERNAL``); ``NOTHING_TO_SELL`` with shares
-  left means a sell is still working. An exit still open ``exit_retry_sec`` later is re-sent, and at
-  once when its sell order ends unfilled.
+  left means a sell is still working. An exit still open ``exit_retry_sec`` later has its sell cancelled
+  (re-sent only if no sell turns out to be working), and is re-sent at once when its sell order ends unfilled;
+  no retry after the close (15:30).
 * Investor data: provider modes LIVE (today's row arrives intraday), DAILY_ONLY (only completed
   sessions: STALE all session, P9) and UNAVAILABLE (no source); program: REST, WS or UNAVAILABLE
   (two-pillar mode, P11). The wiring probes and reports them through :meth:`set_provider_mode`.
@@ -38,6 +39,7 @@ from enum import StrEnum
 from typing import Any
 
 from broker_core.contract.reasons import ReasonCode
+from broker_core.market_rules import CLOSE as MARKET_CLOSE
 from strategies.kpr.confidence import Confidence, confidence, confidence_mult, stale_mult
 from strategies.kpr.config import KprParams
 from strategies.kpr.decisions import (
@@ -802,6 +804,7 @@ class KprEngine:
         out.act(ExitAction(ctx.symbol, reason, None if limit is None else float(limit), ref, key, now))
         pos.exit_sent_ts = now
         pos.exit_reason = reason.value
+        pos.exit_cancel_sent = False
         out.log(
             ReasonCode.KPR_EXIT_RETRY if retry else reason,
             ctx.symbol,
@@ -1214,12 +1217,26 @@ class KprEngine:
         if st is not State.IN_POSITION or pos is None or pos.qty <= 0:
             return
         if pos.exit_sent_ts is not None:
-            if (now - pos.exit_sent_ts).total_seconds() >= self.p.exit_retry_sec:
-                reason = ReasonCode(pos.exit_reason) if pos.exit_reason else ReasonCode.KPR_X_EXTERNAL
-                pos.exit_sent_ts = None
-                self._exit(ctx, reason, now, out, retry=True)
+            if (now - pos.exit_sent_ts).total_seconds() >= self.p.exit_retry_sec and kst(now).time() < MARKET_CLOSE:
+                self._retry_exit(ctx, pos, now, out)
         elif now >= pos.time_stop_ts:
             self._exit(ctx, ReasonCode.KPR_X_TIME, now, out, time_stop=pos.time_stop_ts.isoformat(), fill=pos.fill)
+
+    def _retry_exit(self, ctx: SymCtx, pos: Any, now: datetime, out: Output) -> None:
+        """An exit still open ``exit_retry_sec`` after it was sent: its sell is cancelled first (a second EXIT
+        while it works holds no shares to sell: ``NOTHING_TO_SELL``); the sell's end re-sends the exit at a
+        fresh price (:meth:`on_order_closed`). Should that end not arrive (nothing was working any more), the
+        next timer re-sends the exit itself."""
+        reason = ReasonCode(pos.exit_reason) if pos.exit_reason else ReasonCode.KPR_X_EXTERNAL
+        if pos.exit_cancel_sent:
+            pos.exit_sent_ts = None
+            self._exit(ctx, reason, now, out, retry=True)
+            return
+        pos.exit_cancel_sent = True
+        pos.exit_sent_ts = now
+        key = self._key(ctx.symbol, "CANCEL", now, f"exit-{ctx.exits_sent}")
+        out.act(CancelAction(ctx.symbol, ReasonCode.KPR_EXIT_RETRY, key, now))
+        out.log(ReasonCode.KPR_EXIT_RETRY, ctx.symbol, now, reason=reason.value, qty=pos.qty, cancel_sell=True, key=key)
 
     def _flatten(self, now: datetime, out: Output) -> None:
         """15:15 safety flatten: cancel working entries, exit every position, end open setups."""

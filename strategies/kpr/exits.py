@@ -88,6 +88,8 @@ class Position:
     sold: int = 0
     exit_sent_ts: datetime | None = None
     exit_reason: str | None = None
+    exit_cancel_sent: bool = False
+    """The timer asked the OMS to cancel the working sell of the last exit (its end re-sends the exit)."""
     recovered: bool = False
     partial_r: float = 1.5
 

@@ -95,9 +95,23 @@ def test_stop_exit_on_a_stream_trade_and_exit_retry():
     assert first.reason is ReasonCode.KPR_X_STOP
     assert not eng.on_trade("A", 9_560, 10, ts(10, 16, 2)).actions  # exit in flight
     assert not eng.on_clock(ts(10, 16, 20)).actions
-    out = eng.on_clock(ts(10, 16, 21))  # still held 20 s later: re-sent under a new key
+    out = eng.on_clock(ts(10, 16, 21))  # still held 20 s later: its sell is cancelled first, not sold twice
+    assert _one(out.actions, CancelAction).reason is ReasonCode.KPR_EXIT_RETRY
+    assert ReasonCode.KPR_EXIT_RETRY in out.codes() and not [a for a in out.actions if isinstance(a, ExitAction)]
+    out = eng.on_order_closed("A", ts(10, 16, 22), 0, side="SELL", state="CANCELLED")  # → re-sent at once
     again = _one(out.actions, ExitAction)
-    assert ReasonCode.KPR_EXIT_RETRY in out.codes() and again.idempotency_key != first.idempotency_key
+    assert again.reason is ReasonCode.KPR_X_STOP and again.idempotency_key != first.idempotency_key
+
+
+def test_an_exit_whose_sell_was_not_working_any_more_is_re_sent_by_the_next_timer():
+    eng, enter = _entered()
+    eng.on_fill("A", "BUY", enter.qty, 9_720, ts(10, 15, 5))
+    first = _one(eng.on_trade("A", 9_571, 10, ts(10, 16, 1)).actions, ExitAction)
+    _one(eng.on_clock(ts(10, 16, 21)).actions, CancelAction)  # no sell ends after it: nothing was working
+    assert not eng.on_clock(ts(10, 16, 40)).actions
+    again = _one(eng.on_clock(ts(10, 16, 41)).actions, ExitAction)
+    assert again.idempotency_key != first.idempotency_key
+    assert not [a for a in eng.on_clock(ts(15, 30)).actions if isinstance(a, ExitAction | CancelAction)]
 
 
 def test_nothing_to_sell_while_a_sell_works_waits_and_a_cancelled_sell_resends_the_exit():
