@@ -23,11 +23,12 @@ browser:
 	  echo "chromium and chromium-driver are not installed: the browser tests will fail naming them"
 
 # Two workers (this machine has two cores); the multi-process runs share one worker (tests/conftest.py).
+# The 15 slowest tests are listed at the end: the whole run must stay under 10 minutes here.
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15
 
 # Figures of issue 21 (printed, never asserted): the load generator on core 0, the OMS on the other core.
 # A few minutes; bench/RESULTS.md keeps the before/after table. `make demo` time and fill -> stream p99 are
