@@ -89,6 +89,11 @@ _BUY = ("BUY", "B")
 IDLE_STATES = frozenset({State.IDLE, State.DONE})
 
 
+EXIT_RESENT_WITHIN_S = 1.0
+"""A sell ending this soon after the exit was re-sent does not re-send it again (the cancel of an exit's sell
+ends every working sell of the symbol at once, and the re-sent exit covers the whole position)."""
+
+
 class ProviderMode(StrEnum):
     UNKNOWN = "UNKNOWN"
     LIVE = "LIVE"
@@ -968,7 +973,10 @@ class KprEngine:
             return out
         if str(side).upper() not in _BUY:
             pos = ctx.pos
-            if str(state).upper() != "FILLED" and pos is not None and pos.qty > 0 and pos.exit_sent_ts is not None:
+            ended_unfilled = str(state).upper() != "FILLED" and pos is not None and pos.qty > 0
+            if ended_unfilled and pos is not None and pos.exit_sent_ts is not None:
+                if (now - pos.exit_sent_ts).total_seconds() < EXIT_RESENT_WITHIN_S:
+                    return out  # a second sell (a REDUCE) ended with the first: the exit was just re-sent for all
                 reason = ReasonCode(pos.exit_reason) if pos.exit_reason else ReasonCode.KPR_X_EXTERNAL
                 pos.exit_sent_ts = None
                 self._exit(ctx, reason, now, out, retry=True, sell_order=str(state).upper())

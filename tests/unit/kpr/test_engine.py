@@ -103,6 +103,15 @@ def test_stop_exit_on_a_stream_trade_and_exit_retry():
     assert again.reason is ReasonCode.KPR_X_STOP and again.idempotency_key != first.idempotency_key
 
 
+def test_two_sells_cancelled_together_re_send_the_exit_once():
+    eng, enter = _entered()
+    eng.on_fill("A", "BUY", enter.qty, 9_720, ts(10, 15, 5))
+    _one(eng.on_trade("A", 9_571, 10, ts(10, 16, 1)).actions, ExitAction)
+    _one(eng.on_clock(ts(10, 16, 21)).actions, CancelAction)  # the exit's sell and a partial-target sell work
+    _one(eng.on_order_closed("A", ts(10, 16, 22), 0, side="SELL", state="CANCELLED").actions, ExitAction)
+    assert not eng.on_order_closed("A", ts(10, 16, 22), 0, side="SELL", state="CANCELLED").actions
+
+
 def test_an_exit_whose_sell_was_not_working_any_more_is_re_sent_by_the_next_timer():
     eng, enter = _entered()
     eng.on_fill("A", "BUY", enter.qty, 9_720, ts(10, 15, 5))
