@@ -181,17 +181,8 @@ class Target:
         return out
 
 
-@dataclass
-class Reply:
-    k: int
-    due: float
-    sent: float
-    done: float
-    code: int
-    """HTTP status; 0 = no reply (connection error, timeout)."""
-    status: str
-    reason: str | None
-    intent_id: str | None
+Reply = rt.Result
+"""One intent's outcome (the round-trip bench's record): ``code`` is the HTTP status, 0 = no reply."""
 
 
 def pct(sorted_values: list[float], p: float) -> float:
