@@ -322,13 +322,20 @@ class PaperExchange:
         self.engine.on_tick(tick)
         self.persist()
         self.ticks_processed += 1
-        if self.engine.vi is not None:  # subscribers learn the symbol's VI state with each print
-            halted = self.engine.is_halted(tick.symbol, tick.ts)
-            tick = Tick(tick.symbol, tick.ts, tick.price, tick.qty, tick.aggressor, halted)
+        stamped: Tick | None = None  # built for the first reader only: most prints have none
         for sub in self._tick_subs:
             if sub.wants(tick.symbol):
-                sub.offer(tick)
+                if stamped is None:
+                    stamped = self._stamp_vi(tick)
+                sub.offer(stamped)
         self._publish_updates()
+
+    def _stamp_vi(self, tick: Tick) -> Tick:
+        """With VI simulated, subscribers learn the symbol's VI state with each print."""
+        if self.engine.vi is None:
+            return tick
+        halted = self.engine.is_halted(tick.symbol, tick.ts)
+        return Tick(tick.symbol, tick.ts, tick.price, tick.qty, tick.aggressor, halted)
 
     def _publish_updates(self) -> None:
         for update in self.engine.drain_updates():

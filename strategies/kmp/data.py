@@ -14,7 +14,10 @@ Calls (per universe symbol, before 09:00):
   dates of the daily bars, so no exchange calendar is needed — (60 bars each, one page of a
   broker's minute-bar API), newest first; a symbol whose two newest
   sessions have no minute bars at all is taken to have no minute history and its older sessions are
-  not asked for (daily-only tickers of the reference data).
+  not asked for (daily-only tickers of the reference data). Sessions already held by the
+  :class:`MinuteHistory` passed in are not asked for again (a past session's bars are final), so a
+  process that runs several days (production, ``trader sim``/``backtest``) asks for one new session
+  per symbol per day, not twenty.
 
 Failures never block: a failed call leaves that part of the cache empty and is counted; a symbol
 without daily bars or minute history is reported in ``missing`` (the engine logs it as a universe
@@ -97,6 +100,27 @@ class PremarketData:
         }
 
 
+class MinuteHistory:
+    """The 09:00–09:59 bars of past sessions per symbol, kept across days by a long-running process."""
+
+    def __init__(self) -> None:
+        self._bars: dict[str, dict[date, list[Bar]]] = {}
+
+    def get(self, symbol: str, day: date) -> list[Bar] | None:
+        return self._bars.get(symbol, {}).get(day)
+
+    def put(self, symbol: str, day: date, bars: list[Bar]) -> None:
+        self._bars.setdefault(symbol, {})[day] = bars
+
+    def prune(self, keep_from: date) -> None:
+        """Forget sessions before ``keep_from`` (out of the baseline window)."""
+        for sym, days in self._bars.items():
+            self._bars[sym] = {d: b for d, b in days.items() if d >= keep_from}
+
+    def sessions_held(self) -> int:
+        return sum(len(days) for days in self._bars.values())
+
+
 class _Budget:
     """Bounded concurrency plus call/failure counts; the first 'route missing' aborts the rest."""
 
@@ -136,8 +160,11 @@ async def load_premarket(
     universe: UniverseConfig | None = None,
     *,
     concurrency: int = CONCURRENCY,
+    history: MinuteHistory | None = None,
 ) -> PremarketData:
-    """K2 caches of ``metas`` for session ``day`` from the OMS proxy (see the module docstring)."""
+    """K2 caches of ``metas`` for session ``day`` from the OMS proxy (see the module docstring).
+
+    ``history``: past sessions' minute bars already fetched (read, completed and pruned here)."""
     started = wall.monotonic()
     result = PremarketData(day=day)
     budget = _Budget(concurrency)
@@ -160,18 +187,24 @@ async def load_premarket(
         used: list[date] = []
         empty_run = 0
         for d in reversed(result.sessions):
-            try:
-                bars = await budget.call(
-                    lambda d=d: oms.bars(meta.symbol, datetime.combine(d, lo, KST), datetime.combine(d, hi, KST))
-                )
-            except NoData:
-                break  # the proxy does not know the symbol's minutes: no minute history
-            if bars is None:
-                continue  # a failed call: this session does not count in the baselines
+            inside = history.get(meta.symbol, d) if history is not None else None
+            if inside is None:
+                try:
+                    bars = await budget.call(
+                        lambda d=d: oms.bars(meta.symbol, datetime.combine(d, lo, KST), datetime.combine(d, hi, KST))
+                    )
+                except NoData:
+                    break  # the proxy does not know the symbol's minutes: no minute history
+                if bars is None:
+                    continue  # a failed call: this session does not count in the baselines
+                inside = [
+                    b
+                    for b in bars
+                    if b.start.astimezone(KST).date() == d and lo <= b.start.astimezone(KST).time() <= hi
+                ]
+                if history is not None:
+                    history.put(meta.symbol, d, inside)
             used.append(d)
-            inside = [
-                b for b in bars if b.start.astimezone(KST).date() == d and lo <= b.start.astimezone(KST).time() <= hi
-            ]
             got.extend(inside)
             empty_run = empty_run + 1 if not inside and not got else 0
             if empty_run >= EMPTY_SESSIONS_BEFORE_SKIP:
@@ -184,6 +217,8 @@ async def load_premarket(
         result.sessions = sorted({b.start.astimezone(KST).date() for bars in dailies.values() if bars for b in bars})[
             -n_minute:
         ]
+        if history is not None and result.sessions:
+            history.prune(result.sessions[0])
         await _fan_out(minute, list(metas))
     except ProxyMissing:
         result.unavailable = "the OMS has no market-data proxy (GET /api/v1/marketdata/... → 404 Not Found)"

@@ -123,6 +123,7 @@ class KmpStrategy(Strategy):
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._premarket: dict[date, asyncio.Task[None]] = {}
+        self._minute_history = kmp_data.MinuteHistory()
         self._scan_symbols: list[str] = []
         self._quote_syms: set[str] = set()
         self._stream_quote_at: dict[str, datetime] = {}
@@ -373,7 +374,9 @@ class KmpStrategy(Strategy):
         for sym in sorted(entered - held):
             dropped[sym] = "ENTERED_TODAY"
         metas = [m for m in metas if m.symbol not in entered]
-        result = await kmp_data.load_premarket(self.oms, day, metas, self.p, self.config.universe)
+        result = await kmp_data.load_premarket(
+            self.oms, day, metas, self.p, self.config.universe, history=self._minute_history
+        )
         now = self.clock.now()
         self.premarket_info = {
             **result.summary(),
