@@ -31,8 +31,7 @@ test: install browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=15
 
 # Figures of issue 21 (printed, never asserted): the load generator on core 0, the OMS on the other core.
-# A few minutes; bench/RESULTS.md keeps the before/after table. `make demo` time and fill -> stream p99 are
-# not measured here (see bench/RESULTS.md).
+# About ten minutes (the demo alone is ~4); bench/RESULTS.md keeps the before/after table.
 bench: install
 	$(BIN)/python bench/replay_throughput.py --resting 200
 	$(BIN)/python bench/intents.py --spawn sqlite --rate 500 --duration 10
@@ -40,6 +39,9 @@ bench: install
 	$(BIN)/python bench/intents.py --spawn sqlite --saturate --rate 400 --step-duration 3
 	$(BIN)/python bench/intents.py --spawn postgres --saturate --rate 400 --step-duration 3
 	$(BIN)/python bench/oms_start.py --db both --repeats 3 --intents 10000
+	$(BIN)/python bench/fill_stream.py --db sqlite --orders 40
+	$(BIN)/python bench/fill_stream.py --db postgres --orders 40
+	$(BIN)/python bench/demo_time.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
