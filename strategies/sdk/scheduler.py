@@ -200,7 +200,7 @@ class Scheduler:
         while not self._stopping:
             now = self.clock.now()
             fire = entry.schedule.next_fire(now, last)
-            if last is not None:
+            if last is not None and now > last:  # a run that took no clock time missed nothing
                 entry.stats.skipped += _missed(entry.schedule, last, fire)
             entry.stats.next_fire = fire
             await self.clock.sleep_until(fire)
