@@ -167,12 +167,12 @@ def _as_day(d: date | datetime | str) -> date:
 
 @lru_cache(maxsize=1)
 def _sessions() -> dict[date, Session]:
-    """Every session of the calendar's range, read once from its schedule (a lookup per day is slow)."""
-    schedule = calendars.calendar(CALENDAR).schedule
+    """Every session of the calendar's range, read once from its session table (a lookup per day is slow)."""
+    table = calendars.session_table(CALENDAR)
     out: dict[date, Session] = {}
-    for label, open_utc, close_utc in zip(schedule.index, schedule["open"], schedule["close"], strict=True):
-        day = label.date()
-        open_, close = open_utc.to_pydatetime().astimezone(TZ), close_utc.to_pydatetime().astimezone(TZ)
+    for ordinal, open_s, close_s in zip(table.days, table.opens, table.closes, strict=True):
+        day = date.fromordinal(ordinal)
+        open_, close = datetime.fromtimestamp(open_s, TZ), datetime.fromtimestamp(close_s, TZ)
         after = datetime.combine(day, AFTER_HOURS_CLOSE, TZ)
         if close.time() != REGULAR_CLOSE:
             after = close + AFTER_HOURS_AFTER_EARLY_CLOSE

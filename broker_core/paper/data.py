@@ -1,29 +1,37 @@
 """Locating and reading the KRX reference data (``../shared/data/krx``, see its README).
 
-Minute files are decoded once into column files in the cache folder and memory-mapped per ticker, then
-sliced per session; the daily files are loaded once and indexed by ticker. Everything is read-only and
-cached per instance.
+Minute files are decoded once into column files in the cache folder; a session's bars are read from them
+day by day (``pread``, :class:`broker_core.paper.columns.NpyMatrix`), or the whole history memory-mapped
+(:meth:`KrxData.minute_arrays`). The daily files are decoded once into numpy columns in the cache folder
+(:func:`broker_core.paper.columns.cached_daily`) and indexed by ticker. pyarrow is imported only to decode
+a file the cache does not hold yet. Everything is read-only and cached per instance (the daily tables per
+process).
 """
 
 from __future__ import annotations
 
-import bisect
-import hashlib
 import os
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from broker_core.cache import cache_dir
 from broker_core.clock import KST
 from broker_core.models import Bar
+from broker_core.paper.columns import (
+    DailyColumns,
+    NpyMatrix,
+    cached_daily,
+    cached_mapping,
+    keyed_file,
+    save_npy,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ENV_VAR = "TRADER_DATA_DIR"
 _KST_OFFSET_S = 9 * 3600
@@ -100,7 +108,10 @@ class MinuteArrays:
 
     def session(self, day: date) -> MinuteArrays:
         """The bars of KST date ``day`` only (views of these arrays)."""
-        lo, hi = self.day_range(day)
+        return self.rows(*self.day_range(day))
+
+    def rows(self, lo: int, hi: int) -> MinuteArrays:
+        """Bars ``lo:hi`` (views of these arrays)."""
         return MinuteArrays(
             self.ts[lo:hi],
             self.day[lo:hi],
@@ -113,6 +124,9 @@ class MinuteArrays:
 
 
 def _epoch_seconds(column: pa.ChunkedArray) -> np.ndarray:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     ns = pc.cast(column, pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
     return ns // 1_000_000_000
 
@@ -124,6 +138,8 @@ def _kst_days(seconds: np.ndarray) -> np.ndarray:
 def _read_minutes(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """A minute file decoded and sorted by time: ``ts, day, volume`` (int64 rows) and ``open, high, low,
     close`` (float64 rows), each row one contiguous column."""
+    import pyarrow.parquet as pq
+
     table = pq.read_table(path)
     ts = _epoch_seconds(table.column("timestamp"))
     order = np.argsort(ts, kind="stable")
@@ -140,17 +156,10 @@ def _read_minutes(path: Path) -> tuple[np.ndarray, np.ndarray]:
 def _column_files(path: Path) -> tuple[Path, Path]:
     """Where the decoded columns of ``path`` are kept: named by the file's location, size and mtime, so an
     edited or replaced data file gets new columns."""
-    st = path.stat()
-    where = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
-    stem = cache_dir() / "krx-minute" / f"{path.stem}-{where}-{st.st_size}-{st.st_mtime_ns}"
-    return stem.with_suffix(".i8.npy"), stem.with_suffix(".f8.npy")
+    return keyed_file(path, "krx-minute", ".i8.npy"), keyed_file(path, "krx-minute", ".f8.npy")
 
 
-def _save(array: np.ndarray, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        np.save(f, array)
-    os.replace(tmp, target)
+_save = save_npy
 
 
 def _mapped_minutes(path: Path) -> MinuteArrays:
@@ -172,7 +181,7 @@ def _mapped_minutes(path: Path) -> MinuteArrays:
             ints, prices = np.load(ints_file, mmap_mode="r"), np.load(prices_file, mmap_mode="r")
         except OSError:
             pass
-    days, starts = _day_index(ints_file, ints[1])
+    days, starts = _day_index(ints_file, len(ints[1]), lambda: ints[1])
     return MinuteArrays(
         ts=ints[0],
         day=ints[1],
@@ -186,17 +195,18 @@ def _mapped_minutes(path: Path) -> MinuteArrays:
     )
 
 
-def _day_index(ints_file: Path, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct days and where each starts (plus the end), from a small file beside the columns."""
+def _day_index(ints_file: Path, rows: int, day: Callable[[], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct days and where each starts (plus the end), from a small file beside the columns (computed
+    from the ``day`` column of ``rows`` rows, read only when that file is missing)."""
     index_file = ints_file.with_name(ints_file.name.replace(".i8.npy", ".days.npy"))
     try:
         index = np.load(index_file)
-        if index.ndim == 2 and index.shape[0] == 2 and index[1, -1] == len(day):
+        if index.ndim == 2 and index.shape[0] == 2 and index[1, -1] == rows:
             return index[0, :-1], index[1]
     except (OSError, ValueError):
         pass
-    days, first = np.unique(np.asarray(day), return_index=True)
-    starts = np.append(first, len(day))
+    days, first = np.unique(np.asarray(day()), return_index=True)
+    starts = np.append(first, rows)
     index = np.vstack([np.append(days, -1), starts])
     try:
         _save(index, index_file)
@@ -205,14 +215,83 @@ def _day_index(ints_file: Path, day: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return days, starts
 
 
+@dataclass(frozen=True, slots=True)
+class _MinuteSource:
+    """One ticker's minute bars read a day at a time: the day index in memory, the bars read from the column
+    files when asked (page cache, not this process's memory), or sliced from arrays held in memory when the
+    cache folder is not usable."""
+
+    days: np.ndarray
+    starts: np.ndarray
+    ints: NpyMatrix | None = None
+    prices: NpyMatrix | None = None
+    held: MinuteArrays | None = None
+
+    def day_range(self, day: date) -> tuple[int, int]:
+        d = _day_number(day)
+        pos = int(np.searchsorted(self.days, d, "left"))
+        found = pos < len(self.days) and int(self.days[pos]) == d
+        return int(self.starts[pos]), int(self.starts[pos + 1 if found else pos])
+
+    def covers(self, day: date) -> bool:
+        return len(self.days) > 0 and int(self.days[0]) <= _day_number(day) <= int(self.days[-1])
+
+    def ts(self, lo: int, hi: int) -> np.ndarray:
+        if self.held is not None:
+            return self.held.ts[lo:hi]
+        assert self.ints is not None
+        return self.ints.read(0, lo, hi)
+
+    def rows(self, lo: int, hi: int) -> MinuteArrays:
+        """Bars ``lo:hi`` (of one day: the day index bounds them) as in-memory arrays."""
+        if self.held is not None:
+            return self.held.rows(lo, hi)
+        assert self.ints is not None and self.prices is not None
+        i, p = self.ints, self.prices
+        return MinuteArrays(
+            ts=i.read(0, lo, hi),
+            day=i.read(1, lo, hi),
+            open=p.read(0, lo, hi),
+            high=p.read(1, lo, hi),
+            low=p.read(2, lo, hi),
+            close=p.read(3, lo, hi),
+            volume=i.read(2, lo, hi),
+        )
+
+
+def _open_columns(ints_file: Path, prices_file: Path) -> _MinuteSource | None:
+    try:
+        ints, prices = NpyMatrix.open(ints_file), NpyMatrix.open(prices_file)
+        if ints.rows != 3 or prices.rows != 4 or ints.cols != prices.cols:
+            return None
+        days, starts = _day_index(ints_file, ints.cols, lambda: ints.read(1, 0, ints.cols))
+    except (OSError, ValueError):
+        return None
+    return _MinuteSource(days, starts, ints, prices)
+
+
+def _minute_source(path: Path) -> _MinuteSource:
+    """The reader of ``path``'s cached columns, decoding them first when the cache folder lacks them."""
+    ints_file, prices_file = _column_files(path)
+    source = _open_columns(ints_file, prices_file)
+    if source is None:
+        held = _mapped_minutes(path)  # decodes and writes the columns (when the folder is usable)
+        source = _open_columns(ints_file, prices_file)
+        if source is None:
+            assert held.days is not None and held.starts is not None
+            source = _MinuteSource(held.days, held.starts, held=held)
+    return source
+
+
 class KrxData:
     """Read access to one KRX data directory (minute bars, daily bars, flows, sectors)."""
 
     def __init__(self, data_dir: str | Path | None = None) -> None:
         self.data_dir = resolve_data_dir(data_dir)
         self._minute: dict[str, MinuteArrays] = {}
+        self._sources: dict[str, _MinuteSource] = {}
         self._sessions: dict[tuple[str, ...], list[date]] = {}
-        self._tables: dict[str, dict[str, dict[str, list[Any]]]] = {}
+        self._tables: dict[str, DailyColumns] = {}
         self._sectors: dict[str, str] | None = None
 
     def __repr__(self) -> str:
@@ -241,21 +320,23 @@ class KrxData:
             arrays = self._minute[symbol] = _mapped_minutes(self._minute_file(symbol))
         return arrays
 
+    def _source(self, symbol: str) -> _MinuteSource:
+        source = self._sources.get(symbol)
+        if source is None:
+            source = self._sources[symbol] = _minute_source(self._minute_file(symbol))
+        return source
+
     def sessions(self, symbols: list[str] | None = None) -> list[date]:
         """KST dates with minute bars for any of ``symbols`` (default: every minute file).
 
-        Reads only the timestamp column of files not loaded yet.
+        Reads the day index of each file's columns (decoding a file the cache folder does not hold yet).
         """
         key = tuple(sorted(symbols if symbols is not None else self.minute_symbols()))
         cached = self._sessions.get(key)
         if cached is None:
             days: set[int] = set()
             for symbol in key:
-                if symbol in self._minute:
-                    days.update(np.unique(self._minute[symbol].day).tolist())
-                else:
-                    table = pq.read_table(self._minute_file(symbol), columns=["timestamp"])
-                    days.update(np.unique(_kst_days(_epoch_seconds(table.column("timestamp")))).tolist())
+                days.update(self._source(symbol).days.tolist())
             cached = [_EPOCH + timedelta(days=d) for d in sorted(days)]
             self._sessions[key] = cached
         return list(cached)
@@ -267,78 +348,82 @@ class KrxData:
         return sessions[-1]
 
     def minute_arrays(self, symbol: str) -> MinuteArrays:
-        """Every 1-minute bar of ``symbol`` as column arrays (loaded once, then cached)."""
+        """Every 1-minute bar of ``symbol`` as column arrays (loaded once, then cached; memory-mapped from the
+        cache folder: the pages read count in this process's RSS — :meth:`minute_day` reads one day without)."""
         return self._arrays(symbol)
+
+    def minute_day(self, symbol: str, day: date) -> MinuteArrays:
+        """The 1-minute bars of ``symbol`` on KST date ``day`` as in-memory arrays (``minute_arrays(symbol)
+        .session(day)``, read from the column files without mapping them)."""
+        source = self._source(symbol)
+        return source.rows(*source.day_range(day))
+
+    def minute_covers(self, symbol: str, day: date) -> bool:
+        """``day`` lies between the first and the last day of ``symbol``'s minute file
+        (``minute_arrays(symbol).covers(day)``, from the day index alone)."""
+        return self._source(symbol).covers(day)
 
     def minute_bars(
         self, symbol: str, day: date, start: datetime | None = None, end: datetime | None = None
     ) -> list[Bar]:
         """The 1-minute bars of ``symbol`` on KST date ``day`` (possibly fewer than 381, or none), only those
         starting in ``[start, end]`` when given (sliced on the arrays: no bar object is built for the rest)."""
-        a = self._arrays(symbol)
-        lo, hi = a.day_range(day)
-        if start is not None:
-            lo = max(lo, int(np.searchsorted(a.ts, start.timestamp(), "left")))
-        if end is not None:
-            hi = min(hi, int(np.searchsorted(a.ts, end.timestamp(), "right")))
+        source = self._source(symbol)
+        lo, hi = source.day_range(day)
+        if start is not None or end is not None:
+            stamps = source.ts(lo, hi)
+            first = lo
+            if start is not None:
+                lo = first + int(np.searchsorted(stamps, start.timestamp(), "left"))
+            if end is not None:
+                hi = first + int(np.searchsorted(stamps, end.timestamp(), "right"))
+        a = source.rows(lo, max(lo, hi))
         return [
             Bar(symbol, datetime.fromtimestamp(ts, KST), o, h, lo_, c, v)
             for ts, o, h, lo_, c, v in zip(
-                a.ts[lo:hi].tolist(),
-                a.open[lo:hi].tolist(),
-                a.high[lo:hi].tolist(),
-                a.low[lo:hi].tolist(),
-                a.close[lo:hi].tolist(),
-                a.volume[lo:hi].tolist(),
+                a.ts.tolist(),
+                a.open.tolist(),
+                a.high.tolist(),
+                a.low.tolist(),
+                a.close.tolist(),
+                a.volume.tolist(),
                 strict=True,
             )
         ]
 
     # daily files
 
-    def _by_key(self, filename: str, key: str = "ticker") -> dict[str, dict[str, list[Any]]]:
-        """``filename`` split by ``key`` into column lists sorted by date (ISO strings)."""
-        grouped = self._tables.get(filename)
-        if grouped is None:
-            table = pq.read_table(self._file(filename)).sort_by([(key, "ascending"), ("date", "ascending")])
-            columns = {name: table.column(name).to_pylist() for name in table.column_names}
-            keys = columns[key]
-            grouped = {}
-            start = 0
-            for i in range(1, len(keys) + 1):
-                if i == len(keys) or keys[i] != keys[start]:
-                    grouped[keys[start]] = {n: v[start:i] for n, v in columns.items() if n != key}
-                    start = i
-            self._tables[filename] = grouped
-        return grouped
-
-    @staticmethod
-    def _date_slice(dates: list[str], start: date, end: date) -> slice:
-        return slice(bisect.bisect_left(dates, start.isoformat()), bisect.bisect_right(dates, end.isoformat()))
+    def _table(self, filename: str, key: str = "ticker") -> DailyColumns:
+        """``filename`` as numpy columns split by ``key``, rows sorted by date (decoded once into the cache
+        folder; shared by every reader of the same file in this process)."""
+        table = self._tables.get(filename)
+        if table is None:
+            table = self._tables[filename] = cached_daily(self._file(filename), key)
+        return table
 
     def _daily(self, filename: str, key: str, symbol: str, start: date, end: date) -> list[Bar]:
-        rows = self._by_key(filename, key).get(symbol)
-        if rows is None:
+        table = self._table(filename, key)
+        if table.rows(symbol) is None:
             return []
-        s = self._date_slice(rows["date"], start, end)
+        lo, hi = table.date_range(symbol, _day_number(start), _day_number(end))
         return [
             Bar(
                 symbol,
-                datetime.combine(date.fromisoformat(d), datetime.min.time(), KST),
+                datetime.combine(_EPOCH + timedelta(days=d), datetime.min.time(), KST),
                 o,
                 h,
-                lo,
+                lo_,
                 c,
                 int(v),
                 interval="1d",
             )
-            for d, o, h, lo, c, v in zip(
-                rows["date"][s],
-                rows["open"][s],
-                rows["high"][s],
-                rows["low"][s],
-                rows["close"][s],
-                rows["volume"][s],
+            for d, o, h, lo_, c, v in zip(
+                table.day[lo:hi].tolist(),
+                table.values("open", lo, hi),
+                table.values("high", lo, hi),
+                table.values("low", lo, hi),
+                table.values("close", lo, hi),
+                table.values("volume", lo, hi),
                 strict=True,
             )
         ]
@@ -352,38 +437,42 @@ class KrxData:
         return self._daily("index_ohlcv.parquet", "index_code", index_code, start, end)
 
     def daily_symbols(self) -> list[str]:
-        return sorted(self._by_key("daily_ohlcv.parquet"))
+        return sorted(self._table("daily_ohlcv.parquet").keys)
 
     def prev_close(self, symbol: str, day: date) -> float | None:
         """Close of the last daily row before ``day``; else the last minute close before ``day``."""
-        rows = self._by_key("daily_ohlcv.parquet").get(symbol)
-        if rows is not None:
-            i = bisect.bisect_left(rows["date"], day.isoformat())
-            if i > 0:
-                return float(rows["close"][i - 1])
+        table = self._table("daily_ohlcv.parquet")
+        span = table.rows(symbol)
+        if span is not None:
+            first, last = span
+            i = first + int(np.searchsorted(table.day[first:last], _day_number(day), "left"))
+            if i > first:
+                return float(table.values("close", i - 1, i)[0])
         if not (self.data_dir / "minute" / f"{symbol}.parquet").is_file():
             return None
-        a = self._arrays(symbol)
-        lo, _ = a.day_range(day)
-        return float(a.close[lo - 1]) if lo > 0 else None
+        source = self._source(symbol)
+        lo, _ = source.day_range(day)
+        return float(source.rows(lo - 1, lo).close[0]) if lo > 0 else None
 
     def sector_map(self) -> dict[str, str]:
         if self._sectors is None:
-            table = pq.read_table(self._file("sector_map.parquet"), columns=["ticker", "sector"])
-            self._sectors = dict(
-                zip(table.column("ticker").to_pylist(), table.column("sector").to_pylist(), strict=True)
-            )
+            self._sectors = cached_mapping(self._file("sector_map.parquet"), "ticker", "sector")
         return dict(self._sectors)
 
     def investor_flow(self, symbol: str, start: date, end: date) -> list[dict[str, Any]]:
         """Rows ``{"date", "foreign_net", "inst_net"}`` (net shares) with ``start <= date <= end``."""
-        rows = self._by_key("daily_flow.parquet").get(symbol)
-        if rows is None:
+        table = self._table("daily_flow.parquet")
+        if table.rows(symbol) is None:
             return []
-        s = self._date_slice(rows["date"], start, end)
+        lo, hi = table.date_range(symbol, _day_number(start), _day_number(end))
         return [
-            {"date": date.fromisoformat(d), "foreign_net": _int_or_none(f), "inst_net": _int_or_none(i)}
-            for d, f, i in zip(rows["date"][s], rows["foreign_net"][s], rows["inst_net"][s], strict=True)
+            {"date": _EPOCH + timedelta(days=d), "foreign_net": _int_or_none(f), "inst_net": _int_or_none(i)}
+            for d, f, i in zip(
+                table.day[lo:hi].tolist(),
+                table.values("foreign_net", lo, hi),
+                table.values("inst_net", lo, hi),
+                strict=True,
+            )
         ]
 
 

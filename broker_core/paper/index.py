@@ -285,11 +285,10 @@ class DerivedIndex:
         for sym in self._symbols:
             if market_of(sym) != code:
                 continue
-            arrays = self.data.minute_arrays(sym)
             prev = self.data.prev_close(sym, day)
-            if not arrays.covers(day) or not prev or prev <= 0:
+            if not self.data.minute_covers(sym, day) or not prev or prev <= 0:
                 continue
-            s = arrays.session(day)
+            s = self.data.minute_day(sym, day)  # one day read, the file not mapped (kept out of RSS)
             out.append(Constituent(sym, float(prev), s.ts, s.open, s.close))
         return out
 

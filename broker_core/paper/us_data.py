@@ -3,7 +3,8 @@
 ``daily_ohlcv.parquet`` holds daily bars of US large caps and ETFs (prices in USD, dates are New York
 trading days; stock OHLC as traded, ETF rows dividend-adjusted); ``sector_map.parquet`` maps each
 symbol to its SPDR sector ETF. There are no intraday bars: ``us_daily.py`` derives them. The files are
-loaded once into per-symbol column arrays, read-only.
+loaded once into per-symbol column arrays, read-only; they are decoded from parquet once into the cache
+folder (:func:`broker_core.paper.columns.cached_daily`), so a process that finds them there needs no pyarrow.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from broker_core.clock import NEW_YORK
 from broker_core.models import Bar
+from broker_core.paper.columns import cached_daily, cached_mapping
 from broker_core.paper.data import DataNotFound
 
 ENV_VAR = "TRADER_US_DATA_DIR"
@@ -114,18 +115,13 @@ class UsData:
 
     def _load(self) -> dict[str, DailyArrays]:
         if self._daily is None:
-            table = pq.read_table(self._file(DAILY_FILE)).sort_by([("symbol", "ascending"), ("date", "ascending")])
-            symbols = np.asarray(table.column("symbol").to_pylist(), dtype=object)
-            days = table.column("date").cast("date32").cast("int32").to_numpy().astype(np.int64)
-            cols = {n: table.column(n).to_numpy().astype(float) for n in ("open", "high", "low", "close", "adj_close")}
-            volume = table.column("volume").to_numpy().astype(np.int64)
+            table = cached_daily(self._file(DAILY_FILE), "symbol")
+            cols = {n: table.columns[n].astype(float) for n in ("open", "high", "low", "close", "adj_close")}
+            volume = table.columns["volume"].astype(np.int64)
             out: dict[str, DailyArrays] = {}
-            bounds = np.flatnonzero(symbols[1:] != symbols[:-1]) + 1
-            starts = np.concatenate([[0], bounds]).astype(int)
-            ends = np.concatenate([bounds, [len(symbols)]]).astype(int)
-            for lo, hi in zip(starts.tolist(), ends.tolist(), strict=True):
-                out[str(symbols[lo])] = DailyArrays(
-                    days[lo:hi],
+            for symbol, (lo, hi) in table.keys.items():
+                out[symbol] = DailyArrays(
+                    table.day[lo:hi],
                     cols["open"][lo:hi],
                     cols["high"][lo:hi],
                     cols["low"][lo:hi],
@@ -221,10 +217,7 @@ class UsData:
     def sector_map(self) -> dict[str, str]:
         """Symbol → its SPDR sector ETF (each ETF maps to itself)."""
         if self._sectors is None:
-            table = pq.read_table(self._file(SECTOR_FILE), columns=["symbol", "sector_etf"])
-            self._sectors = dict(
-                zip(table.column("symbol").to_pylist(), table.column("sector_etf").to_pylist(), strict=True)
-            )
+            self._sectors = cached_mapping(self._file(SECTOR_FILE), "symbol", "sector_etf")
         return dict(self._sectors)
 
 

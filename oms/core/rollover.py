@@ -35,7 +35,7 @@ from datetime import time as dtime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from broker_core.calendars import KRX, calendar, is_trading_day, next_trading_day, previous_trading_day
+from broker_core.calendars import KRX, is_trading_day, next_trading_day, previous_trading_day, timezone
 from broker_core.clock import Clock
 from oms.core.arbitration import EntryLocks
 from oms.core.risk import DailyLossLatch
@@ -46,7 +46,7 @@ log = logging.getLogger("oms.rollover")
 
 
 def exchange_tz(code: str = KRX) -> ZoneInfo:
-    return ZoneInfo(str(calendar(code).tz))
+    return timezone(code)
 
 
 def day_start(day: date, code: str = KRX) -> datetime:
