@@ -10,9 +10,11 @@ from contextlib import asynccontextmanager, suppress
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from oms.api import control, health, intents, marketdata, orders, positions, responses, stream
 from oms.api.auth import KeyRing
+from oms.api.fastpath import IntentFastPath
 from oms.api.limits import MAX_BODY_BYTES, BodySizeLimit
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings, load_config, load_settings
@@ -34,6 +36,20 @@ def _started(task: asyncio.Task[None], rt: OmsRuntime, on_failure: Callable[[Bas
     log.error("OMS start failed reason=START_FAILED: %s", rt.start_error, exc_info=exc)
     if on_failure is not None:
         on_failure(exc)
+
+
+class OmsApp(FastAPI):
+    """The FastAPI app, with ``POST /api/v1/intents`` answered by :class:`IntentFastPath` when well-formed
+    (see ``oms/api/fastpath.py``): the one hot route skips the framework's per-request work."""
+
+    intent_fast_path: IntentFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.intent_fast_path
+        if fast is not None and fast.matches(scope):
+            await fast(scope, receive, send, super().__call__)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def keyring(settings: OmsSettings) -> KeyRing:
@@ -80,11 +96,12 @@ def create_app(
                 await starting
             await rt.stop()
 
-    app = FastAPI(title="OMS", version="1", lifespan=lifespan)
+    app = OmsApp(title="OMS", version="1", lifespan=lifespan)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.state.keys = keyring(settings)
     app.state.runtime = rt
     app.state.equity_curve = curve
+    app.intent_fast_path = IntentFastPath(app.state)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

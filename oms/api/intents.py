@@ -29,8 +29,22 @@ router = APIRouter(prefix="/api/v1/intents", tags=["intents"])
 async def post_intent(
     body: IntentRequest, rt: OmsRuntime = Depends(runtime), who: Principal = Depends(require_writer)
 ) -> IntentReply:
+    # No docstring: it would become the operation's description in /openapi.json. Well-formed requests are
+    # answered by oms/api/fastpath.py with the same two steps, without FastAPI's per-request machinery; this
+    # route answers every other request (so every error reply) and documents the endpoint.
+    check_intent(rt, who, body)
+    return await decide_intent(rt, body)
+
+
+def check_intent(rt: OmsRuntime, who: Principal, body: IntentRequest) -> None:
+    """The checks of a schema-valid intent that need no decision: the key may act as ``strategy_id`` (403),
+    the market's own rules of bad input (422). Raises ``HTTPException``; changes nothing."""
     check_strategy(who, body.strategy_id)
     _check_market_input(rt, body)
+
+
+async def decide_intent(rt: OmsRuntime, body: IntentRequest) -> IntentReply:
+    """Decide a checked intent (journal, broker) and build its reply."""
     rt.roll_day_if_due()  # the first intent of a new trading day is decided on that day
     intent = Intent(
         intent_id=new_id("in"),

@@ -13,11 +13,13 @@ restarts depends on real time moving forward.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 import secrets
 import time
 from datetime import UTC, datetime
+from functools import cache
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(CROCKFORD)}
@@ -36,17 +38,36 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+_FROM_B32 = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", CROCKFORD)
+"""RFC 4648 base32 → Crockford: the same 5-bit groups, another alphabet."""
+_last_time: tuple[int, str] = (-1, "")
+
+
+def _time_text(ts_ms: int) -> str:
+    """The 10 time characters of a ULID; the last one is kept (ids come in bursts within one millisecond)."""
+    global _last_time
+    if _last_time[0] != ts_ms:
+        _last_time = (ts_ms, _encode(ts_ms, ULID_LEN - _RANDOM_BITS // 5))
+    return _last_time[1]
+
+
 def ulid(ts_ms: int | None = None, randomness: int | None = None) -> str:
-    """A 26-character ULID. ``ts_ms``/``randomness`` are for tests; normally both are drawn."""
+    """A 26-character ULID. ``ts_ms``/``randomness`` are for tests; normally both are drawn.
+
+    The 80 random bits are exactly 16 characters (80 = 16 × 5), so they are written by ``base64.b32encode``
+    (C) with the alphabet translated, and the time part is the same for every id of one millisecond: three
+    ids per intent, ~5x cheaper than encoding all 130 bits five at a time in Python."""
     if ts_ms is None:
         ts_ms = time.time_ns() // 1_000_000
     if not 0 <= ts_ms < (1 << _TIME_BITS):
         raise ValueError(f"ULID time must fit 48 bits of milliseconds, got {ts_ms}")
     if randomness is None:
-        randomness = secrets.randbits(_RANDOM_BITS)
-    if not 0 <= randomness < (1 << _RANDOM_BITS):
+        raw = secrets.token_bytes(_RANDOM_BITS // 8)
+    elif 0 <= randomness < (1 << _RANDOM_BITS):
+        raw = randomness.to_bytes(_RANDOM_BITS // 8, "big")
+    else:
         raise ValueError("ULID randomness must fit 80 bits")
-    return _encode((ts_ms << _RANDOM_BITS) | randomness, ULID_LEN)
+    return _time_text(ts_ms) + base64.b32encode(raw).decode("ascii").translate(_FROM_B32)
 
 
 def new_id(prefix: str = "") -> str:
@@ -74,6 +95,7 @@ def id_time(identifier: str) -> datetime:
     return datetime.fromtimestamp((value >> _RANDOM_BITS) / 1000, tz=UTC)
 
 
+@cache  # one per OMS instance; asked for every client order id
 def instance_tag(instance_id: str) -> str:
     """A short (≤ 5 chars, upper-case alphanumeric) tag for an OMS instance.
 

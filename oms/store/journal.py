@@ -68,6 +68,13 @@ CREATE TABLE IF NOT EXISTS journal_rejects (
 """
 
 
+ONE_STATEMENT_ROWS = 16
+"""Appends of up to this many rows are one ``INSERT ... VALUES (...), (...)`` statement (4 parameters a row)."""
+_INSERT_ROWS = [""] + [
+    "INSERT INTO journal (tbl, key, row, ts) VALUES " + ", ".join(["(?, ?, ?, ?)"] * n)
+    for n in range(1, ONE_STATEMENT_ROWS + 1)
+]
+
 AUTOCHECKPOINT_PAGES = 20_000
 """~80 MB of WAL before an append checkpoints by itself (normally ``checkpoint`` ran before)."""
 
@@ -130,6 +137,14 @@ class Journal:
             items.append((table, codec.row_key(table, row), codec.row_to_json(row), now))
         if not items:
             return self.last_seq()
+        if len(items) <= ONE_STATEMENT_ROWS:
+            # The common case (an intent writes two to four rows): one multi-row INSERT in autocommit mode is
+            # its own transaction — atomic, committed to the WAL when it returns, and it takes the write lock
+            # when it starts, as BEGIN IMMEDIATE does — so BEGIN, SELECT last_insert_rowid() and COMMIT (three
+            # more statements per append) are not needed: the cursor's ``lastrowid`` is the last row's seq.
+            with self._lock:
+                cur = self._db.execute(_INSERT_ROWS[len(items)], [value for item in items for value in item])
+                return int(cur.lastrowid or 0)
         with self._lock:
             cur = self._db.cursor()
             cur.execute("BEGIN IMMEDIATE")
