@@ -125,7 +125,6 @@ class Execution:
         """Orders whose cancel request is on its way to the broker."""
         self._submitting: set[str] = set()
         """Orders whose submit is awaiting the broker's answer (reconciliation must not judge them yet)."""
-        """Orders whose cancel request is on its way to the broker."""
 
     def record(self, records: list) -> None:
         self.recorder.append(records)
