@@ -161,6 +161,9 @@ def ticks_to_bars(ticks: Iterable[Tick], interval: str = "1m") -> list[Bar]:
     return [Bar(sym, ts, o, h, lo, c, int(v), interval) for (sym, ts), (o, h, lo, c, v) in acc.items()]
 
 
+_TS = attrgetter("ts")
+
+
 class BarTapeFeed:
     """A TickFeed over per-symbol 1-minute bars, expanded into ticks lazily while iterating."""
 
@@ -190,11 +193,29 @@ class BarTapeFeed:
     def __iter__(self) -> Iterator[Tick]:
         """All symbols' ticks in time order; simultaneous ticks follow ``symbols`` order.
 
-        The session's tape is built whole and sorted once (a stable sort of the per-symbol runs: the same
-        order as merging them, at a fraction of a lazy merge's per-print cost)."""
+        Built one bar start at a time: the prints of the bars starting at ``T`` lie in ``[T, T + 60 s)``, so with
+        bars on whole minutes a stable sort of each minute's prints (symbols in order) gives the order of merging
+        the per-symbol tapes, at a fraction of a lazy merge's per-print cost, and nothing is built ahead (a replay
+        starts at once). Bars off the minute grid fall back to sorting the whole tape."""
+        if all(b.ts.second == 0 and b.ts.microsecond == 0 for bars in self._bars.values() for b in bars):
+            return self._by_minute()
         tape = [tick for s in self.symbols for tick in self.ticks(s)]
-        tape.sort(key=attrgetter("ts"))
+        tape.sort(key=_TS)
         return iter(tape)
+
+    def _by_minute(self) -> Iterator[Tick]:
+        starts: dict[datetime, list[tuple[str, Bar]]] = {}
+        for symbol in self.symbols:
+            for bar in self._bars[symbol]:
+                starts.setdefault(bar.ts, []).append((symbol, bar))
+        prev = {s: self._prev.get(s) for s in self.symbols}
+        for start in sorted(starts):
+            minute: list[Tick] = []
+            for symbol, bar in starts[start]:
+                minute.extend(bar_to_ticks(bar, prev[symbol]))
+                prev[symbol] = bar.close
+            minute.sort(key=_TS)
+            yield from minute
 
 
 class ReplayFeed(BarTapeFeed):
