@@ -30,6 +30,14 @@ STRATEGY_KEYS = {
     "PCIM": "test-pcim-key-0000001",
 }
 SESSION = "2026-02-27"
+GOOD_ENTER = {
+    "intent_type": "ENTER",
+    "strategy_id": "KMP",
+    "symbol": "005930",
+    "desired_qty": 1,
+    "constraints": {"order_type": "MARKETABLE_LIMIT"},
+}
+"""A well-formed ENTER of KMP (one share, marketable): the baseline of the auth and bad-input tests."""
 
 
 def free_port() -> int:

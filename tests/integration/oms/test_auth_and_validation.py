@@ -6,16 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.oms_server import ADMIN_KEY, READ_KEY, STRATEGY_KEYS, auth, oms_settings, running_oms
+from tests.support.oms_server import ADMIN_KEY, GOOD_ENTER, READ_KEY, STRATEGY_KEYS, auth, oms_settings, running_oms
 
 KMP = STRATEGY_KEYS["KMP"]
-GOOD = {
-    "intent_type": "ENTER",
-    "strategy_id": "KMP",
-    "symbol": "005930",
-    "desired_qty": 1,
-    "constraints": {"order_type": "MARKETABLE_LIMIT"},
-}
+GOOD = GOOD_ENTER
 
 
 def _tables_written(oms: object) -> int:

@@ -14,16 +14,19 @@ import pytest
 from oms.api.fastpath import IntentFastPath
 from oms.app import OmsApp, create_app
 from tests.support import oms_server
-from tests.support.oms_server import ADMIN_KEY, READ_KEY, STRATEGY_KEYS, Oms, oms_settings, running_oms, sim_clock
+from tests.support.oms_server import (
+    ADMIN_KEY,
+    GOOD_ENTER,
+    READ_KEY,
+    STRATEGY_KEYS,
+    Oms,
+    oms_settings,
+    running_oms,
+    sim_clock,
+)
 
 KMP = STRATEGY_KEYS["KMP"]
-GOOD = {
-    "intent_type": "ENTER",
-    "strategy_id": "KMP",
-    "symbol": "005930",
-    "desired_qty": 1,
-    "constraints": {"order_type": "MARKETABLE_LIMIT"},
-}
+GOOD = GOOD_ENTER
 
 
 def _body(**over: Any) -> bytes:
