@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from broker_core.clock import Clock
 from broker_core.logging_setup import configure
 from broker_core.market_rules import up
 from oms.settings import load_config
@@ -54,6 +55,29 @@ async def _filled(oms: Oms, order_id: str) -> bool:
     return (await oms.get(f"/api/v1/orders/{order_id}"))["state"] == "FILLED"
 
 
+async def _enter(oms: Oms, clock: Clock, limit: float, tries: int = 3) -> dict[str, Any]:
+    """A limit buy of 10 shares. At 30× a few ms of transit jitter on a loaded machine is a fraction of a fake
+    second, enough for the fake's 2-requests-a-second window to refuse one call (EGW00201): the OMS then answers
+    DEFERRED (nothing working), as it should, and the intent is sent again under a new key."""
+    reply: dict[str, Any] = {}
+    for n in range(tries):
+        reply = (
+            await oms.intent(
+                STRATEGY_KEYS["KMP"],
+                intent_type="ENTER",
+                strategy_id="KMP",
+                symbol="005930",
+                desired_qty=10,
+                constraints={"order_type": "LIMIT", "limit_price": limit},
+                idempotency_key=f"mask-{n + 1}",
+            )
+        ).json()
+        if reply["status"] != "DEFERRED" or "BROKER_RATE_LIMITED" not in reply.get("message", ""):
+            break
+        await clock.sleep(1.5)  # on the fake's clock: its one-second window has moved on
+    return reply
+
+
 async def test_no_secret_reaches_a_log_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = sim_clock(9, 30, speed=30)
     exchange = make_exchange(clock, ["005930", "000660"], participation=0.02)
@@ -67,17 +91,7 @@ async def test_no_secret_reaches_a_log_line(tmp_path: Path, monkeypatch: pytest.
                 broker: Any = oms.runtime.broker
                 # orders: REST with the token and app key in headers, the account in the query and body
                 last = (await broker.get_quote("005930")).last
-                reply = (
-                    await oms.intent(
-                        STRATEGY_KEYS["KMP"],
-                        intent_type="ENTER",
-                        strategy_id="KMP",
-                        symbol="005930",
-                        desired_qty=10,
-                        constraints={"order_type": "LIMIT", "limit_price": float(up(last, 5))},
-                        idempotency_key="mask-1",
-                    )
-                ).json()
+                reply = await _enter(oms, clock, float(up(last, 5)))
                 assert reply["status"] == "ACCEPTED", reply
                 await until(lambda: _filled(oms, reply["order_id"]), timeout=90, what="limit buy filled")
                 # market data over the OMS stream: KIS WebSocket registrations carry the approval key
