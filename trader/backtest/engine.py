@@ -12,7 +12,9 @@ every call, straight to the same route functions: :mod:`trader.backtest.direct`)
 :class:`~trader.backtest.asgi_stream.AsgiStreamConnect` (no socket); time is driven instead of read
 from the wall; the OMS reads its journal alone and copies it to the database when it stops (no
 database thread while time is driven); the SDK's retry back-off sleeps on the clock and draws its
-jitter from a seeded generator.
+jitter from a seeded generator; strategies send a heartbeat every :data:`HEARTBEAT_SEC` of clock time instead
+of every 15 s (a heartbeat is liveness and status for the operator: in a driven run nobody watches, and each one
+is a journaled row — 99 % of a backtest journal's bytes at 15 s — and ≈ 10 % of a run's CPU).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ log = logging.getLogger("trader.backtest")
 
 INSTANCE_ID = "backtest"
 BASE_URL = "http://oms.backtest"
+HEARTBEAT_SEC = 300.0
 DRAIN_AT_STOP_S = 1e9
 """The journal drain's idle pause: it copies the journal once at start (empty) and at stop, never while
 time is driven."""
@@ -171,6 +174,7 @@ async def run_backtest(plan: BacktestPlan, progress: Progress | None = None) -> 
             strategy = spec.module.build(spec.config, client, clock)
             if not isinstance(strategy, Strategy):
                 raise TypeError(f"{spec.module.__name__}.build returned {type(strategy).__name__}, not a Strategy")
+            strategy.heartbeat_sec = max(strategy.heartbeat_sec, HEARTBEAT_SEC)
             strategies.append(strategy)
         intents = runtime.intents
         sampler = EquitySampler(lambda: intents.portfolio().equity, plan.days)
