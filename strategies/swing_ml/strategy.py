@@ -470,8 +470,11 @@ class SwingMlStrategy(Strategy):
         by_key = {o.idempotency_key: o for o in orders}
 
         async def gate(order: SwingOrder) -> ExitGate:
-            allocation = (await self.oms.allocations()).get(order.symbol)
+            # Orders first, then the allocation: a fill ends the working sell and lowers the allocation in one
+            # OMS step, so a sell that fills between the two reads is seen either working or in the allocation.
+            # (The other way round, a fill between them showed neither, and a second EXIT was sent.)
             working = await self.oms.orders(open_only=True, symbol=order.symbol)
+            allocation = (await self.oms.allocations()).get(order.symbol)
             sell_working = any(o.is_open and o.side.upper() == "SELL" for o in working)
             return exit_gate(allocation.qty if allocation is not None else 0, sell_working)
 
