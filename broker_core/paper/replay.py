@@ -64,11 +64,6 @@ def _intermediate(a: float, b: float, m: int) -> list[float]:
     return out
 
 
-def _price_path(bar: Bar, budget: int) -> list[float]:
-    """Distinct-step price path O → … → C with at most ``budget`` points (``budget`` ≥ 1)."""
-    return list(_path_of(float(bar.open), float(bar.high), float(bar.low), float(bar.close), budget))
-
-
 @lru_cache(maxsize=65_536)
 def _path_of(o: float, h: float, lo: float, c: float, budget: int) -> tuple[float, ...]:
     """The path of a bar with these prices (memoized: a third of a session's bars repeat a shape)."""
@@ -76,6 +71,7 @@ def _path_of(o: float, h: float, lo: float, c: float, budget: int) -> tuple[floa
 
 
 def _compute_path(bar: Bar, budget: int) -> list[float]:
+    """Distinct-step price path O → … → C with at most ``budget`` points (``budget`` ≥ 1)."""
     keys = _key_points(bar)
     if len(keys) > budget:
         # Only reachable when volume < number of key prices (never in the KRX data): keep open and
