@@ -138,6 +138,9 @@ class KprParams(BaseModel):
     """[resolved] per-position notional cap = the OMS default (§0.2), so the OMS never has to cut."""
     strategy_budget_pct: float | None = Field(0.30, gt=0)
     """[resolved] KPR notional (positions + working entries) ≤ this·NAV, the OMS's strategy budget."""
+    cap_margin_pct: float = Field(0.005, ge=0)
+    """[resolved] NAV fraction kept below the two OMS caps above: KPR values its book from a polled NAV and
+    last prices up to 180 s old, the OMS from its own equity and marks of the instant it decides."""
     spread_max_pct: float = Field(0.005, gt=0)
     """[resolved] the OMS's 50 bps spread rule, checked first when a fresh quote is known."""
     quote_max_age_sec: float = Field(15, gt=0)

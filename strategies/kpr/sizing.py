@@ -6,7 +6,9 @@
   14:00–14:30 0.5 (0 outside the bands: no entry).
 * **[resolved]** caps after the formula, so the OMS never has to cut: per-position notional
   ≤ 15% NAV (§0.2), KPR notional (positions + working entries) ≤ the strategy budget (30% NAV, the
-  OMS's ``strategy_budgets``), and buyable cash.
+  OMS's ``strategy_budgets``), and buyable cash. The two NAV caps keep ``cap_margin_pct``·NAV of room
+  below the OMS's: KPR's NAV is polled and its marks lag, so a sizing exactly at the OMS's limit was
+  refused when the OMS's valuation of the same instant was a tick lower.
 """
 
 from __future__ import annotations
@@ -70,9 +72,10 @@ def position_size(
         return SizeResult(0, 0, None, factor)
     formula = max(0, math.floor(p.base_risk_pct * nav * factor / risk + _EPS))
     qty, by = formula, None
-    caps = [("nav_cap", p.nav_cap_pct * nav)]
+    margin = p.cap_margin_pct * nav
+    caps = [("nav_cap", p.nav_cap_pct * nav - margin)]
     if p.strategy_budget_pct is not None:
-        caps.append(("strategy_budget", p.strategy_budget_pct * nav - kpr_notional))
+        caps.append(("strategy_budget", p.strategy_budget_pct * nav - margin - kpr_notional))
     if buyable_cash is not None:
         caps.append(("buyable_cash", buyable_cash))
     for name, room in caps:

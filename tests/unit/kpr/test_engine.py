@@ -51,34 +51,34 @@ def test_setup_accept_enter_partial_exit():
     assert (enter.confidence, enter.order_type, enter.cancel_after_sec) == ("YELLOW", "LIMIT", 30)
     assert enter.limit_price == 9_730  # up(last 9,695, 3): no fresh quote
     assert enter.stop_px == pytest.approx(9_571.2)
-    # 0.5% NAV · 0.65 · 0.85 · 1.0 / (9,730 − 9,571.2) = 17,396 → capped at 15% NAV: 15,416
-    assert enter.qty == 15_416
+    # 0.5% NAV · 0.65 · 0.85 · 1.0 / (9,730 − 9,571.2) = 17,396 → capped at 15% NAV less the 0.5% margin: 14,902
+    assert enter.qty == 14_902
     assert enter.idempotency_key == "KPR:A:ENTER:20260227T101500"
     assert eng.state_of("A") is State.ENTRY_PENDING and eng.entry_signal_count == 1
 
     eng.on_intent_result("A", ts(10, 16, 1), "ACCEPTED")
-    out = eng.on_fill("A", "BUY", 15_416, 9_720, ts(10, 16, 2))
+    out = eng.on_fill("A", "BUY", 14_902, 9_720, ts(10, 16, 2))
     mod = _one(out.actions, ModifyRiskAction)
     assert mod.stop_px == pytest.approx(9_571.2) and mod.time_stop_ts == ts(10, 16, 2) + timedelta(minutes=45)
     assert eng.state_of("A") is State.IN_POSITION
     pos = eng.position_of("A")
     assert pos.r == pytest.approx(148.8) and pos.bucket.value == "NORMAL"  # ATR20 300 / 9,720 = 3.1%
-    eng.on_order_closed("A", ts(10, 16, 3), 15_416)
+    eng.on_order_closed("A", ts(10, 16, 3), 14_902)
 
     # REST bars (no stream slot): the high reaches 1.5R (9,943.2) → REDUCE half
     out = eng.on_bar("A", bar(ts(10, 16), 9_720, 9_950, 9_700, 9_930, 2_000), ts(10, 17, 10), "rest")
     reduce = _one(out.actions, ReduceAction)
-    assert (reduce.qty, reduce.reason) == (7_708, ReasonCode.KPR_X_TARGET_PARTIAL)
+    assert (reduce.qty, reduce.reason) == (7_451, ReasonCode.KPR_X_TARGET_PARTIAL)
     assert reduce.limit_price == 9_900  # round_down(9,930 · 0.997) = 9,900
-    eng.on_fill("A", "SELL", 7_708, 9_920, ts(10, 17, 12))
+    eng.on_fill("A", "SELL", 7_451, 9_920, ts(10, 17, 12))
     out = eng.on_bar("A", bar(ts(10, 17), 9_930, 10_010, 9_900, 10_000, 2_000), ts(10, 18, 10), "rest")
     assert not out.actions  # 2.0R = 10,017.6 not reached
     out = eng.on_bar("A", bar(ts(10, 18), 10_000, 10_020, 9_990, 10_010, 2_000), ts(10, 19, 10), "rest")
     exit_ = _one(out.actions, ExitAction)
     assert exit_.reason is ReasonCode.KPR_X_TARGET
-    out = eng.on_fill("A", "SELL", 7_708, 10_000, ts(10, 19, 12))
+    out = eng.on_fill("A", "SELL", 7_451, 10_000, ts(10, 19, 12))
     closed = next(d for d in out.decisions if d.code is ReasonCode.KPR_POSITION_CLOSED)
-    assert closed.fields["realized_pnl"] == pytest.approx(7_708 * 200 + 7_708 * 280)
+    assert closed.fields["realized_pnl"] == pytest.approx(7_451 * 200 + 7_451 * 280)
     assert eng.state_of("A") is State.DONE
     # DONE: no re-entry that day, even on a fresh panic
     out = feed(eng, "A", ts(10, 20), 9_600, 9_600, 9_400, 9_450, 100)

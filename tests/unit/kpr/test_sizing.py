@@ -47,11 +47,11 @@ def test_qty_formula():
 
 
 def test_caps_nav_budget_and_cash():
-    # a tight R: the formula asks for far more than 15% NAV
+    # a tight R: the formula asks for far more than 15% NAV; both NAV caps keep 0.5% NAV of margin
     size = position_size(1e9, 10_000, 9_990, 1.0, 1.0, 1.0, P)
-    assert size.qty_formula == 500_000 and (size.qty, size.capped_by) == (15_000, "nav_cap")
+    assert size.qty_formula == 500_000 and (size.qty, size.capped_by) == (14_500, "nav_cap")
     size = position_size(1e9, 10_000, 9_990, 1.0, 1.0, 1.0, P, kpr_notional=250_000_000)
-    assert (size.qty, size.capped_by) == (5_000, "strategy_budget")
+    assert (size.qty, size.capped_by) == (4_500, "strategy_budget")
     size = position_size(1e9, 10_000, 9_990, 1.0, 1.0, 1.0, P, buyable_cash=1_234_567)
     assert (size.qty, size.capped_by) == (123, "buyable_cash")
     size = position_size(1e9, 10_000, 9_990, 1.0, 1.0, 1.0, P, kpr_notional=300_000_000)
@@ -61,3 +61,30 @@ def test_caps_nav_budget_and_cash():
 def test_no_size_outside_the_bands_or_with_a_stop_above_the_limit():
     assert position_size(1e9, 10_000, 9_800, 1.0, 1.0, 0.0, P).qty == 0
     assert position_size(1e9, 10_000, 10_000, 1.0, 1.0, 1.0, P).qty == 0
+
+
+def test_budget_margin_absorbs_the_valuation_lag_the_oms_refused():
+    """2026-02-05 13:39 in the all-session backtest: KPR saw 105,300 of budget room at its own (lagged) marks,
+    the OMS 98,564 at its marks of the instant, and refused the 1-share entry with STRATEGY_BUDGET."""
+    nav, limit, stop = 100_000_000, 105_300, 100_000
+    kpr_notional = 0.30 * nav - 105_300
+    oms_room = 98_564
+    unbuffered = position_size(
+        nav, limit, stop, 1.0, 1.0, 1.0, P.model_copy(update={"cap_margin_pct": 0.0}), kpr_notional=kpr_notional
+    )
+    assert (unbuffered.qty, unbuffered.capped_by) == (1, "strategy_budget")
+    assert unbuffered.qty * limit > oms_room
+    size = position_size(nav, limit, stop, 1.0, 1.0, 1.0, P, kpr_notional=kpr_notional)
+    assert (size.qty, size.capped_by) == (0, "strategy_budget")
+
+
+@pytest.mark.parametrize("lag", [-0.004, 0.0, 0.004])
+def test_sizing_stays_inside_the_oms_caps_when_nav_and_marks_lag_less_than_the_margin(lag):
+    oms_equity = 100_000_000
+    polled_nav = oms_equity * (1 + lag)
+    for held in range(0, 30_000_000, 1_234_567):
+        oms_notional = held * (1 + abs(lag))
+        size = position_size(polled_nav, 10_000, 9_700, 1.0, 1.0, 1.0, P, kpr_notional=held)
+        notional = size.qty * 10_000
+        assert notional <= 0.15 * oms_equity
+        assert notional <= 0.30 * oms_equity - oms_notional

@@ -80,7 +80,7 @@ async def test_rest_polling_is_incremental_and_a_fresh_bar_sends_the_enter():
     assert strat.engine.state_of("A") is State.ENTRY_PENDING
     (intent,) = fake.intents
     assert intent["intent_type"] == "ENTER" and intent["strategy_id"] == "KPR" and intent["symbol"] == "A"
-    assert intent["desired_qty"] == 15_416 and intent["idempotency_key"] == "KPR:A:ENTER:20260227T101500"
+    assert intent["desired_qty"] == 14_902 and intent["idempotency_key"] == "KPR:A:ENTER:20260227T101500"
     c = intent["constraints"]
     assert (c["order_type"], c["limit_price"], c["cancel_after_sec"]) == ("LIMIT", 9_730, 30)
     rp = intent["risk_payload"]
