@@ -24,14 +24,18 @@ log = logging.getLogger("trader.paper")
 PAPER_ACCOUNT_FILE = "paper_account.db"
 
 
-def choose_feed(day: date, symbols: list[str] | None, data_dir: str | None) -> tuple[Any, KrxData | None]:
-    """A replay of ``day`` from the KRX data, or a synthetic session (with a notice) when none exists."""
+def open_data(data_dir: str | None) -> KrxData | None:
+    """The KRX data directory, or None (with a notice: the feed will be synthetic) when there is none."""
     try:
-        data = KrxData(data_dir)
+        return KrxData(data_dir)
     except DataNotFound as exc:
         log.warning("no KRX data (%s); using the synthetic feed", exc)
-        return SyntheticFeed(day, symbols), None
-    return feed_for(data, day, symbols), data
+        return None
+
+
+def choose_feed(day: date, symbols: list[str] | None, data: KrxData | None) -> Any:
+    """A replay of ``day`` from the KRX data, or a synthetic session when there is no data."""
+    return SyntheticFeed(day, symbols) if data is None else feed_for(data, day, symbols)
 
 
 def feed_for(data: KrxData, day: date, symbols: list[str] | None) -> Any:
@@ -54,10 +58,13 @@ def _closes(data: KrxData, day: date, symbols: list[str] | None) -> dict[str, fl
 
 
 def build_paper_broker(
-    settings: OmsSettings, config: OmsConfig, clock: Clock
+    settings: OmsSettings, config: OmsConfig, clock: Clock, data: KrxData | None = None
 ) -> tuple[PaperBroker, PaperExchange, list[str], dict[str, str]]:
+    """The paper exchange and its broker on ``data`` (default: opened from ``settings.trader_data_dir``)."""
     day = date.fromisoformat(settings.oms_paper_date) if settings.oms_paper_date else clock.now().date()
-    feed, data = choose_feed(day, config.paper.symbols or None, settings.trader_data_dir)
+    if data is None:
+        data = open_data(settings.trader_data_dir)
+    feed = choose_feed(day, config.paper.symbols or None, data)
     engine = MatchingEngine(
         cash=config.paper.cash, participation=config.paper.participation, session_date=feed.session_date
     )
@@ -111,10 +118,6 @@ def later_days(clock: Clock, first: date) -> list[date]:
 
 def build_paper_venue(settings: OmsSettings, config: OmsConfig, clock: Clock) -> Venue:
     """The embedded default: the paper exchange in the OMS process, with the KRX data as reference data."""
-    broker, exchange, symbols, sectors = build_paper_broker(settings, config, clock)
-    reference: KrxData | None
-    try:
-        reference = KrxData(settings.trader_data_dir)
-    except DataNotFound:
-        reference = None
+    reference = open_data(settings.trader_data_dir)
+    broker, exchange, symbols, sectors = build_paper_broker(settings, config, clock, reference)
     return Venue(broker=broker, exchange=exchange, known_symbols=set(symbols), sector_of=sectors, reference=reference)
