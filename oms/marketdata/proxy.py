@@ -25,7 +25,7 @@ import logging
 import time as time_module
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta
 from functools import partial
 from typing import Any
@@ -56,8 +56,12 @@ class _Entry:
     expires: datetime
 
 
+_QUOTE_FIELDS = tuple(f.name for f in fields(Quote))
+
+
 def quote_json(q: Quote) -> dict[str, Any]:
-    out = asdict(q)
+    """``asdict`` without its recursive deep copy (every field of a quote is flat)."""
+    out = {name: getattr(q, name) for name in _QUOTE_FIELDS}
     out["ts"] = q.ts.isoformat()
     return out
 
