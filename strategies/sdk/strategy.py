@@ -145,8 +145,11 @@ class Strategy:
     # ---- recovery -----------------------------------------------------------------------------
     async def recover(self) -> None:
         """Load this strategy's allocations and open orders and subscribe their symbols."""
-        allocations = await self.oms.allocations()
+        # Open orders first, then the allocations: a fill ends the working order and changes the allocation in one
+        # OMS step, so an order that fills between the two reads is seen working or in the allocation. (The other
+        # way round it showed in neither: a bought position went unmanaged, a sold one was adopted again.)
         orders = await self.oms.orders(open_only=True)
+        allocations = await self.oms.allocations()
         self.allocations = allocations
         self.open_orders = {o.order_id: o for o in orders if o.is_open}
         held = set(allocations) | {o.symbol for o in self.open_orders.values()}

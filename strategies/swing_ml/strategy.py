@@ -366,8 +366,11 @@ class SwingMlStrategy(Strategy):
         cfg = self.config
         # S3 step 1: holdings first. Whatever changes while the rest runs is caught where it matters: the exit
         # gate re-reads the OMS before a SELL, and the OMS refuses an ENTER of a symbol held or being bought.
-        holdings = self._holdings(await self.oms.allocations(), "decide")
+        # Working orders before the allocations: a fill ends the working buy and raises the allocation in one OMS
+        # step, so a buy that fills between the two reads is seen pending or held. (The other way round it showed
+        # neither, and the synthesizer counted one position too few against max_positions.)
         working = await self.oms.orders(open_only=True)
+        holdings = self._holdings(await self.oms.allocations(), "decide")
         pending = {o.symbol for o in working if o.is_open and o.side.upper() == "BUY"}
         data = await self.day_data(session.day)
         reading = await self._regime_for(data, strict=False)

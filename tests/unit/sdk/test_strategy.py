@@ -94,3 +94,27 @@ async def test_bar_before_trade_failing_hook_logged_and_orders_tracked(caplog: p
     await dispatch(trade("09:02:00"))
     assert s.calls[-1] == "order FILLED"
     await s.oms.aclose()
+
+
+async def test_recover_sees_an_order_that_fills_between_its_two_reads() -> None:
+    """The working BUY fills right after recover's first read: it must show as an open order or in the
+    allocation (reading the allocations first showed it in neither, and the position went unmanaged)."""
+    filled = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal filled
+        if request.url.path == "/api/v1/orders":
+            body: Any = [] if filled else [{**order("SUBMITTED"), "symbol": "000660"}]
+        elif request.url.path == "/api/v1/allocations/KMP":
+            body = {"000660": {"qty": 1, "cost_basis": 100.0}} if filled else {}
+        else:
+            return httpx.Response(200, json={})
+        filled = True  # the OMS fills the order (ends it and raises the allocation in one step) after this read
+        return httpx.Response(200, json=body)
+
+    client = OmsClient("http://oms.test", "k1", "KMP", transport=httpx.MockTransport(handler))
+    s = Probe(client, ManualClock(datetime(2026, 2, 27, 9, tzinfo=KST)))
+    await s.recover()
+    assert "000660" in s.allocations or any(o.symbol == "000660" for o in s.open_orders.values())
+    assert "000660" in s.stream.symbols
+    await s.oms.aclose()
