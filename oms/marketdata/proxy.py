@@ -56,12 +56,16 @@ class _Entry:
     expires: datetime
 
 
-_QUOTE_FIELDS = tuple(f.name for f in fields(Quote))
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def quote_json(q: Quote) -> dict[str, Any]:
-    """``asdict`` without its recursive deep copy (every field of a quote is flat)."""
-    out = {name: getattr(q, name) for name in _QUOTE_FIELDS}
+    """``asdict`` without its recursive deep copy (every field of a quote, or of a subclass such as a derived
+    index quote, is flat)."""
+    names = _FIELDS.get(type(q))
+    if names is None:
+        names = _FIELDS[type(q)] = tuple(f.name for f in fields(q))
+    out = {name: getattr(q, name) for name in names}
     out["ts"] = q.ts.isoformat()
     return out
 
