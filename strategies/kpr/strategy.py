@@ -621,10 +621,11 @@ class KprStrategy(Strategy):
     async def on_fill(self, event: dict[str, Any]) -> None:
         await self._fill(event)
 
-    async def _fill(self, event: dict[str, Any]) -> None:
+    async def _fill(self, event: dict[str, Any]) -> bool:
+        """Apply one fill once (by execution id); False when it was applied before."""
         exec_id = str(event.get("execution_id", ""))
         if exec_id and exec_id in self._seen_exec:
-            return
+            return False
         if exec_id:
             self._seen_exec.add(exec_id)
         ts = _ts(event.get("ts")) or self.clock.now()
@@ -634,10 +635,13 @@ class KprStrategy(Strategy):
             self.engine.on_fill(event["symbol"], str(event["side"]), int(event["qty"]), float(event["price"]), ts),
             sync=True,
         )
+        return True
 
     async def on_recover(self) -> None:
-        """Adopt KPR allocations the engine does not manage yet; after a reconnect, replay missed fills."""
+        """Adopt KPR allocations the engine does not manage yet; after a stream (re)connection, replay missed fills."""
         now = self.clock.now()
+        # symbols with fills replayed here: the engine is newer than the allocation snapshot (read before the fills)
+        replayed: set[str] = set()
         if self.stream.connects > 0 and self._last_fill_ts is not None:
             try:
                 fills = await self.oms.fills(since=self._last_fill_ts - timedelta(seconds=1))
@@ -645,7 +649,7 @@ class KprStrategy(Strategy):
                 self.log.warning("fills since %s not read after a reconnect: %s", self._last_fill_ts, exc)
             else:
                 for f in sorted(fills, key=lambda f: f.ts):
-                    await self._fill(
+                    applied = await self._fill(
                         {
                             "execution_id": f.execution_id,
                             "symbol": f.symbol,
@@ -655,12 +659,16 @@ class KprStrategy(Strategy):
                             "ts": f.ts.isoformat(),
                         }
                     )
+                    if applied:
+                        replayed.add(f.symbol)
         elif self._last_fill_ts is None:
             self._last_fill_ts = now
+            # the fills the adopted allocations already hold are not replayed at the first connection
+            self._seen_exec.update(f.execution_id for f in await self.snapshot_fills(now - timedelta(seconds=1)))
         out = Output()
         for sym, a in sorted(self.allocations.items()):
             pos = self.engine.position_of(sym)
-            if a.qty <= 0 or (pos is not None and pos.qty > 0):
+            if a.qty <= 0 or (pos is not None and pos.qty > 0) or sym in replayed:
                 continue
             avg = a.cost_basis or a.entry_px or 0.0
             if avg <= 0:

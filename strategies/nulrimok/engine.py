@@ -22,7 +22,7 @@ has the call table; the wiring (:mod:`strategies.nulrimok.strategy`) feeds it th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -971,11 +971,12 @@ class NulrimokEngine:
             out.act(ModifyRiskAction(symbol, round(pos.stop, 4), None, key, now, R.NULRIMOK_POSITION_RECOVERED.value))
         return out
 
-    def sync_allocations(self, now: datetime, qtys: Mapping[str, int]) -> Output:
-        """Positions the OMS no longer holds for Nulrimok (closed outside the engine) are dropped."""
+    def sync_allocations(self, now: datetime, qtys: Mapping[str, int], newer: Collection[str] = ()) -> Output:
+        """Positions the OMS no longer holds for Nulrimok (closed outside the engine) are dropped; not those in
+        ``newer`` (fills applied after ``qtys`` was read)."""
         out = Output()
         for ctx in self._held():
-            if qtys.get(ctx.symbol, 0) <= 0:
+            if qtys.get(ctx.symbol, 0) <= 0 and ctx.symbol not in newer:
                 assert ctx.pos is not None
                 self._closed(ctx, now, out, ctx.pos.exit_reason or R.NULRIMOK_X_EXTERNAL)
         return out

@@ -725,10 +725,11 @@ class NulrimokStrategy(Strategy):
     async def on_fill(self, event: dict[str, Any]) -> None:
         await self._fill(event)
 
-    async def _fill(self, event: dict[str, Any]) -> None:
+    async def _fill(self, event: dict[str, Any]) -> bool:
+        """Apply one fill once (by execution id); False when it was applied before."""
         exec_id = str(event.get("execution_id", ""))
         if exec_id and exec_id in self._seen_exec:
-            return
+            return False
         if exec_id:
             self._seen_exec.add(exec_id)
         ts = _ts(event.get("ts")) or self.clock.now()
@@ -737,6 +738,7 @@ class NulrimokStrategy(Strategy):
         await self._apply(
             self.engine.on_fill(event["symbol"], str(event["side"]), int(event["qty"]), float(event["price"]), ts)
         )
+        return True
 
     async def on_event(self, event: dict[str, Any]) -> None:
         if event.get("type") == "evicted":
@@ -749,11 +751,13 @@ class NulrimokStrategy(Strategy):
             await self._apply(self.engine.on_slots(self.clock.now(), [], {s: reason for s in symbols}))
 
     async def on_recover(self) -> None:
-        """Adopt Nulrimok allocations (start, reconnect); after a reconnect replay missed fills first."""
+        """Adopt Nulrimok allocations (start, stream connections); after a connection replay missed fills first."""
         now = self.clock.now()
         if self.stream.connects > 1:
             nxt = now.astimezone(KST).replace(second=0, microsecond=0) + _MINUTE
             self._stream_from = {s: max(v, nxt) for s, v in self._stream_from.items()}
+        # symbols with fills replayed here: the engine is newer than the allocation snapshot (read before the fills)
+        replayed: set[str] = set()
         if self.stream.connects > 0 and self._last_fill_ts is not None:
             try:
                 fills = await self.oms.fills(since=self._last_fill_ts - timedelta(seconds=1))
@@ -761,7 +765,7 @@ class NulrimokStrategy(Strategy):
                 self.log.warning("fills since %s not read after a reconnect: %s", self._last_fill_ts, exc)
             else:
                 for f in sorted(fills, key=lambda f: f.ts):
-                    await self._fill(
+                    applied = await self._fill(
                         {
                             "execution_id": f.execution_id,
                             "symbol": f.symbol,
@@ -771,19 +775,23 @@ class NulrimokStrategy(Strategy):
                             "ts": f.ts.isoformat(),
                         }
                     )
+                    if applied:
+                        replayed.add(f.symbol)
         elif self._last_fill_ts is None:
             self._last_fill_ts = now
+            # the fills the adopted allocations already hold are not replayed at the first connection
+            self._seen_exec.update(f.execution_id for f in await self.snapshot_fills(now - timedelta(seconds=1)))
         out = Output()
         for sym, a in sorted(self.allocations.items()):
             pos = self.engine.position_of(sym)
-            if a.qty <= 0 or (pos is not None and pos.qty > 0):
+            if a.qty <= 0 or (pos is not None and pos.qty > 0) or sym in replayed:
                 continue
             avg = a.cost_basis or a.entry_px or 0.0
             if avg <= 0:
                 self.log.warning("allocation %s has no cost basis; not adopted", sym)
                 continue
             out.extend(self._recover_one(sym, a.qty, avg, a.soft_stop_px, a.entry_ts, now))
-        out.extend(self.engine.sync_allocations(now, {s: a.qty for s, a in self.allocations.items()}))
+        out.extend(self.engine.sync_allocations(now, {s: a.qty for s, a in self.allocations.items()}, replayed))
         await self._apply(out)
 
     def _recover_one(

@@ -6,7 +6,9 @@ through ``self.oms``. The base class:
 
 - at start, :meth:`recover` loads the strategy's allocations and open orders from the OMS (and
   subscribes their symbols), so a restarted strategy keeps managing its exits; it runs again
-  after every stream reconnect, because the OMS does not replay events missed while down;
+  after every stream reconnect, because the OMS does not replay events missed while down, and at
+  the first connection when the OMS state moved since the start's snapshot (events in between
+  were never sent); :meth:`snapshot_fills` tells the fills that snapshot already holds;
 - turns stream events into hook calls in order: ``on_bar`` (a 1m bar closed by this trade) before
   ``on_trade`` — bars that may miss trades (subscribed mid-minute, stream outage) carry
   ``partial=True``; ``on_order``/``on_fill`` for its own orders (open orders and allocations are kept
@@ -25,13 +27,14 @@ import signal
 from collections import Counter
 from collections.abc import Awaitable, Iterable
 from contextlib import suppress
+from datetime import datetime
 from typing import Any
 
 from broker_core.clock import Clock
 from strategies.sdk.bars import Bar, BarBuilder
 from strategies.sdk.client import OmsClient
 from strategies.sdk.errors import OmsError
-from strategies.sdk.models import Allocation, Order
+from strategies.sdk.models import Allocation, Fill, Order
 from strategies.sdk.scheduler import Scheduler
 from strategies.sdk.stream import StreamClient
 
@@ -143,15 +146,20 @@ class Strategy:
         await self.stream.unsubscribe(symbols)
 
     # ---- recovery -----------------------------------------------------------------------------
-    async def recover(self) -> None:
-        """Load this strategy's allocations and open orders and subscribe their symbols."""
+    async def recover(self, *, if_changed: bool = False) -> None:
+        """Load this strategy's allocations and open orders and subscribe their symbols.
+
+        ``if_changed``: stop there (no ``on_recover``) when both are what the strategy already holds."""
         # Open orders first, then the allocations: a fill ends the working order and changes the allocation in one
         # OMS step, so an order that fills between the two reads is seen working or in the allocation. (The other
         # way round it showed in neither: a bought position went unmanaged, a sold one was adopted again.)
         orders = await self.oms.orders(open_only=True)
         allocations = await self.oms.allocations()
+        open_orders = {o.order_id: o for o in orders if o.is_open}
+        if if_changed and allocations == self.allocations and open_orders == self.open_orders:
+            return
         self.allocations = allocations
-        self.open_orders = {o.order_id: o for o in orders if o.is_open}
+        self.open_orders = open_orders
         held = set(allocations) | {o.symbol for o in self.open_orders.values()}
         if held:
             await self.subscribe(sorted(held))
@@ -162,6 +170,27 @@ class Strategy:
             len(self.open_orders),
         )
         await self.on_recover()
+
+    async def snapshot_fills(self, since: datetime, tries: int = 3) -> list[Fill]:
+        """This strategy's fills at or after ``since`` that ``self.allocations`` holds (for :meth:`on_recover`).
+
+        Every fill moves an allocation, so a fills read between two equal allocation reads saw exactly the fills
+        that snapshot holds; ``self.allocations`` is read again (and replaced) until it stands still."""
+        fills: list[Fill] = []
+        try:
+            for _ in range(tries):
+                fills = await self.oms.fills(since=since)
+                allocations = await self.oms.allocations()
+                steady = {s: a.qty for s, a in allocations.items()} == {s: a.qty for s, a in self.allocations.items()}
+                self.allocations = allocations
+                if steady:
+                    return fills
+        except OmsError as exc:
+            self.log.warning("fills held by the allocations not read: %s", exc)
+            return []
+        # still moving: the fills read all are in self.allocations, a few more may be too
+        self.log.warning("allocations still moving after %d reads; fills since %s may be counted twice", tries, since)
+        return fills
 
     # ---- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -251,11 +280,12 @@ class Strategy:
         now = self.clock.now()
         for symbol in self.stream.symbols:
             self.bars.mark_gap(symbol, now)
-        if count > 1 and not self.stopping:
+        if not self.stopping:
             try:
-                await self.recover()
+                # the first connection too: what happened since the start's recovery was never sent
+                await self.recover(if_changed=count == 1)
             except OmsError as exc:
-                self.log.warning("resync after reconnect failed: %s", exc)
+                self.log.warning("resync after stream connection #%d failed: %s", count, exc)
 
     async def _on_stream_event(self, event: Event) -> None:
         if self.stopping:

@@ -1,5 +1,6 @@
 """A minimal OMS over HTTP (httpx MockTransport) for the KPR data and wiring tests: the market-data
-proxy's shapes (bars, daily, quote, investor flow), intents and the few state reads KPR makes.
+proxy's shapes (bars, daily, quote, investor flow), intents and the few state reads KPR makes (fills,
+allocations, open orders: the recovery's).
 It records every request so tests can assert what KPR asked for."""
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class FakeOms:
     investor: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     quotes: dict[str, dict[str, Any]] = field(default_factory=dict)
     fills: list[dict[str, Any]] = field(default_factory=list)
+    """The strategy's fills (``ts`` ISO); ``GET /fills`` filters them by ``symbol`` and ``since``."""
+    allocations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    orders: list[dict[str, Any]] = field(default_factory=list)
     intent_reply: Callable[[dict[str, Any]], dict[str, Any]] = lambda body: {
         "intent_id": f"i-{body['idempotency_key']}",
         "status": "ACCEPTED",
@@ -78,7 +82,17 @@ class FakeOms:
             return httpx.Response(200, json=[])
         if path == "/api/v1/fills":
             sym = query.get("symbol")
-            return httpx.Response(200, json=[f for f in self.fills if sym is None or f["symbol"] == sym])
+            since = datetime.fromisoformat(query["since"]) if "since" in query else None
+            rows = [
+                f
+                for f in self.fills
+                if (sym is None or f["symbol"] == sym) and (since is None or datetime.fromisoformat(f["ts"]) >= since)
+            ]
+            return httpx.Response(200, json=rows)
+        if path.startswith("/api/v1/allocations/"):
+            return httpx.Response(200, json=self.allocations)
+        if path == "/api/v1/orders":
+            return httpx.Response(200, json=self.orders)
         if path == "/api/v1/state/account":
             return httpx.Response(200, json={"equity": 1e9, "buyable_cash": 1e9, "daily_pnl_pct": 0.0})
         if path == "/api/v1/clock":

@@ -127,6 +127,7 @@ async def test_recovery_adopts_the_allocation_and_its_partial():
             time_stop_ts=ts(11, 25),
         ),
     }
+    fake.allocations = {s: a.model_dump(mode="json") for s, a in strat.allocations.items()}
     fake.fills = [
         {
             "execution_id": "e1",
@@ -218,4 +219,39 @@ async def test_investor_provider_live_when_todays_row_is_served_and_unavailable_
     await strat._probe_providers()
     assert strat.engine.investor_mode is ProviderMode.UNAVAILABLE
     assert strat.engine.program_mode is ProviderMode.UNAVAILABLE
+    await strat.oms.aclose()
+
+
+def _fill(execution_id: str, side: str, qty: int, at: datetime) -> dict:
+    return {
+        "execution_id": execution_id,
+        "order_id": f"o-{execution_id}",
+        "strategy_id": "KPR",
+        "symbol": "A",
+        "side": side,
+        "qty": qty,
+        "price": 10_200,
+        "ts": at.isoformat(),
+    }
+
+
+async def test_a_sell_filled_between_the_reads_of_a_reconnect_is_not_adopted_again():
+    """After a reconnect the allocations are read (A still held), then the exit's SELL fills, then the fills are
+    read and replayed: the position is closed, and the older snapshot must not bring it back."""
+    fake = FakeOms()
+    fake.allocations = {
+        "A": {"qty": 50, "cost_basis": 10_000, "entry_ts": ts(10, 40).isoformat(), "soft_stop_px": 9_800},
+    }
+    strat, clock = _strategy(fake, ts(11, 0))
+    strat.engine.premarket(clock.now(), [cache("A", atr20=300)])
+    await strat.recover()  # the start
+    pos = strat.engine.position_of("A")
+    assert pos is not None and pos.qty == 50
+    clock.set(ts(11, 5))
+    fake.fills = [_fill("e1", "SELL", 50, ts(11, 4))]  # the allocation read above it still shows 50
+    strat.stream.connects = 2
+    await strat.recover()
+    pos = strat.engine.position_of("A")
+    assert pos is None or pos.qty == 0
+    assert strat.decision_counts["KPR_POSITION_RECOVERED"] == 1
     await strat.oms.aclose()

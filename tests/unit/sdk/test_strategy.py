@@ -3,7 +3,10 @@ OMS in tests/integration/sdk)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -118,3 +121,113 @@ async def test_recover_sees_an_order_that_fills_between_its_two_reads() -> None:
     assert "000660" in s.allocations or any(o.symbol == "000660" for o in s.open_orders.values())
     assert "000660" in s.stream.symbols
     await s.oms.aclose()
+
+
+class Recovering(Probe):
+    def __init__(self, oms: OmsClient, clock: ManualClock) -> None:
+        super().__init__(oms, clock)
+        self.recovered: list[dict[str, int]] = []
+
+    async def on_recover(self) -> None:
+        self.recovered.append({s: a.qty for s, a in self.allocations.items()})
+
+
+class QuietSocket:
+    """A stream connection that sends nothing until closed; ``reading`` is set once the client reads it (after
+    its ``on_connect`` ran)."""
+
+    close_code = None
+
+    def __init__(self) -> None:
+        self.closed = asyncio.Event()
+        self.reading = asyncio.Event()
+
+    async def send(self, message: str) -> None:
+        return None
+
+    async def close(self) -> None:
+        self.closed.set()
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self._frames()
+
+    async def _frames(self) -> AsyncIterator[str]:
+        self.reading.set()
+        await self.closed.wait()
+        frames: tuple[str, ...] = ()
+        for frame in frames:
+            yield frame
+
+
+async def _first_connection(allocations_at_connect: dict[str, Any]) -> list[dict[str, int]]:
+    """Start a strategy on an OMS without allocations; before its stream first connects the OMS's allocations
+    become ``allocations_at_connect``; what ``on_recover`` saw, once that connection is read."""
+    allocations: dict[str, Any] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/allocations/KMP":
+            return httpx.Response(200, json=allocations)
+        if request.url.path == "/api/v1/orders":
+            return httpx.Response(200, json=[])
+        return httpx.Response(200, json={})
+
+    socket, gate = QuietSocket(), asyncio.Event()
+
+    @asynccontextmanager
+    async def connect(url: str, **_: Any) -> AsyncIterator[QuietSocket]:
+        await gate.wait()
+        yield socket
+
+    client = OmsClient("http://oms.test", "k1", "KMP", transport=httpx.MockTransport(handler), stream_connect=connect)
+    s = Recovering(client, ManualClock(datetime(2026, 2, 27, 9, tzinfo=KST)))
+    await s.start()
+    allocations.update(allocations_at_connect)
+    gate.set()
+    await asyncio.wait_for(socket.reading.wait(), 5)
+    await s.stop()
+    await client.aclose()
+    return s.recovered
+
+
+async def test_first_stream_connection_recovers_what_changed_since_the_start() -> None:
+    """A BUY fills between the start's recovery and the first stream connection (the OMS never sends that fill):
+    the first connection recovers again, as a reconnect does; with nothing changed it does not."""
+    assert await _first_connection({"000660": {"qty": 3, "cost_basis": 100.0}}) == [{}, {"000660": 3}]
+    assert await _first_connection({}) == [{}]
+
+
+async def test_snapshot_fills_reads_again_until_the_allocations_stand_still() -> None:
+    """A fill lands between the allocations read and the fills read: the snapshot is read again, so the fills
+    returned are exactly those it holds."""
+    fills = [
+        {
+            "execution_id": "e1",
+            "order_id": "o1",
+            "strategy_id": "KMP",
+            "symbol": "005930",
+            "side": "BUY",
+            "qty": 2,
+            "price": 100.0,
+            "ts": "2026-02-27T08:59:59.500000+09:00",
+        }
+    ]
+    allocations: dict[str, Any] = {"005930": {"qty": 2, "cost_basis": 100.0}}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v1/allocations/KMP":
+            return httpx.Response(200, json=allocations)
+        if request.url.path == "/api/v1/fills":
+            body = list(fills)
+            if len(fills) == 1:  # the second BUY fills right after this first fills read
+                fills.append({**fills[0], "execution_id": "e2", "ts": "2026-02-27T09:00:00.100000+09:00"})
+                allocations["005930"] = {"qty": 4, "cost_basis": 100.0}
+            return httpx.Response(200, json=body)
+        return httpx.Response(200, json=[])
+
+    client = OmsClient("http://oms.test", "k1", "KMP", transport=httpx.MockTransport(handler))
+    s = Probe(client, ManualClock(datetime(2026, 2, 27, 9, tzinfo=KST)))
+    await s.recover()
+    assert s.allocations["005930"].qty == 2
+    held = await s.snapshot_fills(datetime(2026, 2, 27, 8, 59, 59, tzinfo=KST))
+    assert [f.execution_id for f in held] == ["e1", "e2"] and s.allocations["005930"].qty == 4
+    await client.aclose()
