@@ -80,6 +80,8 @@ class ViMonitor:
         self._halt = halt
         self._states: dict[str, _SymbolState] = {}
         self.events: list[ViEvent] = []
+        self._phase_at: datetime | None = None
+        self._phase = SessionPhase.CLOSED
 
     def set_base(self, symbol: str, base_price: float | None) -> None:
         """The day's base price, the static reference before the open."""
@@ -97,7 +99,9 @@ class ViMonitor:
             state.halt_until = None
             state.static_ref = state.last = price
             return None
-        phase = session_phase(ts)
+        if ts != self._phase_at:  # an instant's prints (every symbol's) share one phase
+            self._phase_at, self._phase = ts, session_phase(ts)
+        phase = self._phase
         if phase not in (SessionPhase.CONTINUOUS, SessionPhase.CLOSING_AUCTION):
             state.last = price
             return None

@@ -66,6 +66,8 @@ class _Every:
         self.start, self.end, self.tz = start, end, tz
         self.anchor: datetime | None = None
         self._windows: dict[date, tuple[datetime, datetime]] = {}
+        self._current: tuple[datetime, datetime] | None = None
+        """The window the last fire time fell in."""
 
     def next_fire(self, now: datetime, last: datetime | None) -> datetime:
         floor = now if last is None or last < now else last + timedelta(microseconds=1)
@@ -73,12 +75,19 @@ class _Every:
             if self.anchor is None:
                 self.anchor = now
             return self._on_grid(self.anchor, floor)
+        current = self._current
+        if current is not None and current[0] <= floor < current[1]:
+            # inside the window of the last fire (the common case): no earlier window ends after ``floor``
+            fire = self._on_grid(current[0], floor)
+            if fire < current[1]:
+                return fire
         day = now.astimezone(self.tz).date() - timedelta(days=1)  # a window may run past midnight
         for _ in range(400):
             begin, finish = self._window(day)
             if floor < finish:
                 fire = self._on_grid(begin, floor)
                 if fire < finish:
+                    self._current = (begin, finish)
                     return fire
             day += timedelta(days=1)
         raise RuntimeError("no fire time within 400 days")  # unreachable for a non-empty window
