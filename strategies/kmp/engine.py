@@ -1236,6 +1236,22 @@ class KmpEngine:
                         self._exit(ctx, ReasonCode.KMP_X_EOD, now, out)
         return out
 
+    def quiet_until(self, now: datetime) -> datetime | None:
+        """When :meth:`on_clock` next has work, if it has none before then: after the 10:00 window closed with
+        every symbol idle (no setup, order or position), only the 15-s regime and the 14:30 flatten remain.
+        None: it may have work every second. Every other change comes with an output (a decision or an
+        action), so the caller looks again after one."""
+        if self.day is None or not self.window_closed:
+            return None
+        for ctx in self.syms.values():
+            if ctx.state not in _IDLE or (ctx.pos is not None and ctx.pos.qty > 0) or (ctx.order and ctx.order.open):
+                return None
+        regime = self.last_regime_ts
+        due = now if regime is None else regime + timedelta(seconds=self.p.regime_interval_sec)
+        if not self.eod:
+            due = min(due, self._at(self.p.flatten_time))
+        return due
+
     def _close_window(self, now: datetime, out: Output) -> None:
         """10:00 (once): every symbol still before entry is DONE ``KMP_WINDOW_END`` (one summary line)."""
         if self.window_closed:

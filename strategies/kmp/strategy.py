@@ -143,10 +143,13 @@ class KmpStrategy(Strategy):
         s = self.scheduler
         s.at(self.p.premarket_time, self._premarket_job, "kmp.premarket", trading_days_only=True)
         s.at(self.p.scan_time, self._scan_job, "kmp.scan", trading_days_only=True)
-        s.every(1.0, self._clock_job, "kmp.clock", start=self.p.or_start, end=SESSION_END)
+        s.every(1.0, self._clock_job, "kmp.clock", start=self.p.or_start, end=SESSION_END, due=self._clock_due)
+        self.stream.on_answer = self._wake_clock
         s.every(ACCOUNT_POLL_SEC, self._account_job, "kmp.account", start=self.p.premarket_time, end=ACCOUNT_END)
         s.every(BREADTH_POLL_SEC, self._breadth_job, "kmp.breadth", start=self.p.scan_time, end=self.p.entry_end)
-        s.every(quote_poll_sec, self._quote_job, "kmp.quotes", start=self.p.scan_time, end=SESSION_END)
+        s.every(
+            quote_poll_sec, self._quote_job, "kmp.quotes", start=self.p.scan_time, end=SESSION_END, due=self._quotes_due
+        )
 
     # ================================================================== lifecycle
 
@@ -210,6 +213,8 @@ class KmpStrategy(Strategy):
         self.decision(d.code.value, d.symbol, at=d.ts.astimezone(KST).isoformat(timespec="seconds"), **fields)
 
     async def _apply(self, out: Output, *, sync: bool | None = None) -> None:
+        if out.decisions or out.actions:
+            self._wake_clock()
         for d in out.decisions:
             self._log(d)
         if out.actions and not self.stopping:
@@ -331,6 +336,8 @@ class KmpStrategy(Strategy):
         if current - want:
             await self.unsubscribe(sorted(current - want))
         self._quote_syms = {s for s, ch in desired.items() if "quotes" in ch}
+        if self._quote_syms:
+            self.scheduler.poke("kmp.quotes")
 
     def _slot_answers(self, now: datetime) -> Output:
         granted_now = set(self.stream.granted)
@@ -444,6 +451,29 @@ class KmpStrategy(Strategy):
         }
         await self._apply(out, sync=True)
         await self._poll_quotes(self._candidates_without_ref(), force=True)
+
+    def _clock_due(self) -> datetime | None:
+        """The clock job runs every second while anything is live; once KMP is quiet (after 10:00, flat, no
+        slot answer to report) only when the engine has timed work (``KmpEngine.quiet_until``)."""
+        now = self.clock.now()
+        if self._slots_pending():
+            return now
+        return self.engine.quiet_until(now) or now
+
+    def _wake_clock(self) -> None:
+        self.scheduler.poke("kmp.clock")
+        self.scheduler.poke("kmp.quotes")
+
+    def _quotes_due(self) -> datetime | None:
+        """Quote polling has work only while some symbol wants a quote (a poke comes with every change)."""
+        return self.clock.now() if self._quote_syms or self._candidates_without_ref() else None
+
+    def _slots_pending(self) -> bool:
+        granted = self.stream.granted
+        if granted - self._reported_granted:
+            return True
+        denied = self.stream.denied
+        return any(self._reported_denied.get(s) != r for s, r in denied.items())
 
     async def _clock_job(self) -> None:
         now = self.clock.now()

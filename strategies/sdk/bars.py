@@ -16,6 +16,7 @@ Pure: no clock, no I/O — time comes in with the trades and with ``flush(now)``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,12 +81,14 @@ def minute_of(ts: datetime) -> datetime:
 class BarBuilder:
     """Per-symbol 1m bars from trades; returns each bar once, when it closes."""
 
-    def __init__(self, grace_sec: float = 2.0) -> None:
+    def __init__(self, grace_sec: float = 2.0, on_open: Callable[[datetime], None] | None = None) -> None:
         self.grace = timedelta(seconds=grace_sec)
         self._open: dict[str, Bar] = {}
         self._last_closed: dict[str, datetime] = {}
         self._complete_from: dict[str, datetime] = {}
         self.late_trades = 0
+        self.on_open = on_open
+        """Called with the instant a newly opened bar is due to close (a flush job sleeping past it wakes)."""
 
     def mark_gap(self, symbol: str, now: datetime) -> None:
         """Trades of ``symbol`` before ``now`` may be missing (just subscribed, or reconnected): bars
@@ -106,6 +109,8 @@ class BarBuilder:
             bar = None
         if bar is None:
             self._open[symbol] = Bar(symbol, minute, price, price, price, price, qty, price * qty, 1)
+            if self.on_open is not None:
+                self.on_open(minute + _MINUTE + self.grace)
         else:
             self._open[symbol] = replace(
                 bar,
@@ -128,6 +133,12 @@ class BarBuilder:
         """Close every bar whose minute ended at least ``grace_sec`` before ``now``."""
         due = [s for s, b in self._open.items() if now >= b.start + _MINUTE + self.grace]
         return sorted((self._close(s) for s in due), key=lambda b: (b.start, b.symbol))
+
+    def next_due(self) -> datetime | None:
+        """The earliest instant :meth:`flush` closes a bar (None: no bar is open)."""
+        if not self._open:
+            return None
+        return min(b.start for b in self._open.values()) + _MINUTE + self.grace
 
     def current(self, symbol: str) -> Bar | None:
         """The in-progress bar of ``symbol`` (not yet closed), if any."""

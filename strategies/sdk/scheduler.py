@@ -17,6 +17,10 @@ Rules:
   for the next day (no catch-up — strategies that must catch up check in ``on_start``).
 - ``every``: fire times lie on a grid of ``seconds`` anchored at the window's start each day (or,
   without a window, at the moment the job starts), inside ``[start, end)`` KST.
+- ``every(..., due=f)``: the job has nothing to do before ``f()`` (None: nothing until poked), so it fires
+  only at the grid times at or after that instant — the same fire times at which a run has work, none
+  of the idle ones (a backtest's clock then jumps over them). Whoever gives the job new work calls
+  :meth:`Scheduler.poke` with the instant it is due.
 """
 
 from __future__ import annotations
@@ -128,13 +132,22 @@ class JobStats:
     next_fire: datetime | None = None
 
 
+Due = Callable[[], datetime | None]
+"""When a job next has work: an instant, or None for nothing until it is poked."""
+
+
 @dataclass
 class _Entry:
     name: str
     job: Job
     schedule: _Daily | _Every
+    due: Due | None = None
     stats: JobStats = field(default_factory=JobStats)
     task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    idle_until: datetime | None = None
+    idle: bool = False
+    """Waiting for its due fire time (``idle_until``; None: for a poke) rather than the next grid time."""
 
 
 def _missed(schedule: _Daily | _Every, last: datetime, fire: datetime, cap: int = 100_000) -> int:
@@ -166,16 +179,32 @@ class Scheduler:
         self._add(_Entry(name, job, _Daily(parse_time(time_kst), self.tz, day_ok)))
 
     def every(
-        self, seconds: float, job: Job, name: str, *, start: time | str | None = None, end: time | str | None = None
+        self,
+        seconds: float,
+        job: Job,
+        name: str,
+        *,
+        start: time | str | None = None,
+        end: time | str | None = None,
+        due: Due | None = None,
     ) -> None:
-        """Run ``job`` every ``seconds`` of clock time, inside ``[start, end)`` KST when given."""
+        """Run ``job`` every ``seconds`` of clock time, inside ``[start, end)`` KST when given; with ``due``,
+        only at the fire times at or after the instant it returns (see the module docstring)."""
         if not seconds > 0:
             raise ValueError(f"job {name}: seconds must be > 0, got {seconds}")
         s = parse_time(start) if start is not None else None
         e = parse_time(end) if end is not None else None
         if s is not None and e is not None and s == e:
             raise ValueError(f"job {name}: empty window {s}–{e}")
-        self._add(_Entry(name, job, _Every(seconds, s, e, self.tz)))
+        self._add(_Entry(name, job, _Every(seconds, s, e, self.tz), due))
+
+    def poke(self, name: str, at: datetime | None = None) -> None:
+        """Job ``name`` has work due at ``at`` (None: now): an idle job waiting past that instant looks again."""
+        entry = self._jobs.get(name)
+        if entry is None or not entry.idle:
+            return
+        if at is None or entry.idle_until is None or at < entry.idle_until:
+            entry.wake.set()
 
     def _add(self, entry: _Entry) -> None:
         if entry.name in self._jobs:
@@ -206,17 +235,48 @@ class Scheduler:
 
     async def _loop(self, entry: _Entry) -> None:
         last: datetime | None = None
+        ran = False
         while not self._stopping:
             now = self.clock.now()
             fire = entry.schedule.next_fire(now, last)
-            if last is not None and now > last:  # a run that took no clock time missed nothing
+            if ran and last is not None and now > last:  # a run that took no clock time missed nothing
                 entry.stats.skipped += _missed(entry.schedule, last, fire)
+            ran = False
+            if entry.due is not None:
+                due = entry.due()
+                if due is None or due > fire:
+                    later = None if due is None else entry.schedule.next_fire(due, last)
+                    if later is None or later > fire:
+                        entry.stats.next_fire = later
+                        if await self._idle(entry, later) or later is None:
+                            continue  # poked: new work may be due sooner
+                        fire = later
             entry.stats.next_fire = fire
             await self.clock.sleep_until(fire)
             if self._stopping:
                 return
             last = fire
+            ran = True
             await self._run(entry)
+
+    async def _idle(self, entry: _Entry, until: datetime | None) -> bool:
+        """Wait until ``until`` (None: forever) or a poke; True when poked first."""
+        entry.wake.clear()
+        entry.idle, entry.idle_until = True, until
+        try:
+            if until is None:
+                await entry.wake.wait()
+                return True
+            poked = asyncio.ensure_future(entry.wake.wait())
+            slept = asyncio.ensure_future(self.clock.sleep_until(until))
+            try:
+                done, _ = await asyncio.wait((poked, slept), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                poked.cancel()
+                slept.cancel()
+            return slept not in done
+        finally:
+            entry.idle, entry.idle_until = False, None
 
     async def _run(self, entry: _Entry) -> None:
         stats = entry.stats

@@ -202,7 +202,8 @@ class Strategy:
         await self._heartbeat()  # registered: a launcher waits for this before it starts the clock
         self.scheduler.every(self.heartbeat_sec, self._heartbeat, "heartbeat")
         if self.bar_flush_sec > 0:
-            self.scheduler.every(self.bar_flush_sec, self._flush_bars, "bars.flush")
+            self.bars.on_open = lambda due: self.scheduler.poke("bars.flush", due)
+            self.scheduler.every(self.bar_flush_sec, self._flush_bars, "bars.flush", due=self.bars.next_due)
         self._stream_task = asyncio.create_task(self.stream.run(), name=f"stream:{self.strategy_id}")
         self._stream_task.add_done_callback(self._stream_ended)
         self.scheduler.start()

@@ -93,6 +93,8 @@ class StreamClient:
         self.connects = 0
         """Successful connections so far (1 after the first, 2 after the first reconnect, ...)."""
         self.last_error: str | None = None
+        self.on_answer: Callable[[], None] | None = None
+        """Called after :attr:`granted`/:attr:`denied` changed (a subscribe answer or an eviction)."""
 
     # ---- state --------------------------------------------------------------------------------
     @property
@@ -238,6 +240,9 @@ class StreamClient:
         elif kind == "error":
             self.last_error = str(msg.get("detail"))
             log.warning("stream: OMS error: %s", self.last_error)
+            return
+        if self.on_answer is not None:
+            self.on_answer()
 
     async def _pause(self, seconds: float) -> None:
         self._wake.clear()

@@ -676,3 +676,25 @@ def test_breadth_threshold_scales_with_the_universe():
     unscaled = KmpEngine(KmpParams(breadth_reference_universe=None))
     (pre,) = unscaled.premarket(ts(8, 50), caches).decisions[:1]
     assert pre.fields["breadth_min"] == 8
+
+
+def test_quiet_after_the_window_only_until_the_next_regime_or_the_1430_flatten():
+    eng = scanned_engine()
+    assert eng.quiet_until(ts(9, 30)) is None  # the entry window is open: every second counts
+    eng.on_clock(ts(10, 0))  # A never armed: the window closes with every symbol idle
+    assert eng.quiet_until(ts(10, 0, 1)) == ts(10, 0, 15)  # the next 15-s regime
+    eng.on_clock(ts(14, 29, 50))
+    assert eng.quiet_until(ts(14, 29, 51)) == ts(14, 30)  # the flatten comes first
+    eng.on_clock(ts(14, 30))
+    assert eng.quiet_until(ts(14, 30, 1)) == ts(14, 30, 5)  # 15 s after the 14:29:50 regime
+    eng.on_position_recovered("B", 10, 5_000, ts(14, 40), stop_px=4_900)
+    assert eng.quiet_until(ts(14, 40)) is None  # a position: its exits are checked every second
+
+
+def test_a_closed_position_leaves_the_engine_quiet():
+    eng, _ = filled()
+    eng.on_clock(ts(10, 0))
+    assert eng.quiet_until(ts(10, 0, 1)) is None  # held
+    eng.on_fill("A", "SELL", eng.position_of("A").qty, 10_100, ts(10, 5))
+    assert eng.state_of("A") is State.DONE
+    assert eng.quiet_until(ts(10, 5, 1)) is not None

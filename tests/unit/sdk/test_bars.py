@@ -115,3 +115,18 @@ def test_bars_overlapping_a_gap_are_flagged_partial() -> None:
     b.mark_gap("B", t("08:59:59"))  # subscribed before the open: the 09:00 bar is complete
     b.on_trade("B", 5, 1, t("09:00:01"))
     assert b.flush(t("09:01:02"))[0].partial is False
+
+
+def test_next_due_is_the_earliest_open_bars_close_and_a_new_bar_announces_its_own() -> None:
+    opened: list[datetime] = []
+    b = BarBuilder(grace_sec=2.0, on_open=opened.append)
+    assert b.next_due() is None
+    b.on_trade("A", 100, 1, t("09:00:30"))
+    b.on_trade("A", 101, 1, t("09:00:40"))  # the same bar: no second announcement
+    b.on_trade("B", 50, 1, t("09:01:10"))
+    assert opened == [t("09:01:02"), t("09:02:02")]
+    assert b.next_due() == t("09:01:02")
+    b.flush(t("09:01:02"))
+    assert b.next_due() == t("09:02:02")
+    b.flush(t("09:02:02"))
+    assert b.next_due() is None

@@ -207,3 +207,43 @@ async def test_job_names_are_unique_and_windows_valid() -> None:
         sched.at("9h15", Recorder(clock), "z")
     with pytest.raises(ValueError, match="empty window"):
         sched.every(5, Recorder(clock), "w", start="09:00", end="09:00")
+
+
+async def test_a_job_with_a_due_instant_fires_only_then_and_a_poke_wakes_it() -> None:
+    clock = ManualClock(kst(26, "09:00:00"))
+    sched = Scheduler(clock)
+    due: dict[str, datetime | None] = {"at": kst(26, "09:00:05")}
+    times: list[datetime] = []
+
+    async def flush() -> None:
+        times.append(clock.now())
+        due["at"] = None  # nothing left to do until someone adds work
+
+    sched.every(1.0, flush, "flush", start="09:00", end="10:00", due=lambda: due["at"])
+    sched.start()
+    for sec in range(0, 20):
+        clock.set(kst(26, f"09:00:{sec:02d}"))
+        await settle()
+    assert times == [kst(26, "09:00:05")]  # not the 19 idle grid times
+    due["at"] = kst(26, "09:00:30")
+    sched.poke("flush", due["at"])
+    for sec in range(20, 40):
+        clock.set(kst(26, f"09:00:{sec:02d}"))
+        await settle()
+    assert times == [kst(26, "09:00:05"), kst(26, "09:00:30")]
+    assert sched.stats["flush"].skipped == 0  # idle grid times are not missed runs
+    sched.poke("nobody")  # an unknown job: nothing happens
+    await sched.stop()
+
+
+async def test_a_due_between_grid_times_fires_at_the_next_grid_time() -> None:
+    clock = ManualClock(kst(26, "09:00:00"))
+    sched = Scheduler(clock)
+    job = Recorder(clock)
+    sched.every(10.0, job, "tick", start="09:00", end="10:00", due=lambda: kst(26, "09:00:12"))
+    sched.start()
+    for sec in range(0, 35):
+        clock.set(kst(26, f"09:00:{sec:02d}"))
+        await settle()
+    assert job.times == [kst(26, "09:00:20"), kst(26, "09:00:30")]
+    await sched.stop()
