@@ -118,7 +118,7 @@ def _check_demo(proc: subprocess.Popen[bytes], report_path: Path) -> None:
 
     # -- it traded (the fixed report shape of ARCHITECTURE.md, "Command line")
     kmp = report["strategies"]["KMP"]
-    assert kmp["entries"] >= 1 and kmp["fills"] >= 1, (kmp, report.get("why_nothing_traded"))
+    assert kmp["entries"] >= 1 and kmp["fills"] >= 1, _no_trade_evidence(kmp, report, kmp_log)
     assert report["market"] == "krx" and report["sessions"] == 1 and report["equity"]
     assert (run_dir / "report.html").is_file() and (run_dir / "equity.png").is_file()
 
@@ -164,6 +164,16 @@ def _check_demo(proc: subprocess.Popen[bytes], report_path: Path) -> None:
     assert report["open_positions"] == paper == db_positions(db)
 
     shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _no_trade_evidence(kmp: dict[str, object], report: dict[str, object], kmp_log: Path) -> str:
+    """What a failed run leaves to diagnose it: the report's why, KMP's premarket/scan lines and every decision
+    about a scanned candidate (the run folder is gone with the CI machine)."""
+    ds = decisions(kmp_log) if kmp_log.is_file() else []
+    scans = [d for d in ds if d.code.startswith(("KMP_SCAN", "KMP_PREMARKET"))]
+    cands = {c[0] for d in scans if isinstance(d.value("candidates"), list) for c in d.value("candidates")}
+    lines = [d.line for d in scans] + [d.line for d in ds if d.symbol in cands][:80]
+    return "\n".join([f"KMP {kmp}", f"why: {report.get('why_nothing_traded')}", *lines])
 
 
 def _by_status(intents: list[dict[str, object]]) -> dict[str, int]:
