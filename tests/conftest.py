@@ -29,7 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """On an xdist worker of ``--dist loadgroup``: a multi-process test fails when xdist did not put its group
     in its name — it would have been sent to either worker, beside another one (pytest 9.2 with xdist 3.8)."""
-    if item.config.getvalue("loadgroup") and item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+    on_grouping_worker = getattr(item.config.option, "loadgroup", False)  # set by xdist on its workers only
+    if on_grouping_worker and item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
         pytest.fail(
             f"pytest-xdist did not group this multi-process test with pytest {pytest.__version__}: the heavy runs "
             "would share the machine; pin pytest/pytest-xdist in pyproject.toml to versions where --dist loadgroup "

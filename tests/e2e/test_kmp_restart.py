@@ -1,9 +1,10 @@
 """KMP killed with SIGKILL while it holds a position, then restarted: it recovers and manages the exit.
 
 The OMS (``python -m trader oms``) and KMP (``python -m trader strategy kmp``) run as separate processes
-on one virtual clock over the real session 2026-02-04 from 08:30, 60×, that stands still until KMP
-sent its first heartbeat (as ``trader sim`` starts it): KMP catches up its premarket caches with 45
-virtual minutes (45 s wall) to spare before the 09:15 scan, however slow the machine is at start-up.
+on one virtual clock over the real session 2026-02-04 from 08:45, 60×, that stands still until KMP
+sent its first heartbeat (as ``trader sim`` starts it): KMP catches up its premarket caches with 30
+virtual minutes (30 s wall) to spare before the 09:15 scan, however slow the machine is at start-up
+(alone the premarket takes ≈ 7 s wall; 08:30 left 45 s, most of it spent waiting).
 On that day KMP's default rules (vi_band 0.10) enter 005830 at about 09:19 and the stock reaches
 KMP's initial stop at about 09:22 (the session was picked with an offline replay of the KMP engine
 over 90 sessions: KMP positions live 1–3 minutes, this one one of the longest).
@@ -53,7 +54,7 @@ from trader.launcher import ProcessGroup
 pytestmark = pytest.mark.e2e
 
 SESSION = "2026-02-04"
-START = datetime(2026, 2, 4, 8, 30, tzinfo=KST)
+START = datetime(2026, 2, 4, 8, 45, tzinfo=KST)
 SPEED = 60.0
 EXIT_CODES = {
     "KMP_X_STOP",
