@@ -339,12 +339,16 @@ class KmpStrategy(Strategy):
         if self._quote_syms:
             self.scheduler.poke("kmp.quotes")
 
-    def _slot_answers(self, now: datetime) -> Output:
-        granted_now = set(self.stream.granted)
-        self._reported_granted &= granted_now
-        self._reported_denied = {s: r for s, r in self._reported_denied.items() if s in self.stream.denied}
-        granted = granted_now - self._reported_granted
+    def _unreported_slots(self) -> tuple[set[str], dict[str, str]]:
+        """Grants and denials the stream holds that the engine has not been told of yet."""
+        granted = set(self.stream.granted) - self._reported_granted
         denied = {s: r for s, r in self.stream.denied.items() if self._reported_denied.get(s) != r}
+        return granted, denied
+
+    def _slot_answers(self, now: datetime) -> Output:
+        self._reported_granted &= self.stream.granted
+        self._reported_denied = {s: r for s, r in self._reported_denied.items() if s in self.stream.denied}
+        granted, denied = self._unreported_slots()
         if not granted and not denied:
             return Output()
         self._reported_granted |= granted
@@ -456,7 +460,7 @@ class KmpStrategy(Strategy):
         """The clock job runs every second while anything is live; once KMP is quiet (after 10:00, flat, no
         slot answer to report) only when the engine has timed work (``KmpEngine.quiet_until``)."""
         now = self.clock.now()
-        if self._slots_pending():
+        if any(self._unreported_slots()):
             return now
         return self.engine.quiet_until(now) or now
 
@@ -467,13 +471,6 @@ class KmpStrategy(Strategy):
     def _quotes_due(self) -> datetime | None:
         """Quote polling has work only while some symbol wants a quote (a poke comes with every change)."""
         return self.clock.now() if self._quote_syms or self._candidates_without_ref() else None
-
-    def _slots_pending(self) -> bool:
-        granted = self.stream.granted
-        if granted - self._reported_granted:
-            return True
-        denied = self.stream.denied
-        return any(self._reported_denied.get(s) != r for s, r in denied.items())
 
     async def _clock_job(self) -> None:
         now = self.clock.now()
