@@ -250,6 +250,24 @@ class VirtualClock:
         return sim_spec(self.start, self._speed, anchor, windows=self.windows)
 
 
+def budget_time(clock: Clock) -> float:
+    """Seconds for a rate budget on ``clock``: its time; while a simulation's clock stands at its start
+    waiting for its anchor, wall seconds × its speed — the pace it will run at — so a budget keeps
+    refilling while the run's processes start (a strategy may load its premarket then). The reading may
+    step back once, when the anchor arrives: a budget must not refill on a negative step."""
+    if isinstance(clock, VirtualClock) and not clock.anchored:
+        return time.monotonic() * clock.speed
+    return clock.now().timestamp()
+
+
+async def budget_sleep(clock: Clock, seconds: float) -> None:
+    """Sleep ``seconds`` of :func:`budget_time` on ``clock``."""
+    if isinstance(clock, VirtualClock) and not clock.anchored:
+        await asyncio.sleep(seconds / clock.speed)
+        return
+    await clock.sleep(seconds)
+
+
 def read_anchor(path: str) -> float | None:
     """The anchor a launcher wrote to ``path``, or None while the file is missing or still being written."""
     try:

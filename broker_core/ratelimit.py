@@ -51,7 +51,7 @@ class RateLimiter:
 
     def _refill(self) -> None:
         now = self._monotonic()
-        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        self._tokens = min(self.capacity, self._tokens + max(0.0, now - self._last) * self.rate)
         self._last = now
 
     def try_acquire(self) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from broker_core.broker import Broker
-from broker_core.clock import Clock, clock_from_env
+from broker_core.clock import Clock, budget_sleep, budget_time, clock_from_env
 from broker_core.markets.venue_market import market_for
 from broker_core.ratelimit import RateLimiter
 from oms.core.admin import Admin
@@ -73,8 +73,8 @@ class OmsRuntime:
         self.rate_limiter = RateLimiter(
             md.rest_budget.rate_per_sec,
             md.rest_budget.burst,
-            monotonic=lambda: clock.now().timestamp(),
-            sleep=clock.sleep,
+            monotonic=lambda: budget_time(clock),
+            sleep=lambda seconds: budget_sleep(clock, seconds),
         )
         """The account's broker REST budget on the clock (priorities ORDER > RECONCILE > MARKET_DATA), from
         ``marketdata.rest_budget``; built before the broker so an adapter builder can take it. An adapter that

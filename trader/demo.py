@@ -27,10 +27,10 @@ DEFAULT_DAY = date(2026, 2, 4)
 """The main job's default session when the data has it: a day on which the strategies of this build trade
 (measured with ``trader backtest``); ``--date`` picks any other (the latest session without this day)."""
 START = dtime(7, 55)
-"""Virtual start: before the premarket jobs (KMP, KPR and Nulrimok's selection at 08:00), so each strategy's
-premarket work (up to ≈ 1,300 proxied REST calls each, ≈ 40 virtual minutes at 120× when four strategies
-share two loaded cores) is done before the 09:00 open and KMP's 09:15 scan. The clock stands still here
-until every process reported ready."""
+"""Virtual start: before the premarket jobs (KMP, KPR and Nulrimok's selection at 08:00). The clock stands
+still here until every process reported ready, and KMP and KPR load their premarket (past sessions only: up
+to ≈ 1,350 proxied REST calls each, 8 s of wall alone, 40 s on two loaded cores) before they report, so the
+09:00 open and KMP's 09:15 scan cannot overtake it at any speed or load."""
 END = dtime(15, 35)
 
 US_DEFAULT_DAY = date(2024, 11, 26)

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from broker_core.clock import Clock
+from broker_core.clock import Clock, budget_sleep, budget_time
 from broker_core.errors import BrokerError, BrokerUnavailable, OutcomeUnknown, RateLimited
 from broker_core.kis.auth import ApprovalKeys, TokenFile, TokenManager
 from broker_core.kis.envelope import KisResponse, error_for, is_rate_limited, is_token_error, parse_response
@@ -56,9 +56,9 @@ def clock_limiter(rate_per_sec: float, clock: Clock, *, headroom: float = RATE_H
     whole microsecond: a shorter wait could not move a manual clock and the limiter would spin."""
 
     def sleep(seconds: float) -> Awaitable[None]:
-        return clock.sleep(max(1e-6, math.ceil(seconds * 1e6) / 1e6))
+        return budget_sleep(clock, max(1e-6, math.ceil(seconds * 1e6) / 1e6))
 
-    return RateLimiter(rate_per_sec * headroom, burst=1, monotonic=lambda: clock.now().timestamp(), sleep=sleep)
+    return RateLimiter(rate_per_sec * headroom, burst=1, monotonic=lambda: budget_time(clock), sleep=sleep)
 
 
 class KisRestClient:

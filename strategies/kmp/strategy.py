@@ -163,6 +163,8 @@ class KmpStrategy(Strategy):
             return
         if self.p.premarket_time <= t < SESSION_END:
             self._ensure_premarket(now)
+        elif t < self.p.premarket_time and self.clock_waiting:
+            await self._ensure_premarket(now)  # before the clock starts: the 09:00 open cannot overtake it
         if self.p.scan_time <= t < self.p.entry_end:
             self._spawn(self._scan_job(), "kmp.scan.catch-up")
 

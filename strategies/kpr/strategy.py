@@ -151,6 +151,8 @@ class KprStrategy(Strategy):
         t = now.astimezone(KST).time()
         if self.p.premarket_time <= t < self.p.session_end:
             self._ensure_premarket(now)
+        elif t < self.p.premarket_time and self.clock_waiting:
+            await self._ensure_premarket(now)  # before the clock starts: the 09:00 open cannot overtake it
 
     async def on_stop(self) -> None:
         for task in list(self._tasks):

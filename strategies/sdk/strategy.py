@@ -119,6 +119,13 @@ class Strategy:
             "denied": dict(self.stream.denied),
         }
 
+    @property
+    def clock_waiting(self) -> bool:
+        """A simulation's clock stands at its start until every process of the run is ready (the launcher
+        starts it after each strategy's first heartbeat, which :meth:`start` sends after ``on_start``): work
+        ``on_start`` awaits meanwhile — a premarket that needs only past sessions — costs no virtual time."""
+        return not getattr(self.clock, "anchored", True)
+
     # ---- decisions ----------------------------------------------------------------------------
     def decision(self, code: str, symbol: str | None = None, **fields: Any) -> None:
         """Log one decision as one structured line (``decision code=... symbol=... k=v``) and count it."""

@@ -22,6 +22,8 @@ from broker_core.clock import (
     ManualClock,
     RealClock,
     VirtualClock,
+    budget_sleep,
+    budget_time,
     clock_from_env,
     parse_clock,
     sim_spec,
@@ -523,3 +525,16 @@ async def test_sleepers_wait_for_the_anchor(tmp_path) -> None:  # type: ignore[n
 def test_bad_multi_day_parts_name_the_problem(extra: str) -> None:
     with pytest.raises(ClockSpecError):
         parse_clock(f"sim start=2026-02-27T08:00:00+09:00 speed=1 {extra}")
+
+
+async def test_a_budget_runs_at_the_clock_speed_while_the_clock_waits_for_its_anchor(tmp_path: Path) -> None:
+    anchor = tmp_path / "clock.anchor"
+    clock = VirtualClock(datetime(2026, 2, 27, 7, 55, tzinfo=KST), 100, anchor_file=str(anchor))
+    t0 = budget_time(clock)
+    await asyncio.wait_for(budget_sleep(clock, 5.0), 30)  # 0.05 s of wall at 100x; clock.sleep would never end
+    assert clock.now() == clock.start
+    assert budget_time(clock) - t0 >= 5.0
+    anchor.write_text(repr(time.time()))
+    assert abs(budget_time(clock) - clock.now().timestamp()) < 1.0  # anchored: the clock's own time
+    manual = ManualClock(datetime(2026, 2, 27, 9, 0, tzinfo=KST))
+    assert budget_time(manual) == manual.now().timestamp()

@@ -136,6 +136,17 @@ def test_try_acquire_respects_burst_and_refill() -> None:
     assert lim.granted == 7
 
 
+def test_a_step_back_in_time_refills_nothing() -> None:
+    ft = AutoTime()
+    ft.t = 1_000_000.0
+    lim = make(2, 1, ft)
+    assert lim.try_acquire()
+    ft.t = 10.0  # a simulation's clock anchored: its reading moved back
+    assert not lim.try_acquire()
+    ft.t += 0.5
+    assert lim.try_acquire()
+
+
 async def test_acquire_immediate_when_tokens_available() -> None:
     ft = GatedTime()
     lim = make(10, 2, ft)

@@ -3,6 +3,8 @@
 - market data through the OMS proxy: the premarket load (daily bars → trend, sessions; 1m history),
   the 09:15 scan bars and REST quotes arrive in the shapes ``strategies.kmp.data`` reads;
 - a proxy that is missing costs one call and is reported, not retried hundreds of times;
+- a simulation's clock that waits for every process to be ready: KMP loads its premarket before its first
+  heartbeat, so the launcher starts the clock only after it (an anchored clock leaves it to 08:00);
 - recovery: a KMP allocation KMP never entered (the account's drift, assigned to KMP by an admin
   correct-allocation from ``_UNKNOWN_``) is adopted at start with a default stop that KMP publishes,
   and KMP then exits it on its own rules.
@@ -11,13 +13,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from broker_core.clock import KST
+from broker_core.clock import KST, VirtualClock, write_anchor
 from broker_core.market_rules import round_up
 from broker_core.paper.data import KrxData
 from oms.settings import PaperConfig, load_config
@@ -100,6 +102,35 @@ async def test_a_missing_proxy_costs_one_call() -> None:
         assert bars == {} and why and len(calls) == 2
     finally:
         await client.aclose()
+
+
+async def test_the_premarket_loads_before_a_waiting_clock_starts(tmp_path: Path) -> None:
+    anchor = tmp_path / "clock.anchor"
+    clock = VirtualClock(datetime(2026, 2, 27, 7, 55, tzinfo=KST), 60, anchor_file=str(anchor))
+    config = KmpConfig(universe=UniverseConfig(symbols=SYMBOLS))
+    async with running_oms(oms_settings(tmp_path), _config(), clock=clock) as oms:
+        async with OmsClient(oms.url, STRATEGY_KEYS["KMP"], "KMP") as client:
+            kmp = KmpStrategy(config, client, clock, sectors={})
+            assert kmp.clock_waiting
+            await kmp.start()
+            try:
+                assert kmp.premarket_info.get("universe") == len(SYMBOLS), kmp.premarket_info
+                assert kmp.decision_counts["KMP_PREMARKET_DATA"] == 1 and kmp.engine.day == DAY
+                status = (await oms.get("/api/v1/strategies", ADMIN_KEY))["KMP"]["status"]
+                assert status["kmp"]["premarket"]["universe"] == len(SYMBOLS)  # in the first heartbeat
+                assert clock.now() == clock.start  # no virtual time spent on it
+                write_anchor(anchor)
+                assert not kmp.clock_waiting
+            finally:
+                await kmp.stop()
+        async with OmsClient(oms.url, STRATEGY_KEYS["KMP"], "KMP") as client:
+            running = KmpStrategy(config, client, sim_clock(7, 55), sectors={})
+            assert not running.clock_waiting
+            await running.start()
+            try:
+                assert running.premarket_info == {}  # a running clock: the 08:00 job loads it
+            finally:
+                await running.stop()
 
 
 async def test_recovers_an_allocation_and_manages_its_exit(tmp_path: Path) -> None:
