@@ -185,6 +185,8 @@ class StreamClient:
             ping_interval=self.ping_interval,
             compression=None,
         ) as ws:
+            if self._closing:  # close() came while the handshake was in flight: it saw no socket to close
+                return
             self._ws = ws
             self.connects += 1
             self.granted.clear()

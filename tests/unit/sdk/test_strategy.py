@@ -15,6 +15,7 @@ import pytest
 
 from broker_core.clock import KST, ManualClock
 from strategies.sdk import Bar, OmsClient, Strategy
+from strategies.sdk.stream import StreamClient
 
 
 class Probe(Strategy):
@@ -187,6 +188,28 @@ async def _first_connection(allocations_at_connect: dict[str, Any]) -> list[dict
     await s.stop()
     await client.aclose()
     return s.recovered
+
+
+async def test_a_close_during_the_handshake_closes_the_socket_that_opens_after_it() -> None:
+    """A strategy stops while its stream's first handshake is in flight (``close`` finds no socket yet): the
+    socket that opens afterwards is closed at once — it used to stay open until the stop's grace ran out."""
+    socket, gate = QuietSocket(), asyncio.Event()
+
+    @asynccontextmanager
+    async def connect(url: str, **_: Any) -> AsyncIterator[QuietSocket]:
+        await gate.wait()
+        yield socket
+
+    async def on_event(event: dict[str, Any]) -> None:
+        return None
+
+    stream = StreamClient("ws://oms.test/api/v1/stream", "k1", on_event=on_event, connect=connect)
+    run = asyncio.create_task(stream.run())
+    await asyncio.sleep(0)
+    await stream.close()
+    gate.set()
+    await asyncio.wait_for(run, 30)  # the quiet socket never ends by itself
+    assert not socket.reading.is_set() and stream.connects == 0
 
 
 async def test_first_stream_connection_recovers_what_changed_since_the_start() -> None:
