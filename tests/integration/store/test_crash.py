@@ -39,9 +39,12 @@ def run_and_kill(args: list[str], after_lines: int) -> list[tuple[int, int]]:
             raise AssertionError(f"child ended early: {proc.wait()} {proc.stderr.read() if proc.stderr else ''}")
         lines.append(line)
     proc.send_signal(signal.SIGKILL)
-    rest, _ = proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
-    lines += rest.splitlines(keepends=True)
+    assert proc.wait(30) == -signal.SIGKILL
+    # read through the same text wrapper: communicate() reads the pipe's descriptor and would drop the lines
+    # readline() already buffered (the child drained records it had reported there: they went missing)
+    lines += proc.stdout.read().splitlines(keepends=True)
+    if proc.stderr is not None:
+        proc.stderr.close()
     done = [ln.split() for ln in lines if ln.endswith("\n")]  # a torn last line is not a report
     return [(int(i), int(seq)) for i, seq in done]
 
