@@ -158,10 +158,12 @@ def trend_stats(closes: Sequence[float], p: KmpParams | None = None) -> TrendSta
     return TrendStats(close, s20, s60, slope, ok)
 
 
-def _by_session(minute_bars: Iterable[Any]) -> dict[date, list[Any]]:
-    out: dict[date, list[Any]] = defaultdict(list)
+def _by_session(minute_bars: Iterable[Any]) -> dict[date, list[tuple[int, Any]]]:
+    """Bars per session day, each with its start as minutes since midnight KST (computed once per bar)."""
+    out: dict[date, list[tuple[int, Any]]] = defaultdict(list)
     for b in minute_bars:
-        out[bar_start(b).date()].append(b)
+        s = bar_start(b)
+        out[s.date()].append((s.hour * 60 + s.minute, b))
     return out
 
 
@@ -190,9 +192,8 @@ def value_base(
     totals = []
     for d in days:
         total = 0.0
-        for b in by_day.get(d, []):
-            s = bar_start(b)
-            if lo <= s.hour * 60 + s.minute < hi:
+        for minute, b in by_day.get(d, []):
+            if lo <= minute < hi:
                 total += bar_value(b)
         totals.append(total)
     return sum(totals) / len(totals)
@@ -213,9 +214,8 @@ def vol1m_base(
     lo, hi = minute_of_time(p.vol_base_start), minute_of_time(p.vol_base_end)
     total = 0.0
     for d in days:
-        for b in by_day.get(d, []):
-            s = bar_start(b)
-            if lo <= s.hour * 60 + s.minute < hi:
+        for minute, b in by_day.get(d, []):
+            if lo <= minute < hi:
                 total += float(field_of(b, "volume") or 0)
     return total / (len(days) * (hi - lo))
 
