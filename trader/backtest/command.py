@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from rich.console import Console
 
-from broker_core.paper.data import ENV_VAR as DATA_DIR_ENV
 from trader.backtest.engine import BacktestResult, run_backtest
 from trader.backtest.plan import BacktestInputError, BacktestPlan, plan_backtest
 from trader.backtest.progress import progress_bar
@@ -81,7 +79,7 @@ def backtest_command(
         f"{', '.join(s.name for s in plan.strategies)} (in-process, as fast as the CPU allows)"
     )
     console.print(f"Run folder: {plan.run_dir}")
-    with _run_logging(plan, log_level), _data_env(plan):
+    with _run_logging(plan, log_level):
         try:
             result = execute(plan, console)
         except Exception as exc:  # noqa: BLE001 - one line and the log's place instead of a traceback
@@ -132,28 +130,6 @@ def _run_logging(plan: BacktestPlan, level: str) -> Iterator[None]:
         finally:
             root.handlers[:] = saved[0]
             root.setLevel(saved[1])
-
-
-@contextmanager
-def _data_env(plan: BacktestPlan) -> Iterator[None]:
-    """Strategies find the reference data through ``TRADER_DATA_DIR``, know they run a simulation by
-    ``TRADER_SIMULATION=1`` and keep their stores in the run folder (``STRATEGY_DATA_DIR``), as the launcher
-    sets them for demo and sim."""
-    wanted = {
-        DATA_DIR_ENV: str(plan.data_dir),
-        "TRADER_SIMULATION": "1",
-        "STRATEGY_DATA_DIR": str(plan.run_dir.resolve() / "data"),
-    }
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _print(report: dict[str, Any], console: Console) -> None:

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from broker_core.paper.data import ENV_VAR as DATA_DIR_ENV
 from oms.app import create_app
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings
@@ -126,8 +129,36 @@ def _config(config: OmsConfig) -> OmsConfig:
     return config.model_copy(update={"journal": journal})
 
 
+@contextmanager
+def strategy_env(plan: BacktestPlan) -> Iterator[None]:
+    """Strategies find the reference data through ``TRADER_DATA_DIR``, know they run a simulation by
+    ``TRADER_SIMULATION=1`` and keep their stores in the run folder (``STRATEGY_DATA_DIR``), as the launcher
+    sets them for demo and sim."""
+    wanted = {
+        DATA_DIR_ENV: str(plan.data_dir),
+        "TRADER_SIMULATION": "1",
+        "STRATEGY_DATA_DIR": str(plan.run_dir.resolve() / "data"),
+    }
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 async def run_backtest(plan: BacktestPlan, progress: Progress | None = None) -> BacktestResult:
-    """Run ``plan`` to its end in the running event loop (which must be the standard asyncio loop)."""
+    """Run ``plan`` to its end in the running event loop (which must be the standard asyncio loop), with
+    :func:`strategy_env` set for its length (a strategy's store outside the run folder would be shared by runs)."""
+    with strategy_env(plan):
+        return await _run(plan, progress)
+
+
+async def _run(plan: BacktestPlan, progress: Progress | None) -> BacktestResult:
     wall = time.perf_counter()
     loop = asyncio.get_running_loop()
     loop.set_default_executor(InlineExecutor())

@@ -40,6 +40,7 @@ def test_up_profile_then_thin_cli_calls(tmp_path: Path) -> None:
         OMS_KEY_KPR="up-kpr-key-000001",
         OMS_KEY_PCIM="up-pcim-key-00001",
         OMS_DATA_DIR=str(tmp_path / "var"),
+        STRATEGY_DATA_DIR=str(tmp_path / "strategies"),  # PCIM's store; its default is runs/ under the cwd
         OMS_PAPER_DATE="2026-02-27",
         TRADER_CLOCK="sim start=2026-02-27T10:00:00+09:00 speed=1",
     )
