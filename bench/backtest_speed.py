@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from broker_core.logging_setup import configure  # noqa: E402
 from broker_core.paper.data import ENV_VAR, KrxData  # noqa: E402
 from trader.backtest import BacktestResult, plan_backtest, run_backtest  # noqa: E402
+from trader.backtest.loop import backtest_loop  # noqa: E402
 from trader.backtest.report import database_check, minimal_report  # noqa: E402
 from trader.launcher import ALL_STRATEGIES, available_strategies  # noqa: E402
 
@@ -44,7 +45,7 @@ def run(days: tuple[str, str], strategies: list[str], data_dir: str | None, prof
             logging.getLogger("httpx").setLevel(logging.WARNING)
             profiler = cProfile.Profile() if profile else None
             wall = time.perf_counter()
-            with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+            with asyncio.Runner(loop_factory=backtest_loop) as runner:
                 if profiler is not None:
                     profiler.enable()
                 result = runner.run(run_backtest(plan))

@@ -68,7 +68,11 @@ class Tape:
         self._ticks: dict[str, list[Tick]] = {}
 
     def add(self, tick: Tick) -> None:
-        self._ticks.setdefault(tick.symbol, []).append(tick)
+        ticks = self._ticks.get(tick.symbol)
+        if ticks is None:
+            self._ticks[tick.symbol] = [tick]
+        else:
+            ticks.append(tick)
 
     def bars(
         self, symbol: str, start: datetime, end: datetime, interval: str = "1m", now: datetime | None = None
@@ -338,6 +342,8 @@ class PaperExchange:
         return Tick(tick.symbol, tick.ts, tick.price, tick.qty, tick.aggressor, halted)
 
     def _publish_updates(self) -> None:
+        if not self.engine.has_updates:
+            return
         for update in self.engine.drain_updates():
             if update.fill is not None:
                 self.fills += 1

@@ -365,6 +365,11 @@ class MatchingEngine:
     def fills(self, since: datetime | None = None) -> list[Fill]:
         return [f for f in self._fills if since is None or f.ts >= since]
 
+    @property
+    def has_updates(self) -> bool:
+        """True when :meth:`drain_updates` has something to return."""
+        return bool(self._pending)
+
     def drain_updates(self) -> list[OrderUpdate]:
         """Every OrderUpdate produced since the last drain, in order (for the exchange to publish)."""
         pending, self._pending = self._pending, []

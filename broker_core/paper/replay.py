@@ -20,6 +20,7 @@ from broker_core.models import Bar, Side, Tick
 from broker_core.paper.data import DataNotFound, KrxData
 
 MAX_TICKS_PER_BAR = 8
+_BUY, _SELL = Side.BUY, Side.SELL
 _BAR_SECONDS = 60
 
 
@@ -80,20 +81,35 @@ def _compute_path(bar: Bar, budget: int) -> list[float]:
             return [bar.close]
         return keys[: budget - 1] + [keys[-1]]
     spare = budget - len(keys)
+    if spare == 0 or len(keys) == 1:
+        return keys
     segments = list(pairwise(keys))
     room = [max(0, _ticks_between(a, b) - 1) for a, b in segments]
+    if not any(room):
+        return keys
     alloc = [0] * len(segments)
     while spare > 0:
-        best = max(range(len(segments)), key=lambda j: (room[j] - alloc[j]) / (alloc[j] + 1), default=None)
-        if best is None or alloc[best] >= room[best]:
+        best = _most_room(room, alloc)
+        if alloc[best] >= room[best]:
             break
         alloc[best] += 1
         spare -= 1
     path = [keys[0]]
     for (a, b), m in zip(segments, alloc, strict=True):
-        path.extend(_intermediate(a, b, m))
+        if m:
+            path.extend(_intermediate(a, b, m))
         path.append(b)
     return path
+
+
+def _most_room(room: list[int], alloc: list[int]) -> int:
+    """The segment with the most room left per point already given to it (the first of equals)."""
+    best, best_share = 0, (room[0] - alloc[0]) / (alloc[0] + 1)
+    for j in range(1, len(room)):
+        share = (room[j] - alloc[j]) / (alloc[j] + 1)
+        if share > best_share:
+            best, best_share = j, share
+    return best
 
 
 def _split(total: int, n: int) -> list[int]:
@@ -117,13 +133,14 @@ def bar_to_ticks(bar: Bar, prev_price: float | None = None) -> list[Tick]:
         return [Tick(bar.symbol, bar.ts, bar.close, volume, None)]
     n = min(volume, MAX_TICKS_PER_BAR)
     prices = _prices_of(float(bar.open), float(bar.high), float(bar.low), float(bar.close), n)
-    qtys = _split(volume, n)
+    symbol, start = bar.symbol, bar.ts
+    base, rest = divmod(volume, n)  # the first ``rest`` prints carry one share more (as _split)
     ticks: list[Tick] = []
     last, side = prev_price, None
-    for offset, price, qty in zip(_offsets(n), prices, qtys, strict=True):
+    for i, (offset, price) in enumerate(zip(_offsets(n), prices, strict=True)):
         if last is not None and price != last:
-            side = Side.BUY if price > last else Side.SELL
-        ticks.append(Tick(bar.symbol, bar.ts + offset, price, qty, side))
+            side = _BUY if price > last else _SELL
+        ticks.append(Tick(symbol, start + offset, price, base + 1 if i < rest else base, side))
         last = price
     return ticks
 

@@ -92,7 +92,9 @@ class ViMonitor:
             state.static_ref = base_price
 
     def on_trade(self, symbol: str, price: float, ts: datetime) -> ViEvent | None:
-        state = self._states.setdefault(symbol, _SymbolState(static_ref=None))
+        state = self._states.get(symbol)
+        if state is None:
+            state = self._states[symbol] = _SymbolState(static_ref=None)
         if state.halt_until is not None:
             if ts < state.halt_until:
                 return None

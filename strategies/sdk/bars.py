@@ -23,6 +23,8 @@ from typing import Any
 
 from broker_core.clock import KST
 
+_START_KEYS = ("start", "ts", "timestamp", "date")
+
 
 @dataclass(frozen=True, slots=True)
 class Bar:
@@ -48,27 +50,35 @@ class Bar:
         Accepts the start under ``start``/``ts``/``timestamp``/``date``. When the row has no traded
         value it is approximated as typical price × volume (documented, since B3 uses that too).
         """
-        raw = next((row[k] for k in ("start", "ts", "timestamp", "date") if row.get(k) is not None), None)
+        raw = _start_of(row)
         if raw is None:
             raise ValueError(f"bar of {symbol} has no start time: {row!r}")
         start = raw if isinstance(raw, datetime) else datetime.fromisoformat(str(raw))
         if start.tzinfo is None:
             start = start.replace(tzinfo=KST)
-        o, h, low, c = (float(row[k]) for k in ("open", "high", "low", "close"))
+        o, h, low, c = float(row["open"]), float(row["high"]), float(row["low"]), float(row["close"])
         volume = int(row.get("volume") or 0)
         value = row.get("value")
         return cls(
-            symbol=str(row.get("symbol") or symbol),
-            start=start.astimezone(KST),
-            open=o,
-            high=h,
-            low=low,
-            close=c,
-            volume=volume,
-            value=float(value) if value is not None else (h + low + c) / 3 * volume,
-            trades=int(row.get("trades") or 0),
-            interval=interval,
+            str(row.get("symbol") or symbol),
+            start.astimezone(KST),
+            o,
+            h,
+            low,
+            c,
+            volume,
+            float(value) if value is not None else (h + low + c) / 3 * volume,
+            int(row.get("trades") or 0),
+            interval,
         )
+
+
+def _start_of(row: dict[str, Any]) -> Any:
+    for key in _START_KEYS:
+        value = row.get(key)
+        if value is not None:
+            return value
+    return None
 
 
 def minute_of(ts: datetime) -> datetime:

@@ -16,6 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from trader.backtest.engine import BacktestResult, run_backtest
+from trader.backtest.loop import backtest_loop
 from trader.backtest.plan import BacktestInputError, BacktestPlan, plan_backtest
 from trader.backtest.progress import progress_bar
 from trader.backtest.report import write_report
@@ -96,7 +97,7 @@ def backtest_command(
 def execute(plan: BacktestPlan, console: Console) -> BacktestResult:
     """The run itself, on a fresh standard asyncio event loop, with the progress bar."""
     with progress_bar(console, plan.days) as bar:
-        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+        with asyncio.Runner(loop_factory=backtest_loop) as runner:
             result = runner.run(run_backtest(plan, progress=bar.hook))
         bar.finish()
     return result

@@ -99,6 +99,15 @@ def test_rest_bar_maps_to_the_same_shape() -> None:
     assert approx.value == pytest.approx((12 + 9 + 11) / 3 * 100)
 
 
+def test_a_rest_bar_takes_its_start_from_the_first_key_present() -> None:
+    row = {"open": 10, "high": 12, "low": 9, "close": 11, "volume": 100}
+    both = {**row, "start": "2026-02-27T09:05:00+09:00", "ts": "2026-02-27T09:06:00+09:00"}
+    assert Bar.from_rest("A", both).start == t("09:05:00")
+    assert Bar.from_rest("A", {**row, "start": None, "date": "2026-02-27T09:07:00"}).start == t("09:07:00")
+    with pytest.raises(ValueError, match="no start time"):
+        Bar.from_rest("A", {**row, "ts": None})
+
+
 def test_bars_overlapping_a_gap_are_flagged_partial() -> None:
     b = BarBuilder()
     b.mark_gap("A", t("09:00:30"))  # subscribed mid-minute
