@@ -20,6 +20,7 @@ is a journaled row — 99 % of a backtest journal's bytes at 15 s — and ≈ 10
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import random
@@ -154,8 +155,29 @@ def strategy_env(plan: BacktestPlan) -> Iterator[None]:
 async def run_backtest(plan: BacktestPlan, progress: Progress | None = None) -> BacktestResult:
     """Run ``plan`` to its end in the running event loop (which must be the standard asyncio loop), with
     :func:`strategy_env` set for its length (a strategy's store outside the run folder would be shared by runs)."""
-    with strategy_env(plan):
+    with strategy_env(plan), _young_garbage_only():
         return await _run(plan, progress)
+
+
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The cyclic collector's thresholds while a backtest runs (Python's defaults are 700, 10, 10)."""
+
+
+@contextmanager
+def _young_garbage_only() -> Iterator[None]:
+    """Run the cyclic garbage collector rarely, and almost never over the whole heap.
+
+    A session replays ≈ 180,000 prints that live until its end (the exchange's tape), and the OMS freezes
+    the heap alive at its start (``gc.freeze``), so with the default thresholds the collector keeps finding
+    the long-lived generation grown by a quarter and walks all of it: 22 full collections of ≈ 90 ms in a
+    4-session KMP run, 2.6 s of its 22 s (0.4 s with these thresholds). Nothing in a backtest waits on a
+    collection; cycles still die young in the first two generations."""
+    saved = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*saved)
 
 
 async def _run(plan: BacktestPlan, progress: Progress | None) -> BacktestResult:
