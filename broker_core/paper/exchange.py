@@ -89,8 +89,12 @@ class Tape:
         current: datetime | None = None
         o = h = low = c = 0.0
         v = 0
+        step = timedelta(minutes=minutes) if (24 * 60) % minutes == 0 else None  # buckets tile the day
+        bucket = bucket_end = None
         for tick in ticks[lo:hi]:
-            bucket = _bucket(tick.ts, minutes)
+            if bucket is None or bucket_end is None or not bucket <= tick.ts < bucket_end:
+                bucket = _bucket(tick.ts, minutes)
+                bucket_end = bucket + step if step is not None else None
             if not start <= bucket <= end:
                 continue
             price = float(tick.price)

@@ -241,3 +241,22 @@ async def test_daily_bars_come_from_the_daily_source() -> None:
     with_source = PaperBroker(exchange, daily_source=lambda s, a, b: [bar] if s == SYM else [])
     assert await with_source.get_daily_bars(SYM, date(2026, 2, 1), date(2026, 2, 26)) == [bar]
     assert await PaperBroker(exchange).get_daily_bars(SYM, date(2026, 2, 1), date(2026, 2, 26)) == []
+
+
+def test_the_tape_buckets_prints_into_bars_of_any_interval() -> None:
+    from broker_core.paper.exchange import Tape
+
+    tape = Tape()
+    start = datetime(2026, 2, 27, 9, 0, tzinfo=KST)
+    for i in range(0, 30 * 60, 20):  # a print every 20 s for half an hour, price = minute
+        tape.add(Tick("A", start + timedelta(seconds=i), float(1000 + i // 60), 1))
+    end = start + timedelta(minutes=29)
+    one = tape.bars("A", start, end, "1m")
+    assert [(b.ts.minute, b.open, b.close, b.volume) for b in one] == [(m, 1000 + m, 1000 + m, 3) for m in range(30)]
+    seven = tape.bars("A", start, end, "7m")  # 7-min marks from midnight: 08:59 (outside the window), 09:06 …
+    assert [(b.ts.strftime("%H:%M"), b.open, b.close, b.volume) for b in seven] == [
+        ("09:06", 1006, 1012, 21),
+        ("09:13", 1013, 1019, 21),
+        ("09:20", 1020, 1026, 21),
+        ("09:27", 1027, 1029, 9),
+    ]
