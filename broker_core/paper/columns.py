@@ -3,9 +3,9 @@
 Reading a parquet file needs pyarrow (~70 MB mapped, ~0.2 s to import) and turns a daily table into Python
 lists (tens of MB); a process that only *reads* the data keeps numpy columns instead:
 
-- :class:`NpyMatrix`: a 2-D ``.npy`` file read row slice by row slice with ``pread`` (``np.fromfile`` at an
-  offset). Unlike a memory map, the pages read stay in the page cache and out of the process's RSS (the
-  kernel maps whole large folios around a touched page: a day of one ticker mapped ~1.5 MB).
+- :class:`NpyMatrix`: a 2-D ``.npy`` file read row slice by row slice with ``pread``. Unlike a memory map,
+  the pages read stay in the page cache and out of the process's RSS (the kernel maps whole large folios
+  around a touched page: a day of one ticker mapped ~1.5 MB).
 - :class:`DailyColumns`: a daily table split by key (ticker, index code, symbol) into rows sorted by date, kept
   as one ``.npz`` file (keys, where each key's rows start, day numbers, value columns, null masks).
 
@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,13 +95,25 @@ class NpyMatrix:
 
     def read(self, row: int, lo: int, hi: int) -> np.ndarray:
         """``array[row, lo:hi]`` (clipped to the row) as a new in-memory array."""
+        return self.read_rows((row,), lo, hi)[0]
+
+    def read_rows(self, rows: Sequence[int], lo: int, hi: int) -> list[np.ndarray]:
+        """``array[row, lo:hi]`` (clipped) of each of ``rows``, as new in-memory arrays, through one opening of
+        the file (a day of one ticker is 7 slices of 2 files: opening each file once is a third of the cost)."""
         lo, hi = max(lo, 0), min(hi, self.cols)
         if hi <= lo:
-            return np.empty(0, dtype=self.dtype)
-        start = self.offset + (row * self.cols + lo) * self.dtype.itemsize
-        out = np.fromfile(self.path, dtype=self.dtype, count=hi - lo, offset=start)
-        if len(out) != hi - lo:
-            raise OSError(f"{self.path}: short read")
+            return [np.empty(0, dtype=self.dtype) for _ in rows]
+        out: list[np.ndarray] = []
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for row in rows:
+                array = np.empty(hi - lo, dtype=self.dtype)
+                start = self.offset + (row * self.cols + lo) * self.dtype.itemsize
+                if os.preadv(fd, [array.data], start) != array.nbytes:
+                    raise OSError(f"{self.path}: short read")
+                out.append(array)
+        finally:
+            os.close(fd)
         return out
 
 

@@ -247,16 +247,9 @@ class _MinuteSource:
         if self.held is not None:
             return self.held.rows(lo, hi)
         assert self.ints is not None and self.prices is not None
-        i, p = self.ints, self.prices
-        return MinuteArrays(
-            ts=i.read(0, lo, hi),
-            day=i.read(1, lo, hi),
-            open=p.read(0, lo, hi),
-            high=p.read(1, lo, hi),
-            low=p.read(2, lo, hi),
-            close=p.read(3, lo, hi),
-            volume=i.read(2, lo, hi),
-        )
+        ts, day, volume = self.ints.read_rows((0, 1, 2), lo, hi)
+        open_, high, low, close = self.prices.read_rows((0, 1, 2, 3), lo, hi)
+        return MinuteArrays(ts=ts, day=day, open=open_, high=high, low=low, close=close, volume=volume)
 
 
 def _open_columns(ints_file: Path, prices_file: Path) -> _MinuteSource | None:
