@@ -76,7 +76,8 @@ _INSERT_ROWS = [""] + [
 ]
 
 AUTOCHECKPOINT_PAGES = 20_000
-"""~80 MB of WAL before an append checkpoints by itself (normally ``checkpoint`` ran before)."""
+"""~80 MB of WAL before an append checkpoints by itself, on the caller's thread (the drainer's ``checkpoint`` in its
+worker thread runs often enough to come first: :data:`oms.store.drain.CHECKPOINT_INTERVAL_S`)."""
 
 
 @dataclass(frozen=True, slots=True)
