@@ -35,7 +35,7 @@ _WALL_FIELDS = re.compile(r"\b(wall_seconds|seconds)=[0-9.]+")
 
 def table_rows(run: Path, table: str) -> list[str]:
     with sqlite3.connect(run / "oms" / "oms.db") as db:
-        return sorted(repr(row) for row in db.execute(f"SELECT {COLUMNS[table]} FROM {table}"))  # noqa: S608
+        return sorted(repr(row) for row in db.execute(f"SELECT {COLUMNS[table]} FROM {table}"))
 
 
 def decision_lines(run: Path, same: dict[str, str] | None = None) -> list[tuple[str, str]]:
