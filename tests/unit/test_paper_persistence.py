@@ -199,6 +199,45 @@ def test_incremental_saves_equal_one_complete_save(tmp_path: Path) -> None:
     assert incremental.closed
 
 
+def test_the_wal_is_checkpointed_by_the_stores_thread_not_by_saves(tmp_path: Path) -> None:
+    """Saves only append to the WAL (no fsync on the caller's thread, which is the OMS's event loop); the
+    store's own thread copies it back into the file, and ``close`` stops that thread."""
+    path = tmp_path / "paper.db"
+    others = set(threading.enumerate())
+    store = PaperStateStore(path, checkpoint_interval_s=3600)
+    engine = new_engine()
+    store.save(engine)
+    base = path.stat().st_size
+    for i in range(1_500):  # ~1,500 WAL pages: past SQLite's default autocheckpoint (1,000)
+        engine.submit(buy(f"c{i}", 1, 9_000 - 10 * (i % 50)), at(9, 30))
+        store.save(engine)
+    assert path.stat().st_size == base, "a save checkpointed the WAL on the caller's thread"
+    busy, pages, done = store.checkpoint()
+    assert (busy, done) == (0, pages) and pages > 1_000
+    assert path.stat().st_size > base
+    store.close()
+
+    threaded = PaperStateStore(tmp_path / "threaded.db", checkpoint_interval_s=0.05)
+    engine = new_engine()
+    threaded.save(engine)
+    base = threaded.path.stat().st_size
+    for i in range(200):
+        engine.submit(buy(f"c{i}", 1, 9_000), at(9, 30))
+        threaded.save(engine)
+    deadline = time.monotonic() + 10
+    while threaded.path.stat().st_size == base and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert threaded.path.stat().st_size > base, "the checkpoint thread did not copy the WAL back"
+    workers = [t for t in threading.enumerate() if t.name == "paper-checkpoint" and t not in others]
+    assert len(workers) == 1
+    threaded.close()
+    assert not any(t.is_alive() for t in workers)
+    reopened = PaperStateStore(threaded.path)
+    state = reopened.read_state()
+    assert state is not None and len(state.orders) == 200
+    reopened.close()
+
+
 def test_a_new_session_date_carries_cash_and_positions_and_drops_the_old_day(tmp_path: Path) -> None:
     engine = busy_engine()
     PaperStateStore(tmp_path / "paper.db").save(engine)
