@@ -86,7 +86,8 @@ class Repository:
             q = q.limit(limit)
         async with self.engine.connect() as conn:
             result = await conn.execute(q)
-            return [dict(r._mapping) for r in result]
+            keys = tuple(result.keys())
+            return [dict(zip(keys, r, strict=True)) for r in result]
 
     async def get_row(self, table: str, *key: Any) -> Row | None:
         names = codec.RECORD_BY_TABLE[table].KEY
