@@ -29,6 +29,7 @@ from broker_core.paper.feed import StaticFeed
 from broker_core.paper.matching import MatchingEngine
 from broker_core.paper.persistence import PaperStateStore
 from oms.settings import OmsConfig, OmsSettings, PaperConfig
+from tests.support.wait import until
 from trader.paper_wiring import PAPER_ACCOUNT_FILE, build_paper_broker
 
 SYM, OTHER = "005930", "035720"  # bases 10,000 (tick 10) and 50,000 (tick 50)
@@ -199,7 +200,7 @@ def test_incremental_saves_equal_one_complete_save(tmp_path: Path) -> None:
     assert incremental.closed
 
 
-def test_the_wal_is_checkpointed_by_the_stores_thread_not_by_saves(tmp_path: Path) -> None:
+async def test_the_wal_is_checkpointed_by_the_stores_thread_not_by_saves(tmp_path: Path) -> None:
     """Saves only append to the WAL (no fsync on the caller's thread, which is the OMS's event loop); the
     store's own thread copies it back into the file, and ``close`` stops that thread."""
     path = tmp_path / "paper.db"
@@ -224,10 +225,7 @@ def test_the_wal_is_checkpointed_by_the_stores_thread_not_by_saves(tmp_path: Pat
     for i in range(200):
         engine.submit(buy(f"c{i}", 1, 9_000), at(9, 30))
         threaded.save(engine)
-    deadline = time.monotonic() + 10
-    while threaded.path.stat().st_size == base and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert threaded.path.stat().st_size > base, "the checkpoint thread did not copy the WAL back"
+    await until(lambda: threaded.path.stat().st_size > base, timeout=10, what="the checkpoint thread's first copy")
     workers = [t for t in threading.enumerate() if t.name == "paper-checkpoint" and t not in others]
     assert len(workers) == 1
     threaded.close()
