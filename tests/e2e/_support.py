@@ -7,7 +7,6 @@ import json
 import os
 import re
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ import httpx
 
 from broker_core.clock import write_anchor
 from broker_core.paper.persistence import PaperStateStore
+from tests.support.wait import until_sync
 from trader.launcher import ProcessGroup
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -29,14 +29,7 @@ _FIELD = re.compile(r"(\w+)=('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|\S+)")
 
 def wait_for(check: Callable[[], T], *, timeout: float, what: str, interval: float = 0.05) -> T:
     """The first truthy result of ``check``; AssertionError naming ``what`` after ``timeout`` wall s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {value!r})")
-        time.sleep(interval)
+    return until_sync(check, timeout=timeout, interval=interval, what=what)
 
 
 # ---- processes -------------------------------------------------------------------------------------

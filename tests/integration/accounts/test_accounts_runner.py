@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -15,6 +15,7 @@ import yaml
 
 from tests.e2e._support import alive, processes_with_env
 from tests.support.oms_server import free_ports
+from tests.support.wait import until_sync
 from trader.accounts import AccountsRunner, load_accounts
 
 
@@ -25,14 +26,14 @@ def health(port: int) -> dict[str, object]:
         return {}
 
 
-def run_until(runner: AccountsRunner, check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+def run_until(runner: AccountsRunner, check: Callable[[], object], timeout: float, what: str) -> None:
+    """Tick the runner until ``check`` holds."""
+
+    def ticked() -> object:
         runner.tick()
-        if callable(check) and check():
-            return
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.2)
+        return check()
+
+    until_sync(ticked, timeout=timeout, interval=0.2, what=what)
 
 
 def test_one_accounts_oms_dies_the_other_keeps_serving_and_it_comes_back(tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.support.oms_server import free_port
+from tests.support.wait import until_sync
 
 
 def _trader(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -19,16 +19,14 @@ def _trader(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 def _wait_ok(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    def up() -> bool:
         assert proc.poll() is None, f"trader up exited with {proc.returncode}"
         try:
-            if httpx.get(f"{url}/health", timeout=2).json()["status"] in ("ok", "degraded"):
-                return
+            return bool(httpx.get(f"{url}/health", timeout=2).json()["status"] in ("ok", "degraded"))
         except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError("OMS did not come up")
+            return False
+
+    until_sync(up, timeout=90, interval=0.2, what="the OMS to come up")
 
 
 def test_up_profile_then_thin_cli_calls(tmp_path: Path) -> None:

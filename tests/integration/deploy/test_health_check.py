@@ -10,7 +10,6 @@ import queue
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ import pytest
 
 from tests.integration.deploy.conftest import HEALTH_CHECK, REPO, health_check_containers, run
 from tests.support.oms_server import free_port
+from tests.support.wait import until_sync
 
 TRADER = Path(sys.executable).parent / "trader"
 STRATEGY_HEALTH = REPO / "scripts" / "strategy_health.py"
@@ -99,17 +99,19 @@ def oms(tmp_path: Path) -> Iterator[OmsProcess]:
 
 
 def _wait_ok(server: OmsProcess) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    status = None
-    while time.monotonic() < deadline:
+    seen: list[object] = [None]
+
+    def ok() -> bool:
         try:
-            status = httpx.get(f"{server.url}/health", timeout=5).json().get("status")
+            seen[0] = httpx.get(f"{server.url}/health", timeout=5).json().get("status")
         except httpx.HTTPError:
-            status = None
-        if status == "ok":
-            return
-        time.sleep(0.1)
-    pytest.fail(f"/health never said ok (last: {status}):\n{''.join(server.log)}")
+            seen[0] = None
+        return seen[0] == "ok"
+
+    try:
+        until_sync(ok, timeout=STARTUP_TIMEOUT, interval=0.1, what="/health to say ok")
+    except AssertionError:
+        pytest.fail(f"/health never said ok (last: {seen[0]}):\n{''.join(server.log)}")
 
 
 # ---- webhook receiver ----------------------------------------------------------------------------

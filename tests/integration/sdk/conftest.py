@@ -24,6 +24,7 @@ from broker_core.clock import KST, VirtualClock
 from oms.app import create_app
 from oms.runtime import OmsRuntime
 from oms.settings import OmsConfig, OmsSettings, PaperConfig
+from tests.support.wait import until
 from trader.venues import build_venue
 
 ADMIN_KEY = "admin-key-for-sdk-tests"
@@ -35,17 +36,7 @@ Message = dict[str, Any]
 
 async def eventually(pred: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
     """Poll ``pred`` (sync or async) until it returns something truthy; fail after ``timeout`` wall s."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = pred()
-        if isinstance(value, Awaitable):
-            value = await value
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+    return await until(pred, timeout=timeout, interval=0.02, what=what)
 
 
 class _Conn:

@@ -17,6 +17,7 @@ import pytest
 from tests.support.browser import chromium_driver, console_errors
 from tests.support.oms_server import READ_KEY, STRATEGY_KEYS, auth, oms_settings, running_oms
 from tests.support.trading import enter, heartbeat, holds
+from tests.support.wait import until
 
 SYMBOL = "005930"
 
@@ -36,13 +37,8 @@ async def call(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 async def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = await asyncio.to_thread(predicate)
-        if value:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    """``predicate`` (a blocking WebDriver call) polled off the event loop until truthy."""
+    return await until(lambda: asyncio.to_thread(predicate), timeout=timeout, interval=0.2, what=what)
 
 
 def _by(kind: str) -> Any:
