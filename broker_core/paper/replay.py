@@ -134,13 +134,12 @@ def bar_to_ticks(bar: Bar, prev_price: float | None = None) -> list[Tick]:
     n = min(volume, MAX_TICKS_PER_BAR)
     prices = _prices_of(float(bar.open), float(bar.high), float(bar.low), float(bar.close), n)
     symbol, start = bar.symbol, bar.ts
-    base, rest = divmod(volume, n)  # the first ``rest`` prints carry one share more (as _split)
     ticks: list[Tick] = []
     last, side = prev_price, None
-    for i, (offset, price) in enumerate(zip(_offsets(n), prices, strict=True)):
+    for offset, price, qty in zip(_offsets(n), prices, _split(volume, n), strict=True):
         if last is not None and price != last:
             side = _BUY if price > last else _SELL
-        ticks.append(Tick(symbol, start + offset, price, base + 1 if i < rest else base, side))
+        ticks.append(Tick(symbol, start + offset, price, qty, side))
         last = price
     return ticks
 

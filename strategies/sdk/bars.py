@@ -60,16 +60,16 @@ class Bar:
         volume = int(row.get("volume") or 0)
         value = row.get("value")
         return cls(
-            str(row.get("symbol") or symbol),
-            start.astimezone(KST),
-            o,
-            h,
-            low,
-            c,
-            volume,
-            float(value) if value is not None else (h + low + c) / 3 * volume,
-            int(row.get("trades") or 0),
-            interval,
+            symbol=str(row.get("symbol") or symbol),
+            start=start.astimezone(KST),
+            open=o,
+            high=h,
+            low=low,
+            close=c,
+            volume=volume,
+            value=float(value) if value is not None else (h + low + c) / 3 * volume,
+            trades=int(row.get("trades") or 0),
+            interval=interval,
         )
 
 
