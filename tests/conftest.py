@@ -4,7 +4,10 @@
 backtest/sim agreement, which runs a live sim) start several processes on virtual clocks with wall-clock
 deadlines; kept in one group they run one after another on one worker while the other worker takes the
 rest of the suite, so no two of them compete (their deadlines were set for one demo on a loaded machine,
-not two). The in-process backtests are CPU work on a driven clock, with no deadline: they run anywhere."""
+not two). The in-process backtests are CPU work on a driven clock, with no deadline: they run anywhere.
+
+A module whose tests share an expensive module-scoped fixture (a backtest run, a dashboard's accounts) is its
+own group: spread over both workers, each worker built the fixture again (``--durations=0``: 7–15 s each)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,12 @@ from pathlib import Path
 import pytest
 
 HEAVY = ("e2e", "integration/backtest/test_agreement.py")
+SHARED_FIXTURE_MODULES = (
+    "integration/backtest/test_backtest_kmp.py",
+    "unit/swing_ml/test_backtest.py",
+    "integration/accounts/test_dashboard.py",
+    "integration/report/test_run_report.py",
+)
 _ROOT = Path(__file__).parent
 
 
@@ -24,6 +33,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         rel = Path(str(item.path)).resolve().relative_to(_ROOT.resolve()).as_posix()
         if rel.startswith(HEAVY):
             item.add_marker(pytest.mark.xdist_group("multi_process"))
+        elif rel in SHARED_FIXTURE_MODULES:
+            item.add_marker(pytest.mark.xdist_group(rel))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
