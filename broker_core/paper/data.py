@@ -122,6 +122,21 @@ class MinuteArrays:
             self.volume[lo:hi],
         )
 
+    def bars(self, symbol: str) -> list[Bar]:
+        """These rows as ``symbol``'s broker bars, starts in KST."""
+        return [
+            Bar(symbol, datetime.fromtimestamp(ts, KST), o, h, lo, c, v)
+            for ts, o, h, lo, c, v in zip(
+                self.ts.tolist(),
+                self.open.tolist(),
+                self.high.tolist(),
+                self.low.tolist(),
+                self.close.tolist(),
+                self.volume.tolist(),
+                strict=True,
+            )
+        ]
+
 
 def _epoch_seconds(column: pa.ChunkedArray) -> np.ndarray:
     import pyarrow as pa
@@ -370,19 +385,7 @@ class KrxData:
                 lo = first + int(np.searchsorted(stamps, start.timestamp(), "left"))
             if end is not None:
                 hi = first + int(np.searchsorted(stamps, end.timestamp(), "right"))
-        a = source.rows(lo, max(lo, hi))
-        return [
-            Bar(symbol, datetime.fromtimestamp(ts, KST), o, h, lo_, c, v)
-            for ts, o, h, lo_, c, v in zip(
-                a.ts.tolist(),
-                a.open.tolist(),
-                a.high.tolist(),
-                a.low.tolist(),
-                a.close.tolist(),
-                a.volume.tolist(),
-                strict=True,
-            )
-        ]
+        return source.rows(lo, max(lo, hi)).bars(symbol)
 
     # daily files
 
