@@ -22,7 +22,6 @@ from broker_core.contract.bounds import MAX_QTY
 from oms.settings import StrategyConfig, load_config
 from tests.support.oms_server import ADMIN_KEY, STRATEGY_KEYS, Oms, auth, oms_settings, running_oms
 from tests.support.pg import create_database, drop_database, fetch_value
-from tests.support.wait import until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -214,13 +213,7 @@ async def snapshot(oms: Oms) -> dict[str, Any]:
 
 async def all_in_postgres(env: Env) -> None:
     """Wait until the journal is drained, then check Postgres holds every intent once and nothing was parked."""
-    rt = env.oms.runtime
-    drainer = rt.drainer
-    assert drainer is not None
-    drainer.wake()
-    await until(lambda: drainer.db_ok and drainer.backlog == 0, timeout=20, what="journal drained to Postgres")
-    health = (await env.oms.http.get("/health")).json()
-    assert health["db"] == "ok" and health["journal_backlog"] == 0, health
+    health = await env.oms.drained()
     assert health["journal_quarantined"] == 0, health
     intents = await env.oms.get("/api/v1/intents", limit=5000)
     assert await fetch_value(env.db_url, "SELECT count(*) FROM intents") == len(intents)

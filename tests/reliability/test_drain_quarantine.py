@@ -23,7 +23,7 @@ from oms.core.types import AuditRecord, ReconRecord
 from oms.settings import StrategyConfig, load_config
 from oms.store import codec
 from oms.store.drain import is_connectivity_error
-from tests.support.oms_server import STRATEGY_KEYS, Oms, oms_settings, running_oms
+from tests.support.oms_server import STRATEGY_KEYS, oms_settings, running_oms
 from tests.support.pg import create_database, drop_database, fetch_value, pg_url
 from tests.support.proxy import SwitchableProxy
 from tests.support.wait import until
@@ -50,14 +50,6 @@ def settings_for(tmp_path: Path, url: str) -> tuple[object, object]:
     config = load_config()
     config.strategies = {s: StrategyConfig(max_intents_per_min=100_000) for s in STRATEGY_KEYS}
     return oms_settings(tmp_path, url), config
-
-
-async def drained(oms: Oms) -> dict[str, object]:
-    drainer = oms.runtime.drainer
-    assert drainer is not None
-    drainer.wake()
-    await until(lambda: drainer.db_ok and drainer.backlog == 0, timeout=30, what="the journal drained to Postgres")
-    return (await oms.http.get("/health")).json()
 
 
 def metric(text: str, name: str) -> float:
@@ -88,7 +80,7 @@ async def test_refused_rows_are_quarantined_and_the_rows_behind_them_reach_postg
         async with running_oms(settings, config) as oms:  # type: ignore[arg-type]
             journal = oms.runtime.journal
             assert journal is not None
-            assert (await drained(oms))["journal_quarantined"] == 0
+            assert (await oms.drained())["journal_quarantined"] == 0
             interleaved = [goods[0], bad[0], goods[1], bad[1], goods[2], bad[2], goods[3], bad[3], goods[4]]
             journal.append(interleaved)
             reply = await oms.intent(
@@ -103,7 +95,7 @@ async def test_refused_rows_are_quarantined_and_the_rows_behind_them_reach_postg
             assert reply.status_code == 200, reply.text
             intent_id = reply.json()["intent_id"]
 
-            health = await drained(oms)
+            health = await oms.drained()
             assert health["journal_quarantined"] == 4, health
             assert health["db"] == "ok" and health["journal_backlog"] == 0, health
             text = (await oms.http.get("/metrics")).text
@@ -129,7 +121,7 @@ async def test_refused_rows_are_quarantined_and_the_rows_behind_them_reach_postg
         }
 
         async with running_oms(settings, config) as again:  # type: ignore[arg-type]
-            health = await drained(again)
+            health = await again.drained()
             assert health["journal_quarantined"] == 4, "the quarantine is kept across a restart"
             assert metric((await again.http.get("/metrics")).text, "oms_journal_quarantined_rows") == 4
         assert await pg_count(url, good_sql) == 5
@@ -155,7 +147,7 @@ async def test_an_outage_is_not_a_refusal(tmp_path: Path) -> None:
         async with running_oms(settings, config) as oms:  # type: ignore[arg-type]
             drainer, journal = oms.runtime.drainer, oms.runtime.journal
             assert drainer is not None and journal is not None
-            await drained(oms)
+            await oms.drained()
             proxy.go_down()
             journal.append([good(10), bad, good(11)])
             replies = [
@@ -176,7 +168,7 @@ async def test_an_outage_is_not_a_refusal(tmp_path: Path) -> None:
             assert health["journal_backlog"] >= 6, health
 
             proxy.go_up()
-            health = await drained(oms)
+            health = await oms.drained()
             assert health["journal_quarantined"] == 1, health
             [(entry, _error)] = journal.rejects()
             assert entry.record() == bad

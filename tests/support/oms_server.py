@@ -97,6 +97,22 @@ class Oms:
     async def admin(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return await self.http.post(path, json=body, headers=auth(ADMIN_KEY))
 
+    async def drained(self, timeout: float = 30.0) -> dict[str, Any]:
+        """``/health`` once it reports the database reachable and the journal empty.
+
+        Polls ``/health`` itself rather than the drainer: the OMS keeps journaling while it runs (the paper
+        exchange's fills, position snapshots), so an empty journal seen a moment earlier can hold new rows by
+        the time ``/health`` is read."""
+        drainer = self.runtime.drainer
+        assert drainer is not None, "this OMS has no database to drain to"
+
+        async def empty() -> dict[str, Any] | None:
+            drainer.wake()
+            health: dict[str, Any] = (await self.http.get("/health")).json()
+            return health if health["db"] == "ok" and health["journal_backlog"] == 0 else None
+
+        return await until(empty, timeout=timeout, interval=0.05, what="/health: db ok and journal_backlog 0")
+
 
 @asynccontextmanager
 async def running_oms(
