@@ -6,7 +6,6 @@ shows a position after a fill without being reloaded (its polling of the API red
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,10 +86,7 @@ async def test_live_page_shows_a_position_after_a_fill(driver: Any, tmp_path: Pa
 
         reply = await enter(oms, "KMP", SYMBOL, 3, "browser-enter")
         assert reply["status"] in ("ACCEPTED", "EXECUTED"), reply
-        deadline = time.monotonic() + 60
-        while not holds(oms, "KMP", SYMBOL, 3):
-            assert time.monotonic() < deadline, "the entry did not fill"
-            await asyncio.sleep(0.1)
+        await until(lambda: holds(oms, "KMP", SYMBOL, 3), timeout=60, interval=0.1, what="the entry's fill")
 
         await wait_for(
             lambda: driver.find_elements(_by("CSS_SELECTOR"), f'#positions [data-symbol="{SYMBOL}"]'),
