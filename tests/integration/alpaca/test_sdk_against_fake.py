@@ -169,13 +169,13 @@ async def test_the_data_calls_parse_and_never_look_ahead(fake: FakeAlpaca, clock
     assert snap.latest_quote.ask_price - snap.latest_quote.bid_price == pytest.approx(0.01)
     assert snap.daily_bar.timestamp.astimezone(NEW_YORK).date() == date(2024, 11, 26)
     assert snap.previous_daily_bar is not None and snap.previous_daily_bar.close == 232.87
-    now = clock.now()
     minute = await sdk(
         data.get_stock_bars, StockBarsRequest(symbol_or_symbols=SYMBOLS, timeframe=TimeFrame.Minute, start=ny(9, 30))
     )
+    answered = clock.now()  # the clock runs during a call: "ahead" means after the answer, not before the ask
     for symbol in SYMBOLS:
         bars = minute.data[symbol]
-        assert bars[0].timestamp == ny(9, 30) and bars[-1].timestamp <= now and len(bars) >= 30
+        assert bars[0].timestamp == ny(9, 30) and bars[-1].timestamp <= answered and len(bars) >= 30
     five = await sdk(
         data.get_stock_bars,
         StockBarsRequest(
@@ -198,7 +198,8 @@ async def test_the_data_calls_parse_and_never_look_ahead(fake: FakeAlpaca, clock
     trade = (await sdk(data.get_stock_latest_trade, StockLatestTradeRequest(symbol_or_symbols="SPY")))["SPY"]
     quote = (await sdk(data.get_stock_latest_quote, StockLatestQuoteRequest(symbol_or_symbols="SPY")))["SPY"]
     latest_bar = (await sdk(data.get_stock_latest_bar, StockLatestBarRequest(symbol_or_symbols="SPY")))["SPY"]
-    assert trade.timestamp <= clock.now() and quote.bid_price <= trade.price + 0.01 and latest_bar.timestamp <= now
+    answered = clock.now()
+    assert trade.timestamp <= answered and quote.bid_price <= trade.price + 0.01 and latest_bar.timestamp <= answered
 
 
 async def test_the_trade_updates_stream_of_the_sdk(fake: FakeAlpaca) -> None:
